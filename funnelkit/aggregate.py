@@ -1,0 +1,168 @@
+"""The per-event step: stage events → one row per deal (reach) and one row per stay.
+
+This is the only code that reads event rows; everything downstream works on its outputs. Both
+outputs are simple group-wise aggregations (first entry per stage, next event per deal), so the
+same step can run as SQL where the data lives (see :mod:`funnelkit.sql`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from funnelkit.config import FunnelConfig
+from funnelkit.data import Dataset
+
+DEAL_COLUMNS = ["deal_id", "pipeline", "team", "rep", "created_at", "amount", "status", "closed_at", "lost_reason"]
+
+
+def stage_list(config: FunnelConfig, deals: pd.DataFrame, pipeline: str | None) -> list[str]:
+    """Stage keys for ``pipeline``, or the stages shared by every pipeline in ``deals``.
+
+    Funnels of pipelines with different stage lists cannot be added up: name one.
+    """
+    if pipeline is not None:
+        if pipeline not in config.pipelines:
+            raise ValueError(f"pipeline {pipeline!r} is not one of {', '.join(config.pipelines)}")
+        return config.stage_keys(pipeline)
+    present = list(pd.unique(deals["pipeline"])) or [config.default_pipeline]
+    lists = {tuple(config.stage_keys(p)) for p in present}
+    if len(lists) > 1:
+        raise ValueError(f"pipelines {', '.join(present)} have different stages; choose one with pipeline=")
+    return list(lists.pop())
+
+
+def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Deals created before ``as_of``, with status and closed_at as they stood then.
+
+    A deal closed at or after ``as_of`` was still open at ``as_of``.
+    """
+    seen = deals[deals["created_at"] < as_of]
+    closed_later = seen["closed_at"].notna() & (seen["closed_at"] >= as_of)
+    if closed_later.any():
+        seen = seen.copy()
+        seen.loc[closed_later, "status"] = "open"
+        seen.loc[closed_later, "closed_at"] = pd.NaT
+        seen.loc[closed_later, "lost_reason"] = pd.NA
+    return seen
+
+
+def _filter(deals: pd.DataFrame, team: str | None, rep: str | None, pipeline: str | None) -> pd.DataFrame:
+    mask = pd.Series(True, index=deals.index)
+    for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
+        if value is not None:
+            mask &= deals[column] == value
+    return deals[mask]
+
+
+def reach_table(
+    data: Dataset,
+    config: FunnelConfig,
+    as_of: pd.Timestamp | None = None,
+    strict: bool = False,
+    pipeline: str | None = None,
+    team: str | None = None,
+    rep: str | None = None,
+) -> pd.DataFrame:
+    """One row per deal: when it reached each stage, its furthest stage and its status at ``as_of``.
+
+    Any-stage rule (default): a deal reaches stage s at its earliest entry into s *or any later
+    stage*, so a skipped stage counts as passed at the time of the later entry::
+
+        reached_at[s] = min(first_entry[j] for j >= s)
+
+    Strict rule (``strict=True``): a deal reaches s only by entering s after reaching s−1;
+    a deal whose chain breaks is marked ``skipped_out`` at its last in-order stage.
+
+    Columns: the deal columns, ``reached_<stage>`` per stage (datetime), ``furthest_stage``,
+    ``furthest_index`` (0-based; −1 when no stage was reached by ``as_of``) and ``skipped_out``.
+    The frame's ``attrs`` hold ``stages`` and ``as_of``.
+    """
+    as_of = as_of if as_of is not None else data.as_of
+    deals = _filter(deals_as_of(data.deals, as_of), team, rep, pipeline)
+    stages = stage_list(config, deals, pipeline)
+    events = data.events[(data.events["entered_at"] < as_of) & data.events["deal_id"].isin(deals["deal_id"])]
+
+    first = events.groupby(["deal_id", "stage"], observed=True)["entered_at"].min().unstack("stage")
+    first = first.reindex(index=deals["deal_id"], columns=stages)
+    entry = first.to_numpy(dtype="datetime64[ns]").view("int64")
+    never = np.iinfo("int64").min  # NaT's integer value
+    entry = np.where(entry == never, np.iinfo("int64").max, entry)
+    if strict:
+        reached = entry.copy()
+        for j in range(1, len(stages)):
+            reached[:, j] = np.where(reached[:, j - 1] == np.iinfo("int64").max, np.iinfo("int64").max, entry[:, j])
+        any_stage = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
+    else:
+        reached = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
+        any_stage = reached
+    has = reached != np.iinfo("int64").max
+    furthest = np.where(has.any(axis=1), has.shape[1] - 1 - np.argmax(has[:, ::-1], axis=1), -1)
+    furthest_any = np.where((any_stage != np.iinfo("int64").max).any(axis=1),
+                            has.shape[1] - 1 - np.argmax((any_stage != np.iinfo("int64").max)[:, ::-1], axis=1), -1)
+
+    out = deals[[c for c in DEAL_COLUMNS if c in deals.columns]].reset_index(drop=True)
+    reached = np.where(has, reached, never).astype("int64").view("datetime64[ns]")
+    for j, stage in enumerate(stages):
+        out[f"reached_{stage}"] = reached[:, j]
+    out["furthest_index"] = furthest
+    out["furthest_stage"] = pd.Series(np.asarray(stages + [pd.NA], dtype=object)[furthest], dtype="string")
+    out["skipped_out"] = furthest_any > furthest
+    out.attrs.update(stages=stages, as_of=as_of, strict=strict)
+    return out
+
+
+def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One row per stay of a deal in a non-final stage, seen at ``as_of``.
+
+    A stay starts at an entry into stage s and ends at the deal's next stage event (``outcome``
+    ``progressed`` if that stage is later, ``regressed`` if earlier — a regression starts a new
+    stay of the earlier stage), at ``closed_at`` for a lost deal (``lost``), or is right-censored
+    at ``as_of`` for a deal still open (``open``, ``censored=True``, ``exited_at`` empty).
+    A skipped stage has no stay; repeated entries into the same stage in a row are one stay.
+    ``days = (exited_at or as_of − entered_at) / 1 day``.
+
+    Columns: ``deal_id, team, rep, pipeline, stage, stage_index, entered_at, exited_at, outcome,
+    days, censored``.
+    """
+    as_of = as_of if as_of is not None else data.as_of
+    deals = deals_as_of(data.deals, as_of).set_index("deal_id")
+    ev = data.events[(data.events["entered_at"] < as_of) & data.events["deal_id"].isin(deals.index)]
+    ev = ev.assign(pipeline=ev["deal_id"].map(deals["pipeline"]))
+    order = {(p, s): i for p in config.pipelines for i, s in enumerate(config.stage_keys(p))}
+    final = {p: len(config.stage_keys(p)) - 1 for p in config.pipelines}
+    ev = ev.assign(stage_index=[order[k] for k in zip(ev["pipeline"], ev["stage"])] if len(ev) else [])
+    ev = ev.sort_values(["deal_id", "entered_at", "stage_index"], kind="stable")
+    new_deal = ev["deal_id"].ne(ev["deal_id"].shift())
+    ev = ev[new_deal | ev["stage_index"].ne(ev["stage_index"].shift())]
+
+    same_deal_next = ev["deal_id"].eq(ev["deal_id"].shift(-1))
+    next_at = ev["entered_at"].shift(-1).where(same_deal_next)
+    next_index = ev["stage_index"].shift(-1).where(same_deal_next)
+    status = ev["deal_id"].map(deals["status"])
+    closed_at = ev["deal_id"].map(deals["closed_at"])
+
+    outcome = np.select(
+        [next_at.notna() & (next_index > ev["stage_index"]), next_at.notna(), status.eq("lost").to_numpy()],
+        ["progressed", "regressed", "lost"],
+        "open",
+    )
+    exited_at = next_at.where(next_at.notna(), closed_at.where(status.eq("lost")))
+    stays = pd.DataFrame(
+        {
+            "deal_id": ev["deal_id"].to_numpy(),
+            "team": ev["deal_id"].map(deals["team"]).to_numpy(),
+            "rep": ev["deal_id"].map(deals["rep"]).to_numpy(),
+            "pipeline": ev["pipeline"].to_numpy(),
+            "stage": ev["stage"].astype("object").to_numpy(),
+            "stage_index": ev["stage_index"].to_numpy(),
+            "entered_at": ev["entered_at"].to_numpy(),
+            "exited_at": exited_at.to_numpy(dtype="datetime64[ns]"),
+            "outcome": outcome,
+        }
+    )
+    stays = stays[stays["stage_index"] != stays["pipeline"].map(final)].reset_index(drop=True)
+    stays["censored"] = stays["outcome"].eq("open")
+    end = stays["exited_at"].fillna(as_of)
+    stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
+    stays.attrs.update(as_of=as_of)
+    return stays

@@ -1,0 +1,185 @@
+"""Load and validate the YAML configuration in ``params/``.
+
+Every file is validated with pydantic on load. An unknown key, a stage listed twice or a period
+that does not parse raises :class:`ConfigError` naming the file and the key path.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from funnelkit.periods import parse_period
+
+PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage(_Strict):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    en: str
+    zh: str
+
+    def label(self, language: str) -> str:
+        return self.zh if language == "zh" else self.en
+
+
+class Pipeline(_Strict):
+    en: str
+    zh: str
+    stages: list[Stage] = Field(min_length=2)
+
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, stages: list[Stage]) -> list[Stage]:
+        seen: set[str] = set()
+        for stage in stages:
+            names = {normalise_name(n) for n in (stage.key, stage.en, stage.zh)}
+            if names & seen:
+                raise ValueError(f"stage {stage.key!r} is listed twice")
+            seen |= names
+        return stages
+
+    @property
+    def keys(self) -> list[str]:
+        return [s.key for s in self.stages]
+
+    def label(self, language: str) -> str:
+        return self.zh if language == "zh" else self.en
+
+
+class FunnelConfig(_Strict):
+    """The funnel: pipelines with ordered stages, report language and currency."""
+
+    language: Literal["en", "zh"] = "en"
+    currency: str = "CNY"
+    default_pipeline: str
+    b2b_stages: list[Stage] | None = None  # YAML anchor holder; not used directly
+    pipelines: dict[str, Pipeline] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> "FunnelConfig":
+        if self.default_pipeline not in self.pipelines:
+            raise ValueError(
+                f"default_pipeline {self.default_pipeline!r} is not one of {sorted(self.pipelines)}"
+            )
+        return self
+
+    def stages(self, pipeline: str | None = None) -> list[Stage]:
+        """Ordered stages of ``pipeline`` (the default pipeline when ``None``)."""
+        return self.pipelines[pipeline or self.default_pipeline].stages
+
+    def stage_keys(self, pipeline: str | None = None) -> list[str]:
+        return [s.key for s in self.stages(pipeline)]
+
+    def stage_labels(self, pipeline: str | None = None, language: str | None = None) -> dict[str, str]:
+        """Map stage key → label in ``language`` (the configured language by default)."""
+        lang = language or self.language
+        return {s.key: s.label(lang) for s in self.stages(pipeline)}
+
+    def stage_lookup(self, pipeline: str) -> dict[str, str]:
+        """Map every accepted spelling (key, English, Chinese; normalised) → stage key."""
+        lookup: dict[str, str] = {}
+        for s in self.stages(pipeline):
+            for name in (s.key, s.en, s.zh):
+                lookup[normalise_name(name)] = s.key
+        return lookup
+
+
+def normalise_name(name: Any) -> str:
+    """Case-folded name with runs of whitespace, ``-`` and ``_`` collapsed to one space."""
+    return re.sub(r"[\s_\-]+", " ", str(name)).strip().casefold()
+
+
+def read_yaml(path: Path) -> Any:
+    """Read a YAML file, turning I/O and syntax errors into :class:`ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+def validate_file(model: type[BaseModel], path: Path, data: Any | None = None) -> Any:
+    """Validate ``data`` (read from ``path`` if not given) against ``model``.
+
+    Errors are re-raised as one :class:`ConfigError` listing ``file: key.path: message``.
+    """
+    if data is None:
+        data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"{path}: {key}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None) -> FunnelConfig:
+    """Load ``params/funnel.yaml`` (or ``path``) into a validated :class:`FunnelConfig`."""
+    return validate_file(FunnelConfig, Path(path) if path else PARAMS_DIR / "funnel.yaml")
+
+
+# --------------------------------------------------------------------------- report matrix
+
+
+class MatrixEntry(_Strict):
+    """One line of the report matrix: a notebook for teams (and optionally reps) and periods."""
+
+    notebook: str
+    periods: list[str] = Field(min_length=1)
+    teams: Literal["all"] | list[str] = "all"
+    reps: Literal["all"] | list[str] | None = None  # None: team-level reports
+    pipeline: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("periods")
+    @classmethod
+    def _periods_parse(cls, periods: list[str]) -> list[str]:
+        return [parse_period(p).label for p in periods]
+
+
+class ReportMatrix(_Strict):
+    """``params/reports.yaml``: which notebooks run for which teams, reps and periods."""
+
+    data: str = "sample"  # "sample" or a folder / DuckDB file in the canonical shape
+    as_of: str | None = None  # ISO date; default: the latest date in the data
+    language: Literal["en", "zh"] | None = None  # overrides funnel.yaml for these reports
+    output: str = "reports"
+    entries: list[MatrixEntry] = Field(min_length=1)
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _as_of_is_date(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            import pandas as pd
+
+            pd.Timestamp(str(value))
+        except (ValueError, TypeError):
+            raise ValueError(f"{value!r} is not a date like 2024-06-30") from None
+        return str(value)
+
+
+def load_report_matrix(path: str | Path | None = None) -> ReportMatrix:
+    """Load ``params/reports.yaml`` (or ``path``) into a validated :class:`ReportMatrix`."""
+    return validate_file(ReportMatrix, Path(path) if path else PARAMS_DIR / "reports.yaml")

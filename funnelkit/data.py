@@ -1,0 +1,280 @@
+"""Validate raw tables into the canonical ``deals`` / ``stage_events`` tables, with a quarantine.
+
+:func:`validate` is pure: it takes raw DataFrames (as read by :mod:`funnelkit.io`) and returns a
+:class:`Dataset`. A row that cannot be analysed is not dropped silently: it goes to
+``Dataset.quarantine`` with the file, the 1-based data row (a CSV's line number minus one), the
+column, the value and the reason, so that for each table
+
+    rows in = rows analysed + rows quarantined.
+
+A problem that stops all analysis (a missing column, an empty table) raises :class:`DataError`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from funnelkit.config import FunnelConfig, normalise_name
+
+DEAL_REQUIRED = ["deal_id", "customer", "team", "rep", "created_at", "amount", "status"]
+DEAL_OPTIONAL = [
+    "pipeline", "closed_at", "lost_reason", "industry", "contact", "need", "win_probability",
+    "strategic_value", "follow_up_cost", "payment_days", "competitive_position", "need_fit",
+    "decision_maker_engaged", "budget_confirmed", "expected_start", "last_follow_up_at",
+]
+DEAL_DATES = ["created_at", "closed_at", "expected_start", "last_follow_up_at"]
+EVENT_REQUIRED = ["deal_id", "stage", "entered_at"]
+STATUSES = ("open", "won", "lost")
+UNSPECIFIED_REASON = "unspecified"
+QUARANTINE_COLUMNS = ["table", "file", "row", "deal_id", "column", "value", "reason"]
+
+
+class DataError(ValueError):
+    """Input that cannot be analysed at all (missing file or column, empty table)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated canonical tables plus what was set aside.
+
+    ``as_of`` is the exclusive time bound of the data: nothing at or after it was accepted.
+    ``rows_in`` counts the input rows per table (``deals``, ``stage_events``).
+    """
+
+    deals: pd.DataFrame
+    events: pd.DataFrame
+    quarantine: pd.DataFrame
+    rows_in: dict[str, int]
+    as_of: pd.Timestamp
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def empty_quarantine() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}).astype({"row": "Int64"})
+
+
+def parse_datetimes(values: pd.Series, dayfirst: bool = False) -> pd.Series:
+    """Parse a column of dates to naive ``datetime64[ns]``; unparseable values become NaT.
+
+    Already-datetime columns are kept; time-zone-aware values are converted to UTC and made naive.
+    ISO 8601 is tried first (fast), then pandas' mixed-format parser for whatever is left.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values
+    else:
+        text = values.astype("object").where(values.notna(), None)
+        out = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+        retry = out.isna() & text.notna()
+        if retry.any():
+            out[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return out.astype("datetime64[ns]")
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    return values.isna() | values.astype("string").str.strip().eq("")
+
+
+class _Quarantine:
+    """Collects the first reason found for each bad row of one table."""
+
+    def __init__(self, table: str, file: str, n: int):
+        self.table, self.file = table, file
+        self.reason = pd.Series(pd.NA, index=pd.RangeIndex(n), dtype="object")
+        self.column = pd.Series(pd.NA, index=self.reason.index, dtype="object")
+        self.value = pd.Series(pd.NA, index=self.reason.index, dtype="object")
+
+    def flag(self, mask: pd.Series, column: str, reason: str, values: pd.Series | None = None) -> None:
+        new = mask.to_numpy(dtype=bool) & self.reason.isna().to_numpy()
+        if not new.any():
+            return
+        self.reason[new] = reason
+        self.column[new] = column
+        if values is not None:
+            self.value[new] = values[new].astype("object").astype(str).to_numpy()
+
+    @property
+    def bad(self) -> np.ndarray:
+        return self.reason.notna().to_numpy()
+
+    def frame(self, deal_ids: pd.Series) -> pd.DataFrame:
+        bad = self.bad
+        return pd.DataFrame(
+            {
+                "table": self.table,
+                "file": self.file,
+                "row": pd.array(np.flatnonzero(bad) + 1, dtype="Int64"),
+                "deal_id": deal_ids[bad].astype("object").to_numpy(),
+                "column": self.column[bad].to_numpy(),
+                "value": self.value[bad].to_numpy(),
+                "reason": self.reason[bad].to_numpy(),
+            }
+        )
+
+
+def _require_columns(df: pd.DataFrame, required: list[str], file: str) -> None:
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{file}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns)) or 'none'}"
+        )
+    if df.empty:
+        raise DataError(f"{file}: has a header but no data rows")
+
+
+def validate(
+    deals: pd.DataFrame,
+    events: pd.DataFrame,
+    config: FunnelConfig,
+    *,
+    as_of: pd.Timestamp | None = None,
+    deals_file: str = "deals",
+    events_file: str = "stage_events",
+    dayfirst: bool = False,
+) -> Dataset:
+    """Check raw ``deals`` and ``events`` against the data contract (DESIGN.md §2).
+
+    Deal rows are quarantined for: a missing required value, an unparseable date, an unknown
+    status or pipeline, a negative or non-numeric amount, a duplicate deal_id (every copy), a
+    closed deal without closed_at, closed_at before created_at, created_at at or after ``as_of``.
+    Event rows are quarantined for: a missing value, an unparseable date, an unknown stage, a deal
+    not in the deals table, a deal that was itself quarantined, entered_at before created_at,
+    after closed_at, or at/after ``as_of``. Finally a deal that is won without reaching the final
+    stage, that reached the final stage without being won, or that has no valid stage event is
+    quarantined together with its events.
+
+    ``as_of`` (exclusive bound) defaults to the start of the day after the latest date seen.
+    """
+    _require_columns(deals, DEAL_REQUIRED, deals_file)
+    _require_columns(events, EVENT_REQUIRED, events_file)
+    deals = deals.reset_index(drop=True).copy()
+    events = events.reset_index(drop=True).copy()
+    rows_in = {"deals": len(deals), "stage_events": len(events)}
+    for column in DEAL_OPTIONAL:
+        if column not in deals.columns:
+            deals[column] = pd.NA
+
+    qd = _Quarantine("deals", deals_file, len(deals))
+    raw = deals.copy()
+    for column in ["deal_id", "customer", "team", "rep", "status", "pipeline", "lost_reason"]:
+        deals[column] = deals[column].astype("string").str.strip()
+    deals["status"] = deals["status"].str.lower()
+    deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
+
+    for column in ["deal_id", "customer", "team", "rep", "created_at", "status"]:
+        qd.flag(_blank(raw[column]), column, f"{column} is missing")
+    for column in DEAL_DATES:
+        deals[column] = parse_datetimes(raw[column], dayfirst)
+        qd.flag(deals[column].isna() & ~_blank(raw[column]), column, f"{column} is not a date", raw[column])
+    qd.flag(~deals["status"].isin(STATUSES), "status", "status is not one of open, won, lost", raw["status"])
+    qd.flag(~deals["pipeline"].isin(config.pipelines), "pipeline",
+            f"pipeline is not one of {', '.join(config.pipelines)}", raw["pipeline"])
+
+    amount_text = raw["amount"]
+    deals["amount"] = pd.to_numeric(amount_text, errors="coerce")
+    qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", "amount is not a number", amount_text)
+    qd.flag(deals["amount"] < 0, "amount", "amount is negative", amount_text)
+    for column in ["win_probability", "payment_days"]:
+        values = pd.to_numeric(raw[column], errors="coerce")
+        qd.flag(values.isna() & ~_blank(raw[column]), column, f"{column} is not a number", raw[column])
+        deals[column] = values
+
+    qd.flag(deals["deal_id"].duplicated(keep=False) & deals["deal_id"].notna(), "deal_id",
+            "deal_id is duplicated", raw["deal_id"])
+    closed = deals["status"].isin(["won", "lost"])
+    qd.flag(closed & deals["closed_at"].isna(), "closed_at", "closed deal has no closed_at")
+    qd.flag(deals["closed_at"] < deals["created_at"], "closed_at", "closed_at is before created_at", raw["closed_at"])
+
+    if as_of is None:
+        latest = pd.concat(
+            [deals["created_at"], deals["closed_at"], parse_datetimes(events["entered_at"], dayfirst)]
+        ).max()
+        as_of = (latest.normalize() + pd.Timedelta(days=1)) if pd.notna(latest) else pd.Timestamp.now().normalize()
+    qd.flag(deals["created_at"] >= as_of, "created_at", f"created_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw["created_at"])
+    # Open deals carry no closing date even if the export filled one in.
+    deals.loc[deals["status"] == "open", "closed_at"] = pd.NaT
+    lost = deals["status"] == "lost"
+    deals.loc[lost, "lost_reason"] = deals.loc[lost, "lost_reason"].fillna(UNSPECIFIED_REASON).replace("", UNSPECIFIED_REASON)
+
+    # --- events ---
+    qe = _Quarantine("stage_events", events_file, len(events))
+    raw_events = events.copy()
+    events["deal_id"] = events["deal_id"].astype("string").str.strip()
+    for column in EVENT_REQUIRED:
+        qe.flag(_blank(raw_events[column]), column, f"{column} is missing")
+    events["entered_at"] = parse_datetimes(raw_events["entered_at"], dayfirst)
+    qe.flag(events["entered_at"].isna(), "entered_at", "entered_at is not a date", raw_events["entered_at"])
+
+    all_ids = set(deals["deal_id"].dropna())
+    good_deals = deals[~qd.bad].set_index("deal_id")
+    qe.flag(~events["deal_id"].isin(all_ids), "deal_id", "event for a deal not in the deals table", raw_events["deal_id"])
+    qe.flag(~events["deal_id"].isin(good_deals.index), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
+
+    pipeline = events["deal_id"].map(good_deals["pipeline"])
+    events["stage"] = _stage_keys(raw_events["stage"], pipeline, config)
+    qe.flag(events["stage"].isna(), "stage", "stage is not a stage of the deal's pipeline", raw_events["stage"])
+    created = events["deal_id"].map(good_deals["created_at"])
+    closed_at = events["deal_id"].map(good_deals["closed_at"])
+    qe.flag(events["entered_at"] < created, "entered_at", "entered_at is before the deal's created_at", raw_events["entered_at"])
+    qe.flag(events["entered_at"] > closed_at, "entered_at", "entered_at is after the deal's closed_at", raw_events["entered_at"])
+    qe.flag(events["entered_at"] >= as_of, "entered_at", f"entered_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw_events["entered_at"])
+
+    # --- consistency of each deal with its events ---
+    ok_events = events[~qe.bad]
+    final = {p: config.stage_keys(p)[-1] for p in config.pipelines}
+    is_final = ok_events["stage"].to_numpy() == ok_events["deal_id"].map(good_deals["pipeline"]).map(final).to_numpy()
+    reached_final = deals["deal_id"].isin(ok_events.loc[is_final, "deal_id"])
+    has_events = deals["deal_id"].isin(ok_events["deal_id"])
+    qd.flag(~has_events, "deal_id", "deal has no valid stage event")
+    qd.flag((deals["status"] == "won") & ~reached_final, "status", "won deal never reached the final stage", raw["status"])
+    qd.flag((deals["status"] != "won") & reached_final, "status", "deal reached the final stage but is not won", raw["status"])
+    newly_bad = set(deals.loc[qd.bad, "deal_id"].dropna()) - set(deals.loc[~qd.bad, "deal_id"].dropna())
+    qe.flag(events["deal_id"].isin(newly_bad), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
+
+    quarantine = pd.concat([qd.frame(raw["deal_id"]), qe.frame(raw_events["deal_id"])], ignore_index=True)
+    if quarantine.empty:
+        quarantine = empty_quarantine()
+    deals_ok = deals[~qd.bad].reset_index(drop=True)
+    events_ok = events[~qe.bad].sort_values(["deal_id", "entered_at"], kind="stable").reset_index(drop=True)
+    return Dataset(
+        deals=deals_ok,
+        events=events_ok[EVENT_REQUIRED].astype({"stage": "string"}),
+        quarantine=quarantine,
+        rows_in=rows_in,
+        as_of=as_of,
+        source=f"{deals_file}, {events_file}",
+    )
+
+
+def _stage_keys(names: pd.Series, pipeline: pd.Series, config: FunnelConfig) -> pd.Series:
+    """Map stage names (key or label, any case/spacing) to keys of each row's pipeline; else NA."""
+    out = pd.Series(pd.NA, index=names.index, dtype="object")
+    normalised = names.astype("string").map(normalise_name, na_action="ignore")
+    for name in pipeline.dropna().unique():
+        rows = pipeline == name
+        out[rows] = normalised[rows].map(config.stage_lookup(name))
+    return out.astype("string")
+
+
+def quality_summary(data: Dataset) -> pd.DataFrame:
+    """Rows in, analysed and quarantined per table, then the quarantine count per reason.
+
+    Columns ``table, reason, rows``; the ``rows in`` / ``analysed`` / ``quarantined`` lines come
+    first for each table, so ``rows in = analysed + quarantined`` can be read off directly.
+    """
+    analysed = {"deals": len(data.deals), "stage_events": len(data.events)}
+    rows = []
+    for table, n_in in data.rows_in.items():
+        q = data.quarantine[data.quarantine["table"] == table]
+        rows += [
+            {"table": table, "reason": "rows in", "rows": n_in},
+            {"table": table, "reason": "analysed", "rows": analysed[table]},
+            {"table": table, "reason": "quarantined", "rows": len(q)},
+        ]
+        for reason, n in q["reason"].value_counts().items():
+            rows.append({"table": table, "reason": f"  {reason}", "rows": int(n)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,158 @@
+"""Read and write datasets: CSV (UTF-8, UTF-8 with BOM, GB18030), Excel, Parquet and DuckDB.
+
+A dataset on disk is either a folder holding ``deals.<ext>`` and ``stage_events.<ext>`` or a
+DuckDB file with tables ``deals`` and ``stage_events``. Everything read goes through
+:func:`funnelkit.data.validate`, so callers always get a :class:`~funnelkit.data.Dataset` with its
+quarantine.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from funnelkit.config import FunnelConfig, load_config
+from funnelkit.data import DataError, Dataset, validate
+from funnelkit.periods import as_of_bound
+from funnelkit.sample import SAMPLE_END, generate_sample
+
+TABLE_FILES = ("deals", "stage_events")
+READABLE = (".csv", ".xlsx", ".xls", ".parquet")
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def read_csv(path: Path, encoding: str | None = None) -> pd.DataFrame:
+    """Read a CSV as text columns, trying UTF-8 (with or without BOM) and then GB18030.
+
+    GB18030 is a superset of GBK and GB2312, the encodings Chinese Excel writes.
+    """
+    encodings = (encoding,) if encoding else CSV_ENCODINGS
+    for enc in encodings:
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc)
+        except UnicodeDecodeError:
+            continue
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: the file is empty (no header row)") from None
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: not a readable CSV: {exc}") from None
+    raise DataError(f"{path}: cannot decode the file as {' or '.join(encodings)}")
+
+
+def read_table(path: Path, sheet: str | int | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """Read one table file by its extension (csv, xlsx/xls, parquet)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv(path, encoding)
+    if suffix in (".xlsx", ".xls"):
+        try:
+            return pd.read_excel(path, sheet_name=sheet or 0, dtype=object)
+        except ValueError as exc:  # pandas raises ValueError for a missing sheet
+            raise DataError(f"{path}: {exc}") from None
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    raise DataError(f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(READABLE)}")
+
+
+def find_table(folder: Path, name: str) -> Path:
+    """The single ``<name>.<ext>`` file in ``folder`` with a readable extension."""
+    found = [folder / f"{name}{ext}" for ext in READABLE if (folder / f"{name}{ext}").exists()]
+    if not found:
+        raise DataError(f"{folder}: no {name} file; expected {name}.csv, {name}.xlsx or {name}.parquet")
+    if len(found) > 1:
+        raise DataError(f"{folder}: more than one {name} file: {', '.join(p.name for p in found)}")
+    return found[0]
+
+
+def read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
+    """Read the ``deals`` and ``stage_events`` tables of a DuckDB file."""
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = {row[0] for row in con.execute("select table_name from information_schema.tables").fetchall()}
+        missing = [t for t in TABLE_FILES if t not in tables]
+        if missing:
+            raise DataError(f"{path}: no table {', '.join(missing)}; found {', '.join(sorted(tables)) or 'none'}")
+        return {t: con.execute(f"select * from {t}").df() for t in TABLE_FILES}
+
+
+def load_data(
+    path: str | Path,
+    mapping: Mapping[str, str] | None = None,
+    config: FunnelConfig | None = None,
+    as_of: str | pd.Timestamp | None = None,
+) -> Dataset:
+    """Load and validate a dataset from a folder (csv/xlsx/parquet) or a DuckDB file.
+
+    ``mapping`` renames source columns to canonical ones (``{"Opportunity ID": "deal_id"}``) in
+    both tables. ``as_of`` (a date: end of that day) rejects anything dated after it. A folder
+    written by :func:`write_dataset` also carries the quarantine of the run that wrote it.
+    """
+    path = Path(path)
+    config = config or load_config()
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    prior = None
+    if path.is_dir():
+        files = {name: find_table(path, name) for name in TABLE_FILES}
+        tables = {name: read_table(file) for name, file in files.items()}
+        if (path / "quarantine.parquet").exists():
+            prior = pd.read_parquet(path / "quarantine.parquet")
+        names = {name: str(file) for name, file in files.items()}
+    elif path.suffix.lower() in (".duckdb", ".db"):
+        tables = read_duckdb(path)
+        names = {name: f"{path}:{name}" for name in TABLE_FILES}
+    else:
+        raise DataError(f"{path}: expected a folder with deals and stage_events files, or a .duckdb file")
+    if mapping:
+        tables = {name: df.rename(columns=dict(mapping)) for name, df in tables.items()}
+    bound = as_of_bound(as_of, None) if as_of is not None else None
+    data = validate(
+        tables["deals"], tables["stage_events"], config, as_of=bound,
+        deals_file=names["deals"], events_file=names["stage_events"],
+    )
+    if prior is not None and len(prior):
+        return _with_prior_quarantine(data, prior)
+    return data
+
+
+def _with_prior_quarantine(data: Dataset, prior: pd.DataFrame) -> Dataset:
+    rows_in = {t: n + int((prior["table"] == t).sum()) for t, n in data.rows_in.items()}
+    quarantine = pd.concat([prior, data.quarantine], ignore_index=True) if len(data.quarantine) else prior
+    return Dataset(data.deals, data.events, quarantine, rows_in, data.as_of, data.source, data.notes)
+
+
+def sample_dataset(seed: int = 0, n_deals: int = 3000, config: FunnelConfig | None = None) -> Dataset:
+    """The built-in sample data (see :mod:`funnelkit.sample`), validated like any other source."""
+    deals, events = generate_sample(n_deals=n_deals, seed=seed)
+    data = validate(deals, events, config or load_config(), as_of=SAMPLE_END,
+                    deals_file="sample deals", events_file="sample stage_events")
+    return data
+
+
+def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Path:
+    """Write ``data`` as ``deals`` and ``stage_events`` files (csv or parquet) into ``folder``.
+
+    Parquet output also stores the quarantine, so a cached copy reports the same data quality.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        data.deals.to_csv(folder / "deals.csv", index=False)
+        data.events.to_csv(folder / "stage_events.csv", index=False)
+    elif fmt == "parquet":
+        data.deals.to_parquet(folder / "deals.parquet", index=False)
+        data.events.to_parquet(folder / "stage_events.parquet", index=False)
+        quarantine = data.quarantine.astype({c: "string" for c in ["table", "file", "deal_id", "column", "value", "reason"]})
+        quarantine.to_parquet(folder / "quarantine.parquet", index=False)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; expected csv or parquet")
+    return folder
+
+
+def open_dataset(source: str | Path = "sample", as_of: str | None = None, config: FunnelConfig | None = None) -> Dataset:
+    """What a notebook's ``data`` parameter names: ``"sample"`` or a path for :func:`load_data`."""
+    if str(source) == "sample":
+        return sample_dataset(config=config)
+    return load_data(source, config=config, as_of=as_of)
