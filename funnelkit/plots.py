@@ -1,0 +1,97 @@
+"""Charts for the reports (matplotlib/seaborn), readable with Chinese labels.
+
+Each function returns a :class:`matplotlib.figure.Figure` built without pyplot, so nothing is
+shown twice in a notebook (``display(fig)`` shows it) and no figure is left open. The CJK font
+is applied while the figure is built, through :func:`font_context`.
+"""
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+from typing import Iterator
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
+# Fonts with Chinese glyphs, best first. The CI and the set-up script install WenQuanYi Micro Hei.
+CJK_FONTS = [
+    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+    "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS",
+]
+PALETTE = "crest"
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The first installed font from :data:`CJK_FONTS`, or ``None`` when there is none."""
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+@contextlib.contextmanager
+def font_context() -> Iterator[None]:
+    """Matplotlib settings under which Chinese text renders (CJK font first, DejaVu as fallback)."""
+    family = [f for f in (cjk_font(), "DejaVu Sans") if f]
+    with plt.rc_context({"font.family": family, "axes.unicode_minus": False}):
+        yield
+
+
+def _pct(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:.1%}"
+
+
+def funnel_chart(funnel: pd.DataFrame, title: str, labels: dict[str, str] | None = None) -> Figure:
+    """Horizontal funnel of ``reached`` per stage, each bar labelled with its count,
+    % of the previous stage and % of the first stage.
+
+    ``labels`` translates the annotation words (keys ``deals``, ``of_previous``, ``of_first``).
+    """
+    words = {"deals": "deals", "of_previous": "of previous", "of_first": "of first"} | (labels or {})
+    with font_context():
+        fig = Figure(figsize=(8, 0.7 * len(funnel) + 1.2))
+        ax = fig.subplots()
+        colors = sns.color_palette(PALETTE, len(funnel))
+        y = np.arange(len(funnel))[::-1]
+        ax.barh(y, funnel["reached"], color=colors)
+        ax.set_yticks(y, funnel["label"])
+        top = max(int(funnel["reached"].max()), 1)
+        for yi, row in zip(y, funnel.itertuples()):
+            text = f"{row.reached:,} {words['deals']}"
+            if not pd.isna(row.pct_of_previous):
+                text += f" · {_pct(row.pct_of_previous)} {words['of_previous']} · {_pct(row.cumulative_rate)} {words['of_first']}"
+            ax.text(row.reached + top * 0.01, yi, text, va="center", fontsize=9)
+        ax.set_xlim(0, top * 1.9)
+        ax.set_xlabel(words.get("axis", "Deals (count)"))
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+    return fig
+
+
+def loss_pareto(losses: pd.DataFrame, title: str, labels: dict[str, str] | None = None) -> Figure:
+    """Pareto chart of lost deals by reason: bars (count) and the cumulative share line (%)."""
+    words = {"loss_axis": "Lost deals (count)", "cumulative": "Cumulative share (%)"} | (labels or {})
+    by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
+    with font_context():
+        fig = Figure(figsize=(8, 4))
+        ax = fig.subplots()
+        if by_reason.empty:
+            ax.text(0.5, 0.5, words.get("empty", "No lost deals in this period"), ha="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        else:
+            x = np.arange(len(by_reason))
+            ax.bar(x, by_reason.to_numpy(), color=sns.color_palette(PALETTE, 3)[1])
+            ax.set_xticks(x, by_reason.index, rotation=30, ha="right")
+            ax.set_ylabel(words["loss_axis"])
+            cum = by_reason.cumsum() / by_reason.sum() * 100
+            ax2 = ax.twinx()
+            ax2.plot(x, cum.to_numpy(), color="#c0392b", marker="o")
+            ax2.set_ylim(0, 105)
+            ax2.set_ylabel(words["cumulative"])
+        ax.set_title(title)
+        fig.tight_layout()
+    return fig

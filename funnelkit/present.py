@@ -1,0 +1,171 @@
+"""Presentation for the reports: wording in the report language, number formats, styled tables.
+
+Wording lives in ``params/text.yaml`` (every key in English and Chinese). Tables are pandas
+Stylers with formatted numbers, so the HTML report shows ``12.5%``, ``1,234`` and ``¥1,200,000``.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pandas.io.formats.style import Styler
+from pydantic import RootModel
+
+from funnelkit.config import PARAMS_DIR, validate_file
+from funnelkit.data import Dataset, quality_summary
+
+CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+class _Bilingual(RootModel[dict[str, dict[Literal["en", "zh"], str]]]):
+    pass
+
+
+class Text:
+    """Report wording in one language: ``T("key", **values)`` formats ``params/text.yaml[key]``."""
+
+    def __init__(self, entries: dict[str, dict[str, str]], language: str):
+        self.entries, self.language = entries, language
+
+    def __call__(self, key: str, **values: Any) -> str:
+        return self.entries[key][self.language].format(**values)
+
+    def column(self, name: str) -> str:
+        """Header for column ``name`` (``col_<name>`` in the text file, else the name itself)."""
+        entry = self.entries.get(f"col_{name}")
+        return entry[self.language] if entry else name
+
+
+def load_text(language: str = "en", path: str | Path | None = None) -> Text:
+    """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``."""
+    path = Path(path) if path else PARAMS_DIR / "text.yaml"
+    entries = validate_file(_Bilingual, path).root
+    missing = [k for k, v in entries.items() if set(v) != {"en", "zh"}]
+    if missing:
+        from funnelkit.config import ConfigError
+
+        raise ConfigError(f"{path}: {', '.join(missing)}: needs both en and zh")
+    return Text(entries, language)
+
+
+def fmt_pct(x: float) -> str:
+    """``0.1234 → '12.3%'``; missing → ``'–'``."""
+    return "–" if pd.isna(x) else f"{x:.1%}"
+
+
+def fmt_int(x: float) -> str:
+    """``1234 → '1,234'``; missing → ``'–'``."""
+    return "–" if pd.isna(x) else f"{x:,.0f}"
+
+
+def fmt_money(x: float, currency: str = "CNY") -> str:
+    """``1200000 → '¥1,200,000'`` (symbol from the currency code); missing → ``'–'``."""
+    return "–" if pd.isna(x) else f"{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{x:,.0f}"
+
+
+def fmt_days(x: float) -> str:
+    """``12.34 → '12.3 d'``; missing → ``'–'``."""
+    return "–" if pd.isna(x) else f"{x:,.1f} d"
+
+
+def styled(
+    df: pd.DataFrame,
+    text: Text,
+    pct: tuple[str, ...] = (),
+    ints: tuple[str, ...] = (),
+    money: tuple[str, ...] = (),
+    days: tuple[str, ...] = (),
+    currency: str = "CNY",
+) -> Styler:
+    """A Styler with formatted numbers, translated headers and no index, ready for the report."""
+    formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
+    formats |= {c: fmt_int for c in ints if c in df}
+    formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
+    formats |= {c: fmt_days for c in days if c in df}
+    shown = df.rename(columns={c: text.column(c) for c in df.columns})
+    formats = {text.column(c): f for c, f in formats.items()}
+    numeric = [c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])]
+    return (
+        shown.style.format(formats, na_rep="–")
+        .hide(axis="index")
+        .set_properties(subset=numeric, **{"text-align": "right"})
+        .set_table_attributes('class="fk-table"')
+    )
+
+
+def quality_tables(data: Dataset, text: Text, examples: int = 10) -> tuple[Styler, Styler | None]:
+    """The data-quality summary (rows in / analysed / quarantined by reason) and example rows."""
+    summary = quality_summary(data)
+    q = data.quarantine
+    sample = None
+    if len(q):
+        sample = styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",))
+    return styled(summary, text, ints=("rows",)), sample
+
+
+def title(text: Text, notebook_key: str, period: str, as_of: pd.Timestamp, team: str | None = None,
+          rep: str | None = None) -> str:
+    """Markdown title line: notebook, team / rep, period, and the as-of date (inclusive)."""
+    scope = " / ".join(html.escape(x) for x in (team, rep) if x) or text("all_teams")
+    shown_as_of = (as_of - pd.Timedelta(microseconds=1)).strftime("%Y-%m-%d")
+    generated = pd.Timestamp.now().strftime("%Y-%m-%d %H:%M")
+    return (f"# {text('report_title', notebook=text(notebook_key), scope=scope, period=period)}\n\n"
+            f"{text('subtitle', as_of=shown_as_of, generated=generated)}")
+
+
+def bullets(lines: list[str]) -> str:
+    """Markdown bullet list."""
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Dataset, text: Text) -> list[str]:
+    """Headline sentences for the conversion report, computed from its tables.
+
+    The cohort's size, wins and open deals; the biggest leak (:func:`funnelkit.funnel.biggest_leak`);
+    the most common loss reason; and the quarantine count when any row was set aside.
+    """
+    from funnelkit.funnel import biggest_leak
+
+    period = funnel.attrs["period"]
+    cohort = funnel.attrs["cohort_size"]
+    if cohort == 0:
+        return [text("empty_cohort")]
+    won = int(funnel["reached"].iloc[-1])
+    lines = [text("headline_cohort", cohort=cohort, period=period, won=won, win=won / cohort,
+                  open=funnel.attrs["open_deals"], age=funnel.attrs["median_age_days"])]
+    leak = biggest_leak(funnel)
+    lines.append(text("headline_no_leak") if leak is None else
+                 text("headline_leak", stage=leak["label"], lost=int(leak["lost_at"]),
+                      reached=int(leak["reached"]), rate=leak["loss_rate"]))
+    if len(losses):
+        by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
+        lines.append(text("headline_reason", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
+                          share=by_reason.iloc[0] / by_reason.sum()))
+    if len(data.quarantine):
+        lines.append(text("headline_quality", quarantined=len(data.quarantine), rows_in=sum(data.rows_in.values())))
+    return lines
+
+
+def chart_words(text: Text) -> dict[str, str]:
+    """The words the charts in :mod:`funnelkit.plots` print, in the report language."""
+    return {
+        "deals": text("chart_deals"), "of_previous": text("chart_of_previous"), "of_first": text("chart_of_first"),
+        "axis": text("chart_funnel_axis"), "cumulative": text("chart_cumulative"), "empty": text("chart_no_losses"),
+        "loss_axis": text("chart_loss_axis"),
+    }
+
+
+def figure_html(fig: Any, alt: str = "", dpi: int = 110) -> Any:
+    """The figure as an inline PNG ``<img>`` (base64), so the report carries its charts and
+    needs no file beside it. Returns an ``IPython.display.HTML`` object for ``display``."""
+    import base64
+    import io
+
+    from IPython.display import HTML
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return HTML(f'<img class="fk-chart" alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">')
