@@ -214,11 +214,14 @@ def validate(
     qe.flag(~events["deal_id"].isin(all_ids), "deal_id", "event for a deal not in the deals table", raw_events["deal_id"])
     qe.flag(~events["deal_id"].isin(good_deals.index), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
 
-    pipeline = events["deal_id"].map(good_deals["pipeline"])
+    def per_event(column: str) -> pd.Series:
+        """The event's deal's ``column`` (dtype kept even when no deal is left)."""
+        return pd.Series(good_deals[column].reindex(events["deal_id"]).to_numpy(), index=events.index)
+
+    pipeline = per_event("pipeline")
     events["stage"] = _stage_keys(raw_events["stage"], pipeline, config)
     qe.flag(events["stage"].isna(), "stage", "stage is not a stage of the deal's pipeline", raw_events["stage"])
-    created = events["deal_id"].map(good_deals["created_at"])
-    closed_at = events["deal_id"].map(good_deals["closed_at"])
+    created, closed_at = per_event("created_at"), per_event("closed_at")
     qe.flag(events["entered_at"] < created, "entered_at", "entered_at is before the deal's created_at", raw_events["entered_at"])
     qe.flag(events["entered_at"] > closed_at, "entered_at", "entered_at is after the deal's closed_at", raw_events["entered_at"])
     qe.flag(events["entered_at"] >= as_of, "entered_at", f"entered_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw_events["entered_at"])
@@ -226,7 +229,7 @@ def validate(
     # --- consistency of each deal with its events ---
     ok_events = events[~qe.bad]
     final = {p: config.stage_keys(p)[-1] for p in config.pipelines}
-    is_final = ok_events["stage"].to_numpy() == ok_events["deal_id"].map(good_deals["pipeline"]).map(final).to_numpy()
+    is_final = ok_events["stage"].to_numpy() == ok_events["deal_id"].map(good_deals["pipeline"]).map(final).astype("object").to_numpy()
     reached_final = deals["deal_id"].isin(ok_events.loc[is_final, "deal_id"])
     has_events = deals["deal_id"].isin(ok_events["deal_id"])
     qd.flag(~has_events, "deal_id", "deal has no valid stage event")

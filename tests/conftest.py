@@ -1,0 +1,40 @@
+"""Shared fixtures: the funnel config, the sample data, and a builder for hand-made datasets."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import funnelkit as fk
+
+
+@pytest.fixture(scope="session")
+def config() -> fk.config.FunnelConfig:
+    return fk.load_config()
+
+
+@pytest.fixture(scope="session")
+def sample() -> fk.Dataset:
+    return fk.sample_dataset()
+
+
+def make_tables(deals: list[dict], events: list[tuple[str, str, str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Canonical raw tables from short specs.
+
+    ``deals``: dicts with at least ``deal_id`` and ``status``; other required columns get defaults
+    (team T, rep R, created_at = the deal's first event, amount 1000).
+    ``events``: ``(deal_id, stage, entered_at)`` tuples.
+    """
+    ev = pd.DataFrame(events, columns=["deal_id", "stage", "entered_at"])
+    first = ev.groupby("deal_id")["entered_at"].min() if len(ev) else pd.Series(dtype=str)
+    rows = []
+    for d in deals:
+        row = {"customer": f"C-{d['deal_id']}", "team": "T", "rep": "R", "amount": 1000.0,
+               "created_at": first.get(d["deal_id"], "2024-01-01"), "closed_at": None, "lost_reason": None}
+        rows.append(row | d)
+    return pd.DataFrame(rows), ev
+
+
+def make_data(deals: list[dict], events: list[tuple[str, str, str]], config=None, as_of: str = "2024-07-01") -> fk.Dataset:
+    """A validated Dataset from short specs (see :func:`make_tables`); ``as_of`` is the exclusive bound."""
+    d, e = make_tables(deals, events)
+    return fk.validate(d, e, config or fk.load_config(), as_of=pd.Timestamp(as_of))
