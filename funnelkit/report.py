@@ -85,7 +85,7 @@ class RunSummary:
 
 def slug(name: str) -> str:
     """A file-system-safe folder name that keeps letters of any script (``Li Na`` → ``Li_Na``)."""
-    return re.sub(r"[^\w.-]+", "_", name.strip()).strip("_") or "_"
+    return re.sub(r"[^\w-]+", "_", name.strip()).strip("_-") or "_"
 
 
 def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Job]:
