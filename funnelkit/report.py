@@ -42,7 +42,7 @@ max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2933;line-height:1.5}
 h1{font-size:1.6em;border-bottom:2px solid #2a6f97;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;color:#2a6f97}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #d9e2ec;padding:.3em .6em}
 th{background:#f0f4f8;text-align:left}img{max-width:100%;height:auto}
-.jp-InputArea,.jp-InputPrompt,.jp-OutputPrompt{display:none}pre{white-space:pre-wrap}
+.jp-InputArea,.jp-InputPrompt,.jp-OutputPrompt,.anchor-link{display:none}pre{white-space:pre-wrap}
 """
 
 
@@ -228,7 +228,10 @@ def run_reports(
             bar.update(1)
     bar.close()
     summary.results.sort(key=lambda r: r.job.relpath)
-    summary.index = write_index(summary.results, out, as_of)
+    # Reports left out by --only keep their place in the index when an earlier run wrote them.
+    earlier = [JobResult(j, True, 0.0, html=str(out / f"{j.relpath}.html")) for j in all_jobs
+               if j not in selected and (out / f"{j.relpath}.html").exists()]
+    summary.index = write_index(summary.results + earlier, out, as_of)
     summary.seconds = time.perf_counter() - began
     return summary
 
