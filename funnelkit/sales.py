@@ -1,0 +1,70 @@
+"""Win rate, sales cycle, sales velocity and weighted pipeline (DESIGN.md §3).
+
+* Win rate = won / (won + lost) of deals closed in the period; the value-weighted win rate is
+  won amount / closed amount.
+* Sales cycle = ``closed_at − created_at`` in days of deals won in the period (median and mean).
+* Sales velocity (amount per day) = open deals × win rate × mean won amount / mean cycle days.
+* Weighted pipeline = Σ amount × win_probability over open deals (a probability above 1 is read
+  as a percentage).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from funnelkit.aggregate import deals_as_of
+from funnelkit.data import Dataset
+from funnelkit.periods import Period, parse_period
+
+
+def probability(values: pd.Series) -> pd.Series:
+    """Win probabilities as fractions: a column whose values exceed 1 is read as percentages."""
+    values = pd.to_numeric(values, errors="coerce")
+    return values / 100 if values.max(skipna=True) > 1 else values
+
+
+def _metrics(deals: pd.DataFrame, period: Period) -> dict[str, float]:
+    closed = deals[deals["status"].isin(["won", "lost"]) & period.contains(deals["closed_at"])]
+    won = closed[closed["status"] == "won"]
+    open_ = deals[deals["status"] == "open"]
+    n_won, n_closed = len(won), len(closed)
+    cycle = (won["closed_at"] - won["created_at"]) / pd.Timedelta(days=1)
+    win_rate = n_won / n_closed if n_closed else np.nan
+    mean_cycle = float(cycle.mean()) if n_won else np.nan
+    mean_won_amount = float(won["amount"].mean()) if n_won else np.nan
+    velocity = len(open_) * win_rate * mean_won_amount / mean_cycle if n_won and mean_cycle > 0 else np.nan
+    return {
+        "deals": len(deals), "closed": n_closed, "won": n_won, "lost": n_closed - n_won, "win_rate": win_rate,
+        "value_win_rate": won["amount"].sum() / closed["amount"].sum() if closed["amount"].sum() > 0 else np.nan,
+        "cycle_median": float(cycle.median()) if n_won else np.nan, "cycle_mean": mean_cycle,
+        "mean_won_amount": mean_won_amount, "open_deals": len(open_),
+        "open_pipeline": float(open_["amount"].sum()),
+        "weighted_pipeline": float((open_["amount"] * probability(open_["win_probability"])).sum()),
+        "velocity_per_day": velocity,
+    }
+
+
+def sales_metrics(
+    data: Dataset,
+    period: str | Period,
+    as_of: pd.Timestamp | None = None,
+    by: str | None = None,
+    team: str | None = None,
+    rep: str | None = None,
+    pipeline: str | None = None,
+) -> pd.DataFrame:
+    """Win rate, cycle, velocity and pipeline for ``period``, one row per ``by`` group (or one row).
+
+    Open deals and the pipeline are counted at ``as_of``. Columns: ``[by], deals, closed, won, lost,
+    win_rate, value_win_rate, cycle_median, cycle_mean, mean_won_amount, open_deals, open_pipeline,
+    weighted_pipeline, velocity_per_day``.
+    """
+    period = parse_period(period)
+    deals = deals_as_of(data.deals, as_of if as_of is not None else data.as_of)
+    for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
+        if value is not None:
+            deals = deals[deals[column] == value]
+    if by is None:
+        return pd.DataFrame([_metrics(deals, period)])
+    rows = [{by: key} | _metrics(group, period) for key, group in deals.groupby(by, sort=True, observed=True)]
+    return pd.DataFrame(rows)
