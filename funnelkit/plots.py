@@ -95,3 +95,43 @@ def loss_pareto(losses: pd.DataFrame, title: str, labels: dict[str, str] | None 
         ax.set_title(title)
         fig.tight_layout()
     return fig
+
+
+def km_curves(curves: pd.DataFrame, title: str, labels: dict[str, str] | None = None) -> Figure:
+    """Kaplan–Meier curves, one per ``group`` of the tidy ``curves`` frame (``group, days,
+    survival, low, high``): the share of stays still in the stage after t days, with its band."""
+    words = {"x": "Days in stage", "y": "Still in stage (%)"} | (labels or {})
+    with font_context():
+        fig = Figure(figsize=(8, 4.5))
+        ax = fig.subplots()
+        groups = list(dict.fromkeys(curves["group"]))
+        for color, group in zip(sns.color_palette("deep", len(groups)), groups):
+            c = curves[curves["group"] == group]
+            ax.step(c["days"], c["survival"] * 100, where="post", color=color, label=group)
+            ax.fill_between(c["days"], c["low"].fillna(c["survival"]) * 100, c["high"].fillna(c["survival"]) * 100,
+                            step="post", color=color, alpha=0.15, linewidth=0)
+        ax.axhline(50, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xlabel(words["x"])
+        ax.set_ylabel(words["y"])
+        ax.set_ylim(0, 102)
+        ax.set_xlim(0, max(float(curves["days"].quantile(0.98)), 1.0))
+        ax.legend(frameon=False)
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+    return fig
+
+
+def heatmap(table: pd.DataFrame, title: str, xlabel: str, ylabel: str, fmt: str = ".0f",
+            cbar_label: str = "") -> Figure:
+    """An annotated heatmap of a wide table (rows × columns of numbers; NaN cells stay blank)."""
+    with font_context():
+        fig = Figure(figsize=(8, 0.35 * len(table) + 1.8))
+        ax = fig.subplots()
+        sns.heatmap(table, annot=True, fmt=fmt, cmap=PALETTE, ax=ax, cbar_kws={"label": cbar_label},
+                    annot_kws={"fontsize": 8})
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        fig.tight_layout()
+    return fig

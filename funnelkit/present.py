@@ -95,14 +95,19 @@ def styled(
     )
 
 
-def quality_tables(data: Dataset, text: Text, examples: int = 10) -> tuple[Styler, Styler | None]:
-    """The data-quality summary (rows in / analysed / quarantined by reason) and example rows."""
-    summary = quality_summary(data)
+def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
+    """The report's data-quality section: heading and note, the summary (rows in / analysed /
+    quarantined by reason) and the first quarantined rows with file, row, column and reason."""
+    from IPython.display import Markdown
+
     q = data.quarantine
-    sample = None
+    parts: list[Any] = [Markdown(f"## {text('quality_title')}\n\n{text('quality_note')}"),
+                        styled(quality_summary(data), text, ints=("rows",))]
     if len(q):
-        sample = styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",))
-    return styled(summary, text, ints=("rows",)), sample
+        parts.append(styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",)))
+    else:
+        parts.append(Markdown(text("quality_clean")))
+    return parts
 
 
 def title(text: Text, notebook_key: str, period: str, as_of: pd.Timestamp, team: str | None = None,
@@ -153,7 +158,7 @@ def chart_words(text: Text) -> dict[str, str]:
     return {
         "deals": text("chart_deals"), "of_previous": text("chart_of_previous"), "of_first": text("chart_of_first"),
         "axis": text("chart_funnel_axis"), "cumulative": text("chart_cumulative"), "empty": text("chart_no_losses"),
-        "loss_axis": text("chart_loss_axis"),
+        "loss_axis": text("chart_loss_axis"), "x": text("chart_days_in_stage"), "y": text("chart_still_in_stage"),
     }
 
 
@@ -169,3 +174,40 @@ def figure_html(fig: Any, alt: str = "", dpi: int = 110) -> Any:
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return HTML(f'<img class="fk-chart" alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">')
+
+
+def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
+    """``'12.3 d (10.1–14.9 d)'`` from columns ``name``, ``name_low``, ``name_high``; a value or
+    bound that is NaN is printed as "not reached"."""
+    nr = text("not_reached")
+
+    def one(row: pd.Series) -> str:
+        value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
+        if pd.isna(value):
+            return nr
+        return f"{value:,.1f} d ({'–' if pd.isna(low) else f'{low:,.1f}'}–{nr if pd.isna(high) else f'{high:,.1f}'})"
+
+    return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
+
+
+def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall: pd.Series, labels: dict[str, str],
+                           text: Text, period: str, quantile: float, currency: str) -> list[str]:
+    """Headline sentences for the time-in-stage report: the slowest stage by KM median, stalled
+    deals, and win rate / cycle / velocity."""
+    lines = []
+    known = summary.dropna(subset=["median"])
+    if len(known):
+        slow = known.loc[known["median"].idxmax()]
+        p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"])
+        lines.append(text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]),
+                          median=fmt_days(slow["median"]), p75=p75))
+    if len(stalled):
+        top = stalled.iloc[0]
+        lines.append(text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"], rep=top["rep"],
+                          days=top["days"], stage=labels.get(top["stage"], top["stage"])))
+    else:
+        lines.append(text("tis_headline_no_stalled", q=quantile * 100))
+    if overall["closed"] > 0:
+        lines.append(text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
+                          cycle=fmt_days(overall["cycle_median"]), velocity=fmt_money(overall["velocity_per_day"], currency)))
+    return lines
