@@ -166,3 +166,14 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
     stays.attrs.update(as_of=as_of)
     return stays
+
+
+def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Deals still open at ``as_of`` with their current ``stage``: the stage of their latest event
+    (after a regression, the earlier stage they fell back to)."""
+    as_of = as_of if as_of is not None else data.as_of
+    deals = deals_as_of(data.deals, as_of)
+    deals = deals[deals["status"] == "open"]
+    events = data.events[(data.events["entered_at"] < as_of) & data.events["deal_id"].isin(deals["deal_id"])]
+    latest = events.sort_values(["deal_id", "entered_at"], kind="stable").groupby("deal_id")["stage"].last()
+    return deals.assign(stage=deals["deal_id"].map(latest).astype("object")).reset_index(drop=True)

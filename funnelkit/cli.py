@@ -1,4 +1,5 @@
-"""The ``funnelkit`` command: ``sample`` writes sample data, ``report`` runs the report matrix."""
+"""The ``funnelkit`` command: ``sample`` writes sample data, ``score`` scores open deals and plans
+follow-ups, ``report`` runs the report matrix."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,45 @@ def _report(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from funnelkit.aggregate import open_deals
+    from funnelkit.config import load_config
+    from funnelkit.io import open_dataset, write_table_export
+    from funnelkit.periods import as_of_bound
+    from funnelkit.playbook import follow_up_plan, load_playbook
+    from funnelkit.scorecard import load_scorecard, score_deals, tier_summary
+    from funnelkit.screening import load_screening, screen_opportunities
+
+    config = load_config()
+    data = open_dataset(args.data, as_of=args.as_of, config=config)
+    bound = as_of_bound(args.as_of, data.as_of)
+    plan_date = bound - pd.Timedelta(days=1) if args.as_of is None or len(args.as_of) <= 10 else bound
+    card = load_scorecard(args.scorecard)
+    try:
+        card.weights(args.scenario)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    deals = open_deals(data, config, bound)
+    if args.screened_only:
+        screened = screen_opportunities(deals, load_screening(), plan_date)
+        deals = deals[deals["deal_id"].isin(screened.loc[screened["is_opportunity"], "deal_id"])]
+    scored = score_deals(deals, card, scenario=args.scenario)
+    scored = scored.assign(stage=deals["stage"].to_numpy(), last_follow_up_at=deals["last_follow_up_at"].to_numpy())
+    summary = tier_summary(scored)
+    what = "screened opportunity points" if args.screened_only else "open deals"
+    print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")
+    print(f"{'tier':<10}{'deals':>8}{'share':>9}{'amount':>18}")
+    for row in summary.itertuples():
+        print(f"{row.tier:<10}{row.deals:>8,}{row.share:>9.1%}{row.amount:>18,.0f}")
+    if args.out:
+        plan = follow_up_plan(scored, load_playbook(), plan_date)
+        path = write_table_export(plan, args.out, sheet_by="rep")
+        print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="funnelkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default csv)")
     p.set_defaults(func=_sample)
+
+    p = sub.add_parser("score", help="score open deals and write the follow-up plan")
+    p.add_argument("data", help='"sample" or a dataset folder / DuckDB file')
+    p.add_argument("--scenario", help="a weight scenario from params/scorecard.yaml (default: baseline)")
+    p.add_argument("--scorecard", help="scorecard YAML (default params/scorecard.yaml)")
+    p.add_argument("--as-of", dest="as_of", help="analysis date (default: the latest date in the data)")
+    p.add_argument("--screened-only", action="store_true", help="only deals that pass the opportunity screen")
+    p.add_argument("--out", help="write the follow-up plan here (.xlsx: one sheet per rep, or .csv)")
+    p.set_defaults(func=_score)
 
     p = sub.add_parser("report", help="run the report matrix and write HTML reports")
     p.add_argument("--matrix", help="report matrix YAML (default params/reports.yaml)")

@@ -66,6 +66,8 @@ class FunnelConfig(_Strict):
     default_pipeline: str
     b2b_stages: list[Stage] | None = None  # YAML anchor holder; not used directly
     pipelines: dict[str, Pipeline] = Field(min_length=1)
+    # column → canonical value → accepted spellings; "true"/"false" values make a yes/no column
+    categories: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _default_exists(self) -> "FunnelConfig":
@@ -86,6 +88,20 @@ class FunnelConfig(_Strict):
         """Map stage key → label in ``language`` (the configured language by default)."""
         lang = language or self.language
         return {s.key: s.label(lang) for s in self.stages(pipeline)}
+
+    def category_lookup(self, column: str) -> dict[str, Any]:
+        """Map every accepted spelling of ``column``'s values (normalised) → canonical value.
+
+        For a yes/no column (values ``true``/``false``) the canonical values are booleans.
+        """
+        lookup: dict[str, Any] = {}
+        values = self.categories.get(column, {})
+        boolean = set(values) == {"true", "false"}
+        for canonical, spellings in values.items():
+            target: Any = (canonical == "true") if boolean else canonical
+            for name in [canonical, *spellings]:
+                lookup[normalise_name(name)] = target
+        return lookup
 
     def stage_lookup(self, pipeline: str) -> dict[str, str]:
         """Map every accepted spelling (key, English, Chinese; normalised) → stage key."""

@@ -195,6 +195,7 @@ def validate(
         ).max()
         as_of = (latest.normalize() + pd.Timedelta(days=1)) if pd.notna(latest) else pd.Timestamp.now().normalize()
     qd.flag(deals["created_at"] >= as_of, "created_at", f"created_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw["created_at"])
+    notes = _normalise_categories(deals, raw, config)
     # Open deals carry no closing date even if the export filled one in.
     deals.loc[deals["status"] == "open", "closed_at"] = pd.NaT
     lost = deals["status"] == "lost"
@@ -250,7 +251,29 @@ def validate(
         rows_in=rows_in,
         as_of=as_of,
         source=f"{deals_file}, {events_file}",
+        notes=notes,
     )
+
+
+def _normalise_categories(deals: pd.DataFrame, raw: pd.DataFrame, config: FunnelConfig) -> list[str]:
+    """Map categorical columns to their canonical values in place (English or Chinese spellings).
+
+    A value that matches no spelling becomes missing, and a note says how many and which, so
+    the row is still analysed but nothing is silently changed.
+    """
+    notes = []
+    for column in config.categories:
+        if column not in deals:
+            continue
+        lookup = config.category_lookup(column)
+        text = raw[column].astype("object").where(~_blank(raw[column]), None)
+        mapped = text.map(lambda v: lookup.get(normalise_name(v)) if v is not None else None)
+        unknown = text.notna() & mapped.isna()
+        if unknown.any():
+            examples = ", ".join(repr(v) for v in pd.unique(text[unknown])[:3])
+            notes.append(f"{column}: {int(unknown.sum())} value(s) not recognised ({examples}); treated as missing")
+        deals[column] = mapped.astype("boolean") if set(lookup.values()) <= {True, False} else mapped.astype("object")
+    return notes
 
 
 def _stage_keys(names: pd.Series, pipeline: pd.Series, config: FunnelConfig) -> pd.Series:

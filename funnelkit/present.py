@@ -107,6 +107,8 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
         parts.append(styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",)))
     else:
         parts.append(Markdown(text("quality_clean")))
+    if data.notes:
+        parts.append(Markdown(bullets(data.notes)))
     return parts
 
 
@@ -211,3 +213,35 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
         lines.append(text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
                           cycle=fmt_days(overall["cycle_median"]), velocity=fmt_money(overall["velocity_per_day"], currency)))
     return lines
+
+
+def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.DataFrame, text: Text,
+                         scenario: str, currency: str) -> list[str]:
+    """Headline sentences for the opportunities report: how many open deals qualify and the most
+    missed criterion, the tier counts, overdue follow-ups, and screen/score disagreements."""
+    from funnelkit.screening import failing_criteria
+
+    lines = []
+    if len(screened):
+        worst = failing_criteria(screened).iloc[0]
+        lines.append(text("opp_headline_screen", qualified=int(screened["is_opportunity"].sum()), open=len(screened),
+                          k=screened.attrs["min_criteria"], n=len(screened.attrs["criteria"]),
+                          criterion=worst["label"], missed=int(worst["not met"])))
+    tiers = both["tier"].astype("object").fillna("unscored").value_counts()
+    high_amount = both.loc[both["tier"] == "high", "amount"].sum()
+    lines.append(text("opp_headline_tiers", scenario=scenario, high=int(tiers.get("high", 0)),
+                      medium=int(tiers.get("medium", 0)), low=int(tiers.get("low", 0)),
+                      unscored=int(tiers.get("unscored", 0)), high_amount=fmt_money(high_amount, currency)))
+    if len(plan):
+        lines.append(text("opp_headline_overdue", overdue=int(plan["overdue"].sum()),
+                          overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())))
+    high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"]).sum())
+    low_pass = int(((both["tier"] == "low") & both["is_opportunity"]).sum())
+    if high_fail or low_pass:
+        lines.append(text("opp_headline_mismatch", high_fail=high_fail, low_pass=low_pass))
+    return lines
+
+
+def tier_labels(text: Text) -> dict[str, str]:
+    """Tier key → its name in the report language (high, medium, low, unscored)."""
+    return {t: text(f"tier_{t}") for t in ("high", "medium", "low", "unscored")}

@@ -16,7 +16,7 @@ Shape of the default data (``n_deals=3000``, ``seed=0``):
 * scorecard and screening attributes (win_probability, strategic_value, follow_up_cost,
   payment_days, competitive_position, need_fit, decision_maker_engaged, budget_confirmed,
   expected_start) all driven by one latent deal quality that also drives progression, so they are
-  correlated with winning; about 3% of deals miss one scoring input.
+  correlated with winning; a few percent of deals miss a scoring or screening input.
 
 Planted effects that the analyses must find:
 
@@ -188,14 +188,15 @@ def generate_sample(n_deals: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, p
             "payment_days": cut(noisy(1.0), [-1.0, -0.3, 0.3, 1.0], [120, 90, 60, 45, 30]).astype(float),
             "competitive_position": cut(noisy(), [-0.5, 0.7], ["disadvantage", "parity", "advantage"]),
             "need_fit": cut(noisy(), [-0.5, 0.5], ["low", "medium", "high"]),
-            "decision_maker_engaged": noisy() > 0,
-            "budget_confirmed": noisy() > 0.2,
+            "decision_maker_engaged": pd.array(noisy() > 0, dtype="boolean"),
+            "budget_confirmed": pd.array(noisy() > 0.2, dtype="boolean"),
             "expected_start": ts(np.floor(created + rng.uniform(30, 240, n_deals))),
             "last_follow_up_at": ts(np.maximum(last_touch, created)),
         }
     )
     # A few deals miss one scoring input, so scoring has to say "unscored" and why.
-    for column, share in (("win_probability", 0.015), ("strategic_value", 0.01), ("payment_days", 0.005)):
+    for column, share in (("win_probability", 0.015), ("strategic_value", 0.01), ("payment_days", 0.005),
+                          ("need_fit", 0.03), ("decision_maker_engaged", 0.03), ("expected_start", 0.02)):
         deals.loc[rng.random(n_deals) < share, column] = None
 
     events = pd.DataFrame(

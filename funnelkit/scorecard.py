@@ -1,0 +1,240 @@
+"""Opportunity scorecard (商机评分卡): points per dimension, weighted score, tier and drivers.
+
+For deal i with points ``x_ik`` (1–5) on dimension k and weights ``w_k`` (Σ w_k = 1)::
+
+    contribution_ik = 20 × w_k × x_ik          score_i = Σ_k contribution_ik   (0–100)
+
+Fixed tiers (default): ``score ≥ 80`` high, ``≥ 60`` medium, else low (thresholds in params).
+Relative tiers: the top 20% of scored deals are high, the next 30% medium (shares in params).
+A deal missing an input of a weighted dimension is **unscored** with the reason; it is never scored
+as if the missing input were worth 1 point.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from funnelkit.config import PARAMS_DIR, ConfigError, validate_file
+
+TIERS = ("high", "medium", "low")
+_SUM_TOL = 1e-9
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Band(_Strict):
+    """Points for a numeric value; exactly one bound, except a final catch-all band."""
+
+    points: int = Field(ge=1, le=5)
+    at_least: float | None = None
+    above: float | None = None
+    at_most: float | None = None
+    below: float | None = None
+
+    def bounds(self) -> dict[str, float]:
+        return {k: v for k, v in (("at_least", self.at_least), ("above", self.above),
+                                  ("at_most", self.at_most), ("below", self.below)) if v is not None}
+
+    def matches(self, values: np.ndarray) -> np.ndarray:
+        ops = {"at_least": np.greater_equal, "above": np.greater, "at_most": np.less_equal, "below": np.less}
+        bounds = self.bounds()
+        if not bounds:
+            return ~np.isnan(values)
+        (kind, limit), = bounds.items()
+        return ops[kind](values, limit)
+
+
+class Dimension(_Strict):
+    label: dict[Literal["en", "zh"], str]
+    column: str
+    weight: float = Field(ge=0, le=1)
+    bands: list[Band] | None = None
+    points: dict[str, int] | None = None
+    percent_or_fraction: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Dimension":
+        if (self.bands is None) == (self.points is None):
+            raise ValueError("give either numeric `bands` or categorical `points`, not both or neither")
+        if self.bands is not None:
+            for i, band in enumerate(self.bands):
+                n = len(band.bounds())
+                if n > 1 or (n == 0 and i != len(self.bands) - 1):
+                    raise ValueError(f"band {i}: state one of at_least, above, at_most, below "
+                                     "(only the last band may state none)")
+        if self.points is not None and not all(1 <= p <= 5 for p in self.points.values()):
+            raise ValueError("categorical points must be between 1 and 5")
+        return self
+
+
+class Scenario(_Strict):
+    description: dict[Literal["en", "zh"], str] | None = None
+    set: dict[str, float] | None = None  # fix these weights, rescale the others in proportion
+    weights: dict[str, float] | None = None  # every weight
+    normalize: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Scenario":
+        if (self.set is None) == (self.weights is None):
+            raise ValueError("give either `set` (some weights, others rescaled) or `weights` (all), not both")
+        return self
+
+
+class Scorecard(_Strict):
+    """``params/scorecard.yaml``: dimensions with bands and weights, tiers, scenarios."""
+
+    mode: Literal["fixed", "relative"] = "fixed"
+    tiers: dict[Literal["high", "medium"], float] = {"high": 80, "medium": 60}
+    relative_tiers: dict[Literal["high", "medium"], float] = {"high": 0.2, "medium": 0.3}
+    dimensions: dict[str, Dimension] = Field(min_length=1)
+    scenarios: dict[str, Scenario] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _weights_valid(self) -> "Scorecard":
+        total = sum(d.weight for d in self.dimensions.values())
+        if abs(total - 1) > _SUM_TOL:
+            raise ValueError(f"baseline weights sum to {total:g}, not 1")
+        for name in self.scenarios:
+            self.weights(name)  # raises ValueError naming the scenario
+        if self.tiers["high"] < self.tiers["medium"]:
+            raise ValueError("tiers: high must not be below medium")
+        return self
+
+    def weights(self, scenario: str | None = None) -> dict[str, float]:
+        """Weights of the baseline or of ``scenario``, as dimension → weight summing to 1."""
+        base = {k: d.weight for k, d in self.dimensions.items()}
+        if scenario is None:
+            return base
+        if scenario not in self.scenarios:
+            raise ValueError(f"scenario {scenario!r} is not one of {', '.join(self.scenarios) or 'none'}")
+        spec = self.scenarios[scenario]
+        given = spec.set if spec.set is not None else spec.weights
+        unknown = set(given) - set(base)
+        if unknown:
+            raise ValueError(f"scenario {scenario!r}: unknown dimension(s) {', '.join(sorted(unknown))}")
+        if spec.set is not None:
+            fixed = sum(spec.set.values())
+            rest = {k: w for k, w in base.items() if k not in spec.set}
+            rest_total = sum(rest.values())
+            if fixed > 1 + _SUM_TOL or (rest_total == 0 and abs(fixed - 1) > _SUM_TOL):
+                raise ValueError(f"scenario {scenario!r}: fixed weights sum to {fixed:g}; cannot rescale the rest to 1")
+            scale = (1 - fixed) / rest_total if rest_total else 0.0
+            return {k: spec.set.get(k, base[k] * scale) for k in base}
+        weights = {k: float(given.get(k, 0.0)) for k in base}
+        total = sum(weights.values())
+        if abs(total - 1) > _SUM_TOL:
+            if not spec.normalize or total <= 0:
+                raise ValueError(f"scenario {scenario!r}: weights sum to {total:g}, not 1 (set normalize: true to rescale)")
+            weights = {k: w / total for k, w in weights.items()}
+        return weights
+
+
+def load_scorecard(path: str | Path | None = None) -> Scorecard:
+    """Load and validate ``params/scorecard.yaml`` (or ``path``)."""
+    return validate_file(Scorecard, Path(path) if path else PARAMS_DIR / "scorecard.yaml")
+
+
+def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.Series]:
+    """Points (1–5, NaN when unknown) of one dimension, and why a value got none."""
+    why = pd.Series(pd.NA, index=values.index, dtype="object")
+    if dim.points is not None:
+        text = values.astype("object")
+        points = text.map(lambda v: dim.points.get(str(v)) if pd.notna(v) else np.nan).astype(float)
+        why[text.isna()] = f"missing {dim.column}"
+        why[text.notna() & points.isna()] = f"{dim.column} value not in the scorecard"
+        return points, why
+    numbers = pd.to_numeric(values, errors="coerce")
+    if dim.percent_or_fraction and numbers.max(skipna=True) > 1:
+        numbers = numbers / 100
+    x = numbers.to_numpy(dtype=float)
+    conditions = [band.matches(x) for band in dim.bands]
+    points = pd.Series(np.select(conditions, [b.points for b in dim.bands], default=np.nan), index=values.index)
+    points[np.isnan(x)] = np.nan
+    why[values.isna()] = f"missing {dim.column}"
+    why[values.notna() & points.isna()] = f"{dim.column} is not a number in any band"
+    return points, why
+
+
+def assign_tiers(score: pd.Series, scorecard: Scorecard, mode: str | None = None) -> pd.Series:
+    """Tier of each score (NaN score → NA). Fixed: thresholds; relative: top shares of the scored."""
+    mode = mode or scorecard.mode
+    if mode == "fixed":
+        high, medium = scorecard.tiers["high"], scorecard.tiers["medium"]
+    else:
+        scored = score.dropna()
+        share_high = scorecard.relative_tiers["high"]
+        share_medium = share_high + scorecard.relative_tiers["medium"]
+        high = scored.quantile(1 - share_high) if len(scored) else np.inf
+        medium = scored.quantile(1 - share_medium) if len(scored) else np.inf
+    tier = np.select([score >= high, score >= medium, score.notna()], ["high", "medium", "low"], default="")
+    return pd.Series(tier, index=score.index).replace("", pd.NA)
+
+
+def score_deals(
+    deals: pd.DataFrame,
+    scorecard: Scorecard,
+    scenario: str | None = None,
+    weights: dict[str, float] | None = None,
+    mode: str | None = None,
+    language: str = "en",
+    drivers: int = 2,
+) -> pd.DataFrame:
+    """Score each deal: ``points_<dim>``, ``contribution_<dim>``, ``score``, ``tier``,
+    ``unscored_reason`` and ``top_drivers`` (the ``drivers`` largest weighted contributions).
+
+    Weights come from ``weights`` if given, else from ``scenario`` (baseline when ``None``).
+    Dimensions with weight 0 are not needed: a deal missing only those is still scored.
+    Identifying columns (deal_id, customer, team, rep, pipeline, status, amount) are kept.
+    """
+    weights = weights or scorecard.weights(scenario)
+    keep = [c for c in ("deal_id", "customer", "team", "rep", "pipeline", "status", "amount") if c in deals]
+    out = deals[keep].copy()
+    reasons = []
+    score = pd.Series(0.0, index=deals.index)
+    contributions = {}
+    for key, dim in scorecard.dimensions.items():
+        column = deals[dim.column] if dim.column in deals else pd.Series(np.nan, index=deals.index)
+        points, why = dimension_points(column, dim)
+        out[f"points_{key}"] = points
+        contribution = 20 * weights[key] * points
+        out[f"contribution_{key}"] = contribution
+        if weights[key] > 0:
+            reasons.append(why)
+            score = score + contribution
+            contributions[key] = contribution
+    reason = pd.concat(reasons, axis=1).apply(lambda r: "; ".join(r.dropna()), axis=1) if reasons else ""
+    out["unscored_reason"] = pd.Series(reason, index=deals.index).replace("", pd.NA)
+    out["score"] = score.where(out["unscored_reason"].isna()).round(9)
+    out["tier"] = assign_tiers(out["score"], scorecard, mode)
+    out["top_drivers"] = _top_drivers(pd.DataFrame(contributions), scorecard, language, drivers).where(out["score"].notna())
+    out.attrs.update(weights=weights, scenario=scenario, mode=mode or scorecard.mode)
+    return out
+
+
+def _top_drivers(contributions: pd.DataFrame, scorecard: Scorecard, language: str, k: int) -> pd.Series:
+    if contributions.empty:
+        return pd.Series(pd.NA, index=contributions.index, dtype="object")
+    labels = {key: scorecard.dimensions[key].label[language] for key in contributions}
+    values = contributions.to_numpy()
+    order = np.argsort(-np.nan_to_num(values, nan=-1), axis=1, kind="stable")[:, :k]
+    names = np.asarray(list(contributions.columns))
+    text = [" · ".join(f"{labels[names[j]]} {values[i, j]:.0f}" for j in row) for i, row in enumerate(order)]
+    return pd.Series(text, index=contributions.index, dtype="object")
+
+
+def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
+    """Deals and pipeline value per tier (unscored last): ``tier, deals, amount, share``."""
+    tier = scored["tier"].astype("object").fillna("unscored")
+    table = (scored.assign(tier=tier).groupby("tier").agg(deals=("tier", "size"), amount=("amount", "sum"))
+             .reindex(list(TIERS) + ["unscored"], fill_value=0).reset_index())
+    table["share"] = table["deals"] / max(int(table["deals"].sum()), 1)
+    return table
+
+
+__all__ = ["Scorecard", "assign_tiers", "load_scorecard", "score_deals", "tier_summary", "ConfigError"]
