@@ -1,5 +1,5 @@
 """funnelkit: B2B sales-funnel analysis as pure functions over tidy DataFrames."""
-from funnelkit import sales
+from funnelkit import aggregate, sales, sensitivity
 from funnelkit.aggregate import open_deals, reach_table, stage_stays
 from funnelkit.config import ConfigError, load_config, load_report_matrix
 from funnelkit.data import DataError, Dataset, quality_summary, validate

@@ -135,3 +135,33 @@ def heatmap(table: pd.DataFrame, title: str, xlabel: str, ylabel: str, fmt: str 
         ax.set_title(title)
         fig.tight_layout()
     return fig
+
+
+def sweep_lines(counts: pd.DataFrame, current: dict[str, float], labels: dict[str, str], title: str,
+                words: dict[str, str] | None = None) -> Figure:
+    """Small multiples, one per ``dimension`` of the tidy ``counts`` (``dimension, weight, tier,
+    deals``): deals per tier as the weight varies, the current weight marked by a dashed line."""
+    words = {"weight": "Weight (%)", "deals": "Deals (count)", "current": "current"} | (words or {})
+    dims = list(dict.fromkeys(counts["dimension"]))
+    cols = min(3, len(dims))
+    rows = int(np.ceil(len(dims) / cols))
+    colors = {"high": "#2f855a", "medium": "#d69e2e", "low": "#c53030"}
+    with font_context():
+        fig = Figure(figsize=(3.4 * cols, 2.8 * rows + 0.6))
+        axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True)).ravel()
+        for ax, dim in zip(axes, dims):
+            here = counts[counts["dimension"] == dim]
+            for tier, color in colors.items():
+                t = here[here["tier"] == tier]
+                ax.plot(t["weight"] * 100, t["deals"], color=color, label=labels.get(tier, tier))
+            ax.axvline(current[dim] * 100, color="grey", linestyle="--", linewidth=1)
+            ax.set_title(labels.get(dim, dim), fontsize=10)
+            ax.set_xlabel(words["weight"])
+            ax.spines[["top", "right"]].set_visible(False)
+        for ax in axes[len(dims):]:
+            ax.set_axis_off()
+        axes[0].set_ylabel(words["deals"])
+        axes[0].legend(frameon=False, fontsize=8)
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig

@@ -62,7 +62,9 @@ def fmt_int(x: float) -> str:
 
 def fmt_money(x: float, currency: str = "CNY") -> str:
     """``1200000 → '¥1,200,000'`` (symbol from the currency code); missing → ``'–'``."""
-    return "–" if pd.isna(x) else f"{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{x:,.0f}"
+    if pd.isna(x):
+        return "–"
+    return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
 def fmt_days(x: float) -> str:
@@ -78,12 +80,14 @@ def styled(
     money: tuple[str, ...] = (),
     days: tuple[str, ...] = (),
     currency: str = "CNY",
+    decimals: tuple[str, ...] = (),
 ) -> Styler:
     """A Styler with formatted numbers, translated headers and no index, ready for the report."""
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
     formats |= {c: fmt_int for c in ints if c in df}
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
     formats |= {c: fmt_days for c in days if c in df}
+    formats |= {c: (lambda x: "–" if pd.isna(x) else f"{x:.2f}") for c in decimals if c in df}
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
     numeric = [c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])]
@@ -245,3 +249,40 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
 def tier_labels(text: Text) -> dict[str, str]:
     """Tier key → its name in the report language (high, medium, low, unscored)."""
     return {t: text(f"tier_{t}") for t in ("high", "medium", "low", "unscored")}
+
+
+def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str) -> pd.Series:
+    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` applied to each; '–' when missing."""
+    def one(row: pd.Series) -> str:
+        if pd.isna(row[value]):
+            return "–"
+        bounds = "" if pd.isna(row[low]) else f" ({fmt.format(row[low])} – {fmt.format(row[high])})"
+        return fmt.format(row[value]) + bounds
+
+    return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
+
+
+def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, names: dict[str, str], text: Text,
+                         sd: float) -> list[str]:
+    """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability.
+
+    A scenario's AUC difference is "significant" when its paired bootstrap interval excludes 0.
+    """
+    lines = []
+    base_auc = test.auc.set_index("scenario")
+    for row in comparison.summary.itertuples():
+        moves = comparison.movers[comparison.movers["scenario"] == row.scenario]
+        out_high = int(((moves["tier_before"] == "high") & (moves["tier_after"] != "high")).sum())
+        into_high = int(((moves["tier_after"] == "high") & (moves["tier_before"] != "high")).sum())
+        alt = base_auc.loc[row.scenario]
+        significant = pd.notna(alt["diff_low"]) and (alt["diff_low"] > 0 or alt["diff_high"] < 0)
+        lines.append(text("ws_conclusion", scenario=names.get(row.scenario, row.scenario), out_high=out_high,
+                          into_high=into_high, movers=row.movers, tau=row.kendall_tau_b,
+                          auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
+                          sig=text("significant" if significant else "not_significant")))
+    if len(stability):
+        lines.append(text("ws_stability", sd=sd, stable=stability["stable"].mean(),
+                          fragile_high=int((~stability["stable"] & (stability["tier"] == "high")).sum())))
+    if test.warning:
+        lines.append(test.warning)
+    return lines

@@ -161,6 +161,15 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
     return points, why
 
 
+def points_table(deals: pd.DataFrame, scorecard: Scorecard) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Points (deals × dimensions, NaN when unknown) and, per cell, why there are none."""
+    points, why = {}, {}
+    for key, dim in scorecard.dimensions.items():
+        column = deals[dim.column] if dim.column in deals else pd.Series(np.nan, index=deals.index)
+        points[key], why[key] = dimension_points(column, dim)
+    return pd.DataFrame(points, index=deals.index), pd.DataFrame(why, index=deals.index)
+
+
 def assign_tiers(score: pd.Series, scorecard: Scorecard, mode: str | None = None) -> pd.Series:
     """Tier of each score (NaN score → NA). Fixed: thresholds; relative: top shares of the scored."""
     mode = mode or scorecard.mode
@@ -195,24 +204,17 @@ def score_deals(
     weights = weights or scorecard.weights(scenario)
     keep = [c for c in ("deal_id", "customer", "team", "rep", "pipeline", "status", "amount") if c in deals]
     out = deals[keep].copy()
-    reasons = []
-    score = pd.Series(0.0, index=deals.index)
-    contributions = {}
-    for key, dim in scorecard.dimensions.items():
-        column = deals[dim.column] if dim.column in deals else pd.Series(np.nan, index=deals.index)
-        points, why = dimension_points(column, dim)
-        out[f"points_{key}"] = points
-        contribution = 20 * weights[key] * points
-        out[f"contribution_{key}"] = contribution
-        if weights[key] > 0:
-            reasons.append(why)
-            score = score + contribution
-            contributions[key] = contribution
-    reason = pd.concat(reasons, axis=1).apply(lambda r: "; ".join(r.dropna()), axis=1) if reasons else ""
-    out["unscored_reason"] = pd.Series(reason, index=deals.index).replace("", pd.NA)
-    out["score"] = score.where(out["unscored_reason"].isna()).round(9)
+    points, why = points_table(deals, scorecard)
+    contributions = 20 * points * pd.Series(weights)
+    for key in scorecard.dimensions:
+        out[f"points_{key}"] = points[key]
+        out[f"contribution_{key}"] = contributions[key]
+    used = [k for k, w in weights.items() if w > 0]
+    reason = why[used].apply(lambda r: "; ".join(r.dropna()), axis=1) if used else pd.Series("", index=deals.index)
+    out["unscored_reason"] = reason.replace("", pd.NA)
+    out["score"] = contributions[used].sum(axis=1).where(out["unscored_reason"].isna()).round(9)
     out["tier"] = assign_tiers(out["score"], scorecard, mode)
-    out["top_drivers"] = _top_drivers(pd.DataFrame(contributions), scorecard, language, drivers).where(out["score"].notna())
+    out["top_drivers"] = _top_drivers(contributions[used], scorecard, language, drivers).where(out["score"].notna())
     out.attrs.update(weights=weights, scenario=scenario, mode=mode or scorecard.mode)
     return out
 

@@ -1,0 +1,367 @@
+"""Scorecard weight sensitivity: what changes with other weights, and which weights the data supports.
+
+Notation: ``x_ik`` are deal i's points (1–5) on dimension k, ``w`` the weights (Σ w = 1), and
+``score_i = 20 · Σ_k w_k x_ik``.
+
+* Scenario comparison: tier transition matrix, movers, Kendall tau-b between the two score
+  rankings (tau-b because integer points tie often), Jaccard overlap of the high tiers, and the
+  pipeline value per tier.
+* One-at-a-time sweep: weight k is set to w and the others rescaled in proportion, so the score is
+  linear in w: ``score_i(w) = 20 · (w·x_ik + (1−w)·S_i,−k)`` with ``S_i,−k`` the weighted mean of
+  the other points. It crosses a tier threshold θ at ``w* = (θ/20 − S_i,−k) / (x_ik − S_i,−k)``.
+* Monte Carlo: weights drawn from a Dirichlet centred on the baseline ``w0`` with concentration
+  κ (α = κ·w0), so weight k has sd ``sqrt(w0_k(1−w0_k)/(κ+1))``; κ can be derived from the sd a
+  user means for the largest weight.
+* Backtest on closed deals: AUC = P(score of a won deal > score of a lost deal) + ½ P(tie)
+  = Mann–Whitney U / (n_won · n_lost), with bootstrap CIs; win rate per tier with Wilson intervals.
+* Suggested weights: logistic regression of won on the points with β ≥ 0 (bounded L-BFGS-B), then
+  ``w = β / Σβ``; cross-validated AUC beside the baseline's, bootstrap intervals for the weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+from funnelkit.scorecard import TIERS, Scorecard, assign_tiers, points_table, score_deals
+
+MIN_CLASS = 40  # fewer won or lost deals than this and the backtest warns
+
+
+@dataclass(frozen=True)
+class ScenarioComparison:
+    """Result of :func:`compare_scenarios`; every frame has a ``scenario`` column."""
+
+    summary: pd.DataFrame  # scenario, scored, movers, kendall_tau_b, high_jaccard, high_before, high_after
+    transitions: pd.DataFrame  # scenario, baseline_tier, scenario_tier, deals
+    movers: pd.DataFrame  # scenario, deal_id, score_before, score_after, tier_before, tier_after
+    value_by_tier: pd.DataFrame  # scenario, tier, amount_before, amount_after, change
+
+
+def _scored_points(deals: pd.DataFrame, scorecard: Scorecard, dims: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Deals with every needed input, and their points matrix (deals × dims)."""
+    points, _ = points_table(deals, scorecard)
+    complete = points[dims].notna().all(axis=1)
+    return deals[complete], points.loc[complete, dims].to_numpy(dtype=float)
+
+
+def _tiers_of(scores: np.ndarray, scorecard: Scorecard) -> np.ndarray:
+    high, medium = scorecard.tiers["high"], scorecard.tiers["medium"]
+    scores = np.round(scores, 9)
+    return np.where(scores >= high, 0, np.where(scores >= medium, 1, 2))  # 0 high, 1 medium, 2 low
+
+
+def compare_scenarios(deals: pd.DataFrame, scorecard: Scorecard, scenarios: list[str]) -> ScenarioComparison:
+    """Compare each named scenario with the baseline on the deals scored under both."""
+    base = score_deals(deals, scorecard)
+    summaries, transitions, movers, values = [], [], [], []
+    for name in scenarios:
+        alt = score_deals(deals, scorecard, scenario=name)
+        both = base["score"].notna() & alt["score"].notna()
+        b, a = base[both], alt[both]
+        tau = stats.kendalltau(b["score"], a["score"], variant="b").statistic if both.sum() > 1 else np.nan
+        high_b, high_a = set(b.loc[b["tier"] == "high", "deal_id"]), set(a.loc[a["tier"] == "high", "deal_id"])
+        union = high_b | high_a
+        moved = b["tier"].to_numpy() != a["tier"].to_numpy()
+        summaries.append({
+            "scenario": name, "scored": int(both.sum()), "movers": int(moved.sum()),
+            "kendall_tau_b": float(tau), "high_jaccard": len(high_b & high_a) / len(union) if union else 1.0,
+            "high_before": len(high_b), "high_after": len(high_a),
+        })
+        matrix = pd.crosstab(pd.Categorical(b["tier"], TIERS), pd.Categorical(a["tier"], TIERS), dropna=False)
+        transitions.append(matrix.rename_axis(index="baseline_tier", columns="scenario_tier").stack()
+                           .rename("deals").reset_index().assign(scenario=name))
+        movers.append(pd.DataFrame({
+            "scenario": name, "deal_id": b["deal_id"].to_numpy()[moved],
+            "score_before": b["score"].to_numpy()[moved], "score_after": a["score"].to_numpy()[moved],
+            "tier_before": b["tier"].to_numpy()[moved], "tier_after": a["tier"].to_numpy()[moved],
+        }))
+        before = b.groupby("tier")["amount"].sum().reindex(TIERS, fill_value=0)
+        after = a.groupby("tier")["amount"].sum().reindex(TIERS, fill_value=0)
+        values.append(pd.DataFrame({"scenario": name, "tier": TIERS, "amount_before": before.to_numpy(),
+                                    "amount_after": after.to_numpy(), "change": (after - before).to_numpy()}))
+    transitions_df = pd.concat(transitions, ignore_index=True) if transitions else pd.DataFrame()
+    if len(transitions_df):
+        transitions_df = transitions_df[["scenario", "baseline_tier", "scenario_tier", "deals"]]
+    return ScenarioComparison(
+        summary=pd.DataFrame(summaries),
+        transitions=transitions_df,
+        movers=pd.concat(movers, ignore_index=True) if movers else pd.DataFrame(),
+        value_by_tier=pd.concat(values, ignore_index=True) if values else pd.DataFrame(),
+    )
+
+
+def sweep_weights(base: dict[str, float], dimension: str, w: float) -> dict[str, float]:
+    """Weights with ``dimension`` set to ``w`` and the others rescaled in proportion (sum 1)."""
+    rest = sum(v for k, v in base.items() if k != dimension)
+    if rest <= 0:
+        raise ValueError(f"cannot sweep {dimension!r}: the other weights are all 0")
+    return {k: (w if k == dimension else v * (1 - w) / rest) for k, v in base.items()}
+
+
+def weight_sweep(
+    deals: pd.DataFrame, scorecard: Scorecard, dimension: str, grid: np.ndarray | list[float] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One-at-a-time sweep of ``dimension``'s weight over ``grid`` (default 0, 0.05, …, 1).
+
+    Returns ``(counts, tipping)``: tier counts along the grid (``weight, tier, deals``, plus the
+    ``weights`` used, which always sum to 1), and per deal the tipping weight nearest the current
+    one at which its tier changes (``deal_id, weight_now, tier_now, tipping_weight, tier_after``;
+    NaN / NA when no tier change happens for any weight in [0, 1]). Fixed tier thresholds are used.
+    """
+    base = scorecard.weights()
+    if dimension not in base:
+        raise ValueError(f"unknown dimension {dimension!r}; expected one of {', '.join(base)}")
+    grid = np.round(np.linspace(0, 1, 21), 10) if grid is None else np.asarray(grid, dtype=float)
+    others = [k for k, v in base.items() if k != dimension and v > 0]
+    dims = others + [dimension]
+    scored, x = _scored_points(deals, scorecard, dims)
+    x_k = x[:, -1]
+    w_rest = np.array([base[k] for k in others])
+    s_rest = x[:, :-1] @ w_rest / w_rest.sum()
+
+    rows = []
+    for w in grid:
+        weights = sweep_weights(base, dimension, float(w))
+        scores = 20 * (w * x_k + (1 - w) * s_rest)
+        tiers = _tiers_of(scores, scorecard)
+        for t, name in enumerate(TIERS):
+            rows.append({"weight": float(w), "tier": name, "deals": int((tiers == t).sum()),
+                         "weight_sum": sum(weights.values())})
+    counts = pd.DataFrame(rows)
+
+    w0 = base[dimension]
+    now = _tiers_of(20 * (w0 * x_k + (1 - w0) * s_rest), scorecard)
+    best_w = np.full(len(x_k), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for theta in (scorecard.tiers["high"], scorecard.tiers["medium"]):
+            w_star = (theta / 20 - s_rest) / (x_k - s_rest)
+            valid = np.isfinite(w_star) & (w_star >= 0) & (w_star <= 1)
+            # the crossing changes the tier only if the tier just beyond it differs from now
+            side = np.where(w_star > w0, w_star + 1e-9, w_star - 1e-9)
+            beyond = _tiers_of(20 * (side * x_k + (1 - side) * s_rest), scorecard)
+            valid &= beyond != now
+            closer = valid & (np.isnan(best_w) | (np.abs(w_star - w0) < np.abs(best_w - w0)))
+            best_w = np.where(closer, w_star, best_w)
+    side = np.where(best_w > w0, best_w + 1e-9, best_w - 1e-9)
+    after = _tiers_of(20 * (side * x_k + (1 - side) * s_rest), scorecard)
+    tipping = pd.DataFrame({
+        "deal_id": scored["deal_id"].to_numpy(), "weight_now": w0, "tier_now": np.asarray(TIERS)[now],
+        "tipping_weight": best_w,
+        "tier_after": pd.Series(np.asarray(TIERS, dtype=object)[after]).where(~np.isnan(best_w)).to_numpy(),
+    })
+    return counts, tipping
+
+
+def concentration_for_sd(weights: dict[str, float], sd: float) -> float:
+    """Dirichlet concentration κ that gives the largest baseline weight the standard deviation ``sd``:
+    ``κ = w(1−w)/sd² − 1``."""
+    w = max(weights.values())
+    kappa = w * (1 - w) / sd**2 - 1
+    if kappa <= 0:
+        raise ValueError(f"sd {sd} is too large for a weight of {w}: at most {np.sqrt(w * (1 - w) / 2):.3f}")
+    return kappa
+
+
+def weight_monte_carlo(
+    deals: pd.DataFrame, scorecard: Scorecard, n: int = 2000, concentration: float | None = None,
+    sd: float = 0.05, seed: int = 0, stable_at: float = 0.9,
+) -> pd.DataFrame:
+    """Tier stability under random weights drawn from a Dirichlet centred on the baseline.
+
+    Only dimensions with a baseline weight above 0 are drawn. ``concentration`` (κ) defaults to
+    :func:`concentration_for_sd` of ``sd``. Per scored deal: ``p_high, p_medium, p_low``, ``p_stay``
+    (probability of its baseline tier) and ``stable`` (``p_stay ≥ stable_at``). Reproducible for a seed.
+    """
+    base = {k: v for k, v in scorecard.weights().items() if v > 0}
+    kappa = concentration if concentration is not None else concentration_for_sd(base, sd)
+    dims = list(base)
+    scored, x = _scored_points(deals, scorecard, dims)
+    w0 = np.array([base[k] for k in dims])
+    draws = np.random.default_rng(seed).dirichlet(kappa * w0, size=n)  # n × dims
+    tiers = _tiers_of(20 * x @ draws.T, scorecard)  # deals × n
+    now = _tiers_of(20 * x @ w0, scorecard)
+    p = np.stack([(tiers == t).mean(axis=1) for t in range(3)], axis=1)
+    out = pd.DataFrame({"deal_id": scored["deal_id"].to_numpy(), "tier": np.asarray(TIERS)[now],
+                        "p_high": p[:, 0], "p_medium": p[:, 1], "p_low": p[:, 2],
+                        "p_stay": p[np.arange(len(now)), now]})
+    out["stable"] = out["p_stay"] >= stable_at
+    out.attrs.update(concentration=kappa, draws=n, seed=seed,
+                     sd={k: float(np.sqrt(v * (1 - v) / (kappa + 1))) for k, v in base.items()})
+    return out
+
+
+def auc(scores: np.ndarray, won: np.ndarray) -> float:
+    """Area under the ROC curve: Mann–Whitney U of won vs lost scores / (n_won · n_lost)."""
+    won = np.asarray(won, dtype=bool)
+    pos, neg = scores[won], scores[~won]
+    if len(pos) == 0 or len(neg) == 0:
+        return np.nan
+    return float(stats.mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
+
+
+def _auc_fast(scores: np.ndarray, won: np.ndarray) -> float:
+    # Rank form of the same statistic, for bootstrap loops: (R_won − n_won(n_won+1)/2) / (n_won·n_lost)
+    n1 = int(won.sum())
+    n0 = len(won) - n1
+    if n1 == 0 or n0 == 0:
+        return np.nan
+    ranks = stats.rankdata(scores)
+    return float((ranks[won].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (NaN, NaN when n = 0)."""
+    if n == 0:
+        return (np.nan, np.nan)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Result of :func:`backtest`."""
+
+    auc: pd.DataFrame  # scenario, closed, won, lost, auc, auc_low, auc_high, diff_vs_baseline, diff_low, diff_high
+    tiers: pd.DataFrame  # scenario, tier, deals, won, win_rate, win_rate_low, win_rate_high, lift
+    warning: str | None
+
+
+def backtest(
+    deals: pd.DataFrame, scorecard: Scorecard, scenarios: list[str] | None = None, n_boot: int = 1000,
+    seed: int = 0, confidence: float = 0.95,
+) -> Backtest:
+    """How well each weighting separates won from lost among closed deals scored under all of them.
+
+    AUC with a percentile bootstrap CI; for each scenario the paired bootstrap CI of its AUC minus
+    the baseline's (the same resampled deals for both); win rate per tier with Wilson intervals and
+    the lift of each tier (its win rate ÷ the overall win rate). Warns below 40 won or 40 lost.
+    """
+    names = [None] + list(scenarios or [])
+    closed = deals[deals["status"].isin(["won", "lost"])]
+    scored = {name: score_deals(closed, scorecard, scenario=name) for name in names}
+    ok = np.logical_and.reduce([s["score"].notna().to_numpy() for s in scored.values()])
+    won = (closed["status"].to_numpy() == "won")[ok]
+    scores = {name: s["score"].to_numpy()[ok] for name, s in scored.items()}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(won), size=(n_boot, len(won))) if len(won) else np.zeros((0, 0), dtype=int)
+    boot = {name: np.array([_auc_fast(sc[i], won[i]) for i in idx]) for name, sc in scores.items()}
+    alpha = (1 - confidence) / 2
+    rows, tier_rows = [], []
+    overall = won.mean() if len(won) else np.nan
+    for name in names:
+        diff = boot[name] - boot[None]
+        rows.append({
+            "scenario": name or "baseline", "closed": int(len(won)), "won": int(won.sum()), "lost": int((~won).sum()),
+            "auc": auc(scores[name], won),
+            "auc_low": float(np.nanquantile(boot[name], alpha)) if n_boot else np.nan,
+            "auc_high": float(np.nanquantile(boot[name], 1 - alpha)) if n_boot else np.nan,
+            "diff_vs_baseline": auc(scores[name], won) - auc(scores[None], won),
+            "diff_low": float(np.nanquantile(diff, alpha)) if name and n_boot else np.nan,
+            "diff_high": float(np.nanquantile(diff, 1 - alpha)) if name and n_boot else np.nan,
+        })
+        tiers = scored[name]["tier"].to_numpy()[ok]
+        for tier in TIERS:
+            here = tiers == tier
+            k, n = int(won[here].sum()), int(here.sum())
+            low, high = wilson_interval(k, n, confidence)
+            rate = k / n if n else np.nan
+            tier_rows.append({"scenario": name or "baseline", "tier": tier, "deals": n, "won": k, "win_rate": rate,
+                              "win_rate_low": low, "win_rate_high": high,
+                              "lift": rate / overall if n and overall > 0 else np.nan})
+    n_won, n_lost = int(won.sum()), int((~won).sum())
+    warning = None
+    if n_won < MIN_CLASS or n_lost < MIN_CLASS:
+        warning = (f"only {n_won} won and {n_lost} lost deals: AUC and win rates are too uncertain to "
+                   f"choose weights on (at least {MIN_CLASS} of each are advised)")
+    return Backtest(pd.DataFrame(rows), pd.DataFrame(tier_rows), warning)
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Intercept and β ≥ 0 of a logistic regression of y on x (maximum likelihood, L-BFGS-B)."""
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = params[0] + x @ params[1:]
+        p = special.expit(eta)
+        # negative log-likelihood, written stably: Σ log(1 + e^η) − y·η
+        nll = np.sum(np.logaddexp(0, eta) - y * eta)
+        grad_eta = p - y
+        return nll, np.concatenate([[grad_eta.sum()], x.T @ grad_eta])
+
+    start = np.concatenate([[0.0], np.full(x.shape[1], 0.1)])
+    bounds = [(None, None)] + [(0, None)] * x.shape[1]
+    result = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return result.x
+
+
+def _weights_from_beta(beta: np.ndarray) -> np.ndarray:
+    total = beta.sum()
+    return beta / total if total > 0 else np.full(len(beta), 1 / len(beta))
+
+
+@dataclass(frozen=True)
+class SuggestedWeights:
+    """Result of :func:`suggest_weights`."""
+
+    weights: pd.DataFrame  # dimension, baseline, suggested, low, high
+    cv: pd.DataFrame  # which (baseline / suggested), auc (out-of-fold), plus diff and its CI on the suggested row
+    better_than_baseline: bool
+    verdict: str
+
+
+def suggest_weights(
+    deals: pd.DataFrame, scorecard: Scorecard, dimensions: list[str] | None = None, folds: int = 5,
+    seed: int = 0, n_boot: int = 200, confidence: float = 0.95,
+) -> SuggestedWeights:
+    """Weights that fit the won/lost history, cross-validated against the baseline.
+
+    Fits ``P(won) = expit(a + Σ β_k x_k)`` with β ≥ 0 on closed deals, ``w = β / Σβ``. The AUC of
+    out-of-fold scores (each deal scored with weights fitted without it) is compared with the
+    baseline's on the same deals, with a paired bootstrap CI of the difference; the suggestion is
+    called better only when that CI lies above 0. Weight intervals are percentile bootstrap.
+    """
+    dims = dimensions or [k for k in scorecard.dimensions]
+    closed = deals[deals["status"].isin(["won", "lost"])]
+    scored, x = _scored_points(closed, scorecard, dims)
+    y = (scored["status"].to_numpy() == "won").astype(float)
+    base = scorecard.weights()
+    w_base = np.array([base[k] for k in dims])
+
+    fold_of = np.random.default_rng(seed).permutation(len(y)) % folds
+    oof = np.full(len(y), np.nan)
+    for f in range(folds):
+        train, test = fold_of != f, fold_of == f
+        w = _weights_from_beta(_fit_logistic(x[train], y[train])[1:])
+        oof[test] = 20 * x[test] @ w
+    base_scores = 20 * x @ w_base
+    won = y.astype(bool)
+    rng = np.random.default_rng(seed + 1)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    diff = np.array([_auc_fast(oof[i], won[i]) - _auc_fast(base_scores[i], won[i]) for i in idx])
+    alpha = (1 - confidence) / 2
+    d_low, d_high = float(np.nanquantile(diff, alpha)), float(np.nanquantile(diff, 1 - alpha))
+
+    w_full = _weights_from_beta(_fit_logistic(x, y)[1:])
+    boot_w = np.array([_weights_from_beta(_fit_logistic(x[i], y[i])[1:]) for i in idx])
+    weights = pd.DataFrame({"dimension": dims, "baseline": w_base, "suggested": w_full,
+                            "low": np.quantile(boot_w, alpha, axis=0), "high": np.quantile(boot_w, 1 - alpha, axis=0)})
+    auc_base, auc_sugg = auc(base_scores, won), auc(oof, won)
+    cv = pd.DataFrame([
+        {"which": "baseline", "auc": auc_base, "diff": np.nan, "diff_low": np.nan, "diff_high": np.nan},
+        {"which": "suggested", "auc": auc_sugg, "diff": auc_sugg - auc_base, "diff_low": d_low, "diff_high": d_high},
+    ])
+    better = d_low > 0
+    verdict = (f"The suggested weights separate won from lost better than the baseline beyond noise "
+               f"(cross-validated AUC {auc_sugg:.3f} vs {auc_base:.3f}; difference CI {d_low:+.3f} to {d_high:+.3f})."
+               if better else
+               f"The suggested weights are not better than the baseline beyond noise (cross-validated AUC "
+               f"{auc_sugg:.3f} vs {auc_base:.3f}; difference CI {d_low:+.3f} to {d_high:+.3f} includes 0): keep the baseline.")
+    return SuggestedWeights(weights, cv, bool(better), verdict)
+
+
+__all__ = [
+    "Backtest", "ScenarioComparison", "SuggestedWeights", "assign_tiers", "auc", "backtest", "compare_scenarios",
+    "concentration_for_sd", "suggest_weights", "sweep_weights", "weight_monte_carlo", "weight_sweep", "wilson_interval",
+]
