@@ -165,3 +165,56 @@ def sweep_lines(counts: pd.DataFrame, current: dict[str, float], labels: dict[st
         fig.suptitle(title)
         fig.tight_layout()
     return fig
+
+
+def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, title: str,
+                highlight: str | None = None, words: dict[str, str] | None = None) -> Figure:
+    """Win rate (%) against closed deals per rep, with the team rate and its 95% / 99.8% limits.
+
+    ``reps``: ``rep, closed, win_rate, flag``; ``limits`` from :func:`funnelkit.reps.funnel_limits`.
+    ``highlight`` names a rep drawn larger and labelled.
+    """
+    words = {"x": "Closed deals (count)", "y": "Win rate (%)", "team": "team rate", "l95": "95% limits",
+             "l998": "99.8% limits"} | (words or {})
+    colors = {"above": "#2f855a", "below": "#c53030", "within": "#4a5568"}
+    with font_context():
+        fig = Figure(figsize=(8, 4.5))
+        ax = fig.subplots()
+        ax.plot(limits["n"], limits["upper_95"] * 100, color="#a0aec0", linestyle="--", label=words["l95"])
+        ax.plot(limits["n"], limits["lower_95"] * 100, color="#a0aec0", linestyle="--")
+        ax.plot(limits["n"], limits["upper_99_8"] * 100, color="#718096", linestyle=":", label=words["l998"])
+        ax.plot(limits["n"], limits["lower_99_8"] * 100, color="#718096", linestyle=":")
+        ax.axhline(team_rate * 100, color="#2a6f97", linewidth=1, label=words["team"])
+        for row in reps.itertuples():
+            big = row.rep == highlight
+            ax.scatter(row.closed, row.win_rate * 100, s=90 if big else 30, color=colors.get(row.flag, "#4a5568"),
+                       edgecolor="black" if big else "none", zorder=3)
+            if big or row.flag != "within":
+                ax.annotate(row.rep, (row.closed, row.win_rate * 100), textcoords="offset points", xytext=(6, 4),
+                            fontsize=9)
+        ax.set_xlabel(words["x"])
+        ax.set_ylabel(words["y"])
+        ax.set_ylim(0, max(100 * float(reps["win_rate"].max()) * 1.2, 100 * team_rate * 2, 10))
+        ax.legend(frameon=False, fontsize=8)
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+    return fig
+
+
+def compare_bars(table: pd.DataFrame, title: str, ylabel: str) -> Figure:
+    """Grouped bars of a wide table (rows = categories on the x axis, columns = series), in %."""
+    with font_context():
+        fig = Figure(figsize=(8, 4))
+        ax = fig.subplots()
+        x = np.arange(len(table))
+        width = 0.8 / max(len(table.columns), 1)
+        for i, (column, color) in enumerate(zip(table.columns, sns.color_palette("deep", len(table.columns)))):
+            ax.bar(x + i * width - 0.4 + width / 2, table[column] * 100, width, label=column, color=color)
+        ax.set_xticks(x, table.index)
+        ax.set_ylabel(ylabel)
+        ax.legend(frameon=False)
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+    return fig

@@ -286,3 +286,77 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     if test.warning:
         lines.append(test.warning)
     return lines
+
+
+def _biggest_gap(funnels: pd.DataFrame) -> tuple[str, float, float] | None:
+    """The stage where the rep's next-step rate (first column) is furthest below the team's (second)."""
+    gap = (funnels.iloc[:, 0] - funnels.iloc[:, 1]).dropna()
+    if gap.empty:
+        return None
+    stage = gap.idxmin()
+    return stage, float(funnels.loc[stage].iloc[0]), float(funnels.loc[stage].iloc[1])
+
+
+def rep_findings(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, stalled: int, overdue: int,
+                 text: Text) -> list[str]:
+    """Headline sentences for a rep report: win rate with interval against the team and the limits,
+    the rank on the shrunk rate, the biggest gap to the team's funnel, and the deals to act on."""
+    row = summary[summary["rep"] == rep]
+    if row.empty:
+        return [text("empty_cohort")]
+    r = row.iloc[0]
+    lines = [text("rep_headline_rate", rep=html.escape(rep), rate=r["win_rate"], low=r["win_rate_low"],
+                  high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
+                  flag_text=text(f"flag_{r['flag']}"), rank=int(r["rank"]), reps=len(summary))]
+    gap = _biggest_gap(funnels)
+    if gap and gap[1] < gap[2]:
+        lines.append(text("rep_headline_leak", stage=gap[0], rep_rate=gap[1], team_rate=gap[2]))
+    lines.append(text("rep_headline_work", stalled=stalled, overdue=overdue))
+    return lines
+
+
+def coaching(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, tis: pd.Series, tis_team: pd.Series,
+             labels: dict[str, str], overdue: int, text: Text, gap_points: float = 5.0,
+             slow_ratio: float = 1.25) -> list[str]:
+    """Coaching points drawn from the numbers: the stage to work on (next-step rate at least
+    ``gap_points`` below the team's), the slowest stage against the team (median ≥ ``slow_ratio`` ×
+    the team's), overdue follow-ups; or what to share when the rep is above the team."""
+    lines = []
+    row = summary[summary["rep"] == rep]
+    gap = _biggest_gap(funnels)
+    if len(row) and row.iloc[0]["flag"] == "above":
+        best = (funnels.iloc[:, 0] - funnels.iloc[:, 1]).idxmax()
+        lines.append(text("coach_strong", stage=best))
+    if gap and (gap[2] - gap[1]) * 100 >= gap_points:
+        lines.append(text("coach_weak", stage=gap[0], gap=(gap[2] - gap[1]) * 100))
+    ratio = (tis / tis_team).dropna()
+    if len(ratio) and ratio.max() >= slow_ratio:
+        stage = ratio.idxmax()
+        lines.append(text("coach_slow", stage=labels.get(stage, stage), rep_days=fmt_days(tis[stage]),
+                          team_days=fmt_days(tis_team[stage])))
+    if overdue:
+        lines.append(text("coach_followup", n=overdue))
+    return lines or [text("coach_ok")]
+
+
+def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
+    """The team roll-up of :func:`funnelkit.reps.rep_summary`: one row per rep with intervals."""
+    shown = summary.assign(
+        win_rate=interval(summary, "win_rate", "win_rate_low", "win_rate_high", "{:.1%}"),
+        flag=summary["flag"].map(lambda f: text(f"flag_{f}") if f != "within" else ""),
+    )
+    columns = [c for c in ["rank", "rep", "closed", "won", "win_rate", "shrunk_win_rate", "value_win_rate",
+                           "cycle_median", "velocity_per_day", "weighted_pipeline", "overdue", "flag"] if c in shown]
+    return styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
+                  pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
+                  money=("velocity_per_day", "weighted_pipeline"))
+
+
+def review_findings(review: Any, text: Text) -> list[str]:
+    """One sentence per flagged stage of a :class:`funnelkit.review.PeriodReview`, or a no-change line."""
+    flagged = review.conversions[review.conversions["flag"] != ""]
+    if flagged.empty:
+        return [text("review_none", previous=review.previous)]
+    return [text("review_flag", stage=r["label"], next=r["next_label"],
+                 direction=text("dropped" if r["flag"] == "drop" else "rose"), before=r["rate_previous"],
+                 previous=review.previous, after=r["rate_this"], p=r["p_adjusted"]) for _, r in flagged.iterrows()]
