@@ -119,7 +119,8 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     stay of the earlier stage), at ``closed_at`` for a lost deal (``lost``), or is right-censored
     at ``as_of`` for a deal still open (``open``, ``censored=True``, ``exited_at`` empty).
     A skipped stage has no stay; repeated entries into the same stage in a row are one stay.
-    ``days = (exited_at or as_of − entered_at) / 1 day``.
+    ``days = (exited_at or as_of − entered_at) / 1 day``. A stay that starts or ends at an entry
+    whose date is unknown (``date_known`` False, from a snapshot export) is left out.
 
     Columns: ``deal_id, team, rep, pipeline, stage, stage_index, entered_at, exited_at, outcome,
     days, censored``.
@@ -138,6 +139,8 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     same_deal_next = ev["deal_id"].eq(ev["deal_id"].shift(-1))
     next_at = ev["entered_at"].shift(-1).where(same_deal_next)
     next_index = ev["stage_index"].shift(-1).where(same_deal_next)
+    known = ev["date_known"] if "date_known" in ev else pd.Series(True, index=ev.index)
+    dated = known & known.shift(-1).where(same_deal_next, True).astype(bool)
     status = ev["deal_id"].map(deals["status"])
     closed_at = ev["deal_id"].map(deals["closed_at"])
 
@@ -160,7 +163,8 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
             "outcome": outcome,
         }
     )
-    stays = stays[stays["stage_index"] != stays["pipeline"].map(final)].reset_index(drop=True)
+    stays = stays[(stays["stage_index"] != stays["pipeline"].map(final)).to_numpy() & dated.to_numpy()]
+    stays = stays.reset_index(drop=True)
     stays["censored"] = stays["outcome"].eq("open")
     end = stays["exited_at"].fillna(as_of)
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)

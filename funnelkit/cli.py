@@ -13,8 +13,17 @@ def _sample(args: argparse.Namespace) -> int:
     from funnelkit.io import sample_dataset, write_dataset
 
     data = sample_dataset(seed=args.seed, n_deals=args.deals)
-    folder = write_dataset(data, args.out, fmt=args.format)
-    print(f"wrote {len(data.deals):,} deals and {len(data.events):,} stage events to {folder}")
+    if args.shape == "canonical":
+        folder = write_dataset(data, args.out, fmt=args.format)
+    else:
+        from funnelkit import crm_shapes
+        from funnelkit.config import load_config
+
+        writers = {"salesforce": lambda: crm_shapes.write_salesforce(data, args.out),
+                   "hubspot": lambda: crm_shapes.write_hubspot(data, args.out),
+                   "snapshot": lambda: crm_shapes.write_snapshot(data, args.out, load_config())}
+        folder = writers[args.shape]()
+    print(f"wrote {len(data.deals):,} deals and {len(data.events):,} stage events to {folder} ({args.shape})")
     return 0
 
 
@@ -29,6 +38,20 @@ def _report(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from funnelkit.check import check_report
+    from funnelkit.config import load_config
+    from funnelkit.io import load_data
+
+    config = load_config()
+    data = load_data(args.data, config=config, as_of=args.as_of, preset=args.preset)
+    print("\n".join(check_report(data, config)))
+    if args.quarantine_out:
+        data.quarantine.to_csv(args.quarantine_out, index=False, encoding="utf-8-sig")
+        print(f"quarantine: {len(data.quarantine):,} rows → {args.quarantine_out}")
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -41,7 +64,7 @@ def _score(args: argparse.Namespace) -> int:
     from funnelkit.screening import load_screening, screen_opportunities
 
     config = load_config()
-    data = open_dataset(args.data, as_of=args.as_of, config=config)
+    data = open_dataset(args.data, as_of=args.as_of, config=config, preset=args.preset)
     bound = as_of_bound(args.as_of, data.as_of)
     plan_date = bound - pd.Timedelta(days=1) if args.as_of is None or len(args.as_of) <= 10 else bound
     card = load_scorecard(args.scorecard)
@@ -77,7 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deals", type=int, default=3000, help="number of deals (default 3000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default csv)")
+    p.add_argument("--shape", choices=["canonical", "salesforce", "hubspot", "snapshot"], default="canonical",
+                   help="write it as this CRM would export it (default: canonical tables)")
     p.set_defaults(func=_sample)
+
+    p = sub.add_parser("check", help="print the data-quality report of a dataset, without analysis")
+    p.add_argument("data", help="a dataset folder or DuckDB file")
+    p.add_argument("--preset", help="CRM export shape: salesforce, hubspot, snapshot (params/presets)")
+    p.add_argument("--as-of", dest="as_of", help="reject anything dated after this date")
+    p.add_argument("--quarantine-out", help="write the quarantined rows to this CSV")
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("score", help="score open deals and write the follow-up plan")
     p.add_argument("data", help='"sample" or a dataset folder / DuckDB file')
@@ -85,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scorecard", help="scorecard YAML (default params/scorecard.yaml)")
     p.add_argument("--as-of", dest="as_of", help="analysis date (default: the latest date in the data)")
     p.add_argument("--screened-only", action="store_true", help="only deals that pass the opportunity screen")
+    p.add_argument("--preset", help="CRM export shape of DATA: salesforce, hubspot, snapshot (params/presets)")
     p.add_argument("--out", help="write the follow-up plan here (.xlsx: one sheet per rep, or .csv)")
     p.set_defaults(func=_score)
 

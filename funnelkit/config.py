@@ -176,7 +176,8 @@ class MatrixEntry(_Strict):
 class ReportMatrix(_Strict):
     """``params/reports.yaml``: which notebooks run for which teams, reps and periods."""
 
-    data: str = "sample"  # "sample" or a folder / DuckDB file in the canonical shape
+    data: str = "sample"  # "sample" or a folder / DuckDB file
+    preset: str | None = None  # CRM export shape of `data` (params/presets): salesforce, hubspot, snapshot
     as_of: str | None = None  # ISO date; default: the latest date in the data
     language: Literal["en", "zh"] | None = None  # overrides funnel.yaml for these reports
     output: str = "reports"

@@ -56,23 +56,47 @@ def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}).astype({"row": "Int64"})
 
 
-def parse_datetimes(values: pd.Series, dayfirst: bool = False) -> pd.Series:
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # Excel's day 0 (it counts 1900 as a leap year)
+
+
+def parse_datetimes(values: pd.Series, dayfirst: bool = False, date_format: str | None = None) -> pd.Series:
     """Parse a column of dates to naive ``datetime64[ns]``; unparseable values become NaT.
 
-    Already-datetime columns are kept; time-zone-aware values are converted to UTC and made naive.
-    ISO 8601 is tried first (fast), then pandas' mixed-format parser for whatever is left.
+    Accepts datetimes as they are; ``date_format`` (strptime) when given; otherwise ISO 8601 first,
+    then pandas' mixed-format parser (``dayfirst`` decides ``01/02/2024``). Plain numbers between
+    10,000 and 100,000 are Excel serial dates. Time-zone-aware values are converted to UTC, then
+    made naive.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         out = values
     else:
         text = values.astype("object").where(values.notna(), None)
-        out = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-        retry = out.isna() & text.notna()
-        if retry.any():
-            out[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
+        text = text.map(lambda v: v.strip() if isinstance(v, str) else v)
+        if date_format:
+            out = pd.to_datetime(text, errors="coerce", format=date_format, utc=True)
+        else:
+            out = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
+            retry = out.isna() & text.notna()
+            if retry.any():
+                out[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
+        serial = pd.to_numeric(text, errors="coerce")
+        is_serial = out.isna() & serial.between(10_000, 100_000)
+        if is_serial.any():
+            out[is_serial] = (EXCEL_EPOCH + pd.to_timedelta(serial[is_serial], unit="D")).dt.tz_localize("UTC")
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
     return out.astype("datetime64[ns]")
+
+
+_CURRENCY = r"[¥￥$€£]|CNY|RMB|USD|EUR|元"
+
+
+def parse_amounts(values: pd.Series) -> pd.Series:
+    """Numbers from text such as ``¥1,200,000``, ``1 200 000.50`` or ``CNY 35,000``; else NaN."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(float)
+    text = values.astype("string").str.replace(_CURRENCY, "", regex=True).str.replace(r"[,\s]", "", regex=True)
+    return pd.to_numeric(text, errors="coerce").astype(float)
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -135,6 +159,7 @@ def validate(
     deals_file: str = "deals",
     events_file: str = "stage_events",
     dayfirst: bool = False,
+    date_format: str | None = None,
 ) -> Dataset:
     """Check raw ``deals`` and ``events`` against the data contract (DESIGN.md §2).
 
@@ -168,30 +193,41 @@ def validate(
     for column in ["deal_id", "customer", "team", "rep", "created_at", "status"]:
         qd.flag(_blank(raw[column]), column, f"{column} is missing")
     for column in DEAL_DATES:
-        deals[column] = parse_datetimes(raw[column], dayfirst)
+        deals[column] = parse_datetimes(raw[column], dayfirst, date_format)
         qd.flag(deals[column].isna() & ~_blank(raw[column]), column, f"{column} is not a date", raw[column])
     qd.flag(~deals["status"].isin(STATUSES), "status", "status is not one of open, won, lost", raw["status"])
     qd.flag(~deals["pipeline"].isin(config.pipelines), "pipeline",
             f"pipeline is not one of {', '.join(config.pipelines)}", raw["pipeline"])
 
     amount_text = raw["amount"]
-    deals["amount"] = pd.to_numeric(amount_text, errors="coerce")
+    deals["amount"] = parse_amounts(amount_text)
     qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", "amount is not a number", amount_text)
     qd.flag(deals["amount"] < 0, "amount", "amount is negative", amount_text)
     for column in ["win_probability", "payment_days"]:
-        values = pd.to_numeric(raw[column], errors="coerce")
+        values = parse_amounts(raw[column].astype("string").str.rstrip("%")) if column == "win_probability" \
+            else pd.to_numeric(raw[column], errors="coerce")
         qd.flag(values.isna() & ~_blank(raw[column]), column, f"{column} is not a number", raw[column])
         deals[column] = values
+    # Probability as a fraction: a column whose values exceed 1 is in percent.
+    if deals["win_probability"].max(skipna=True) > 1:
+        deals["win_probability"] = deals["win_probability"] / 100
+    qd.flag(~deals["win_probability"].between(0, 1) & deals["win_probability"].notna(), "win_probability",
+            "win_probability is not between 0 and 1 (or 0 and 100 %)", raw["win_probability"])
+    qd.flag(deals["payment_days"] < 0, "payment_days", "payment_days is negative", raw["payment_days"])
 
     qd.flag(deals["deal_id"].duplicated(keep=False) & deals["deal_id"].notna(), "deal_id",
             "deal_id is duplicated", raw["deal_id"])
     closed = deals["status"].isin(["won", "lost"])
     qd.flag(closed & deals["closed_at"].isna(), "closed_at", "closed deal has no closed_at")
-    qd.flag(deals["closed_at"] < deals["created_at"], "closed_at", "closed_at is before created_at", raw["closed_at"])
+    # a close *date* (no time) covers its whole day, so a deal created and closed that day is fine
+    close_date_only = deals["closed_at"] == deals["closed_at"].dt.normalize()
+    closed_before = (deals["closed_at"] < deals["created_at"].dt.normalize()) & close_date_only | \
+        (deals["closed_at"] < deals["created_at"]) & ~close_date_only
+    qd.flag(closed_before, "closed_at", "closed_at is before created_at", raw["closed_at"])
 
     if as_of is None:
         latest = pd.concat(
-            [deals["created_at"], deals["closed_at"], parse_datetimes(events["entered_at"], dayfirst)]
+            [deals["created_at"], deals["closed_at"], parse_datetimes(events["entered_at"], dayfirst, date_format)]
         ).max()
         as_of = (latest.normalize() + pd.Timedelta(days=1)) if pd.notna(latest) else pd.Timestamp.now().normalize()
     qd.flag(deals["created_at"] >= as_of, "created_at", f"created_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw["created_at"])
@@ -207,7 +243,7 @@ def validate(
     events["deal_id"] = events["deal_id"].astype("string").str.strip()
     for column in EVENT_REQUIRED:
         qe.flag(_blank(raw_events[column]), column, f"{column} is missing")
-    events["entered_at"] = parse_datetimes(raw_events["entered_at"], dayfirst)
+    events["entered_at"] = parse_datetimes(raw_events["entered_at"], dayfirst, date_format)
     qe.flag(events["entered_at"].isna(), "entered_at", "entered_at is not a date", raw_events["entered_at"])
 
     all_ids = set(deals["deal_id"].dropna())
@@ -223,8 +259,15 @@ def validate(
     events["stage"] = _stage_keys(raw_events["stage"], pipeline, config)
     qe.flag(events["stage"].isna(), "stage", "stage is not a stage of the deal's pipeline", raw_events["stage"])
     created, closed_at = per_event("created_at"), per_event("closed_at")
-    qe.flag(events["entered_at"] < created, "entered_at", "entered_at is before the deal's created_at", raw_events["entered_at"])
-    qe.flag(events["entered_at"] > closed_at, "entered_at", "entered_at is after the deal's closed_at", raw_events["entered_at"])
+    # A date without a time (midnight) covers that whole day: CRMs export close and create *dates*
+    # while stage history carries times.
+    created_is_date = created == created.dt.normalize()
+    closed_is_date = closed_at == closed_at.dt.normalize()
+    event_day = events["entered_at"].dt.normalize()
+    before_created = (event_day < created) & created_is_date | (events["entered_at"] < created) & ~created_is_date
+    after_closed = (event_day > closed_at) & closed_is_date | (events["entered_at"] > closed_at) & ~closed_is_date
+    qe.flag(before_created, "entered_at", "entered_at is before the deal's created_at", raw_events["entered_at"])
+    qe.flag(after_closed, "entered_at", "entered_at is after the deal's closed_at", raw_events["entered_at"])
     qe.flag(events["entered_at"] >= as_of, "entered_at", f"entered_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw_events["entered_at"])
 
     # --- consistency of each deal with its events ---
@@ -244,9 +287,13 @@ def validate(
         quarantine = empty_quarantine()
     deals_ok = deals[~qd.bad].reset_index(drop=True)
     events_ok = events[~qe.bad].sort_values(["deal_id", "entered_at"], kind="stable").reset_index(drop=True)
+    if "date_known" in events_ok:
+        events_ok = events_ok.assign(date_known=events_ok["date_known"].fillna(True).astype(bool))
+    else:
+        events_ok = events_ok.assign(date_known=True)
     return Dataset(
         deals=deals_ok,
-        events=events_ok[EVENT_REQUIRED].astype({"stage": "string"}),
+        events=events_ok[EVENT_REQUIRED + ["date_known"]].astype({"stage": "string"}),
         quarantine=quarantine,
         rows_in=rows_in,
         as_of=as_of,

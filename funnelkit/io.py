@@ -83,17 +83,24 @@ def load_data(
     mapping: Mapping[str, str] | None = None,
     config: FunnelConfig | None = None,
     as_of: str | pd.Timestamp | None = None,
+    preset: str | None = None,
 ) -> Dataset:
     """Load and validate a dataset from a folder (csv/xlsx/parquet) or a DuckDB file.
 
     ``mapping`` renames source columns to canonical ones (``{"Opportunity ID": "deal_id"}``) in
-    both tables. ``as_of`` (a date: end of that day) rejects anything dated after it. A folder
+    both tables. ``as_of`` (a date: end of that day) rejects anything dated after it. ``preset``
+    names a CRM export shape in ``params/presets`` (salesforce, hubspot, snapshot). A folder
     written by :func:`write_dataset` also carries the quarantine of the run that wrote it.
     """
     path = Path(path)
     config = config or load_config()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    bound = as_of_bound(as_of, None) if as_of is not None else None
+    if preset and preset != "canonical":
+        from funnelkit.presets import load_with_preset  # presets reads files through this module
+
+        return load_with_preset(path, preset, config, as_of=bound)
     prior = None
     if path.is_dir():
         files = {name: find_table(path, name) for name in TABLE_FILES}
@@ -108,7 +115,6 @@ def load_data(
         raise DataError(f"{path}: expected a folder with deals and stage_events files, or a .duckdb file")
     if mapping:
         tables = {name: df.rename(columns=dict(mapping)) for name, df in tables.items()}
-    bound = as_of_bound(as_of, None) if as_of is not None else None
     data = validate(
         tables["deals"], tables["stage_events"], config, as_of=bound,
         deals_file=names["deals"], events_file=names["stage_events"],
@@ -152,11 +158,12 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
     return folder
 
 
-def open_dataset(source: str | Path = "sample", as_of: str | None = None, config: FunnelConfig | None = None) -> Dataset:
+def open_dataset(source: str | Path = "sample", as_of: str | None = None, config: FunnelConfig | None = None,
+                 preset: str | None = None) -> Dataset:
     """What a notebook's ``data`` parameter names: ``"sample"`` or a path for :func:`load_data`."""
     if str(source) == "sample":
         return sample_dataset(config=config)
-    return load_data(source, config=config, as_of=as_of)
+    return load_data(source, config=config, as_of=as_of, preset=preset)
 
 
 def write_table_export(table: pd.DataFrame, path: str | Path, sheet_by: str | None = None) -> Path:

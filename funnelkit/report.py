@@ -210,7 +210,7 @@ def run_reports(
     config = load_config()
     out = Path(output or matrix.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = open_dataset(matrix.data, as_of=matrix.as_of, config=config)
+    data = open_dataset(matrix.data, as_of=matrix.as_of, config=config, preset=matrix.preset)
     cache = write_dataset(data, out / CACHE_DIR / "data", fmt="parquet")
     as_of = matrix.as_of or (data.as_of - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     base = {"data": str(cache), "as_of": as_of, "language": matrix.language}
