@@ -230,7 +230,8 @@ def validate(
             [deals["created_at"], deals["closed_at"], parse_datetimes(events["entered_at"], dayfirst, date_format)]
         ).max()
         as_of = (latest.normalize() + pd.Timedelta(days=1)) if pd.notna(latest) else pd.Timestamp.now().normalize()
-    qd.flag(deals["created_at"] >= as_of, "created_at", f"created_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw["created_at"])
+    as_of_text = (f"{as_of - pd.Timedelta(days=1):%Y-%m-%d}" if as_of == as_of.normalize() else f"{as_of:%Y-%m-%d %H:%M}")
+    qd.flag(deals["created_at"] >= as_of, "created_at", f"created_at is after the as-of date {as_of_text}", raw["created_at"])
     notes = _normalise_categories(deals, raw, config)
     # Open deals carry no closing date even if the export filled one in.
     deals.loc[deals["status"] == "open", "closed_at"] = pd.NaT
@@ -268,7 +269,7 @@ def validate(
     after_closed = (event_day > closed_at) & closed_is_date | (events["entered_at"] > closed_at) & ~closed_is_date
     qe.flag(before_created, "entered_at", "entered_at is before the deal's created_at", raw_events["entered_at"])
     qe.flag(after_closed, "entered_at", "entered_at is after the deal's closed_at", raw_events["entered_at"])
-    qe.flag(events["entered_at"] >= as_of, "entered_at", f"entered_at is after the as-of date {as_of:%Y-%m-%d %H:%M}", raw_events["entered_at"])
+    qe.flag(events["entered_at"] >= as_of, "entered_at", f"entered_at is after the as-of date {as_of_text}", raw_events["entered_at"])
 
     # --- consistency of each deal with its events ---
     ok_events = events[~qe.bad]

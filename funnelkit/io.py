@@ -7,6 +7,7 @@ quarantine.
 """
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Mapping
@@ -20,25 +21,50 @@ from funnelkit.sample import SAMPLE_END, generate_sample
 
 TABLE_FILES = ("deals", "stage_events")
 READABLE = (".csv", ".xlsx", ".xls", ".parquet")
-CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def detect_encoding(raw: bytes, path: Path) -> str:
+    """UTF-8 (with or without BOM) when the bytes decode as UTF-8, else GB18030 (a superset of GBK
+    and GB2312, which Chinese Excel writes). A file whose lines mix the two is an error naming the
+    first line that does not fit, because decoding it either way would garble text silently."""
+    try:
+        raw.decode("utf-8")
+        return "utf-8-sig"
+    except UnicodeDecodeError:
+        pass
+    lines = raw.split(b"\n")
+    utf8_text, bad = False, None
+    for number, line in enumerate(lines, start=1):
+        try:
+            text = line.decode("utf-8")
+            utf8_text = utf8_text or any(ord(c) > 127 for c in text)
+        except UnicodeDecodeError:
+            bad = bad or number
+    if utf8_text and bad:
+        raise DataError(f"{path}: line {bad} is not UTF-8 while other lines are: the file mixes encodings; "
+                        "save it again in one encoding (UTF-8 or GB18030)")
+    try:
+        raw.decode("gb18030")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: line {bad} cannot be decoded as UTF-8 or GB18030") from None
+    return "gb18030"
 
 
 def read_csv(path: Path, encoding: str | None = None) -> pd.DataFrame:
-    """Read a CSV as text columns, trying UTF-8 (with or without BOM) and then GB18030.
-
-    GB18030 is a superset of GBK and GB2312, the encodings Chinese Excel writes.
-    """
-    encodings = (encoding,) if encoding else CSV_ENCODINGS
-    for enc in encodings:
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding=enc)
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{path}: the file is empty (no header row)") from None
-        except pd.errors.ParserError as exc:
-            raise DataError(f"{path}: not a readable CSV: {exc}") from None
-    raise DataError(f"{path}: cannot decode the file as {' or '.join(encodings)}")
+    """Read a CSV as text columns in ``encoding``, or the one :func:`detect_encoding` finds."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty (no header row)")
+    encoding = encoding or detect_encoding(raw, path)
+    try:
+        return pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start})") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: not a readable CSV: {exc}") from None
 
 
 def read_table(path: Path, sheet: str | int | None = None, encoding: str | None = None) -> pd.DataFrame:
@@ -48,11 +74,17 @@ def read_table(path: Path, sheet: str | int | None = None, encoding: str | None 
         return read_csv(path, encoding)
     if suffix in (".xlsx", ".xls"):
         try:
-            return pd.read_excel(path, sheet_name=sheet or 0, dtype=object)
-        except ValueError as exc:  # pandas raises ValueError for a missing sheet
-            raise DataError(f"{path}: {exc}") from None
+            workbook = pd.ExcelFile(path)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"{path}: not a readable Excel workbook ({exc})") from None
+        if sheet is not None and sheet not in workbook.sheet_names:
+            raise DataError(f"{path}: no sheet {sheet!r}; the workbook has {', '.join(map(repr, workbook.sheet_names))}")
+        return workbook.parse(sheet if sheet is not None else 0, dtype=object)
     if suffix == ".parquet":
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
     raise DataError(f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(READABLE)}")
 
 
@@ -97,7 +129,7 @@ def load_data(
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     bound = as_of_bound(as_of, None) if as_of is not None else None
-    if preset and preset != "canonical":
+    if preset and preset != "canonical":  # a preset file may also describe canonical tables (sheets, dates)
         from funnelkit.presets import load_with_preset  # presets reads files through this module
 
         return load_with_preset(path, preset, config, as_of=bound)

@@ -111,6 +111,10 @@ def read_salesforce(folder: Path, preset: Preset) -> tuple[pd.DataFrame, pd.Data
     order = events.sort_values(["deal_id", "entered_at"], kind="stable").index
     events, closes = events.loc[order], closes.loc[order]
     repeat = events["deal_id"].eq(events["deal_id"].shift()) & events["stage"].eq(events["stage"].shift())
+    # CloseDate is a date; the history row that closed the deal carries the time
+    close_time = events[closes].groupby("deal_id")["entered_at"].max()
+    closed_at = parse_datetimes(deals["closed_at"], preset.dayfirst, preset.date_format)
+    deals["closed_at"] = closed_at.where(deals["status"] != "lost", deals["deal_id"].map(close_time).fillna(closed_at))
     notes = [f"{history_file}: {len(history):,} rows → {int((~closes & ~repeat).sum()):,} stage entries; "
              f"{int(repeat.sum()):,} rows repeat the current stage (amount or probability changes) and "
              f"{int(closes.sum()):,} mark a close without a stage"]
