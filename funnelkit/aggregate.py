@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from funnelkit.config import FunnelConfig
-from funnelkit.data import Dataset
+from funnelkit.data import Dataset, isin, positions, take
 
 DEAL_COLUMNS = ["deal_id", "pipeline", "team", "rep", "created_at", "amount", "status", "closed_at", "lost_reason"]
 
@@ -80,7 +80,7 @@ def reach_table(
     as_of = as_of if as_of is not None else data.as_of
     deals = _filter(deals_as_of(data.deals, as_of), team, rep, pipeline)
     stages = stage_list(config, deals, pipeline)
-    events = data.events[(data.events["entered_at"] < as_of) & data.events["deal_id"].isin(deals["deal_id"])]
+    events = data.events[(data.events["entered_at"] < as_of) & isin(data.events["deal_id"], deals["deal_id"])]
 
     first = events.groupby(["deal_id", "stage"], observed=True)["entered_at"].min().unstack("stage")
     first = first.reindex(index=deals["deal_id"], columns=stages)
@@ -126,46 +126,63 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     days, censored``.
     """
     as_of = as_of if as_of is not None else data.as_of
-    deals = deals_as_of(data.deals, as_of).set_index("deal_id")
-    ev = data.events[(data.events["entered_at"] < as_of) & data.events["deal_id"].isin(deals.index)]
-    ev = ev.assign(pipeline=ev["deal_id"].map(deals["pipeline"]))
-    order = {(p, s): i for p in config.pipelines for i, s in enumerate(config.stage_keys(p))}
-    final = {p: len(config.stage_keys(p)) - 1 for p in config.pipelines}
-    ev = ev.assign(stage_index=[order[k] for k in zip(ev["pipeline"], ev["stage"])] if len(ev) else [])
-    ev = ev.sort_values(["deal_id", "entered_at", "stage_index"], kind="stable")
-    new_deal = ev["deal_id"].ne(ev["deal_id"].shift())
-    ev = ev[new_deal | ev["stage_index"].ne(ev["stage_index"].shift())]
+    deals = deals_as_of(data.deals, as_of).reset_index(drop=True)
+    events = data.events[data.events["entered_at"] < as_of]
+    deal_pos = positions(events["deal_id"], deals["deal_id"])  # row of each event's deal, −1 if none
+    keep = deal_pos >= 0
+    deal_pos = deal_pos[keep]
+    entered = events["entered_at"].to_numpy(dtype="datetime64[ns]")[keep]
+    known = events["date_known"].to_numpy(dtype=bool)[keep] if "date_known" in events else np.ones(len(deal_pos), bool)
 
-    same_deal_next = ev["deal_id"].eq(ev["deal_id"].shift(-1))
-    next_at = ev["entered_at"].shift(-1).where(same_deal_next)
-    next_index = ev["stage_index"].shift(-1).where(same_deal_next)
-    known = ev["date_known"] if "date_known" in ev else pd.Series(True, index=ev.index)
-    dated = known & known.shift(-1).where(same_deal_next, True).astype(bool)
-    status = ev["deal_id"].map(deals["status"])
-    closed_at = ev["deal_id"].map(deals["closed_at"])
+    # Work on integer codes: the deal's row and the stage's position in its pipeline.
+    pipeline_codes, pipelines = pd.factorize(deals["pipeline"])
+    event_pipeline = pipeline_codes[deal_pos]
+    stage_codes, stage_names_seen = pd.factorize(events["stage"])
+    stage_codes = stage_codes[keep]
+    stage_index = np.full(len(deal_pos), -1)
+    for code, name in enumerate(pipelines):
+        rows = event_pipeline == code
+        index_of = {s: i for i, s in enumerate(config.stage_keys(name))}
+        lookup = np.array([index_of.get(n, -1) for n in stage_names_seen] + [-1])
+        stage_index[rows] = lookup[stage_codes[rows]]
+    order = np.lexsort((stage_index, entered, deal_pos))
+    deal_pos, entered, stage_index, known = deal_pos[order], entered[order], stage_index[order], known[order]
+    first_of_run = np.ones(len(deal_pos), bool)
+    first_of_run[1:] = (deal_pos[1:] != deal_pos[:-1]) | (stage_index[1:] != stage_index[:-1])
+    deal_pos, entered, stage_index, known = (a[first_of_run] for a in (deal_pos, entered, stage_index, known))
 
-    outcome = np.select(
-        [next_at.notna() & (next_index > ev["stage_index"]), next_at.notna(), status.eq("lost").to_numpy()],
-        ["progressed", "regressed", "lost"],
-        "open",
-    )
-    exited_at = next_at.where(next_at.notna(), closed_at.where(status.eq("lost")))
-    stays = pd.DataFrame(
-        {
-            "deal_id": ev["deal_id"].to_numpy(),
-            "team": ev["deal_id"].map(deals["team"]).to_numpy(),
-            "rep": ev["deal_id"].map(deals["rep"]).to_numpy(),
-            "pipeline": ev["pipeline"].to_numpy(),
-            "stage": ev["stage"].astype("object").to_numpy(),
-            "stage_index": ev["stage_index"].to_numpy(),
-            "entered_at": ev["entered_at"].to_numpy(),
-            "exited_at": exited_at.to_numpy(dtype="datetime64[ns]"),
-            "outcome": outcome,
-        }
-    )
-    stays = stays[(stays["stage_index"] != stays["pipeline"].map(final)).to_numpy() & dated.to_numpy()]
-    stays = stays.reset_index(drop=True)
-    stays["censored"] = stays["outcome"].eq("open")
+    same_deal_next = np.zeros(len(deal_pos), bool)
+    same_deal_next[:-1] = deal_pos[:-1] == deal_pos[1:]
+    next_at = np.where(same_deal_next, np.roll(entered, -1), np.datetime64("NaT"))
+    next_index = np.where(same_deal_next, np.roll(stage_index, -1), -1)
+    dated = known & np.where(same_deal_next, np.roll(known, -1), True)
+    lost = (deals["status"].to_numpy(dtype=object) == "lost")[deal_pos]
+    closed_at = deals["closed_at"].to_numpy(dtype="datetime64[ns]")[deal_pos]
+    has_next = same_deal_next
+    outcome = np.select([has_next & (next_index > stage_index), has_next, lost],
+                        ["progressed", "regressed", "lost"], "open")
+    exited_at = np.where(has_next, next_at, np.where(lost, closed_at, np.datetime64("NaT")))
+    final_index = np.array([len(config.stage_keys(p)) - 1 for p in pipelines])[pipeline_codes[deal_pos]]
+    rows = (stage_index != final_index) & dated
+    deal_pos, stage_index, entered, exited_at, outcome = (
+        a[rows] for a in (deal_pos, stage_index, entered, exited_at, outcome))
+
+    def per_deal(column: str) -> pd.Series:
+        # codes are cheaper to pick than strings; the result is categorical
+        codes, uniques = pd.factorize(deals[column])
+        return pd.Series(pd.Categorical.from_codes(codes[deal_pos], categories=pd.Index(uniques, dtype="object")))
+
+    stage_names = np.empty(len(stage_index), dtype=object)
+    for code, name in enumerate(pipelines):
+        here = pipeline_codes[deal_pos] == code
+        stage_names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
+    stays = pd.DataFrame({
+        "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
+        "team": per_deal("team"), "rep": per_deal("rep"), "pipeline": per_deal("pipeline"),
+        "stage": stage_names, "stage_index": stage_index, "entered_at": entered,
+        "exited_at": exited_at.astype("datetime64[ns]"), "outcome": outcome,
+    })
+    stays["censored"] = stays["outcome"] == "open"
     end = stays["exited_at"].fillna(as_of)
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
     stays.attrs.update(as_of=as_of)
@@ -178,6 +195,6 @@ def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None =
     as_of = as_of if as_of is not None else data.as_of
     deals = deals_as_of(data.deals, as_of)
     deals = deals[deals["status"] == "open"]
-    events = data.events[(data.events["entered_at"] < as_of) & data.events["deal_id"].isin(deals["deal_id"])]
+    events = data.events[(data.events["entered_at"] < as_of) & isin(data.events["deal_id"], deals["deal_id"])]
     latest = events.sort_values(["deal_id", "entered_at"], kind="stable").groupby("deal_id")["stage"].last()
     return deals.assign(stage=deals["deal_id"].map(latest).astype("object")).reset_index(drop=True)

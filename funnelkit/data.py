@@ -100,7 +100,54 @@ def parse_amounts(values: pd.Series) -> pd.Series:
 
 
 def _blank(values: pd.Series) -> pd.Series:
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return values.isna()
     return values.isna() | values.astype("string").str.strip().eq("")
+
+
+def _arrow_strings(values: pd.Series | pd.Index) -> "pa.Array":
+    """The values as an Arrow string array (zero-copy for pandas' Arrow-backed strings)."""
+    import pyarrow as pa
+
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        array = pa.array(values)
+    else:
+        array = pa.array(pd.Series(values).astype("object").where(pd.Series(values).notna(), None).map(
+            lambda v: v if v is None else str(v)), type=pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.string()) if array.type != pa.string() else array
+
+
+def isin(values: pd.Series, pool: pd.Series | pd.Index) -> pd.Series:
+    """``values.isin(pool)`` through Arrow's hash lookup (much faster than pandas' for strings)."""
+    import pyarrow.compute as pc
+
+    found = pc.is_in(_arrow_strings(values), value_set=pc.unique(_arrow_strings(pool)))
+    return pd.Series(found.fill_null(False).to_numpy(zero_copy_only=False), index=values.index)
+
+
+def positions(keys: pd.Series, pool: pd.Series) -> np.ndarray:
+    """Position of each key in ``pool`` (unique), −1 where absent: a vectorised dictionary lookup."""
+    import pyarrow.compute as pc
+
+    found = pc.index_in(_arrow_strings(keys), value_set=_arrow_strings(pool))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def take(column: pd.Series, where: np.ndarray) -> pd.Series:
+    """``column`` values at ``where`` positions (from :func:`positions`); missing where −1.
+
+    Text columns come back categorical: picking codes is far cheaper than copying strings.
+    """
+    values = column.reset_index(drop=True)
+    if pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values):
+        codes, uniques = pd.factorize(values)
+        picked = np.where(where >= 0, codes[np.maximum(where, 0)] if len(codes) else -1, -1)
+        return pd.Series(pd.Categorical.from_codes(picked, categories=pd.Index(uniques, dtype="object")))
+    out = values.iloc[np.maximum(where, 0)].reset_index(drop=True) if len(values) else \
+        pd.Series([pd.NA] * len(where), dtype=values.dtype)
+    return out.mask(pd.Series(where < 0))
 
 
 class _Quarantine:
@@ -204,8 +251,12 @@ def validate(
     qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", "amount is not a number", amount_text)
     qd.flag(deals["amount"] < 0, "amount", "amount is negative", amount_text)
     for column in ["win_probability", "payment_days"]:
-        values = parse_amounts(raw[column].astype("string").str.rstrip("%")) if column == "win_probability" \
-            else pd.to_numeric(raw[column], errors="coerce")
+        if pd.api.types.is_numeric_dtype(raw[column]):
+            values = raw[column].astype(float)
+        elif column == "win_probability":  # "35%" or "35"
+            values = parse_amounts(raw[column].astype("string").str.rstrip("%"))
+        else:
+            values = pd.to_numeric(raw[column], errors="coerce")
         qd.flag(values.isna() & ~_blank(raw[column]), column, f"{column} is not a number", raw[column])
         deals[column] = values
     # Probability as a fraction: a column whose values exceed 1 is in percent.
@@ -247,14 +298,14 @@ def validate(
     events["entered_at"] = parse_datetimes(raw_events["entered_at"], dayfirst, date_format)
     qe.flag(events["entered_at"].isna(), "entered_at", "entered_at is not a date", raw_events["entered_at"])
 
-    all_ids = set(deals["deal_id"].dropna())
-    good_deals = deals[~qd.bad].set_index("deal_id")
-    qe.flag(~events["deal_id"].isin(all_ids), "deal_id", "event for a deal not in the deals table", raw_events["deal_id"])
-    qe.flag(~events["deal_id"].isin(good_deals.index), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
+    good_deals = deals[~qd.bad].reset_index(drop=True)
+    at = positions(events["deal_id"], good_deals["deal_id"])
+    qe.flag(~isin(events["deal_id"], deals["deal_id"]), "deal_id", "event for a deal not in the deals table", raw_events["deal_id"])
+    qe.flag(pd.Series(at < 0), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
 
     def per_event(column: str) -> pd.Series:
         """The event's deal's ``column`` (dtype kept even when no deal is left)."""
-        return pd.Series(good_deals[column].reindex(events["deal_id"]).to_numpy(), index=events.index)
+        return take(good_deals[column], at).set_axis(events.index)
 
     pipeline = per_event("pipeline")
     events["stage"] = _stage_keys(raw_events["stage"], pipeline, config)
@@ -274,14 +325,15 @@ def validate(
     # --- consistency of each deal with its events ---
     ok_events = events[~qe.bad]
     final = {p: config.stage_keys(p)[-1] for p in config.pipelines}
-    is_final = ok_events["stage"].to_numpy() == ok_events["deal_id"].map(good_deals["pipeline"]).map(final).astype("object").to_numpy()
-    reached_final = deals["deal_id"].isin(ok_events.loc[is_final, "deal_id"])
-    has_events = deals["deal_id"].isin(ok_events["deal_id"])
+    is_final = ok_events["stage"].to_numpy() == pipeline[~qe.bad].map(final).astype("object").to_numpy()
+    reached_final = isin(deals["deal_id"], ok_events.loc[is_final, "deal_id"])
+    has_events = isin(deals["deal_id"], ok_events["deal_id"])
     qd.flag(~has_events, "deal_id", "deal has no valid stage event")
     qd.flag((deals["status"] == "won") & ~reached_final, "status", "won deal never reached the final stage", raw["status"])
     qd.flag((deals["status"] != "won") & reached_final, "status", "deal reached the final stage but is not won", raw["status"])
-    newly_bad = set(deals.loc[qd.bad, "deal_id"].dropna()) - set(deals.loc[~qd.bad, "deal_id"].dropna())
-    qe.flag(events["deal_id"].isin(newly_bad), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
+    bad_ids = deals.loc[qd.bad, "deal_id"].dropna()
+    newly_bad = bad_ids[~isin(bad_ids, deals.loc[~qd.bad, "deal_id"])]
+    qe.flag(isin(events["deal_id"], newly_bad), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
 
     quarantine = pd.concat([qd.frame(raw["deal_id"]), qe.frame(raw_events["deal_id"])], ignore_index=True)
     if quarantine.empty:
@@ -314,8 +366,12 @@ def _normalise_categories(deals: pd.DataFrame, raw: pd.DataFrame, config: Funnel
         if column not in deals:
             continue
         lookup = config.category_lookup(column)
+        if pd.api.types.is_bool_dtype(raw[column]) and set(lookup.values()) <= {True, False}:
+            deals[column] = raw[column].astype("boolean")  # already yes/no: nothing to spell out
+            continue
         text = raw[column].astype("object").where(~_blank(raw[column]), None)
-        mapped = text.map(lambda v: lookup.get(normalise_name(v)) if v is not None else None)
+        spelled = {v: lookup.get(normalise_name(v)) for v in pd.unique(text.dropna())}
+        mapped = text.map(spelled)
         unknown = text.notna() & mapped.isna()
         if unknown.any():
             examples = ", ".join(repr(v) for v in pd.unique(text[unknown])[:3])
@@ -327,7 +383,7 @@ def _normalise_categories(deals: pd.DataFrame, raw: pd.DataFrame, config: Funnel
 def _stage_keys(names: pd.Series, pipeline: pd.Series, config: FunnelConfig) -> pd.Series:
     """Map stage names (key or label, any case/spacing) to keys of each row's pipeline; else NA."""
     out = pd.Series(pd.NA, index=names.index, dtype="object")
-    normalised = names.astype("string").map(normalise_name, na_action="ignore")
+    normalised = names.astype("object").map({n: normalise_name(n) for n in pd.unique(names.dropna())})
     for name in pipeline.dropna().unique():
         rows = pipeline == name
         out[rows] = normalised[rows].map(config.stage_lookup(name))

@@ -114,6 +114,7 @@ def rep_summary(
     min_volume: int = 30,
     stays: pd.DataFrame | None = None,
     plan: pd.DataFrame | None = None,
+    reach: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per rep (of ``team``, or of all teams).
 
@@ -124,12 +125,20 @@ def rep_summary(
     velocity_per_day, open_pipeline, weighted_pipeline``, ``tis_<stage>`` (KM median days in stage, when
     ``stays`` is given), ``overdue`` (when a follow-up ``plan`` is given), ``shrunk_win_rate``,
     ``rank`` (by the shrunk rate) and ``flag`` (above / below / within the team's 99.8% funnel limits).
-    ``attrs['team_rate']`` holds the team win rate θ0.
+    ``attrs['team_rate']`` holds the team win rate θ0. ``reach`` may pass a :func:`reach_table`
+    computed at the same ``as_of`` to reuse it.
     """
     period = parse_period(period)
     window = rep_window(period, window_months)
     as_of = as_of if as_of is not None else data.as_of
-    reach = reach_table(data, config, as_of=as_of, pipeline=pipeline, team=team)
+    if reach is None:
+        reach = reach_table(data, config, as_of=as_of, pipeline=pipeline, team=team)
+    else:
+        attrs = reach.attrs
+        for column, value in (("team", team), ("pipeline", pipeline)):
+            if value is not None:
+                reach = reach[reach[column] == value]
+        reach.attrs = attrs
     stages: list[str] = reach.attrs["stages"]
     metrics = sales_metrics(data, window, as_of=as_of, by="rep", team=team, pipeline=pipeline)
     teams = deals_as_of(data.deals, as_of).groupby("rep")["team"].first()

@@ -145,7 +145,7 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
     why = pd.Series(pd.NA, index=values.index, dtype="object")
     if dim.points is not None:
         text = values.astype("object")
-        points = text.map(lambda v: dim.points.get(str(v)) if pd.notna(v) else np.nan).astype(float)
+        points = text.map({v: dim.points.get(str(v), np.nan) for v in pd.unique(text.dropna())}).astype(float)
         why[text.isna()] = f"missing {dim.column}"
         why[text.notna() & points.isna()] = f"{dim.column} value not in the scorecard"
         return points, why
@@ -210,8 +210,7 @@ def score_deals(
         out[f"points_{key}"] = points[key]
         out[f"contribution_{key}"] = contributions[key]
     used = [k for k, w in weights.items() if w > 0]
-    reason = why[used].apply(lambda r: "; ".join(r.dropna()), axis=1) if used else pd.Series("", index=deals.index)
-    out["unscored_reason"] = reason.replace("", pd.NA)
+    out["unscored_reason"] = _join_reasons(why[used]).replace("", pd.NA)
     out["score"] = contributions[used].sum(axis=1).where(out["unscored_reason"].isna()).round(9)
     out["tier"] = assign_tiers(out["score"], scorecard, mode)
     out["top_drivers"] = _top_drivers(contributions[used], scorecard, language, drivers).where(out["score"].notna())
@@ -219,15 +218,36 @@ def score_deals(
     return out
 
 
+def _join_reasons(why: pd.DataFrame) -> pd.Series:
+    """Per row, the non-missing reasons joined with ``"; "`` (empty string when none)."""
+    joined = pd.Series("", index=why.index, dtype="object")
+    for column in why:
+        part = why[column].astype("object")
+        has = part.notna().to_numpy()
+        sep = np.where(joined.to_numpy() != "", "; ", "")
+        joined = pd.Series(np.where(has, joined.to_numpy() + sep + part.fillna("").to_numpy(), joined.to_numpy()),
+                           index=why.index, dtype="object")
+    return joined
+
+
 def _top_drivers(contributions: pd.DataFrame, scorecard: Scorecard, language: str, k: int) -> pd.Series:
+    """``"<label> <contribution>"`` of the ``k`` largest weighted contributions, joined by `` · ``."""
     if contributions.empty:
         return pd.Series(pd.NA, index=contributions.index, dtype="object")
-    labels = {key: scorecard.dimensions[key].label[language] for key in contributions}
-    values = contributions.to_numpy()
+    labels = np.asarray([scorecard.dimensions[key].label[language] for key in contributions], dtype=object)
+    values = contributions.to_numpy(dtype=float)
     order = np.argsort(-np.nan_to_num(values, nan=-1), axis=1, kind="stable")[:, :k]
-    names = np.asarray(list(contributions.columns))
-    text = [" · ".join(f"{labels[names[j]]} {values[i, j]:.0f}" for j in row) for i, row in enumerate(order)]
-    return pd.Series(text, index=contributions.index, dtype="object")
+    rows = np.arange(len(values))[:, None]
+    top = np.round(np.nan_to_num(values[rows, order])).astype(int)
+    # integer points make few distinct (dimensions, values) combinations: format each once
+    parts = np.hstack([order, top + 1])  # contributions are 0–100, so 102 values per column suffice
+    key = np.zeros(len(parts), dtype=np.int64)
+    for column in parts.T:
+        key = key * 128 + column
+    keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    text = np.array([" · ".join(f"{labels[d]} {v - 1}" for d, v in zip(parts[i, :k], parts[i, k:])) for i in first],
+                    dtype=object)
+    return pd.Series(text[inverse.ravel()], index=contributions.index, dtype="object")
 
 
 def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
