@@ -105,7 +105,7 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     from IPython.display import Markdown
 
     q = data.quarantine
-    parts: list[Any] = [Markdown(f"## {text('quality_title')}\n\n{text('quality_note')}"),
+    parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
                         styled(quality_summary(data), text, ints=("rows",))]
     if len(q):
         parts.append(styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",)))
@@ -131,7 +131,28 @@ def bullets(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
 
-def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Dataset, text: Text) -> list[str]:
+Finding = tuple[str, str]  # (sentence, anchor of the section that shows it)
+
+
+def headline(text: Text, findings: list[Finding], extra: str = "") -> Any:
+    """The headline block: each finding with a link to its section, then ``extra`` (a sentence)."""
+    from IPython.display import HTML
+
+    items = "".join(f'<li>{html.escape(line)} <a href="#{anchor}">→ {html.escape(text("see_section"))}</a></li>'
+                    for line, anchor in findings)
+    tail = f"<p>{html.escape(extra)}</p>" if extra else ""
+    return HTML(f'<div class="fk-headline"><h2 id="headline">{html.escape(text("headline"))}</h2><ul>{items}</ul>{tail}</div>')
+
+
+def section(text: Text, title_key: str, anchor: str, note_key: str | None = None, **values: Any) -> Any:
+    """A section heading with a stable ``id`` (for the headline links) and its how-to-read note."""
+    from IPython.display import HTML
+
+    note = f"<p class=\"fk-note\">{html.escape(text(note_key, **values))}</p>" if note_key else ""
+    return HTML(f'<h2 id="{anchor}">{html.escape(text(title_key))}</h2>{note}')
+
+
+def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Dataset, text: Text) -> list[Finding]:
     """Headline sentences for the conversion report, computed from its tables.
 
     The cohort's size, wins and open deals; the biggest leak (:func:`funnelkit.funnel.biggest_leak`);
@@ -142,20 +163,21 @@ def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Datase
     period = funnel.attrs["period"]
     cohort = funnel.attrs["cohort_size"]
     if cohort == 0:
-        return [text("empty_cohort")]
+        return [(text("empty_cohort"), "funnel")]
     won = int(funnel["reached"].iloc[-1])
-    lines = [text("headline_cohort", cohort=cohort, period=period, won=won, win=won / cohort,
-                  open=funnel.attrs["open_deals"], age=funnel.attrs["median_age_days"])]
     leak = biggest_leak(funnel)
-    lines.append(text("headline_no_leak") if leak is None else
-                 text("headline_leak", stage=leak["label"], lost=int(leak["lost_at"]),
-                      reached=int(leak["reached"]), rate=leak["loss_rate"]))
+    lines = [(text("headline_no_leak") if leak is None else
+              text("headline_leak", stage=leak["label"], lost=int(leak["lost_at"]),
+                   reached=int(leak["reached"]), rate=leak["loss_rate"]), "funnel"),
+             (text("headline_cohort", cohort=cohort, period=period, won=won, win=won / cohort,
+                   open=funnel.attrs["open_deals"], age=funnel.attrs["median_age_days"]), "funnel")]
     if len(losses):
         by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
-        lines.append(text("headline_reason", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
-                          share=by_reason.iloc[0] / by_reason.sum()))
+        lines.append((text("headline_reason", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
+                           share=by_reason.iloc[0] / by_reason.sum()), "losses"))
     if len(data.quarantine):
-        lines.append(text("headline_quality", quarantined=len(data.quarantine), rows_in=sum(data.rows_in.values())))
+        lines.append((text("headline_quality", quarantined=len(data.quarantine), rows_in=sum(data.rows_in.values())),
+                      "quality"))
     return lines
 
 
@@ -197,7 +219,7 @@ def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
 
 
 def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall: pd.Series, labels: dict[str, str],
-                           text: Text, period: str, quantile: float, currency: str) -> list[str]:
+                           text: Text, period: str, quantile: float, currency: str) -> list[Finding]:
     """Headline sentences for the time-in-stage report: the slowest stage by KM median, stalled
     deals, and win rate / cycle / velocity."""
     lines = []
@@ -205,22 +227,23 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
     if len(known):
         slow = known.loc[known["median"].idxmax()]
         p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"])
-        lines.append(text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]),
-                          median=fmt_days(slow["median"]), p75=p75))
+        lines.append((text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]),
+                           median=fmt_days(slow["median"]), p75=p75), "km"))
     if len(stalled):
         top = stalled.iloc[0]
-        lines.append(text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"], rep=top["rep"],
-                          days=top["days"], stage=labels.get(top["stage"], top["stage"])))
+        lines.append((text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"],
+                           rep=top["rep"], days=top["days"], stage=labels.get(top["stage"], top["stage"])), "stalled"))
     else:
-        lines.append(text("tis_headline_no_stalled", q=quantile * 100))
+        lines.append((text("tis_headline_no_stalled", q=quantile * 100), "stalled"))
     if overall["closed"] > 0:
-        lines.append(text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
-                          cycle=fmt_days(overall["cycle_median"]), velocity=fmt_money(overall["velocity_per_day"], currency)))
+        lines.append((text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
+                           cycle=fmt_days(overall["cycle_median"]),
+                           velocity=fmt_money(overall["velocity_per_day"], currency)), "cycle"))
     return lines
 
 
 def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.DataFrame, text: Text,
-                         scenario: str, currency: str) -> list[str]:
+                         scenario: str, currency: str) -> list[Finding]:
     """Headline sentences for the opportunities report: how many open deals qualify and the most
     missed criterion, the tier counts, overdue follow-ups, and screen/score disagreements."""
     from funnelkit.screening import failing_criteria
@@ -228,21 +251,21 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     lines = []
     if len(screened):
         worst = failing_criteria(screened).iloc[0]
-        lines.append(text("opp_headline_screen", qualified=int(screened["is_opportunity"].sum()), open=len(screened),
-                          k=screened.attrs["min_criteria"], n=len(screened.attrs["criteria"]),
-                          criterion=worst["label"], missed=int(worst["not met"])))
+        lines.append((text("opp_headline_screen", qualified=int(screened["is_opportunity"].sum()), open=len(screened),
+                           k=screened.attrs["min_criteria"], n=len(screened.attrs["criteria"]),
+                           criterion=worst["label"], missed=int(worst["not met"])), "screen"))
     tiers = both["tier"].astype("object").fillna("unscored").value_counts()
     high_amount = both.loc[both["tier"] == "high", "amount"].sum()
-    lines.append(text("opp_headline_tiers", scenario=scenario, high=int(tiers.get("high", 0)),
-                      medium=int(tiers.get("medium", 0)), low=int(tiers.get("low", 0)),
-                      unscored=int(tiers.get("unscored", 0)), high_amount=fmt_money(high_amount, currency)))
     if len(plan):
-        lines.append(text("opp_headline_overdue", overdue=int(plan["overdue"].sum()),
-                          overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())))
+        lines.append((text("opp_headline_overdue", overdue=int(plan["overdue"].sum()),
+                           overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())), "plan"))
+    lines.append((text("opp_headline_tiers", scenario=scenario, high=int(tiers.get("high", 0)),
+                       medium=int(tiers.get("medium", 0)), low=int(tiers.get("low", 0)),
+                       unscored=int(tiers.get("unscored", 0)), high_amount=fmt_money(high_amount, currency)), "tiers"))
     high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"]).sum())
     low_pass = int(((both["tier"] == "low") & both["is_opportunity"]).sum())
     if high_fail or low_pass:
-        lines.append(text("opp_headline_mismatch", high_fail=high_fail, low_pass=low_pass))
+        lines.append((text("opp_headline_mismatch", high_fail=high_fail, low_pass=low_pass), "side"))
     return lines
 
 
@@ -263,7 +286,7 @@ def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str) -> 
 
 
 def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, names: dict[str, str], text: Text,
-                         sd: float) -> list[str]:
+                         sd: float) -> list[Finding]:
     """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability.
 
     A scenario's AUC difference is "significant" when its paired bootstrap interval excludes 0.
@@ -276,15 +299,15 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
         into_high = int(((moves["tier_after"] == "high") & (moves["tier_before"] != "high")).sum())
         alt = base_auc.loc[row.scenario]
         significant = pd.notna(alt["diff_low"]) and (alt["diff_low"] > 0 or alt["diff_high"] < 0)
-        lines.append(text("ws_conclusion", scenario=names.get(row.scenario, row.scenario), out_high=out_high,
-                          into_high=into_high, movers=row.movers, tau=row.kendall_tau_b,
-                          auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
-                          sig=text("significant" if significant else "not_significant")))
+        lines.append((text("ws_conclusion", scenario=names.get(row.scenario, row.scenario), out_high=out_high,
+                           into_high=into_high, movers=row.movers, tau=row.kendall_tau_b,
+                           auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
+                           sig=text("significant" if significant else "not_significant")), "transitions"))
     if len(stability):
-        lines.append(text("ws_stability", sd=sd, stable=stability["stable"].mean(),
-                          fragile_high=int((~stability["stable"] & (stability["tier"] == "high")).sum())))
+        lines.append((text("ws_stability", sd=sd, stable=stability["stable"].mean(),
+                           fragile_high=int((~stability["stable"] & (stability["tier"] == "high")).sum())), "stability"))
     if test.warning:
-        lines.append(test.warning)
+        lines.append((test.warning, "backtest"))
     return lines
 
 
@@ -298,20 +321,20 @@ def _biggest_gap(funnels: pd.DataFrame) -> tuple[str, float, float] | None:
 
 
 def rep_findings(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, stalled: int, overdue: int,
-                 text: Text) -> list[str]:
+                 text: Text) -> list[Finding]:
     """Headline sentences for a rep report: win rate with interval against the team and the limits,
     the rank on the shrunk rate, the biggest gap to the team's funnel, and the deals to act on."""
     row = summary[summary["rep"] == rep]
     if row.empty:
-        return [text("empty_cohort")]
+        return [(text("empty_cohort"), "rep-funnel")]
     r = row.iloc[0]
-    lines = [text("rep_headline_rate", rep=html.escape(rep), rate=r["win_rate"], low=r["win_rate_low"],
-                  high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
-                  flag_text=text(f"flag_{r['flag']}"), rank=int(r["rank"]), reps=len(summary))]
+    lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
+                   high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
+                   flag_text=text(f"flag_{r['flag']}"), rank=int(r["rank"]), reps=len(summary)), "funnel-plot")]
     gap = _biggest_gap(funnels)
     if gap and gap[1] < gap[2]:
-        lines.append(text("rep_headline_leak", stage=gap[0], rep_rate=gap[1], team_rate=gap[2]))
-    lines.append(text("rep_headline_work", stalled=stalled, overdue=overdue))
+        lines.append((text("rep_headline_leak", stage=gap[0], rep_rate=gap[1], team_rate=gap[2]), "rep-funnel"))
+    lines.append((text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals"))
     return lines
 
 
@@ -352,11 +375,22 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
                   money=("velocity_per_day", "weighted_pipeline"))
 
 
-def review_findings(review: Any, text: Text) -> list[str]:
+def review_findings(review: Any, text: Text) -> list[Finding]:
     """One sentence per flagged stage of a :class:`funnelkit.review.PeriodReview`, or a no-change line."""
     flagged = review.conversions[review.conversions["flag"] != ""]
     if flagged.empty:
-        return [text("review_none", previous=review.previous)]
-    return [text("review_flag", stage=r["label"], next=r["next_label"],
-                 direction=text("dropped" if r["flag"] == "drop" else "rose"), before=r["rate_previous"],
-                 previous=review.previous, after=r["rate_this"], p=r["p_adjusted"]) for _, r in flagged.iterrows()]
+        return [(text("review_none", previous=review.previous), "changes")]
+    return [(text("review_flag", stage=r["label"], next=r["next_label"],
+                  direction=text("dropped" if r["flag"] == "drop" else "rose"), before=r["rate_previous"],
+                  previous=review.previous, after=r["rate_this"], p=r["p_adjusted"]), "changes")
+            for _, r in flagged.iterrows()]
+
+
+def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
+    """One sentence naming the reps outside the team's 99.8% funnel limits, if any."""
+    flagged = summary[summary["flag"] != "within"]
+    if flagged.empty:
+        return []
+    names = ", ".join(f"{r.rep} ({text(f'flag_{r.flag}')}, {r.win_rate:.1%}, n = {int(r.closed):,})"
+                      for r in flagged.itertuples())
+    return [(text("headline_reps", names=names, team_rate=summary.attrs["team_rate"]), "reps")]

@@ -43,6 +43,32 @@ h1{font-size:1.6em;border-bottom:2px solid #2a6f97;padding-bottom:.3em}h2{font-s
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #d9e2ec;padding:.3em .6em}
 th{background:#f0f4f8;text-align:left}img{max-width:100%;height:auto}
 .jp-InputArea,.jp-InputPrompt,.jp-OutputPrompt,.anchor-link{display:none}pre{white-space:pre-wrap}
+.fk-headline{background:#f0f7fb;border-left:4px solid #2a6f97;padding:.2em 1em;margin:1em 0}
+.fk-headline a{font-size:.85em;color:#2a6f97}.fk-note{color:#52606d;font-size:.92em}
+table.fk-table th{cursor:pointer}
+"""
+# Click a column header to sort a table (numbers by value, text alphabetically); inline, no network.
+SORT_SCRIPT = r"""
+document.querySelectorAll("table.fk-table").forEach(function (table) {
+  table.querySelectorAll("thead th").forEach(function (th, col) {
+    th.title = "sort";
+    th.addEventListener("click", function () {
+      var body = table.tBodies[0], rows = Array.from(body.rows);
+      var key = function (r) {
+        var t = (r.cells[col] ? r.cells[col].innerText : "").trim();
+        var n = parseFloat(t.replace(/[^0-9.\-]/g, ""));
+        return isNaN(n) ? t : n;
+      };
+      var dir = th.dataset.dir === "asc" ? -1 : 1;
+      th.dataset.dir = dir === 1 ? "asc" : "desc";
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        return (typeof x === typeof y ? (x > y) - (x < y) : String(x).localeCompare(String(y))) * dir;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
 """
 
 
@@ -161,7 +187,7 @@ def notebook_to_html(nb: Any, title: str) -> str:
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head>\n"
-        f"<body>\n{body}\n</body></html>\n"
+        f"<body>\n{body}\n<script>{SORT_SCRIPT}</script>\n</body></html>\n"
     )
 
 
@@ -201,8 +227,10 @@ def run_reports(
     only: str | None = None,
     output: str | Path | None = None,
     progress: bool = True,
+    only_paths: list[str] | None = None,
 ) -> RunSummary:
-    """Run every (or every ``only``-matching) report of the matrix in ``jobs`` worker processes."""
+    """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix in
+    ``jobs`` worker processes."""
     from tqdm import tqdm
 
     began = time.perf_counter()
@@ -218,6 +246,8 @@ def run_reports(
     all_jobs = expand_matrix(matrix, data)
     check_parameters(all_jobs)
     selected = [j for j in all_jobs if not only or fnmatch.fnmatch(j.relpath, only) or fnmatch.fnmatch(j.title, only)]
+    if only_paths is not None:
+        selected = [j for j in selected if j.relpath in only_paths]
     workers = max(1, min(jobs or os.cpu_count() or 1, len(selected) or 1))
     summary = RunSummary()
     bar = tqdm(total=len(selected), desc="reports", unit="report", disable=not progress)
