@@ -275,7 +275,9 @@ def write_index(results: list[JobResult], output: Path, as_of: str) -> Path:
     def link(r: JobResult) -> str:
         name = html.escape(r.job.notebook.replace("_", " "))
         if r.ok:
-            return f'<a href="{html.escape(r.job.relpath)}.html">{name}</a> <span class="ok">ok</span>'
+            written = pd.Timestamp(Path(r.html).stat().st_mtime, unit="s").strftime("%Y-%m-%d %H:%M")
+            return (f'<a href="{html.escape(r.job.relpath)}.html">{name}</a> '
+                    f'<span class="ok" title="generated {written}">ok · {written}</span>')
         return f'{name} <span class="failed" title="{html.escape(r.error)}">failed</span>'
 
     rows = []

@@ -47,9 +47,21 @@ def test_a_failing_report_does_not_stop_the_others(sample_run, capsys):
     assert not (out / "2024-06" / "North" / "conversion.html").exists()
     assert (out / "2024-06" / "North" / "conversion.ipynb").exists()  # the failed notebook, for debugging
     index = (out / "index.html").read_text(encoding="utf-8")
-    assert index.count(">ok</span>") == 2 and index.count(">failed</span>") == 1
+    assert index.count("class=\"ok\"") == 2 and index.count(">failed</span>") == 1
     assert 'href="2024-06/East/conversion.html"' in index
     assert "no_such_pipeline" in index  # the error is shown on hover
+
+
+def test_no_stray_warnings_or_logs_in_reports(sample_run):
+    import nbformat
+
+    _, out = sample_run
+    for path in (out / "2024-06" / team / "conversion.ipynb" for team in ("East", "South")):
+        nb = nbformat.read(path, as_version=4)
+        streams = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream"]
+        assert not streams, [o.get("text", "")[:200] for o in streams]
+        page = path.with_suffix(".html").read_text(encoding="utf-8")
+        assert "Warning" not in page and "Traceback" not in page
 
 
 def test_no_temporary_files_left(sample_run):

@@ -1,0 +1,23 @@
+"""Small-size smoke runs of the benchmarks: they run and agree with the reference (no timing asserted)."""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_bench_analytics_smoke():
+    out = run("benchmarks/bench_analytics.py", "--deals", "20000")
+    assert "per-event step agrees with the DuckDB reference: yes" in out
+    assert "whole analytics pass:" in out and "peak memory" in out
+
+
+def test_bench_reports_smoke():
+    out = run("benchmarks/bench_reports.py", "--limit", "2")
+    assert "reports/min (0 failed)" in out and "speed-up:" in out
