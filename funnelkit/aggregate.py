@@ -46,12 +46,16 @@ def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return seen
 
 
-def _filter(deals: pd.DataFrame, team: str | None, rep: str | None, pipeline: str | None) -> pd.DataFrame:
-    mask = pd.Series(True, index=deals.index)
+def filter_scope(frame: pd.DataFrame, team: str | None = None, rep: str | None = None,
+                 pipeline: str | None = None) -> pd.DataFrame:
+    """Rows of ``frame`` for one team, rep and/or pipeline (``None`` keeps all); ``attrs`` kept."""
+    mask = pd.Series(True, index=frame.index)
     for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
         if value is not None:
-            mask &= deals[column] == value
-    return deals[mask]
+            mask &= frame[column] == value
+    out = frame[mask]
+    out.attrs = frame.attrs
+    return out
 
 
 def reach_table(
@@ -78,7 +82,7 @@ def reach_table(
     The frame's ``attrs`` hold ``stages`` and ``as_of``.
     """
     as_of = as_of if as_of is not None else data.as_of
-    deals = _filter(deals_as_of(data.deals, as_of), team, rep, pipeline)
+    deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline)
     stages = stage_list(config, deals, pipeline)
     events = data.events[(data.events["entered_at"] < as_of) & isin(data.events["deal_id"], deals["deal_id"])]
 

@@ -149,9 +149,14 @@ def validate_file(model: type[BaseModel], path: Path, data: Any | None = None) -
         raise ConfigError("\n".join(lines)) from None
 
 
+def load_params(model: type[BaseModel], name: str, path: str | Path | None = None) -> Any:
+    """Validate ``path``, or ``params/<name>`` when no path is given, against ``model``."""
+    return validate_file(model, Path(path) if path else PARAMS_DIR / name)
+
+
 def load_config(path: str | Path | None = None) -> FunnelConfig:
     """Load ``params/funnel.yaml`` (or ``path``) into a validated :class:`FunnelConfig`."""
-    return validate_file(FunnelConfig, Path(path) if path else PARAMS_DIR / "funnel.yaml")
+    return load_params(FunnelConfig, "funnel.yaml", path)
 
 
 # --------------------------------------------------------------------------- report matrix
@@ -199,4 +204,4 @@ class ReportMatrix(_Strict):
 
 def load_report_matrix(path: str | Path | None = None) -> ReportMatrix:
     """Load ``params/reports.yaml`` (or ``path``) into a validated :class:`ReportMatrix`."""
-    return validate_file(ReportMatrix, Path(path) if path else PARAMS_DIR / "reports.yaml")
+    return load_params(ReportMatrix, "reports.yaml", path)

@@ -237,8 +237,9 @@ def validate(
     deals["status"] = deals["status"].str.lower()
     deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
 
-    for column in ["deal_id", "customer", "team", "rep", "created_at", "status"]:
-        qd.flag(_blank(raw[column]), column, f"{column} is missing")
+    for column in ["deal_id", "customer", "team", "rep", "status"]:  # stripped above: blank is missing or ""
+        qd.flag(deals[column].isna() | deals[column].eq(""), column, f"{column} is missing")
+    qd.flag(_blank(raw["created_at"]), "created_at", "created_at is missing")
     for column in DEAL_DATES:
         deals[column] = parse_datetimes(raw[column], dayfirst, date_format)
         qd.flag(deals[column].isna() & ~_blank(raw[column]), column, f"{column} is not a date", raw[column])
@@ -369,24 +370,30 @@ def _normalise_categories(deals: pd.DataFrame, raw: pd.DataFrame, config: Funnel
         if pd.api.types.is_bool_dtype(raw[column]) and set(lookup.values()) <= {True, False}:
             deals[column] = raw[column].astype("boolean")  # already yes/no: nothing to spell out
             continue
-        text = raw[column].astype("object").where(~_blank(raw[column]), None)
-        spelled = {v: lookup.get(normalise_name(v)) for v in pd.unique(text.dropna())}
-        mapped = text.map(spelled)
-        unknown = text.notna() & mapped.isna()
+        codes, uniques = pd.factorize(raw[column])  # map each distinct spelling once
+        spelled = np.array([lookup.get(normalise_name(v)) if str(v).strip() else None for v in uniques] + [None],
+                           dtype=object)
+        mapped = pd.Series(spelled[codes], index=raw.index, dtype="object")
+        unknown = (codes >= 0) & mapped.isna().to_numpy() & ~_blank(raw[column]).to_numpy()
         if unknown.any():
-            examples = ", ".join(repr(v) for v in pd.unique(text[unknown])[:3])
+            examples = ", ".join(repr(v) for v in pd.unique(raw[column][unknown])[:3])
             notes.append(f"{column}: {int(unknown.sum())} value(s) not recognised ({examples}); treated as missing")
-        deals[column] = mapped.astype("boolean") if set(lookup.values()) <= {True, False} else mapped.astype("object")
+        deals[column] = mapped.astype("boolean") if set(lookup.values()) <= {True, False} else mapped
     return notes
 
 
 def _stage_keys(names: pd.Series, pipeline: pd.Series, config: FunnelConfig) -> pd.Series:
     """Map stage names (key or label, any case/spacing) to keys of each row's pipeline; else NA."""
-    out = pd.Series(pd.NA, index=names.index, dtype="object")
-    normalised = names.astype("object").map({n: normalise_name(n) for n in pd.unique(names.dropna())})
-    for name in pipeline.dropna().unique():
-        rows = pipeline == name
-        out[rows] = normalised[rows].map(config.stage_lookup(name))
+    codes, uniques = pd.factorize(names)
+    normalised = [normalise_name(n) for n in uniques]
+    out = np.full(len(names), None, dtype=object)
+    pipeline_codes, pipelines = pd.factorize(pipeline)
+    for p_code, name in enumerate(pipelines):
+        lookup = config.stage_lookup(name)
+        keys = np.array([lookup.get(n) for n in normalised] + [None], dtype=object)
+        rows = pipeline_codes == p_code
+        out[rows] = keys[codes[rows]]
+    out = pd.Series(out, index=names.index)
     return out.astype("string")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from funnelkit.aggregate import deals_as_of, reach_table, stage_list, stage_stays
+from funnelkit.aggregate import deals_as_of, filter_scope, reach_table, stage_list, stage_stays
 from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
 from funnelkit.periods import Period, parse_period
@@ -51,10 +51,7 @@ def cohort_funnel(
     if isinstance(data, Dataset):
         reach = reach_table(data, config, as_of=as_of, strict=strict, pipeline=pipeline, team=team, rep=rep)
     else:
-        reach = data
-        for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
-            if value is not None:
-                reach = reach[reach[column] == value]
+        reach = filter_scope(data, team, rep, pipeline)
     stages: list[str] = reach.attrs["stages"]
     as_of = reach.attrs["as_of"]
     first_at = reach[f"reached_{stages[0]}"]
@@ -206,8 +203,7 @@ def team_period_grid(reach: pd.DataFrame, config: FunnelConfig, periods: list[st
     """
     frames = []
     for team in sorted(reach["team"].unique()):
-        team_reach = reach[reach["team"] == team]
-        team_reach.attrs = reach.attrs
+        team_reach = filter_scope(reach, team=team)
         for period in periods:
             funnel = cohort_funnel(team_reach, config, period)
             frames.append(funnel.assign(team=team, period=parse_period(period).label))

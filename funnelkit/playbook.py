@@ -15,7 +15,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from funnelkit.config import PARAMS_DIR, validate_file
+from funnelkit.config import load_params
 
 Bilingual = dict[Literal["en", "zh"], str]
 
@@ -63,7 +63,7 @@ class Playbook(_Strict):
 
 def load_playbook(path: str | Path | None = None) -> Playbook:
     """Load and validate ``params/playbook.yaml`` (or ``path``)."""
-    return validate_file(Playbook, Path(path) if path else PARAMS_DIR / "playbook.yaml")
+    return load_params(Playbook, "playbook.yaml", path)
 
 
 def follow_up_plan(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from funnelkit.aggregate import deals_as_of, reach_table
+from funnelkit.aggregate import deals_as_of, filter_scope, reach_table
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset
 from funnelkit.funnel import cohort_funnel
@@ -134,11 +134,7 @@ def rep_summary(
     if reach is None:
         reach = reach_table(data, config, as_of=as_of, pipeline=pipeline, team=team)
     else:
-        attrs = reach.attrs
-        for column, value in (("team", team), ("pipeline", pipeline)):
-            if value is not None:
-                reach = reach[reach[column] == value]
-        reach.attrs = attrs
+        reach = filter_scope(reach, team=team, pipeline=pipeline)
     stages: list[str] = reach.attrs["stages"]
     metrics = sales_metrics(data, window, as_of=as_of, by="rep", team=team, pipeline=pipeline)
     teams = deals_as_of(data.deals, as_of).groupby("rep")["team"].first()

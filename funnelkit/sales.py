@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from funnelkit.aggregate import deals_as_of
+from funnelkit.aggregate import deals_as_of, filter_scope
 from funnelkit.data import Dataset
 from funnelkit.periods import Period, parse_period
 
@@ -60,10 +60,7 @@ def sales_metrics(
     weighted_pipeline, velocity_per_day``.
     """
     period = parse_period(period)
-    deals = deals_as_of(data.deals, as_of if as_of is not None else data.as_of)
-    for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
-        if value is not None:
-            deals = deals[deals[column] == value]
+    deals = filter_scope(deals_as_of(data.deals, as_of if as_of is not None else data.as_of), team, rep, pipeline)
     if by is None:
         return pd.DataFrame([_metrics(deals, period)])
     rows = [{by: key} | _metrics(group, period) for key, group in deals.groupby(by, sort=True, observed=True)]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from funnelkit.config import PARAMS_DIR, ConfigError, validate_file
+from funnelkit.config import ConfigError, load_params
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9
@@ -137,7 +137,7 @@ class Scorecard(_Strict):
 
 def load_scorecard(path: str | Path | None = None) -> Scorecard:
     """Load and validate ``params/scorecard.yaml`` (or ``path``)."""
-    return validate_file(Scorecard, Path(path) if path else PARAMS_DIR / "scorecard.yaml")
+    return load_params(Scorecard, "scorecard.yaml", path)
 
 
 def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.Series]:

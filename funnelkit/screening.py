@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from funnelkit.config import PARAMS_DIR, validate_file
+from funnelkit.config import load_params
 
 MET, NOT_MET, UNKNOWN = "met", "not met", "unknown"
 _WORDS = {
@@ -78,7 +78,7 @@ class ScreeningRules(_Strict):
 
 def load_screening(path: str | Path | None = None) -> ScreeningRules:
     """Load and validate ``params/screening.yaml`` (or ``path``)."""
-    return validate_file(ScreeningRules, Path(path) if path else PARAMS_DIR / "screening.yaml")
+    return load_params(ScreeningRules, "screening.yaml", path)
 
 
 def screen_opportunities(
