@@ -279,8 +279,9 @@ def backtest(
     return Backtest(pd.DataFrame(rows), pd.DataFrame(tier_rows), warning)
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Intercept and β ≥ 0 of a logistic regression of y on x (maximum likelihood, L-BFGS-B)."""
+def _fit_logistic(x: np.ndarray, y: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Intercept and β ≥ 0 of a logistic regression of y on x (maximum likelihood, L-BFGS-B),
+    optionally started from ``start`` (bootstrap refits start from the full-data fit)."""
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
         eta = params[0] + x @ params[1:]
@@ -290,7 +291,8 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         grad_eta = p - y
         return nll, np.concatenate([[grad_eta.sum()], x.T @ grad_eta])
 
-    start = np.concatenate([[0.0], np.full(x.shape[1], 0.1)])
+    if start is None:
+        start = np.concatenate([[0.0], np.full(x.shape[1], 0.1)])
     bounds = [(None, None)] + [(0, None)] * x.shape[1]
     result = optimize.minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
     return result.x
@@ -343,8 +345,9 @@ def suggest_weights(
     alpha = (1 - confidence) / 2
     d_low, d_high = float(np.nanquantile(diff, alpha)), float(np.nanquantile(diff, 1 - alpha))
 
-    w_full = _weights_from_beta(_fit_logistic(x, y)[1:])
-    boot_w = np.array([_weights_from_beta(_fit_logistic(x[i], y[i])[1:]) for i in idx])
+    full = _fit_logistic(x, y)
+    w_full = _weights_from_beta(full[1:])
+    boot_w = np.array([_weights_from_beta(_fit_logistic(x[i], y[i], start=full)[1:]) for i in idx])
     weights = pd.DataFrame({"dimension": dims, "baseline": w_base, "suggested": w_full,
                             "low": np.quantile(boot_w, alpha, axis=0), "high": np.quantile(boot_w, 1 - alpha, axis=0)})
     auc_base, auc_sugg = auc(base_scores, won), auc(oof, won)
