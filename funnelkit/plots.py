@@ -10,10 +10,9 @@ import contextlib
 from functools import lru_cache
 from typing import Iterator
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
@@ -22,7 +21,16 @@ CJK_FONTS = [
     "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
     "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS",
 ]
-PALETTE = "crest"
+PALETTE = "crest"  # seaborn's sequential palette, for the heatmaps
+# seaborn's "crest" and "deep" colours, fixed here so that charts without a heatmap need not import
+# seaborn (and with it pyplot): report kernels start faster.
+CREST = ["#7dba91", "#59a590", "#40908e", "#287a8c", "#1c6488", "#254b7f"]
+DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+
+
+def _spread(colors: list[str], n: int) -> list[str]:
+    """``n`` colours taken evenly from ``colors``."""
+    return [colors[round(i * (len(colors) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +44,7 @@ def cjk_font() -> str | None:
 def font_context() -> Iterator[None]:
     """Matplotlib settings under which Chinese text renders (CJK font first, DejaVu as fallback)."""
     family = [f for f in (cjk_font(), "DejaVu Sans") if f]
-    with plt.rc_context({"font.family": family, "axes.unicode_minus": False}):
+    with matplotlib.rc_context({"font.family": family, "axes.unicode_minus": False}):
         yield
 
 
@@ -54,7 +62,7 @@ def funnel_chart(funnel: pd.DataFrame, title: str, labels: dict[str, str] | None
     with font_context():
         fig = Figure(figsize=(8, 0.7 * len(funnel) + 1.2))
         ax = fig.subplots()
-        colors = sns.color_palette(PALETTE, len(funnel))
+        colors = _spread(CREST, len(funnel))
         y = np.arange(len(funnel))[::-1]
         ax.barh(y, funnel["reached"], color=colors)
         ax.set_yticks(y, funnel["label"])
@@ -84,7 +92,7 @@ def loss_pareto(losses: pd.DataFrame, title: str, labels: dict[str, str] | None 
             ax.set_axis_off()
         else:
             x = np.arange(len(by_reason))
-            ax.bar(x, by_reason.to_numpy(), color=sns.color_palette(PALETTE, 3)[1])
+            ax.bar(x, by_reason.to_numpy(), color=CREST[2])
             ax.set_xticks(x, by_reason.index, rotation=30, ha="right")
             ax.set_ylabel(words["loss_axis"])
             cum = by_reason.cumsum() / by_reason.sum() * 100
@@ -105,7 +113,7 @@ def km_curves(curves: pd.DataFrame, title: str, labels: dict[str, str] | None = 
         fig = Figure(figsize=(8, 4.5))
         ax = fig.subplots()
         groups = list(dict.fromkeys(curves["group"]))
-        for color, group in zip(sns.color_palette("deep", len(groups)), groups):
+        for color, group in zip(DEEP * 2, groups):
             c = curves[curves["group"] == group]
             ax.step(c["days"], c["survival"] * 100, where="post", color=color, label=group)
             ax.fill_between(c["days"], c["low"].fillna(c["survival"]) * 100, c["high"].fillna(c["survival"]) * 100,
@@ -125,6 +133,8 @@ def km_curves(curves: pd.DataFrame, title: str, labels: dict[str, str] | None = 
 def heatmap(table: pd.DataFrame, title: str, xlabel: str, ylabel: str, fmt: str = ".0f",
             cbar_label: str = "") -> Figure:
     """An annotated heatmap of a wide table (rows × columns of numbers; NaN cells stay blank)."""
+    import seaborn as sns
+
     with font_context():
         fig = Figure(figsize=(8, 0.35 * len(table) + 1.8))
         ax = fig.subplots()
@@ -209,7 +219,7 @@ def compare_bars(table: pd.DataFrame, title: str, ylabel: str) -> Figure:
         ax = fig.subplots()
         x = np.arange(len(table))
         width = 0.8 / max(len(table.columns), 1)
-        for i, (column, color) in enumerate(zip(table.columns, sns.color_palette("deep", len(table.columns)))):
+        for i, (column, color) in enumerate(zip(table.columns, DEEP * 2)):
             ax.bar(x + i * width - 0.4 + width / 2, table[column] * 100, width, label=column, color=color)
         ax.set_xticks(x, table.index)
         ax.set_ylabel(ylabel)
