@@ -82,3 +82,15 @@ def test_slug_keeps_names_readable():
     assert slug("Li Na") == "Li_Na"
     assert slug("华东 团队") == "华东_团队"
     assert slug("../etc") == "etc"
+
+
+def test_default_matrix_expands_with_known_parameters(sample):
+    from funnelkit.config import load_report_matrix
+    from funnelkit.report import check_parameters, expand_matrix
+
+    jobs = expand_matrix(load_report_matrix(), sample)
+    check_parameters(jobs)  # papermill would only warn about an unknown name
+    assert len(jobs) == 30 and sum(j.rep is not None for j in jobs) == 15
+    assert {j.notebook for j in jobs} == {"conversion", "time_in_stage", "opportunities", "weight_sensitivity",
+                                          "rep_performance"}
+    assert "2024-Q2/East/Li_Na/rep_performance" in {j.relpath for j in jobs}
