@@ -15,6 +15,7 @@ report is there whole or not at all.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import html
 import os
 import re
@@ -166,12 +167,10 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def notebook_to_html(nb: Any, title: str) -> str:
-    """A self-contained HTML page of an executed notebook without code, prompts or parameters.
-
-    Uses nbconvert's ``basic`` template (no scripts from a CDN) inside a page with inline CSS, so
-    the file opens offline and makes no request.
-    """
+@functools.lru_cache(maxsize=1)
+def _html_exporter() -> Any:
+    """nbconvert's exporter without code, prompts or parameter cells; built once per process
+    (loading its templates costs more than exporting one report)."""
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
@@ -183,7 +182,16 @@ def notebook_to_html(nb: Any, title: str) -> str:
     c.HTMLExporter.exclude_output_prompt = True
     exporter = HTMLExporter(config=c, template_name="basic")
     exporter.register_preprocessor("nbconvert.preprocessors.TagRemovePreprocessor", enabled=True)
-    body, _ = exporter.from_notebook_node(nb)
+    return exporter
+
+
+def notebook_to_html(nb: Any, title: str) -> str:
+    """A self-contained HTML page of an executed notebook without code, prompts or parameters.
+
+    Uses nbconvert's ``basic`` template (no scripts from a CDN) inside a page with inline CSS, so
+    the file opens offline and makes no request.
+    """
+    body, _ = _html_exporter().from_notebook_node(nb)
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head>\n"
