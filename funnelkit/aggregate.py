@@ -171,18 +171,14 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     deal_pos, stage_index, entered, exited_at, outcome = (
         a[rows] for a in (deal_pos, stage_index, entered, exited_at, outcome))
 
-    def per_deal(column: str) -> pd.Series:
-        # codes are cheaper to pick than strings; the result is categorical
-        codes, uniques = pd.factorize(deals[column])
-        return pd.Series(pd.Categorical.from_codes(codes[deal_pos], categories=pd.Index(uniques, dtype="object")))
-
     stage_names = np.empty(len(stage_index), dtype=object)
     for code, name in enumerate(pipelines):
         here = pipeline_codes[deal_pos] == code
         stage_names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
     stays = pd.DataFrame({
         "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
-        "team": per_deal("team"), "rep": per_deal("rep"), "pipeline": per_deal("pipeline"),
+        "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
+        "pipeline": take(deals["pipeline"], deal_pos),
         "stage": stage_names, "stage_index": stage_index, "entered_at": entered,
         "exited_at": exited_at.astype("datetime64[ns]"), "outcome": outcome,
     })

@@ -71,16 +71,6 @@ order by s.deal_id, s.entered_at, s.stage_index
 """
 
 
-def run_duckdb(deals: pd.DataFrame, events: pd.DataFrame, query: str) -> pd.DataFrame:
-    """Run ``query`` in an in-memory DuckDB over the two frames (registered without copying)."""
-    import duckdb
-
-    with duckdb.connect() as con:
-        con.register("deals", deals)
-        con.register("stage_events", events)
-        return con.execute(query).df()
-
-
 def run_duckdb_parquet(folder: str, query: str) -> pd.DataFrame:
     """Run ``query`` with ``deals`` and ``stage_events`` as views over Parquet files in ``folder``:
     the way a warehouse would run it, reading only what the query needs."""
