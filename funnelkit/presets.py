@@ -151,20 +151,23 @@ def read_snapshot(folder: Path, preset: Preset, config: FunnelConfig) -> tuple[p
     rows = []
     unknown = 0
     for i, (deal_id, stage_name, pipe) in enumerate(zip(deals["deal_id"], raw[preset.stage_column], pipeline)):
-        keys = config.stage_keys(pipe if pipe in config.pipelines else None)
-        key = config.stage_lookup(pipe if pipe in config.pipelines else config.default_pipeline).get(normalise_name(stage_name))
-        if key is None:
-            rows.append((deal_id, stage_name, raw.iloc[i][preset.stage_dates.get(keys[0], "")] if keys[0] in preset.stage_dates else None, True))
+        source, deal = raw.iloc[i], deals.iloc[i]
+        name = pipe if pipe in config.pipelines else config.default_pipeline
+        keys = config.stage_keys(name)
+        key = config.stage_lookup(name).get(normalise_name(stage_name))
+        if key is None:  # keep the unknown name: validation quarantines it with the row
+            first = preset.stage_dates.get(keys[0])
+            rows.append((deal_id, stage_name, source[first] if first else None, True))
             continue
         last_known = None
         for stage in keys[: keys.index(key) + 1]:
             column = preset.stage_dates.get(stage)
-            value = raw.iloc[i][column] if column else None
+            value = source[column] if column else None
             known = value is not None and pd.notna(value) and str(value).strip() != ""
             if known:
                 last_known = value
-            elif stage == key and deals.iloc[i]["status"] == "won" and pd.notna(deals.iloc[i].get("closed_at")):
-                value, known = deals.iloc[i]["closed_at"], True  # a win enters the final stage on its close date
+            elif stage == key and deal["status"] == "won" and pd.notna(deal.get("closed_at")):
+                value, known = deal["closed_at"], True  # a win enters the final stage on its close date
             else:
                 unknown += 1
             rows.append((deal_id, stage, value if known else last_known, known))

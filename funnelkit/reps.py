@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from funnelkit.aggregate import deals_as_of, filter_scope, reach_table
 from funnelkit.config import FunnelConfig
@@ -75,18 +75,14 @@ def fit_beta_binomial(k: np.ndarray, n: np.ndarray) -> tuple[float, float]:
     pooled = min(max(pooled, 1e-6), 1 - 1e-6)
 
     def nll(params: np.ndarray) -> float:
-        mean, log_size = special_expit(params[0]), params[1]
+        mean, log_size = special.expit(params[0]), params[1]
         size = np.exp(log_size)
         return -stats.betabinom.logpmf(k, n, mean * size, (1 - mean) * size).sum()
 
     start = np.array([np.log(pooled / (1 - pooled)), np.log(10.0)])
     result = optimize.minimize(nll, start, method="L-BFGS-B", bounds=[(-20, 20), (np.log(1e-3), np.log(1e6))])
-    mean, size = special_expit(result.x[0]), float(np.exp(result.x[1]))
+    mean, size = float(special.expit(result.x[0])), float(np.exp(result.x[1]))
     return mean * size, (1 - mean) * size
-
-
-def special_expit(x: float) -> float:
-    return float(1 / (1 + np.exp(-x)))
 
 
 def shrunk_rates(k: np.ndarray, n: np.ndarray) -> np.ndarray:

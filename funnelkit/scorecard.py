@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from funnelkit.config import ConfigError, load_params
+from funnelkit.config import load_params
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9
@@ -170,6 +170,13 @@ def points_table(deals: pd.DataFrame, scorecard: Scorecard) -> tuple[pd.DataFram
     return pd.DataFrame(points, index=deals.index), pd.DataFrame(why, index=deals.index)
 
 
+def tier_codes(scores: np.ndarray, high: float, medium: float) -> np.ndarray:
+    """0 (high) where ``score ≥ high``, 1 (medium) where ``≥ medium``, else 2 (low), for arrays of any
+    shape; scores are rounded to 9 decimals so 20 × Σ w·x lands exactly on a threshold."""
+    scores = np.round(scores, 9)
+    return np.where(scores >= high, 0, np.where(scores >= medium, 1, 2))
+
+
 def assign_tiers(score: pd.Series, scorecard: Scorecard, mode: str | None = None) -> pd.Series:
     """Tier of each score (NaN score → NA). Fixed: thresholds; relative: top shares of the scored."""
     mode = mode or scorecard.mode
@@ -181,8 +188,8 @@ def assign_tiers(score: pd.Series, scorecard: Scorecard, mode: str | None = None
         share_medium = share_high + scorecard.relative_tiers["medium"]
         high = scored.quantile(1 - share_high) if len(scored) else np.inf
         medium = scored.quantile(1 - share_medium) if len(scored) else np.inf
-    tier = np.select([score >= high, score >= medium, score.notna()], ["high", "medium", "low"], default="")
-    return pd.Series(tier, index=score.index).replace("", pd.NA)
+    tier = np.asarray(TIERS, dtype=object)[tier_codes(score.to_numpy(dtype=float), high, medium)]
+    return pd.Series(tier, index=score.index).where(score.notna(), pd.NA)
 
 
 def score_deals(
@@ -259,4 +266,4 @@ def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-__all__ = ["Scorecard", "assign_tiers", "load_scorecard", "score_deals", "tier_summary", "ConfigError"]
+__all__ = ["Scorecard", "assign_tiers", "load_scorecard", "points_table", "score_deals", "tier_codes", "tier_summary"]

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from funnelkit.scorecard import TIERS, Scorecard, assign_tiers, points_table, score_deals
+from funnelkit.scorecard import TIERS, Scorecard, points_table, score_deals, tier_codes
 
 MIN_CLASS = 40  # fewer won or lost deals than this and the backtest warns
 
@@ -48,9 +48,8 @@ def _scored_points(deals: pd.DataFrame, scorecard: Scorecard, dims: list[str]) -
 
 
 def _tiers_of(scores: np.ndarray, scorecard: Scorecard) -> np.ndarray:
-    high, medium = scorecard.tiers["high"], scorecard.tiers["medium"]
-    scores = np.round(scores, 9)
-    return np.where(scores >= high, 0, np.where(scores >= medium, 1, 2))  # 0 high, 1 medium, 2 low
+    """Fixed-threshold tier codes (0 high, 1 medium, 2 low) of a score array."""
+    return tier_codes(scores, scorecard.tiers["high"], scorecard.tiers["medium"])
 
 
 def compare_scenarios(deals: pd.DataFrame, scorecard: Scorecard, scenarios: list[str]) -> ScenarioComparison:
@@ -365,6 +364,6 @@ def suggest_weights(
 
 
 __all__ = [
-    "Backtest", "ScenarioComparison", "SuggestedWeights", "assign_tiers", "auc", "backtest", "compare_scenarios",
+    "Backtest", "ScenarioComparison", "SuggestedWeights", "auc", "backtest", "compare_scenarios",
     "concentration_for_sd", "suggest_weights", "sweep_weights", "weight_monte_carlo", "weight_sweep", "wilson_interval",
 ]
