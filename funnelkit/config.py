@@ -63,11 +63,24 @@ class FunnelConfig(_Strict):
 
     language: Literal["en", "zh"] = "en"
     currency: str = "CNY"
+    timezone: str | None = None  # zone of times written without one (e.g. Asia/Shanghai); None: local
     default_pipeline: str
     b2b_stages: list[Stage] | None = None  # YAML anchor holder; not used directly
     pipelines: dict[str, Pipeline] = Field(min_length=1)
     # column → canonical value → accepted spellings; "true"/"false" values make a yes/no column
     categories: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{zone!r} is not a time zone name like Asia/Shanghai or UTC") from None
+        return zone
 
     @model_validator(mode="after")
     def _default_exists(self) -> "FunnelConfig":
