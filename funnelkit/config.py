@@ -5,6 +5,7 @@ that does not parse raises :class:`ConfigError` naming the file and the key path
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,39 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from funnelkit.periods import parse_period
 
-PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
+# The defaults ship inside the wheel as funnelkit/_defaults/{params,notebooks} (pyproject maps the
+# repository's one copy there); a source checkout reads the repository's top-level folders.
+_PACKAGED = Path(__file__).resolve().parent / "_defaults"
+_CHECKOUT = Path(__file__).resolve().parent.parent
+PARAMS_DIR = _PACKAGED / "params" if (_PACKAGED / "params").is_dir() else _CHECKOUT / "params"
+NOTEBOOKS_DIR = _PACKAGED / "notebooks" if (_PACKAGED / "notebooks").is_dir() else _CHECKOUT / "notebooks"
+PROJECT_ENV = "FUNNELKIT_PROJECT"  # set by `--project`; report kernels inherit it
+
+
+def project_dir() -> Path | None:
+    """The project folder: ``$FUNNELKIT_PROJECT`` (what ``--project DIR`` sets), else the current
+    folder when it holds ``params/``; ``None`` means the packaged defaults."""
+    chosen = os.environ.get(PROJECT_ENV)
+    if chosen:
+        return Path(chosen).resolve()
+    here = Path.cwd()
+    return here if (here / "params").is_dir() else None
+
+
+def params_file(name: str) -> Path:
+    """``params/<name>`` of the project when it has that file, else of the packaged defaults."""
+    project = project_dir()
+    if project is not None and (project / "params" / name).exists():
+        return project / "params" / name
+    return PARAMS_DIR / name
+
+
+def notebooks_dir() -> Path:
+    """The project's ``notebooks/`` when it has one, else the packaged notebooks."""
+    project = project_dir()
+    if project is not None and (project / "notebooks").is_dir():
+        return project / "notebooks"
+    return NOTEBOOKS_DIR
 
 
 class ConfigError(ValueError):
@@ -163,8 +196,8 @@ def validate_file(model: type[BaseModel], path: Path, data: Any | None = None) -
 
 
 def load_params(model: type[BaseModel], name: str, path: str | Path | None = None) -> Any:
-    """Validate ``path``, or ``params/<name>`` when no path is given, against ``model``."""
-    return validate_file(model, Path(path) if path else PARAMS_DIR / name)
+    """Validate ``path``, or the project's ``params/<name>`` (see :func:`params_file`), against ``model``."""
+    return validate_file(model, Path(path) if path else params_file(name))
 
 
 def load_config(path: str | Path | None = None) -> FunnelConfig:

@@ -189,8 +189,13 @@ def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str =
         out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
         numeric = pd.to_numeric(obj.where(~is_text), errors="coerce")  # Excel cells: numbers, datetimes
         others = obj[~is_text & obj.notna() & numeric.isna()]
-        if len(others):
-            out[others.index] = _naive_in(pd.to_datetime(others, errors="coerce", utc=True), zone)
+        if len(others):  # datetimes from Excel or a reader: naive ones are wall-clock times already
+            try:
+                parsed = pd.to_datetime(others, errors="coerce")
+            except (ValueError, TypeError):  # aware and naive mixed
+                parsed = pd.to_datetime(others.map(lambda v: pd.Timestamp(v).tz_convert(zone).tz_localize(None)
+                                                   if getattr(v, "tzinfo", None) else v), errors="coerce")
+            out[others.index] = _naive_in(parsed, zone)
         serial = pd.concat([numeric.dropna(), pd.to_numeric(text[text.str.match(_SERIAL)], errors="coerce")])
         serial = serial[serial.between(10_000, 100_000)]
         if len(serial):

@@ -13,7 +13,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 from pydantic import RootModel
 
-from funnelkit.config import PARAMS_DIR, validate_file
+from funnelkit.config import params_file, validate_file
 from funnelkit.data import Dataset, quality_summary
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -40,7 +40,7 @@ class Text:
 
 def load_text(language: str = "en", path: str | Path | None = None) -> Text:
     """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``."""
-    path = Path(path) if path else PARAMS_DIR / "text.yaml"
+    path = Path(path) if path else params_file("text.yaml")
     entries = validate_file(_Bilingual, path).root
     missing = [k for k, v in entries.items() if set(v) != {"en", "zh"}]
     if missing:
