@@ -218,10 +218,12 @@ class MatrixEntry(_Strict):
     pipeline: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("periods")
+    @field_validator("periods", mode="before")
     @classmethod
-    def _periods_parse(cls, periods: list[str]) -> list[str]:
-        return [parse_period(p).label for p in periods]
+    def _periods_parse(cls, periods: Any) -> Any:
+        if not isinstance(periods, list):
+            return periods
+        return [parse_period(str(p)).label for p in periods]  # a year may come from YAML as a number
 
 
 class ReportMatrix(_Strict):
@@ -249,5 +251,40 @@ class ReportMatrix(_Strict):
 
 
 def load_report_matrix(path: str | Path | None = None) -> ReportMatrix:
-    """Load ``params/reports.yaml`` (or ``path``) into a validated :class:`ReportMatrix`."""
-    return load_params(ReportMatrix, "reports.yaml", path)
+    """Load ``params/reports.yaml`` (or ``path``) into a validated :class:`ReportMatrix`.
+
+    A relative ``data`` or ``preset`` path is relative to the project folder (the folder holding
+    ``params/``) when it does not exist relative to the current folder.
+    """
+    file = Path(path) if path else params_file("reports.yaml")
+    matrix = validate_file(ReportMatrix, file)
+    return matrix_with(matrix, base=file.resolve().parent.parent)
+
+
+def matrix_with(matrix: ReportMatrix, *, data: str | None = None, preset: str | None = None,
+                as_of: str | None = None, language: str | None = None, periods: list[str] | None = None,
+                base: Path | None = None) -> ReportMatrix:
+    """``matrix`` with the command line's choices: data source, preset, as-of date, language, and
+    periods replacing every entry's. Relative paths are taken from ``base`` (the project folder) when
+    they exist there."""
+    def located(value: str | None) -> str | None:
+        if value is None or value == "sample" or Path(value).is_absolute() or base is None:
+            return value
+        if not Path(value).suffix and (base / "params" / "presets" / f"{value}.yaml").exists():
+            return value  # a preset by name
+        return str((base / value).resolve()) if (base / value).exists() else value
+
+    update: dict[str, Any] = {}
+    for key, value in (("data", data), ("preset", preset), ("as_of", as_of), ("language", language)):
+        if value is not None:
+            update[key] = value
+    update["data"] = located(update.get("data", matrix.data))
+    if update.get("preset", matrix.preset) is not None:
+        update["preset"] = located(update.get("preset", matrix.preset))
+    if periods:
+        update["entries"] = [e.model_copy(update={"periods": [parse_period(p).label for p in periods]})
+                             for e in matrix.entries]
+    try:
+        return ReportMatrix.model_validate(matrix.model_dump() | update)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None

@@ -658,3 +658,36 @@ def quality_summary(data: Dataset) -> pd.DataFrame:
         for reason, n in q["reason"].value_counts().items():
             rows.append({"table": table, "reason": f"  {reason}", "rows": int(n)})
     return pd.DataFrame(rows)
+
+
+def top_reasons(data: Dataset, n: int = 3) -> list[tuple[str, str, int, dict]]:
+    """The ``n`` most frequent quarantine reasons: ``(table, reason, rows, first example row)``."""
+    q = data.quarantine
+    if q.empty:
+        return []
+    counts = q.groupby(["table", "reason"], sort=False).size().sort_values(ascending=False, kind="stable")
+    out = []
+    for (table, reason), rows in counts.head(n).items():
+        example = q[(q["table"] == table) & (q["reason"] == reason)].iloc[0].to_dict()
+        out.append((table, reason, int(rows), example))
+    return out
+
+
+def describe_example(example: dict) -> str:
+    """``file, row N, column C, value 'v'`` for a quarantined row (value cut to a readable length)."""
+    value = example.get("value")
+    shown_value = "" if value is None or pd.isna(value) else f", value {shown(value, 60)!r}"
+    return f"{example['file']}, row {example['row']}, column {example['column']}{shown_value}"
+
+
+def nothing_left(data: Dataset) -> str:
+    """Why no deal is left to analyse, e.g. "8,800 of 8,800 deals were quarantined; top reason …"."""
+    n_in = data.rows_in.get("deals", 0)
+    if n_in == 0:
+        return "the data has no deals"
+    text = f"{n_in - len(data.deals):,} of {n_in:,} deals were quarantined"
+    reasons = [r for r in top_reasons(data, 5) if r[0] == "deals"] or top_reasons(data, 1)
+    if reasons:
+        table, reason, rows, example = reasons[0]
+        text += f"; top reason: {reason} ({rows:,} {table} rows, e.g. {describe_example(example)})"
+    return text

@@ -10,6 +10,7 @@ and ``stage_events``.
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 from typing import Mapping
@@ -195,6 +196,10 @@ def load_data(
                     events_file=shaped.files["stage_events"], parsing=preset.parsing(config.timezone))
     data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, data.source,
                    shaped.notes + data.notes)
+    if prior is not None and (path / "source.json").exists():
+        meta = json.loads((path / "source.json").read_text(encoding="utf-8"))
+        data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, meta["source"],
+                       meta["notes"] + [n for n in data.notes if n not in meta["notes"]])
     if prior is not None and len(prior):
         return _with_prior_quarantine(data, prior)
     return data
@@ -229,6 +234,9 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
         data.events.to_parquet(folder / "stage_events.parquet", index=False)
         quarantine = data.quarantine.astype({c: "string" for c in ["table", "file", "deal_id", "column", "value", "reason"]})
         quarantine.to_parquet(folder / "quarantine.parquet", index=False)
+        # where the data came from, so messages and reports name the export, not this copy
+        (folder / "source.json").write_text(json.dumps({"source": data.source, "notes": list(data.notes)}),
+                                            encoding="utf-8")
     else:
         raise ValueError(f"unknown format {fmt!r}; expected csv or parquet")
     return folder

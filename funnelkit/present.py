@@ -60,10 +60,19 @@ def fmt_int(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:,.0f}"
 
 
-def fmt_money(x: float, currency: str = "CNY") -> str:
-    """``1200000 → '¥1,200,000'`` (symbol from the currency code); missing → ``'–'``."""
+def configured_currency() -> str:
+    """The currency of the project's funnel.yaml (what an amount is shown in when not told)."""
+    from funnelkit.config import load_config
+
+    return load_config().currency
+
+
+def fmt_money(x: float, currency: str | None = None) -> str:
+    """``1200000 → '¥1,200,000'`` (symbol from the currency code, default the configured one);
+    missing → ``'–'``."""
     if pd.isna(x):
         return "–"
+    currency = currency or configured_currency()
     return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
@@ -79,11 +88,14 @@ def styled(
     ints: tuple[str, ...] = (),
     money: tuple[str, ...] = (),
     days: tuple[str, ...] = (),
-    currency: str = "CNY",
+    currency: str | None = None,
     decimals: tuple[str, ...] = (),
 ) -> Styler:
-    """A Styler with formatted numbers, translated headers and no index, ready for the report."""
+    """A Styler with formatted numbers, translated headers and no index, ready for the report.
+    Money is shown in ``currency``, by default the configured one."""
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
+    if money and currency is None:
+        currency = configured_currency()
     formats |= {c: fmt_int for c in ints if c in df}
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
     formats |= {c: fmt_days for c in days if c in df}

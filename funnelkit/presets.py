@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from funnelkit.config import params_file, project_dir, validate_file, PARAMS_DIR
 from funnelkit.data import DataError, Parsing
@@ -73,6 +73,16 @@ class Preset(_Plain):
     status_column: str | None = None
     status_values: dict[str, Status] = Field(default_factory=dict)
     stage_dates: dict[str, str] = Field(default_factory=dict)  # stage key → date column (snapshot)
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _date_text(cls, value: object) -> object:
+        return None if value is None else str(value)  # YAML reads 2019-12-31 as a date
+
+    @field_validator("defaults", mode="before")
+    @classmethod
+    def _constants_text(cls, value: object) -> object:
+        return {k: str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     def parsing(self, default_timezone: str | None = None) -> Parsing:
         """How this export writes dates and numbers, for :func:`funnelkit.data.validate`."""

@@ -240,6 +240,7 @@ def read_snapshot(tables: dict[str, pd.DataFrame], preset: Preset, config: Funne
         furthest = len(keys) - 1 - furthest  # index of the last dated stage; -1 when none
         current = np.full(len(part), -2)  # -2: unknown stage name (validation quarantines it)
         names = pd.Series([None] * len(part), dtype="object")
+        closes = pd.Series(False, index=names.index)
         if preset.stage_column:
             names = raw[preset.stage_column].iloc[part].reset_index(drop=True)
             mapped, closes = map_stage(names, preset)
@@ -250,6 +251,11 @@ def read_snapshot(tables: dict[str, pd.DataFrame], preset: Preset, config: Funne
         else:
             current = np.maximum(furthest, 0)
         status = deals["status"].iloc[part].to_numpy()
+        # a win reaches the final stage; without a stage value saying so, it is the status that does
+        marked = np.isin(current, [-2]) if preset.stage_column else np.zeros(len(part), bool)
+        current = np.where((status == "won") & ~marked & (current < len(keys) - 1) &
+                           (np.ones(len(part), bool) if not preset.stage_column else closes.to_numpy()),
+                           len(keys) - 1, current)
         closed_at = deals["closed_at"].iloc[part].to_numpy() if "closed_at" in deals else np.full(len(part), None)
         filled = dates.bfill(axis=1).ffill(axis=1)  # unknown: the next known stage's date (any-stage rule)
         for j, key in enumerate(keys):
