@@ -72,7 +72,25 @@ def _init(args: argparse.Namespace) -> int:
 
     for line in init_project(Path(args.dir), Path(args.source) if args.source else None, args.preset_name):
         print(line)
+    print(_ensure_kernel())
     return 0
+
+
+def _ensure_kernel() -> str:
+    """Register the Jupyter kernel "funnelkit" of this Python when none is installed (a wheel
+    install has none), so that `funnelkit report` runs right after `funnelkit init`."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from funnelkit.report import KERNEL_NAME
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        return f"Jupyter kernel {KERNEL_NAME!r}: already installed"
+    except NoSuchKernel:
+        from ipykernel.kernelspec import install
+
+        path = install(kernel_name=KERNEL_NAME, display_name="Python (funnelkit)", prefix=sys.prefix)
+        return f"Jupyter kernel {KERNEL_NAME!r}: installed in {path}"
 
 
 def _score(args: argparse.Namespace) -> int:

@@ -76,10 +76,29 @@ def init_project(folder: Path, source: Path | None = None, preset_name: str = "m
             _write_funnel(folder / "params" / "funnel.yaml", stages)
         data, preset = str(source.resolve() if source.is_dir() else source.resolve().parent), preset_name
         lines += [f"wrote a draft preset {path} — read every '# guess' comment and confirm it", *notes]
+        lines += _first_look(folder, Path(data), path)
         lines.append(f"next: funnelkit check {data} --project {folder} --preset {preset_name}")
     _point_matrix(folder / "params" / "reports.yaml", data, preset)
     lines.append(f"then: funnelkit report --project {folder}   (or cd {folder} && funnelkit report)")
     return lines
+
+
+def _first_look(folder: Path, data: Path, preset: Path) -> list[str]:
+    """Load the export with the draft: report periods become the year of its latest date, and
+    the result (or the first problem) is printed."""
+    from funnelkit.config import load_config
+    from funnelkit.io import load_data
+
+    try:
+        loaded = load_data(data, config=load_config(folder / "params" / "funnel.yaml"), preset=preset)
+    except (DataError, ConfigError) as exc:
+        return [f"a first load with the draft stops at: {exc}", "fix the preset, then run the check below"]
+    year = (loaded.as_of - pd.Timedelta(days=1)).year
+    matrix = folder / "params" / "reports.yaml"
+    matrix.write_text(re.sub(r"(?m)^(\s*)periods:.*$", rf'\1periods: ["{year}"]   # the year of the latest date',
+                             matrix.read_text(encoding="utf-8")), encoding="utf-8")
+    return [f"a first load with the draft: {len(loaded.deals):,} of {loaded.rows_in['deals']:,} deals analysed; "
+            f"report periods set to {year}"]
 
 
 def _point_matrix(path: Path, data: str, preset: str | None) -> None:
@@ -176,7 +195,9 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     out.append("columns:   # export column → canonical field (guess from the header names)")
     for source_col, field in columns.items():
         out.append(f"  {_y(source_col)}: {field}")
-    if "team" not in columns.values():
+    team_from_lookup = any(_key(c) in SYNONYMS["team"] for path, (df, _) in tables.items() if path != main_path
+                           for c in df.columns)
+    if "team" not in columns.values() and not team_from_lookup:
         out.append("defaults: {team: All}   # guess: no team column recognised; map one, or join a lookup file")
     if len(orders) == 1:
         out.append(f"dayfirst: {str(orders == {'dayfirst'}).lower()}   # detected: days above 12 in "
