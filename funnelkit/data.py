@@ -691,3 +691,10 @@ def nothing_left(data: Dataset) -> str:
         table, reason, rows, example = reasons[0]
         text += f"; top reason: {reason} ({rows:,} {table} rows, e.g. {describe_example(example)})"
     return text
+
+
+def missing_fields(data: Dataset, fields: tuple[str, ...] | list[str]) -> list[str]:
+    """The deal fields among ``fields`` with no value in any analysed deal (absent from the export
+    or never filled): a report section needing them says so instead of showing 0, ``nan`` or an
+    empty table."""
+    return [f for f in fields if f not in data.deals or not data.deals[f].notna().any()]

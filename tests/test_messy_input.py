@@ -153,3 +153,12 @@ def test_decimal_mark(decimal, text, expected):
 def test_a_value_contradicting_the_decimal_mark_is_an_error_naming_the_column(decimal, text):
     with pytest.raises(fk.DataError, match=r"deals.csv, column amount: row 1 .* set `decimal: "):
         parse_amounts(pd.Series([text]), decimal, "deals.csv, column amount")
+
+
+def test_missing_fields_are_named(config):
+    deals = pd.DataFrame({"deal_id": ["A"], "status": ["open"]})
+    events = pd.DataFrame({"deal_id": ["A"], "stage": ["leads"], "entered_at": ["2024-03-01"]})
+    data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-07-01"))
+    assert data.quarantine.empty and data.deals["team"].tolist() == ["All"]
+    assert fk.data.missing_fields(data, ["amount", "customer", "team", "created_at"]) == ["amount", "customer"]
+    assert any("no customer, rep, amount column" in n for n in data.notes)
