@@ -189,13 +189,14 @@ def load_data(
         raise DataError(f"{path}: expected a folder of export files, or a .duckdb file with deals and stage_events")
     if mapping:
         tables = {name: df.rename(columns=dict(mapping)) for name, df in tables.items()}
+    joined: list[str] = []
     if preset.lookups or preset.outcomes is not None:
-        tables["deals"] = join_extras(tables["deals"], tables, preset, files)
+        tables["deals"], joined = join_extras(tables["deals"], tables, preset, files)
     shaped = READERS[preset.shape].read(tables, preset, config, files)
     data = validate(shaped.deals, shaped.events, config, as_of=bound, deals_file=shaped.files["deals"],
                     events_file=shaped.files["stage_events"], parsing=preset.parsing(config.timezone))
     data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, data.source,
-                   shaped.notes + data.notes)
+                   joined + shaped.notes + data.notes)
     if prior is not None and (path / "source.json").exists():
         meta = json.loads((path / "source.json").read_text(encoding="utf-8"))
         data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, meta["source"],

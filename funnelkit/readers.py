@@ -69,13 +69,16 @@ def require(df: pd.DataFrame, columns: list[str], file: str, what: str = "") -> 
                         f"found {column_list(df.columns)}")
 
 
-def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Preset, files: dict[str, str]) -> pd.DataFrame:
+def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Preset,
+                files: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
     """The raw deals with the preset's lookup files and outcomes file joined on (still source names).
 
     A lookup key found more than once in its file is an error (the join would copy deals).
     Outcomes set ``status`` (``outcomes.status`` for every deal in the file, or its status column);
-    a deal missing from the outcomes file is open.
+    a deal missing from the outcomes file is open. Returns the deals and notes on rows of the extra
+    files that matched no deal (so none is dropped without a word).
     """
+    notes: list[str] = []
     for lookup in preset.lookups:
         table, name = extras[f"lookup:{lookup.file}"], files[f"lookup:{lookup.file}"]
         right_key = lookup.lookup_key or lookup.key
@@ -90,6 +93,10 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
         found = deals[lookup.key].astype("string").str.strip()
         for column in values.columns:
             deals = deals.assign(**{column: found.map(values[column]).to_numpy()})
+        unmatched = found[found.notna() & ~found.isin(keys)]
+        if len(unmatched):
+            notes.append(f"{name}: no row for {len(unmatched):,} deals' {lookup.key} "
+                         f"(e.g. {shown(unmatched.iloc[0])!r}); their looked-up fields are missing")
     outcomes = preset.outcomes
     if outcomes is not None:
         table, name = extras["outcomes"], files["outcomes"]
@@ -101,6 +108,10 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
                             f"column {outcomes.key}; an outcomes file needs one row per deal")
         found = deals[id_column].astype("string").str.strip()
         picked = table.set_axis(keys.to_numpy())
+        orphans = keys[keys.notna() & ~keys.isin(found)]
+        if len(orphans):
+            notes.append(f"{name}: {len(orphans):,} of {len(keys):,} rows name a deal not in {files['deals']} "
+                         f"(e.g. {shown(orphans.iloc[0])!r}); they are not used")
         matched = found.isin(keys).fillna(False).to_numpy(dtype=bool)
         for source, target in outcomes.columns.items():
             deals = deals.assign(**{target: found.map(picked[source]).to_numpy()})
@@ -111,7 +122,7 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
             deals = deals.assign(status=np.where(matched, status.astype("object"), "open"))
         else:
             deals = deals.assign(status=np.where(matched, outcomes.status or "won", "open"))
-    return deals
+    return deals, notes
 
 
 def rename_deals(raw: pd.DataFrame, preset: Preset, file: str) -> pd.DataFrame:

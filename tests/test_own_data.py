@@ -57,10 +57,12 @@ def test_snapshot_with_agents_lookup(monkeypatch, config):
 
 def test_two_file_marketing_funnel(monkeypatch):
     """leads.csv: 10 qualified leads, first contact dd-mm-yyyy (L01–L06 in January, L07–L10 in
-    February 2018); closed_deals.csv: L02, L05, L09 won (dd-mm-yyyy HH:MM). Others are open.
+    February 2018); closed_deals.csv: L02, L05, L09 won (dd-mm-yyyy HH:MM), and L99, a lead not in
+    leads.csv (named in a note, not used). Others are open.
     2018-Q1: 3 won of 10; January: 2 of 6; February: 1 of 4."""
     data, own = load_fixture("marketing_two_files", "leads", monkeypatch)
     assert data.quarantine.empty and len(data.deals) == 10
+    assert any("closed_deals.csv: 1 of 4 rows name a deal not in" in n and "'L99'" in n for n in data.notes)
     status = data.deals.set_index("deal_id")["status"]
     assert sorted(status[status == "won"].index) == ["L02", "L05", "L09"] and (status != "lost").all()
     assert rates(data, own, "2018-Q1") == {"qualified": 10, "won": 3}
