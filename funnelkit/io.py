@@ -9,6 +9,7 @@ and ``stage_events``.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -75,8 +76,14 @@ def read_csv(path: Path, encoding: str | None = None, separator: str | None = No
         raise DataError(f"{path}: holds NUL bytes: a binary file, not a CSV text export")
     encoding = encoding or detect_encoding(raw, path)
     options = dict(sep=separator or ",", dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+    header = raw.split(b"\n", 1)[0].decode(encoding, errors="replace")
+    try:  # the width before pandas builds a frame (100,000 columns took pandas minutes)
+        width = len(next(csv.reader([header], delimiter=separator or ","), []))
+    except csv.Error:  # a cell longer than the csv module's limit
+        width = header.count(separator or ",") + 1
+    if width > MAX_COLUMNS:
+        _too_wide(pd.RangeIndex(width), path)
     try:
-        _too_wide(pd.read_csv(io.BytesIO(raw), nrows=0, **options).columns, path)
         return pd.read_csv(io.BytesIO(raw), **options)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start})") from None
