@@ -2,20 +2,16 @@
 
 Opens the index and every report of a sample run; checks that every image has loaded, every link
 from the index resolves, there are no console errors, and a Chinese report shows Chinese headings.
-Saves a screenshot to test-artifacts/. Fails (does not skip) when the browser is missing.
+Saves a screenshot to test-artifacts/. Fails (does not skip) when the browser is missing (the
+``browser`` fixture is in conftest.py).
 """
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from funnelkit.cli import main as cli
 
-CHROMIUM = os.environ.get("FUNNELKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +37,6 @@ entries:
 """, encoding="utf-8")
     assert cli(["report", "--matrix", str(matrix), "--quiet"]) == 0
     return out / "reports"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: run .ci/install (installs Debian's chromium)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, path: Path):
