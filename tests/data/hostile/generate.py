@@ -27,12 +27,12 @@ PAYLOADS = [SCRIPT.format("x"), IMG.format("x"), LINK, FORMULA, "+1", "-2", "@SU
 TEAM_NAMES = {"East": SCRIPT.format("team"), "North": LINK, "South": FORMULA}
 REP_NAMES = dict(zip(
     [rep for reps in TEAMS.values() for rep in reps],
-    [IMG.format("rep"), LINK, "$x$ and $\\alpha$", "+1", "History",  # East
+    ["History", LINK, "$x$ and $\\alpha$", "+1", IMG.format("rep"),  # East
      "-2", "@SUM(A1)", FORMULA, "'Quote's [rep]: *?/\\'", "A representative whose name is far longer than 31 chars",  # North
      SCRIPT.format("rep"), '"><svg onload=alert(1)>', "history", "\t=1+1", "Plain Name"],  # South
 ))
 HOSTILE_TEAM = TEAM_NAMES["East"]
-HOSTILE_REP = REP_NAMES["Li Na"]
+HOSTILE_REP = REP_NAMES["Chen Jing"]  # a rep with open deals
 
 
 def hostile_tables(n_deals: int = 450, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
