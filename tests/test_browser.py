@@ -78,6 +78,7 @@ def test_chinese_report_has_chinese_headings(sample_run, browser):
     for expected in ("要点", "批次漏斗", "表1 销售漏斗阶段统计表", "与上期相比的变化", "流失原因", "数据质量"):
         assert expected in headings, headings
     assert "转化分析 — North，2024-06" in headings[0]
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"  # browsers pick a Chinese font
     assert not errors
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "conversion_zh.png"), full_page=True)
