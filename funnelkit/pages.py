@@ -110,8 +110,10 @@ def _index_template() -> Any:
     return env.get_template("index.html.j2")
 
 
-def render_index(context: dict[str, Any]) -> str:
+def render_index(context: dict[str, Any], language: str = "en", title: str = "funnelkit reports") -> str:
     """The run's ``index.html`` from ``templates/index.html.j2``; every value in ``context`` is
-    autoescaped. Keys: ``as_of, generated, n_reports, n_failed, teams, rows`` (see the template)."""
-    css = assets().css
-    return _index_template().render(context | {"css": css, "csp": content_security_policy((css,))})
+    autoescaped. Keys: ``as_of, generated, n_reports, n_failed, teams, rows`` (see the template).
+    The page has the report pages' stylesheet and table-sorting script, and their policy."""
+    a = assets()
+    return _index_template().render(context | {"css": a.css, "js": a.js, "lang": HTML_LANG.get(language, language),
+                                               "title": title, "csp": content_security_policy((a.css,), (a.js,))})

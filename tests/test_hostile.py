@@ -161,9 +161,11 @@ def test_index_escapes_names_and_has_a_policy(tmp_path):
                JobResult(Job("rep_performance", "2024-06", team, rep, {}, "2024-06/t/r/rep_performance"), False, 1.0,
                          error=hostile.SCRIPT.format("error"))]
     page = write_index(results, tmp_path, hostile.IMG.format("as_of")).read_text()
-    assert "<script" not in page and "<img" not in page
+    assert page.count("<script") == 1 and f"<script>{pages.assets().js}</script>" in page  # only the sort script
+    assert "<img" not in page
     assert page.count("&lt;script&gt;") == 2 and page.count("&lt;img") == 2
     assert "Content-Security-Policy" in page and "default-src &#39;none&#39;" in page
+    assert pages.csp_hash(pages.assets().js).replace("'", "&#39;") in page
 
 
 # --- whole reports in a browser --------------------------------------------------------------
@@ -226,7 +228,7 @@ def test_hostile_reports_run_no_foreign_code(hostile_run, browser):
         page.wait_for_timeout(200)  # let any deferred handler fire
         problems += [f"CSP violation: {v}" for v in page.evaluate("window.__csp")]
         assert problems == [], f"{path}: {problems}"
-        assert found["scripts"] == ([] if path == index else [own_js]), path
+        assert found["scripts"] == [own_js], path
         assert found["handlers"] == [] and found["urls"] == [] and found["links"] == [], (path, found)
         assert "default-src 'none'" in found["csp"] and "unsafe-inline" not in found["csp"], path
         if path != index:
@@ -236,3 +238,18 @@ def test_hostile_reports_run_no_foreign_code(hostile_run, browser):
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / "hostile_conversion.png"), full_page=True)
         page.close()
+
+
+def test_policy_hashes_and_template_files_ship_with_the_package():
+    # SHA-256 of the empty string, base64: the published test vector
+    assert pages.csp_hash("") == "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+    policy = pages.content_security_policy(("a",), ())
+    assert policy.startswith("default-src 'none'; style-src 'sha256-") and "script-src 'none'" in policy
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["funnelkit"]
+    package = root / "funnelkit"
+    shipped = {p for g in globs for p in package.glob(g)}
+    files = {p for p in pages.TEMPLATES.rglob("*") if p.is_file()}
+    assert files and files <= shipped, sorted(files - shipped)
