@@ -38,7 +38,9 @@ def csv_text(value: Any) -> Any:
 
 
 def _text_columns(df: pd.DataFrame) -> list[Hashable]:
-    return [c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
+    """Columns that may hold text: object, string and categorical ones."""
+    return [c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])
+            or isinstance(df[c].dtype, pd.CategoricalDtype)]
 
 
 def csv_safe(df: pd.DataFrame) -> pd.DataFrame:

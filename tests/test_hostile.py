@@ -106,8 +106,10 @@ def test_quarantine_csv_has_no_formula_text(tmp_path):
 def test_csv_safe_prefixes_text_not_numbers():
     df = pd.DataFrame({"text": ["=1+1", "+1", "-2", "@x", "\tx", "\rx", "ok", "a=b", None],
                        "number": [-2, 1, 0, -1.5, 3, 4, 5, 6, 7]})
+    df["category"] = df["text"].astype("category")
     out = csv_safe(df)
     assert out["text"].tolist()[:8] == ["'=1+1", "'+1", "'-2", "'@x", "'\tx", "'\rx", "ok", "a=b"]
+    assert out["category"].tolist()[:8] == out["text"].tolist()[:8]
     assert pd.isna(out["text"].iloc[8])
     assert out["number"].tolist() == df["number"].tolist()
 
