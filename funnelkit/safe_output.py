@@ -104,7 +104,8 @@ def write_xlsx(sheets: dict[str, pd.DataFrame] | list[tuple[Any, pd.DataFrame]],
     """Write each ``(name, table)`` to its own sheet of an .xlsx workbook, no index.
 
     Sheet names are made valid and unique (:func:`sheet_names`); every text cell, the headers
-    included, is written as text, never as a formula.
+    included, is written as text, never as a formula. Times with a zone are written as their wall
+    time in that zone (Excel has no time zones).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +116,9 @@ def write_xlsx(sheets: dict[str, pd.DataFrame] | list[tuple[Any, pd.DataFrame]],
             clean = table.copy()
             for column in _text_columns(clean):
                 clean[column] = clean[column].map(xlsx_value).astype(object)
+            for column in clean.columns:
+                if isinstance(clean[column].dtype, pd.DatetimeTZDtype):
+                    clean[column] = clean[column].dt.tz_localize(None)
             clean = clean.rename(columns=lambda c: xlsx_value(c) if isinstance(c, str) else c)
             clean.to_excel(writer, sheet_name=name, index=False)
             _xlsx_text_cells(writer.sheets[name])

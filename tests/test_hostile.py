@@ -114,6 +114,15 @@ def test_csv_safe_prefixes_text_not_numbers():
     assert out["number"].tolist() == df["number"].tolist()
 
 
+def test_workbook_writer_takes_control_characters_and_zoned_times(tmp_path):
+    df = pd.DataFrame({"name": ["a\x00b", "=x"],
+                       "at": pd.to_datetime(["2024-06-30 09:00", "2024-06-30 23:30"]).tz_localize("Asia/Shanghai")})
+    path = write_xlsx({"plan": df}, tmp_path / "plan.xlsx")
+    back = pd.read_excel(path)
+    assert back["name"].tolist() == ["a\ufffdb", "=x"]
+    assert back["at"].tolist() == [pd.Timestamp("2024-06-30 09:00"), pd.Timestamp("2024-06-30 23:30")]
+
+
 def test_sheet_names_are_valid_and_unique():
     values = ["History", "history", "a/b", "a:b", "'quoted'", "x" * 40, "x" * 40, "", "All", "[x]*?\\"]
     assert sheet_names(values, taken=["All"]) == [
