@@ -196,10 +196,14 @@ MAX_MESSAGE = 2_000  # characters of an error message printed (the parts quoting
 
 
 def _use_project(folder: str | None) -> None:
-    """Point every command, and the report kernels it starts, at the project ``folder``."""
-    from funnelkit.config import PROJECT_ENV
+    """Point every command, and the report kernels it starts, at the project ``folder`` (else the
+    one found from the current folder: kernels run inside notebooks/, so they are told explicitly)."""
+    from funnelkit.config import PROJECT_ENV, project_dir
 
     if folder is None:
+        found = project_dir()
+        if found is not None:
+            os.environ[PROJECT_ENV] = str(found)
         return
     path = Path(folder).resolve()
     if not (path / "params").is_dir():

@@ -212,3 +212,17 @@ def test_init_from_detects_separator_and_day_first_dates(tmp_path):
     assert "SET THIS" in text  # no dates: it asks for the as-of date
     text, _, _ = draft_preset(EXPORTS / "marketing_two_files" / "leads.csv")
     assert yaml.safe_load(text)["dayfirst"] is True and yaml.safe_load(text)["columns"]["mql_id"] == "deal_id"
+
+
+def test_a_project_found_from_the_current_folder_reaches_the_kernels(tmp_path, monkeypatch):
+    """Kernels run inside notebooks/, where no params/ is: the command passes the project on."""
+    import os
+
+    project = tmp_path / "proj"
+    assert cli(["init", str(project)]) == 0
+    monkeypatch.chdir(project)
+    monkeypatch.delenv(PROJECT_ENV, raising=False)
+    seen = {}
+    monkeypatch.setattr("funnelkit.cli._report", lambda args: seen.setdefault("env", os.environ.get(PROJECT_ENV)) and 0)
+    cli(["report"])
+    assert seen["env"] == str(project.resolve())
