@@ -64,7 +64,7 @@ def empty_quarantine() -> pd.DataFrame:
 
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # Excel's day 0 (it counts 1900 as a leap year)
 # day and month order is only a question for d-m-y / m-d-y text: 05-03-2024, 5/3/24 10:15
-_DMY = r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})(?=$|[ T])(.*)$"
+DMY_PATTERN = r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})(?=$|[ T])(.*)$"
 _AWARE = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _SERIAL = r"^\d{5}(?:\.\d+)?$"
 MIN_DATE, MAX_DATE = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")  # what datetime64[ns] holds
@@ -143,7 +143,7 @@ def _iso(text: pd.Series, zone: Any) -> pd.Series:
     return _naive_in(out, zone).astype("datetime64[us]")
 
 
-def _day_month_order(parts: pd.DataFrame, where: str) -> bool:
+def day_month_order(parts: pd.DataFrame, where: str) -> bool:
     """Day first (``True``) or month first, decided once for the whole column from its values."""
     first, second = parts[0].astype(int), parts[2].astype(int)
     # 31/31/2024 is no date either way: it is quarantined, not evidence
@@ -207,11 +207,11 @@ def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str =
         elif len(text):
             out[text.index] = _iso(text, zone)
             rest = text[out[text.index].isna()]
-            parts = rest.str.extract(_DMY)
+            parts = rest.str.extract(DMY_PATTERN)
             dmy = parts[0].notna()
             if dmy.any():
                 parts = parts[dmy].assign(text=rest[dmy])
-                dayfirst = parsing.dayfirst if parsing.dayfirst is not None else _day_month_order(parts, where or column)
+                dayfirst = parsing.dayfirst if parsing.dayfirst is not None else day_month_order(parts, where or column)
                 day, month = (parts[0], parts[2]) if dayfirst else (parts[2], parts[0])
                 year = parts[3].where(parts[3].str.len() == 4,
                                       parts[3].map(lambda y: f"{20 if int(y) < 69 else 19}{y}", na_action="ignore"))

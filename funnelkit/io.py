@@ -18,7 +18,7 @@ from typing import Mapping
 import pandas as pd
 
 from funnelkit.config import FunnelConfig, load_config
-from funnelkit.data import DataError, Dataset, column_list, shown, validate
+from funnelkit.data import DataError, Dataset, shown, validate
 from funnelkit.periods import as_of_bound
 from funnelkit.presets import Preset, load_preset
 from funnelkit.readers import READERS, join_extras

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from funnelkit.config import params_file, project_dir, validate_file, PARAMS_DIR
+from funnelkit.config import PARAMS_DIR, params_file, project_dir, validate_file
 from funnelkit.data import DataError, Parsing
 
 Status = Literal["open", "won", "lost"]

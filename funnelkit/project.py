@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from funnelkit.config import NOTEBOOKS_DIR, PARAMS_DIR, ConfigError, normalise_name
-from funnelkit.data import DataError, _DMY, _day_month_order, shown
+from funnelkit.data import DataError, DMY_PATTERN, day_month_order
 from funnelkit.io import READABLE, read_table
 
 # canonical field → header spellings (normalised: lower case, letters and digits only)
@@ -144,11 +144,11 @@ def _date_order(values: pd.Series, where: str) -> str:
         return "empty"
     if pd.to_datetime(text, errors="coerce", format="ISO8601").notna().all():
         return "iso"
-    parts = text.str.extract(_DMY)
+    parts = text.str.extract(DMY_PATTERN)
     dmy = parts[0].notna()
     if dmy.any():
         try:
-            return "dayfirst" if _day_month_order(parts[dmy].assign(text=text[dmy]), where) else "monthfirst"
+            return "dayfirst" if day_month_order(parts[dmy].assign(text=text[dmy]), where) else "monthfirst"
         except DataError as exc:
             return "contradictory" if "contradict" in str(exc) else "ambiguous"
     return "other"
