@@ -102,10 +102,19 @@ class Parsing:
 
 
 def local_zone() -> Any:
-    """The machine's local time zone (a fixed offset when the name is unknown)."""
+    """The machine's local time zone: ``$TZ`` or ``/etc/localtime`` (so summer time is followed),
+    else today's fixed offset."""
     import datetime as dt
+    import os
+    from zoneinfo import ZoneInfo
 
-    return dt.datetime.now().astimezone().tzinfo
+    try:
+        if os.environ.get("TZ"):
+            return ZoneInfo(os.environ["TZ"].lstrip(":"))
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f)
+    except (OSError, ValueError, KeyError):
+        return dt.datetime.now().astimezone().tzinfo
 
 
 def _zone(timezone: str | None) -> Any:
