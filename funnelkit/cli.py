@@ -144,9 +144,9 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
           f"{int(len(won) - won.sum()):,} lost) fit the card; {len(deals) - len(closed):,} open or other status not used")
     fields = [f.strip() for item in args.fields or [] for f in item.split(",") if f.strip()] or None
     try:
+        card = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing)
         validation = fit.validate_fit(closed, won, load_scorecard(args.current), fields, tiers=args.tiers,
                                       missing=args.missing, folds=args.folds, seed=args.seed)
-        card = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing)
     except fit.FitError as exc:
         print(f"funnelkit: cannot fit a scorecard from {args.data}: {exc}", file=sys.stderr)
         return 2
