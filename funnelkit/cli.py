@@ -136,6 +136,7 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
 
     from funnelkit import fit
     from funnelkit.flat import load_deals
+    from funnelkit.present import load_text
     from funnelkit.scorecard import load_scorecard
 
     deals = load_deals(args.data, preset=args.preset, as_of=args.as_of, status_column=args.status_column)
@@ -143,9 +144,13 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
     print(f"{len(deals):,} deals read from {args.data}: {len(closed):,} closed ({int(won.sum()):,} won, "
           f"{int(len(won) - won.sum()):,} lost) fit the card; {len(deals) - len(closed):,} open or other status not used")
     fields = [f.strip() for item in args.fields or [] for f in item.split(",") if f.strip()] or None
+    current = load_scorecard(args.current)
+    words = {language: load_text(language) for language in ("en", "zh")}
+    labels = {c: {language: text.column(c) for language, text in words.items()} for c in closed.columns}
+    labels |= {d.column: dict(d.label) for d in current.dimensions.values()}
     try:
-        card = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing)
-        validation = fit.validate_fit(closed, won, load_scorecard(args.current), fields, tiers=args.tiers,
+        card = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing, labels=labels)
+        validation = fit.validate_fit(closed, won, current, fields, tiers=args.tiers,
                                       missing=args.missing, folds=args.folds, seed=args.seed)
     except fit.FitError as exc:
         print(f"funnelkit: cannot fit a scorecard from {args.data}: {exc}", file=sys.stderr)
@@ -154,7 +159,7 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(fit.render_yaml(card, validation, source=str(args.data)), encoding="utf-8")
     load_scorecard(out)  # what was written must load like params/scorecard.yaml
-    for column, weight in card.weights.items():
+    for column, weight in sorted(card.weights.items(), key=lambda kv: -kv[1]):
         print(f"  {weight:>4.0%}  {column}")
     for f in card.fields:
         if f.left_out:

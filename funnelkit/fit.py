@@ -48,6 +48,9 @@ WEIGHT_STEP = 0.05
 # Never candidates: identifiers, free text and what is only known once a deal is closed.
 NOT_FIELDS = {"deal_id", "customer", "contact", "need", "status", "closed_at", "lost_reason", "stage",
               "won", "outcome"}
+# Who owns a deal is not a property of the deal: scoring on it would rank deals by rep and mix the
+# scorecard up with rep comparison. Tried only when named in ``fields``.
+OWNER_FIELDS = {"team", "rep"}
 
 
 class FitError(ValueError):
@@ -301,8 +304,9 @@ def _slug(column: str, taken: set[str]) -> str:
     return key
 
 
-def _dimension(fit: FieldFit, weight: float) -> dict[str, Any]:
-    dim: dict[str, Any] = {"label": {"en": fit.column, "zh": fit.column}, "column": fit.column, "weight": weight}
+def _dimension(fit: FieldFit, weight: float, label: dict[str, str] | None = None) -> dict[str, Any]:
+    label = {"en": fit.column, "zh": fit.column} | {k: v for k, v in (label or {}).items() if k in ("en", "zh")}
+    dim: dict[str, Any] = {"label": label, "column": fit.column, "weight": weight}
     if fit.kind == "numeric":
         rows = fit.bins.sort_values("lower", ascending=False)
         dim["bands"] = [{"points": int(r.points), "at_least": float(r.lower)} if np.isfinite(r.lower)
@@ -316,15 +320,21 @@ def _dimension(fit: FieldFit, weight: float) -> dict[str, Any]:
 def fit_card(
     deals: pd.DataFrame, won: np.ndarray, fields: list[str] | None = None, l2: float = 1.0,
     tiers: Literal["fixed", "quantile"] = "fixed", missing: Literal["unscored", "renormalise"] = "unscored",
+    labels: dict[str, dict[str, str]] | None = None,
 ) -> CardFit:
-    """Fit bins, points and weights on ``deals`` with outcome ``won`` (1/0); see the module docstring."""
+    """Fit bins, points and weights on ``deals`` with outcome ``won`` (1/0); see the module docstring.
+
+    ``labels`` gives a column's ``{"en": …, "zh": …}`` label (default: the column name)."""
     won = np.asarray(won, dtype=int)
     if len(won) != len(deals):
         raise ValueError("won must have one value per deal")
     n_won, n_lost = int(won.sum()), int(len(won) - won.sum())
     if n_won < 5 or n_lost < 5:
         raise FitError(f"{n_won} won and {n_lost} lost deals: at least 5 of each are needed to fit a scorecard")
-    fits = [bin_field(deals[c].reset_index(drop=True), won, c) for c in candidate_fields(deals, fields)]
+    fits = [FieldFit(c, "categorical", 0.0, int(deals[c].notna().sum()), int(deals[c].isna().sum()), pd.DataFrame(),
+                     left_out="it names the deal's owner, not a property of the deal (name it in --fields to try it)")
+            if c in OWNER_FIELDS and not fields else bin_field(deals[c].reset_index(drop=True), won, c)
+            for c in candidate_fields(deals, fields)]
     used = [f for f in fits if f.left_out is None]
     if not used:
         raise FitError("no field separates won from lost deals (every candidate was left out); "
@@ -343,7 +353,7 @@ def fit_card(
                          f"its fitted weight {raw[f.column]:.1%} rounds to 0%")
         (final if f.left_out is None else left).append(f)
     taken: set[str] = set()
-    dims = {_slug(f.column, taken): _dimension(f, rounded[f.column])
+    dims = {_slug(f.column, taken): _dimension(f, rounded[f.column], (labels or {}).get(f.column))
             for f in sorted(final, key=lambda f: (-rounded[f.column], f.column))}
     card = {"mode": "fixed" if tiers == "fixed" else "relative", "tiers": {"high": 80, "medium": 60},
             "relative_tiers": {"high": 0.2, "medium": 0.3}, "missing": missing, "dimensions": dims}
@@ -522,9 +532,11 @@ def render_yaml(fit: CardFit, validation: Validation | None = None, source: str 
         else:
             lines.append("    points:")
             for r in f.bins.sort_values("points", ascending=False).itertuples():
-                together = f" [together: {_comment(r.label)}]" if len(r.levels) + r.pooled > 1 else ""
-                for level in r.levels:
-                    lines.append(f"      {_q(level)}: {int(r.points)}" + note(r) + together)
+                if len(r.levels) + r.pooled > 1:  # a group: its evidence once, above its levels
+                    lines.append(f"      #{note(r)[3:]} together [{_comment(r.label)}]")
+                    lines += [f"      {_q(level)}: {int(r.points)}" for level in r.levels]
+                else:
+                    lines += [f"      {_q(level)}: {int(r.points)}" + note(r) for level in r.levels]
             pooled = [r for r in f.bins.itertuples() if r.pooled]
             why = note(pooled[0]) + " (rare levels pooled)" if pooled else "  # levels not seen in the fit: like the worst bin"
             lines.append(f"    other: {int(dim['other'])}" + why)
