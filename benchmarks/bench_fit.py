@@ -13,18 +13,21 @@ import time
 
 import funnelkit as fk
 from funnelkit import fit
+from funnelkit.present import load_text
 from funnelkit.scorecard import load_scorecard
+
+TEXT = load_text("en")
 
 
 def show(name: str, v: fit.Validation) -> None:
-    print(f"{name}: {v.method}")
+    print(f"{name}: {fit.method_text(v, TEXT)}")
     print(f"  fitted card held-out AUC {v.auc:.3f} (95% CI {v.auc_low:.3f} to {v.auc_high:.3f}), "
           f"{v.scored:,} of {v.held_out:,} held-out deals scored")
     if v.current_note is None:
         print(f"  current card AUC {v.current_auc:.3f} vs fitted {v.current_fitted_auc:.3f} "
               f"on the {v.current_scored:,} held-out deals both score")
     else:
-        print(f"  current card not compared: {v.current_note}")
+        print(f"  current card not compared: {fit.current_note_text(v, TEXT)}")
     for r in v.tiers.itertuples():
         rate = f"{r.win_rate:.1%} ({r.win_rate_low:.1%} to {r.win_rate_high:.1%})" if r.deals else "no deals"
         print(f"  tier {r.tier:<7}{r.deals:>6,} deals, win rate {rate}")

@@ -146,8 +146,7 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
     fields = [f.strip() for item in args.fields or [] for f in item.split(",") if f.strip()] or None
     current = load_scorecard(args.current)
     words = {language: load_text(language) for language in ("en", "zh")}
-    labels = {c: {language: text.column(c) for language, text in words.items()} for c in closed.columns}
-    labels |= {d.column: dict(d.label) for d in current.dimensions.values()}
+    labels = fit.field_labels(list(closed.columns), current, words)
     try:
         card = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing, labels=labels)
         validation = fit.validate_fit(closed, won, current, fields, tiers=args.tiers,
@@ -157,21 +156,21 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(fit.render_yaml(card, validation, source=str(args.data)), encoding="utf-8")
+    out.write_text(fit.render_yaml(card, validation, words["en"], source=str(args.data)), encoding="utf-8")
     load_scorecard(out)  # what was written must load like params/scorecard.yaml
     for column, weight in sorted(card.weights.items(), key=lambda kv: -kv[1]):
         print(f"  {weight:>4.0%}  {column}")
     for f in card.fields:
         if f.left_out:
-            print(f"  left out {f.column}: {f.left_out}")
+            print(f"  left out {f.column}: {fit.left_out_text(f, words['en'])}")
     v = validation
-    print(f"held out ({v.method}): {v.scored:,} of {v.held_out:,} deals scored, AUC {v.auc:.3f} "
+    print(f"held out ({fit.method_text(v, words['en'])}): {v.scored:,} of {v.held_out:,} deals scored, AUC {v.auc:.3f} "
           f"(95% CI {v.auc_low:.3f} to {v.auc_high:.3f})")
     for r in v.tiers.itertuples():
         print(f"  {r.tier:<7}{r.deals:>7,} deals  win rate " + (f"{r.win_rate:.1%} ({r.win_rate_low:.1%} to {r.win_rate_high:.1%})"
                                                                  if r.deals else "–, no deals"))
     print(f"  current scorecard: AUC {v.current_auc:.3f} vs {v.current_fitted_auc:.3f} on the {v.current_scored:,} deals both score"
-          if v.current_note is None else f"  current scorecard not compared: {v.current_note}")
+          if v.current_note is None else f"  current scorecard not compared: {fit.current_note_text(v, words['en'])}")
     print(f"scorecard → {out}")
     return 0
 

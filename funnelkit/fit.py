@@ -32,7 +32,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ NOT_FIELDS = {"deal_id", "customer", "contact", "need", "status", "closed_at", "
 # Who owns a deal is not a property of the deal: scoring on it would rank deals by rep and mix the
 # scorecard up with rep comparison. Tried only when named in ``fields``.
 OWNER_FIELDS = {"team", "rep"}
+LEFT_OUT = ("too_few", "one_class", "one_value", "identifier", "one_level", "no_split", "low_iv", "zero_weight", "owner")
 
 
 class FitError(ValueError):
@@ -73,7 +74,8 @@ class FieldFit:
     missing: int  # training deals without one
     bins: pd.DataFrame
     other_points: int | None = None  # categorical: points of pooled rare and unseen levels
-    left_out: str | None = None  # why the field is not in the card
+    left_out: str | None = None  # why the field is not in the card: a key of LEFT_OUT (text.yaml fit_left_<key>)
+    left_values: dict[str, Any] = field(default_factory=dict)  # the numbers that sentence needs
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,9 @@ class CardFit:
 class Validation:
     """Held-out evidence for a fitted card (see the module docstring)."""
 
-    method: str  # "time split at <date>" or "<k>-fold stratified"
+    method: Literal["time", "kfold"]  # time split on close dates, or stratified k-fold
+    split_date: pd.Timestamp | None  # time split: the held-out deals closed on or after this
+    folds: int  # k (1 for the time split)
     held_out: int
     scored: int
     auc: float
@@ -103,7 +107,7 @@ class Validation:
     current_auc: float  # current card's AUC on the held-out deals both cards score (NaN: none)
     current_fitted_auc: float  # the fitted card's AUC on those same deals
     current_scored: int
-    current_note: str | None  # why the current card could not be compared
+    current_note: str | None  # why the current card was not compared: none_given, cannot_score, one_class
     scores: pd.DataFrame = field(repr=False)  # deal_id, won, score, tier, current_score
 
 
@@ -191,14 +195,16 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
         text = _level_text(values)
         has = text.notna().to_numpy() & (text.fillna("").str.strip() != "").to_numpy()
     n, missing = int(has.sum()), int((~has).sum())
-    out = lambda why, bins=empty, iv=0.0, other=None: FieldFit(column, kind, iv, n, missing, bins, other, why)  # noqa: E731
+    def out(why: str, bins: pd.DataFrame = empty, iv: float = 0.0, other: int | None = None, **values: Any) -> FieldFit:
+        return FieldFit(column, kind, iv, n, missing, bins, other, why, {"iv": iv} | values)
+
     if n < 20 or len(np.unique(won[has])) < 2:
-        return out(f"only {n} closed deals have a value" if n < 20 else "its deals are all won or all lost")
+        return out("too_few", n=n) if n < 20 else out("one_class")
     y = won[has]
     if kind == "numeric":
         xs = x[has]
         if len(np.unique(xs)) < 2:
-            return out("it has one value only")
+            return out("one_value")
         splits = np.asarray(_optbinning(column, xs, y, kind).splits, dtype=float)
         ordered = np.sort(np.unique(xs))
         cuts = []
@@ -216,11 +222,11 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
         levels_text = text[has].to_numpy(dtype=object)
         counts = pd.Series(levels_text).value_counts()
         if len(counts) > max(20, 0.5 * n):
-            return out(f"it has {len(counts):,} different values for {n:,} deals, like an identifier or free text")
+            return out("identifier", levels=len(counts), n=n)
         common = counts[counts >= MIN_SHARE * n].index
         pooled = np.where(np.isin(levels_text, common), levels_text, _OTHER)
         if len(np.unique(pooled)) < 2:
-            return out("one value covers (nearly) every deal")
+            return out("one_level")
         splits = _optbinning(column, pooled, y, kind).splits
         group_of = {str(level): i for i, group in enumerate(splits) for level in group}
         index = np.array([group_of.get(v, -1) for v in pooled])
@@ -248,9 +254,9 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
         other = int(bins["points"].iloc[in_other[0]]) if len(in_other) else int(bins["points"].min())
         bins["levels"] = [[v for v in group if v != _OTHER] for group in bins["levels"]]
     if len(bins) < 2:
-        return out("no two groups of its values differ in win rate at the 5% level", bins, iv, other)
+        return out("no_split", bins=bins, iv=iv, other=other)
     if iv < MIN_IV:
-        return out(f"information value {iv:.3f} is below {MIN_IV}: it does not separate won from lost", bins, iv, other)
+        return out("low_iv", bins=bins, iv=iv, other=other, min_iv=MIN_IV)
     return FieldFit(column, kind, iv, n, missing, bins, other)
 
 
@@ -332,13 +338,13 @@ def fit_card(
     if n_won < 5 or n_lost < 5:
         raise FitError(f"{n_won} won and {n_lost} lost deals: at least 5 of each are needed to fit a scorecard")
     fits = [FieldFit(c, "categorical", 0.0, int(deals[c].notna().sum()), int(deals[c].isna().sum()), pd.DataFrame(),
-                     left_out="it names the deal's owner, not a property of the deal (name it in --fields to try it)")
+                     left_out="owner")
             if c in OWNER_FIELDS and not fields else bin_field(deals[c].reset_index(drop=True), won, c)
             for c in candidate_fields(deals, fields)]
     used = [f for f in fits if f.left_out is None]
     if not used:
         raise FitError("no field separates won from lost deals (every candidate was left out); "
-                       + "; ".join(f"{f.column}: {f.left_out}" for f in fits))
+                       + "; ".join(f"{f.column}: {f.left_out}" for f in fits) + " (see fit_left_* in params/text.yaml)")
     x = np.column_stack([field_points(deals[f.column].reset_index(drop=True), f).to_numpy(dtype=float) for f in used])
     x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
     beta = _fit_logistic(x, won.astype(float), l2=l2)[1:]
@@ -349,8 +355,8 @@ def fit_card(
     final, left = [], []
     for f in fits:
         if f.left_out is None and rounded[f.column] == 0:
-            f = FieldFit(f.column, f.kind, f.iv, f.deals, f.missing, f.bins, f.other_points,
-                         f"its fitted weight {raw[f.column]:.1%} rounds to 0%")
+            f = FieldFit(f.column, f.kind, f.iv, f.deals, f.missing, f.bins, f.other_points, "zero_weight",
+                         {"iv": f.iv, "weight": raw[f.column]})
         (final if f.left_out is None else left).append(f)
     taken: set[str] = set()
     dims = {_slug(f.column, taken): _dimension(f, rounded[f.column], (labels or {}).get(f.column))
@@ -372,7 +378,7 @@ def closed_outcomes(deals: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def splits(deals: pd.DataFrame, won: np.ndarray, folds: int = 5, seed: int = 0,
-           test_share: float = 0.25) -> tuple[str, list[tuple[np.ndarray, np.ndarray]]]:
+           test_share: float = 0.25) -> tuple[Literal["time", "kfold"], list[tuple[np.ndarray, np.ndarray]]]:
     """Train/test index pairs: the latest ``test_share`` of deals by ``closed_at`` when every deal
     has one, else stratified ``folds``-fold (shuffled with ``seed``)."""
     dates = deals["closed_at"] if "closed_at" in deals else None
@@ -380,14 +386,14 @@ def splits(deals: pd.DataFrame, won: np.ndarray, folds: int = 5, seed: int = 0,
         order = np.argsort(dates.to_numpy(), kind="stable")
         cut = int(round(len(order) * (1 - test_share)))
         train, test = np.sort(order[:cut]), np.sort(order[cut:])
-        return f"time split: trained on deals closed before {dates.iloc[order[cut]]:%Y-%m-%d}, tested on the {len(test):,} after", [(train, test)]
+        return "time", [(train, test)]
     from sklearn.model_selection import StratifiedKFold
 
     k = int(min(folds, np.bincount(won, minlength=2).min()))
     if k < 2:
         raise FitError("too few won or lost deals to hold any out")
     folds_ = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(won)), won)
-    return f"{k}-fold stratified cross-validation (no close dates)", [(tr, te) for tr, te in folds_]
+    return "kfold", [(tr, te) for tr, te in folds_]
 
 
 def _bootstrap_auc(scores: np.ndarray, won: np.ndarray, n_boot: int, seed: int, confidence: float) -> tuple[float, float]:
@@ -411,6 +417,7 @@ def validate_fit(
     """
     won = np.asarray(won, dtype=int)
     method, parts = splits(deals, won, folds, seed)
+    split_date = deals["closed_at"].iloc[parts[0][1]].min() if method == "time" else None
     rows = []
     for train, test in parts:
         fit = fit_card(deals.iloc[train], won[train], fields, l2=l2, tiers=tiers, missing=missing)
@@ -443,14 +450,14 @@ def validate_fit(
     yb = scores["won"].to_numpy(dtype=bool)[both]
     note = None
     if current is None:
-        note = "no current scorecard given"
+        note = "none_given"
     elif not both.any():
-        note = "the current scorecard scores none of these deals (its fields are missing)"
+        note = "cannot_score"
     elif yb.all() or not yb.any():
-        note = "the deals both cards score are all won or all lost"
+        note = "one_class"
     comparable = note is None
     return Validation(
-        method=method, held_out=len(scores), scored=int(ok.sum()), auc=auc(s, y), auc_low=low, auc_high=high_,
+        method=method, split_date=split_date, folds=len(parts), held_out=len(scores), scored=int(ok.sum()), auc=auc(s, y), auc_low=low, auc_high=high_,
         tiers=pd.DataFrame(tier_rows),
         current_auc=auc(scores["current_score"].to_numpy(dtype=float)[both], yb) if comparable else np.nan,
         current_fitted_auc=auc(scores["score"].to_numpy(dtype=float)[both], yb) if comparable else np.nan,
@@ -477,8 +484,26 @@ def _comment(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", text)
 
 
-def render_yaml(fit: CardFit, validation: Validation | None = None, source: str = "") -> str:
-    """The card as ``params/scorecard.yaml`` text, its comments carrying the evidence."""
+def left_out_text(f: FieldFit, text: Callable[..., str]) -> str:
+    """Why ``f`` is not in the card, in ``text``'s language (``fit_left_<reason>`` in params/text.yaml)."""
+    return text(f"fit_left_{f.left_out}", **f.left_values)
+
+
+def method_text(v: Validation, text: Callable[..., str]) -> str:
+    """How the held-out deals were chosen, in ``text``'s language."""
+    if v.method == "time":
+        return text("fit_method_time", date=f"{v.split_date:%Y-%m-%d}", n=v.held_out)
+    return text("fit_method_kfold", k=v.folds)
+
+
+def current_note_text(v: Validation, text: Callable[..., str]) -> str:
+    """Why the current card was not compared (empty when it was)."""
+    return text(f"fit_current_{v.current_note}") if v.current_note else ""
+
+
+def render_yaml(fit: CardFit, validation: Validation | None, text: Callable[..., str], source: str = "") -> str:
+    """The card as ``params/scorecard.yaml`` text, its comments carrying the evidence; ``text``
+    (:func:`funnelkit.present.load_text`) words the reasons in the comments."""
     card = fit.card
     lines = [
         "# Opportunity scorecard fitted from closed deals by `funnelkit fit-scorecard`.",
@@ -491,7 +516,7 @@ def render_yaml(fit: CardFit, validation: Validation | None = None, source: str 
     ]
     if validation is not None:
         v = validation
-        lines += [f"# Held-out validation ({_comment(v.method)}): {v.scored:,} of {v.held_out:,} held-out deals scored;",
+        lines += [f"# Held-out validation ({_comment(method_text(v, text))}): {v.scored:,} of {v.held_out:,} held-out deals scored;",
                   f"#   AUC {v.auc:.3f} (95% CI {v.auc_low:.3f} to {v.auc_high:.3f})."]
         for r in v.tiers.itertuples():
             rate = (f"win rate {r.win_rate:.1%} ({r.win_rate_low:.1%} to {r.win_rate_high:.1%})" if r.deals
@@ -501,7 +526,7 @@ def render_yaml(fit: CardFit, validation: Validation | None = None, source: str 
             lines.append(f"#   current scorecard on the {v.current_scored:,} held-out deals both score: AUC "
                          f"{v.current_auc:.3f} vs {v.current_fitted_auc:.3f} for this card.")
         else:
-            lines.append(f"#   current scorecard: not compared: {_comment(v.current_note)}.")
+            lines.append(f"#   current scorecard: not compared: {_comment(current_note_text(v, text))}.")
     lines += [
         f"mode: {card['mode']}" + ("                 # tiers by score quantile (--tiers quantile)" if card["mode"] == "relative"
                                    else "                    # fixed thresholds"),
@@ -543,10 +568,17 @@ def render_yaml(fit: CardFit, validation: Validation | None = None, source: str 
     left = [f for f in fit.fields if f.left_out is not None]
     if left:
         lines += ["", "# Left out:"]
-        lines += [f"#   {_comment(f.column)}: {_comment(f.left_out)}" + (f" (IV {f.iv:.3f})" if len(f.bins) else "")
-                  for f in left]
+        lines += [f"#   {_comment(f.column)}: {_comment(left_out_text(f, text))}" for f in left]
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
+def field_labels(columns: list[str], current: Scorecard, texts: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Label of each column for the card: the current card's label of a dimension on that column,
+    else the column header from params/text.yaml (``col_<column>``) in each language of ``texts``."""
+    labels = {c: {language: text.column(c) for language, text in texts.items()} for c in columns}
+    return labels | {d.column: dict(d.label) for d in current.dimensions.values() if d.column in labels}
+
+
 __all__ = ["CardFit", "FieldFit", "FitError", "Validation", "bin_field", "candidate_fields", "closed_outcomes",
-           "field_kind", "fit_card", "render_yaml", "round_weights", "splits", "validate_fit", "woe_points"]
+           "current_note_text", "field_kind", "field_labels", "fit_card", "left_out_text", "method_text", "render_yaml",
+           "round_weights", "splits", "validate_fit", "woe_points"]

@@ -9,6 +9,7 @@ import yaml
 
 from funnelkit import fit
 from funnelkit.cli import main as cli
+from funnelkit.present import load_text
 from funnelkit.scorecard import Scorecard, load_scorecard, score_deals, unscored_summary
 
 WINLOSS = Path(__file__).parent / "data" / "winloss" / "winloss.csv"
@@ -82,7 +83,7 @@ def test_same_seed_same_card_and_validation():
     a, b = (fit.validate_fit(closed, won, load_scorecard(), seed=7, n_boot=200) for _ in range(2))
     assert (a.auc, a.auc_low, a.auc_high) == (b.auc, b.auc_low, b.auc_high)
     pd.testing.assert_frame_equal(a.tiers, b.tiers)
-    first, second = (fit.render_yaml(fit.fit_card(closed, won), a) for _ in range(2))
+    first, second = (fit.render_yaml(fit.fit_card(closed, won), a, load_text("en")) for _ in range(2))
     assert first == second
 
 
@@ -95,7 +96,7 @@ def test_validation_uses_only_training_deals():
     rng = np.random.default_rng(0)
     closed["leak"] = np.where(test, np.where(won == 1, "yes", "no"), rng.choice(["yes", "no"], size=len(closed)))
     validation = fit.validate_fit(closed, won, load_scorecard(), n_boot=200)
-    assert validation.method.startswith("time split") and validation.held_out == 400
+    assert validation.method == "time" and validation.held_out == 400
     assert validation.scores["row"].min() == 1200
     assert validation.auc < 0.9
     leaky = fit.fit_card(closed, won)  # positive control: the field is picked when test outcomes are seen
@@ -105,7 +106,7 @@ def test_validation_uses_only_training_deals():
 def test_kfold_when_no_dates_every_deal_held_out_once(planted_fit):
     closed, won, _ = planted_fit
     validation = fit.validate_fit(closed, won, load_scorecard(), n_boot=100)
-    assert validation.method.startswith("5-fold")
+    assert validation.method == "kfold" and validation.folds == 5
     assert sorted(validation.scores["row"]) == list(range(len(closed)))
     assert validation.auc_low < validation.auc < validation.auc_high
     assert validation.tiers["deals"].sum() == validation.scored
@@ -132,7 +133,7 @@ def test_yaml_reads_back_exactly_with_hostile_levels(tmp_path):
     closed, y = fit.closed_outcomes(deals)
     result = fit.fit_card(closed, y)
     path = tmp_path / "card.yaml"
-    path.write_text(fit.render_yaml(result, source="evil\nsource: x"), encoding="utf-8")
+    path.write_text(fit.render_yaml(result, None, load_text("en"), source="evil\nsource: x"), encoding="utf-8")
     loaded = load_scorecard(path)
     assert loaded.model_dump() == Scorecard.model_validate(result.card).model_dump()
     (dim,) = loaded.dimensions.values()
@@ -236,3 +237,14 @@ def test_fit_errors_are_clear(tmp_path, capsys):
     nostatus.write_text("Outcome,Q\nWon,a\n", encoding="utf-8")
     assert cli(["fit-scorecard", str(nostatus), "--out", str(tmp_path / "x.yaml")]) == 2
     assert "no status column" in capsys.readouterr().err
+
+
+def test_every_reason_and_method_has_words_in_both_languages():
+    for language in ("en", "zh"):
+        text = load_text(language)
+        for reason in fit.LEFT_OUT:
+            f = fit.FieldFit("x", "numeric", 0.01, 10, 0, pd.DataFrame(), None, reason,
+                             {"iv": 0.01, "n": 10, "levels": 9, "weight": 0.004, "min_iv": fit.MIN_IV})
+            assert fit.left_out_text(f, text)
+        for note in ("none_given", "cannot_score", "one_class"):
+            assert text(f"fit_current_{note}")
