@@ -572,6 +572,46 @@ def render_yaml(fit: CardFit, validation: Validation | None, text: Callable[...,
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
+def card_comparison(current: Scorecard, fitted: CardFit) -> pd.DataFrame:
+    """Per field (column) of either card: ``field``, ``current`` weight, ``fitted`` weight (0 when
+    the card does not use it), ``iv`` (NaN for fields the fit did not try), ``left_out`` (reason key)."""
+    now: dict[str, float] = {}
+    for d in current.dimensions.values():
+        now[d.column] = now.get(d.column, 0.0) + d.weight
+    tried = {f.column: f for f in fitted.fields}
+    fields = list(dict.fromkeys([*fitted.weights, *[c for c, w in now.items() if w > 0]]))
+    return pd.DataFrame({
+        "field": fields,
+        "current": [now.get(c, 0.0) for c in fields],
+        "fitted": [fitted.weights.get(c, 0.0) for c in fields],
+        "iv": [tried[c].iv if c in tried and len(tried[c].bins) else np.nan for c in fields],
+        "left_out": [tried[c].left_out if c in tried else None for c in fields],
+    })
+
+
+def tier_changes(deals: pd.DataFrame, current: Scorecard, fitted: Scorecard) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score ``deals`` under both cards: the transition counts (``tier_current`` × ``tier_fitted``,
+    unscored included) and the deals whose tier changes (``deal_id``, tiers, scores and the change),
+    largest score change first."""
+    before, after = score_deals(deals, current), score_deals(deals, fitted)
+    both = pd.DataFrame({
+        "deal_id": before["deal_id"].to_numpy() if "deal_id" in before else np.arange(len(before)),
+        "tier_current": before["tier"].astype("object").fillna("unscored").to_numpy(),
+        "tier_fitted": after["tier"].astype("object").fillna("unscored").to_numpy(),
+        "score_current": before["score"].to_numpy(dtype=float), "score_fitted": after["score"].to_numpy(dtype=float),
+    })
+    for column in ("customer", "rep"):
+        if column in before:
+            both.insert(1, column, before[column].to_numpy())
+    both["change"] = both["score_fitted"] - both["score_current"]
+    order = [*TIERS, "unscored"]
+    transitions = (pd.crosstab(pd.Categorical(both["tier_current"], order), pd.Categorical(both["tier_fitted"], order),
+                               dropna=False).rename_axis(index="tier_current", columns="tier_fitted"))
+    movers = both[both["tier_current"] != both["tier_fitted"]]
+    movers = movers.reindex(movers["change"].abs().sort_values(ascending=False, kind="stable").index)
+    return transitions, movers.reset_index(drop=True)
+
+
 def field_labels(columns: list[str], current: Scorecard, texts: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Label of each column for the card: the current card's label of a dimension on that column,
     else the column header from params/text.yaml (``col_<column>``) in each language of ``texts``."""
@@ -581,4 +621,4 @@ def field_labels(columns: list[str], current: Scorecard, texts: dict[str, Any]) 
 
 __all__ = ["CardFit", "FieldFit", "FitError", "Validation", "bin_field", "candidate_fields", "closed_outcomes",
            "current_note_text", "field_kind", "field_labels", "fit_card", "left_out_text", "method_text", "render_yaml",
-           "round_weights", "splits", "validate_fit", "woe_points"]
+           "round_weights", "splits", "validate_fit", "woe_points", "card_comparison", "tier_changes"]

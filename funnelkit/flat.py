@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from funnelkit.data import DataError
+from funnelkit.config import FunnelConfig
+from funnelkit.data import DataError, Dataset
 from funnelkit.io import detect_encoding, open_dataset, read_table
 
 TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xls", ".parquet")
@@ -90,4 +92,30 @@ def load_deals(source: str | Path, preset: str | None = None, as_of: str | None 
     return deals
 
 
-__all__ = ["is_table_file", "load_deals", "read_deals_table"]
+@dataclass(frozen=True)
+class Deals:
+    """What a fitted-card notebook needs: the validated dataset (None for a single table), every deal
+    as it stood at ``as_of``, the open deals and the as-of bound (exclusive)."""
+
+    dataset: Dataset | None
+    deals: pd.DataFrame
+    open: pd.DataFrame
+    as_of: pd.Timestamp
+
+
+def open_deals_for_fit(source: str | Path, config: FunnelConfig, preset: str | None = None,
+                       as_of: str | None = None, status_column: str | None = None) -> Deals:
+    """:class:`Deals` from a single table file or from a dataset (``"sample"``, folder, DuckDB)."""
+    from funnelkit.aggregate import deals_as_of, open_deals
+    from funnelkit.periods import as_of_bound
+
+    if preset is None and is_table_file(source):
+        table = read_deals_table(source, status_column)
+        bound = as_of_bound(as_of, pd.Timestamp.now().normalize() + pd.Timedelta(days=1))
+        return Deals(None, table, table[table["status"] == "open"], bound)
+    data = open_dataset(source, as_of=as_of, config=config, preset=preset)
+    bound = as_of_bound(as_of, data.as_of)
+    return Deals(data, deals_as_of(data.deals, bound), open_deals(data, config, bound), bound)
+
+
+__all__ = ["Deals", "is_table_file", "load_deals", "open_deals_for_fit", "read_deals_table"]
