@@ -281,3 +281,21 @@ def test_notebook_runs_on_the_winloss_table_in_chinese(tmp_path):
                                       .rename(columns={"Status": "status"}))
     v = fit.validate_fit(closed, won, load_scorecard(), tiers="quantile", n_boot=10)
     assert f"{v.auc:.3f}" in text
+
+
+def test_evidence_chart_labels_points_and_escapes_data_text():
+    import warnings
+
+    from funnelkit import plots
+
+    bins = pd.DataFrame({"label": ["$5 & up$", "行业标杆", "a\nb"], "deals": [10, 1200, 30],
+                         "win_rate": [0.1, 0.25, 0.4], "points": [1, 3, 5]})
+    words = {"win_rate": "赢单率（%）", "points": "分", "deals": "个", "overall": "总体赢单率"}
+    fig = plots.evidence_bars(bins, 0.2, "字段 $x$", words)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*missing from font.*")
+        fig.canvas.draw()  # unbalanced or real $…$ from data would be parsed as mathtext here
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["1 分\n10 个", "3 分\n1,200 个", "5 分\n30 个"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [r"\$5 & up\$", "行业标杆", "a b"]
+    assert [round(p.get_height(), 6) for p in ax.patches] == [10, 25, 40]
