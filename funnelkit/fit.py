@@ -44,6 +44,7 @@ MIN_IV = 0.02
 MIN_SHARE = 0.05  # smallest bin, and levels rarer than this are pooled into "other"
 MAX_BINS = 5
 MAX_PVALUE = 0.05
+MAX_FIELD_AUC = 0.98  # above this a single field is taken to record the outcome
 WEIGHT_STEP = 0.05
 # Never candidates: identifiers, free text and what is only known once a deal is closed.
 NOT_FIELDS = {"deal_id", "customer", "contact", "need", "status", "closed_at", "lost_reason", "stage",
@@ -51,7 +52,8 @@ NOT_FIELDS = {"deal_id", "customer", "contact", "need", "status", "closed_at", "
 # Who owns a deal is not a property of the deal: scoring on it would rank deals by rep and mix the
 # scorecard up with rep comparison. Tried only when named in ``fields``.
 OWNER_FIELDS = {"team", "rep"}
-LEFT_OUT = ("too_few", "one_class", "one_value", "identifier", "one_level", "no_split", "low_iv", "zero_weight", "owner")
+LEFT_OUT = ("too_few", "one_class", "one_value", "identifier", "one_level", "scattered", "no_split", "outcome", "low_iv",
+            "zero_weight", "owner")
 
 
 class FitError(ValueError):
@@ -109,6 +111,7 @@ class Validation:
     current_scored: int
     current_note: str | None  # why the current card was not compared: none_given, cannot_score, one_class
     scores: pd.DataFrame = field(repr=False)  # deal_id, won, score, tier, current_score
+    failed_folds: int = 0  # folds whose training part gave no card (their deals are unscored)
 
 
 # --- fields ---------------------------------------------------------------------------------------
@@ -201,6 +204,18 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
     if n < 20 or len(np.unique(won[has])) < 2:
         return out("too_few", n=n) if n < 20 else out("one_class")
     y = won[has]
+    # a field that alone sorts won from lost (near) perfectly was most likely filled in at or after
+    # the close (a CRM's probability set to 100% / 0%, a "closed reason"): it cannot score open deals
+    def records_outcome(values: np.ndarray) -> float | None:
+        if kind == "numeric":
+            alone = _auc_fast(values, y.astype(bool))
+            alone = max(alone, 1 - alone)
+        else:  # on the levels after pooling, so many rare levels cannot look perfect by chance
+            alone = _auc_fast(pd.Series(y).groupby(values).transform("mean").to_numpy(), y.astype(bool))
+        return alone if alone >= MAX_FIELD_AUC else None
+
+    if kind == "numeric" and (alone := records_outcome(x[has])) is not None:
+        return out("outcome", auc=alone)
     if kind == "numeric":
         xs = x[has]
         if len(np.unique(xs)) < 2:
@@ -226,7 +241,9 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
         common = counts[counts >= MIN_SHARE * n].index
         pooled = np.where(np.isin(levels_text, common), levels_text, _OTHER)
         if len(np.unique(pooled)) < 2:
-            return out("one_level")
+            return out("one_level") if len(common) else out("scattered", levels=len(counts), min_share=MIN_SHARE)
+        if (alone := records_outcome(pooled)) is not None:
+            return out("outcome", auc=alone)
         splits = _optbinning(column, pooled, y, kind).splits
         group_of = {str(level): i for i, group in enumerate(splits) for level in group}
         index = np.array([group_of.get(v, -1) for v in pooled])
@@ -255,6 +272,7 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
         bins["levels"] = [[v for v in group if v != _OTHER] for group in bins["levels"]]
     if len(bins) < 2:
         return out("no_split", bins=bins, iv=iv, other=other)
+
     if iv < MIN_IV:
         return out("low_iv", bins=bins, iv=iv, other=other, min_iv=MIN_IV)
     return FieldFit(column, kind, iv, n, missing, bins, other)
@@ -418,9 +436,17 @@ def validate_fit(
     won = np.asarray(won, dtype=int)
     method, parts = splits(deals, won, folds, seed)
     split_date = deals["closed_at"].iloc[parts[0][1]].min() if method == "time" else None
-    rows = []
+    rows, failed = [], 0
     for train, test in parts:
-        fit = fit_card(deals.iloc[train], won[train], fields, l2=l2, tiers=tiers, missing=missing)
+        try:
+            fit = fit_card(deals.iloc[train], won[train], fields, l2=l2, tiers=tiers, missing=missing)
+        except FitError as exc:
+            if len(parts) == 1:
+                raise FitError(f"the training part of the time split (before the latest {len(test):,} deals): {exc}") from None
+            failed += 1  # this fold's deals stay unscored and are counted as such
+            rows.append(pd.DataFrame({"row": test, "won": won[test], "score": np.nan, "tier": None,
+                                      "current_score": np.nan}))
+            continue
         card = Scorecard.model_validate(fit.card)
         test_scores = score_deals(deals.iloc[test], card)["score"].to_numpy(dtype=float)
         if tiers == "fixed":
@@ -461,7 +487,7 @@ def validate_fit(
         tiers=pd.DataFrame(tier_rows),
         current_auc=auc(scores["current_score"].to_numpy(dtype=float)[both], yb) if comparable else np.nan,
         current_fitted_auc=auc(scores["score"].to_numpy(dtype=float)[both], yb) if comparable else np.nan,
-        current_scored=int(both.sum()), current_note=note, scores=scores,
+        current_scored=int(both.sum()), current_note=note, scores=scores, failed_folds=failed,
     )
 
 

@@ -244,7 +244,8 @@ def test_every_reason_and_method_has_words_in_both_languages():
         text = load_text(language)
         for reason in fit.LEFT_OUT:
             f = fit.FieldFit("x", "numeric", 0.01, 10, 0, pd.DataFrame(), None, reason,
-                             {"iv": 0.01, "n": 10, "levels": 9, "weight": 0.004, "min_iv": fit.MIN_IV})
+                             {"iv": 0.01, "n": 10, "levels": 9, "weight": 0.004, "min_iv": fit.MIN_IV, "auc": 0.99,
+                              "min_share": fit.MIN_SHARE})
             assert fit.left_out_text(f, text)
         for note in ("none_given", "cannot_score", "one_class"):
             assert text(f"fit_current_{note}")
@@ -299,3 +300,16 @@ def test_evidence_chart_labels_points_and_escapes_data_text():
     assert [t.get_text() for t in ax.texts] == ["1 分\n10 个", "3 分\n1,200 个", "5 分\n30 个"]
     assert [t.get_text() for t in ax.get_xticklabels()] == [r"\$5 & up\$", "行业标杆", "a b"]
     assert [round(p.get_height(), 6) for p in ax.patches] == [10, 25, 40]
+
+
+def test_a_field_recorded_at_the_close_is_left_out():
+    """A CRM's probability is set to 100% on won and 0% on lost deals: it must not become the card."""
+    deals = planted(n=600, seed=6)
+    deals["probability"] = np.where(deals["status"] == "won", 100.0, 0.0)
+    deals["Stage name"] = np.where(deals["status"] == "won", "Closed Won", "Closed Lost")
+    deals["scattered"] = [f"v{i % 40}" for i in range(len(deals))]  # 40 values, none held by 5% of deals
+    closed, won = fit.closed_outcomes(deals)
+    result = fit.fit_card(closed, won)
+    reasons = {f.column: f.left_out for f in result.fields}
+    assert reasons["probability"] == reasons["Stage name"] == "outcome" and reasons["scattered"] == "scattered"
+    assert "strong" in result.weights
