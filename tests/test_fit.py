@@ -260,7 +260,7 @@ def test_notebook_parameters_and_stored_without_outputs():
 
     names = set(pm.inspect_notebook(str(NOTEBOOK)))
     assert names == {"data", "preset", "as_of", "fields", "tiers", "missing", "scorecard_path", "language",
-                     "config_path", "seed"}
+                     "config_path", "seed", "team", "rep", "pipeline", "period"}
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
 
@@ -313,3 +313,12 @@ def test_a_field_recorded_at_the_close_is_left_out():
     reasons = {f.column: f.left_out for f in result.fields}
     assert reasons["probability"] == reasons["Stage name"] == "outcome" and reasons["scattered"] == "scattered"
     assert "strong" in result.weights
+
+
+def test_notebook_takes_what_the_report_runner_passes():
+    from funnelkit.report import Job, check_parameters
+
+    job = Job("fitted_scorecard", "2024-Q2", "East", None,
+              {"period": "2024-Q2", "team": "East", "rep": None, "pipeline": None, "data": "x", "as_of": None,
+               "language": "zh"}, "2024-Q2/East/fitted_scorecard")
+    check_parameters([job])  # raises on a name the notebook does not define
