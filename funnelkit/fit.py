@@ -198,12 +198,14 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
         text = _level_text(values)
         has = text.notna().to_numpy() & (text.fillna("").str.strip() != "").to_numpy()
     n, missing = int(has.sum()), int((~has).sum())
+
     def out(why: str, bins: pd.DataFrame = empty, iv: float = 0.0, other: int | None = None, **values: Any) -> FieldFit:
         return FieldFit(column, kind, iv, n, missing, bins, other, why, {"iv": iv} | values)
 
     if n < 20 or len(np.unique(won[has])) < 2:
         return out("too_few", n=n) if n < 20 else out("one_class")
     y = won[has]
+
     # a field that alone sorts won from lost (near) perfectly was most likely filled in at or after
     # the close (a CRM's probability set to 100% / 0%, a "closed reason"): it cannot score open deals
     def records_outcome(values: np.ndarray) -> float | None:
@@ -272,7 +274,6 @@ def bin_field(values: pd.Series, won: np.ndarray, column: str | None = None) -> 
         bins["levels"] = [[v for v in group if v != _OTHER] for group in bins["levels"]]
     if len(bins) < 2:
         return out("no_split", bins=bins, iv=iv, other=other)
-
     if iv < MIN_IV:
         return out("low_iv", bins=bins, iv=iv, other=other, min_iv=MIN_IV)
     return FieldFit(column, kind, iv, n, missing, bins, other)
