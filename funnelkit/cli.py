@@ -82,6 +82,8 @@ def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecar
         print(f"  {int(reasons['deals'].iloc[10:].sum()):,} more deals, {len(reasons) - 10} other reasons")
     if len(reasons) and card.missing == "unscored":
         print("  (or set `missing: renormalise` in the scorecard to score deals on the fields they have)")
+    if (reasons["absent"] != "").any():
+        print("  (or learn a scorecard from the fields the data has: funnelkit fit-scorecard DATA --out card.yaml)")
 
 
 def _score(args: argparse.Namespace) -> int:
