@@ -128,6 +128,8 @@ def _score(args: argparse.Namespace) -> int:
     _print_scores(deals, scored, card, summary)
     if args.out:
         plan = follow_up_plan(scored, load_playbook(), plan_date)
+        if card.missing == "renormalise":  # say which scores rest on part of the card
+            plan = plan.merge(scored[["deal_id", "coverage"]], on="deal_id", how="left")
         path = write_table_export(plan, args.out, sheet_by="rep")
         print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
     return 0
