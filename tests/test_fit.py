@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from funnelkit import fit
 from funnelkit.cli import main as cli
@@ -324,3 +326,15 @@ def test_notebook_takes_what_the_report_runner_passes():
               {"period": "2024-Q2", "team": "East", "rep": None, "pipeline": None, "data": "x", "as_of": None,
                "language": "zh"}, "2024-Q2/East/fitted_scorecard")
     check_parameters([job])  # raises on a name the notebook does not define
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.001, 1.0), min_size=1, max_size=12))
+def test_rounded_weights_always_sum_to_one_within_a_step(raw):
+    total = sum(raw)
+    weights = {f"f{i}": w / total for i, w in enumerate(raw)}
+    rounded = fit.round_weights(weights)
+    assert sum(rounded.values()) == pytest.approx(1, abs=1e-9)
+    for key, w in weights.items():
+        assert abs(rounded[key] - w) < 0.05 + 1e-9
+        assert rounded[key] / 0.05 == pytest.approx(round(rounded[key] / 0.05), abs=1e-9)
