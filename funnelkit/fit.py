@@ -618,8 +618,8 @@ def card_comparison(current: Scorecard, fitted: CardFit) -> pd.DataFrame:
 
 def tier_changes(deals: pd.DataFrame, current: Scorecard, fitted: Scorecard) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score ``deals`` under both cards: the transition counts (``tier_current`` × ``tier_fitted``,
-    unscored included) and the deals whose tier changes (``deal_id``, tiers, scores and the change),
-    largest score change first."""
+    unscored included) and the deals whose tier changes (``deal_id``, tiers, scores, the change and
+    its ``direction``: up, down, or one_card when only one card scores the deal), largest change first."""
     before, after = score_deals(deals, current), score_deals(deals, fitted)
     both = pd.DataFrame({
         "deal_id": before["deal_id"].to_numpy() if "deal_id" in before else np.arange(len(before)),
@@ -631,6 +631,10 @@ def tier_changes(deals: pd.DataFrame, current: Scorecard, fitted: Scorecard) -> 
         if column in before:
             both.insert(1, column, before[column].to_numpy())
     both["change"] = both["score_fitted"] - both["score_current"]
+    rank = {t: i for i, t in enumerate(TIERS)}  # unscored has no rank: a move to or from it is "one_card"
+    before_rank, after_rank = both["tier_current"].map(rank), both["tier_fitted"].map(rank)
+    both["direction"] = np.select([after_rank < before_rank, after_rank > before_rank,
+                                   before_rank.isna() != after_rank.isna()], ["up", "down", "one_card"], "same")
     order = [*TIERS, "unscored"]
     transitions = (pd.crosstab(pd.Categorical(both["tier_current"], order), pd.Categorical(both["tier_fitted"], order),
                                dropna=False).rename_axis(index="tier_current", columns="tier_fitted"))

@@ -338,3 +338,24 @@ def test_rounded_weights_always_sum_to_one_within_a_step(raw):
     for key, w in weights.items():
         assert abs(rounded[key] - w) < 0.05 + 1e-9
         assert rounded[key] / 0.05 == pytest.approx(round(rounded[key] / 0.05), abs=1e-9)
+
+
+def test_tier_changes_by_hand():
+    # current: weights .5/.3/.2, unscored policy; fitted: .2/.4/.4, renormalise
+    current = renorm_card("unscored")
+    dims = current.model_dump()["dimensions"]
+    fitted = Scorecard.model_validate({"missing": "renormalise", "dimensions": {
+        k: dims[k] | {"weight": w} for k, w in zip(dims, (0.2, 0.4, 0.4))}})
+    deals = pd.DataFrame({"deal_id": ["d1", "d2", "d3", "d4"], "a": [12, 1, None, 1],
+                          "b": ["x", "x", "x", "y"], "c": ["hi", "zz", "hi", "hi"]})
+    transitions, movers = fit.tier_changes(deals, current, fitted)
+    # d1: 20·(.5·5 + .3·3 + .2·1) = 72 medium → 20·(.2·5 + .4·3 + .4·1) = 52 low
+    # d2: 20·(.5·1 + .3·3 + .2·4) = 44 low → 20·(.2·1 + .4·3 + .4·4) = 60 medium
+    # d3: unscored (no a) → 20·(.4·3 + .4·1) / .8 = 40 low;  d4: 20 low → 20 low
+    assert list(movers["deal_id"]) == ["d1", "d2", "d3"]
+    assert list(movers["direction"]) == ["down", "up", "one_card"]
+    assert movers["score_current"].tolist()[:2] == pytest.approx([72, 44])
+    assert movers["score_fitted"].tolist() == pytest.approx([52, 60, 40])
+    assert transitions.loc["medium", "low"] == transitions.loc["low", "medium"] == 1
+    assert transitions.loc["unscored", "low"] == transitions.loc["low", "low"] == 1
+    assert int(transitions.to_numpy().sum()) == 4
