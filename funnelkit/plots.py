@@ -248,15 +248,14 @@ def evidence_bars(bins: pd.DataFrame, overall: float, title: str, words: dict[st
                         (xi, row.win_rate * 100), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
                         textcoords="offset points")
         ax.axhline(overall * 100, color=DEEP[3], linestyle="--", linewidth=1, label=f"{words['overall']} {overall:.1%}")
-        # data text: no mathtext ($…$) and one line
-        labels = [str(v).replace("$", r"\$").replace("\n", " ") for v in bins["label"]]
+        labels = [str(v).replace("\n", " ") for v in bins["label"]]  # data text on one line
         labels = [v if len(v) <= 24 else v[:23] + "…" for v in labels]
         ax.set_xticks(x, labels, rotation=20 if len(bins) > 3 else 0, ha="right" if len(bins) > 3 else "center",
                       fontsize=8)
         ax.set_ylabel(words["win_rate"])
         ax.set_ylim(0, max(float(bins["win_rate"].max()) * 100 * 1.3, overall * 100 * 1.3, 1))
         ax.legend(frameon=False, fontsize=8, loc="upper left")
-        ax.set_title(title.replace("$", r"\$"))
+        ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout()
     return fig
