@@ -93,10 +93,10 @@ def _score(args: argparse.Namespace) -> int:
 
     from funnelkit.aggregate import open_deals
     from funnelkit.config import load_config
+    from funnelkit.flat import is_table_file, read_deals_table
     from funnelkit.io import open_dataset, write_table_export
     from funnelkit.periods import as_of_bound
     from funnelkit.playbook import follow_up_plan, load_playbook
-    from funnelkit.flat import is_table_file, read_deals_table
     from funnelkit.scorecard import load_scorecard, score_deals, tier_summary
     from funnelkit.screening import load_screening, screen_opportunities
 
@@ -154,7 +154,7 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
     words = {language: load_text(language) for language in ("en", "zh")}
     labels = fit.field_labels(list(closed.columns), current, words)
     try:
-        card = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing, labels=labels)
+        fitted = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing, labels=labels)
         validation = fit.validate_fit(closed, won, current, fields, tiers=args.tiers,
                                       missing=args.missing, folds=args.folds, seed=args.seed)
     except fit.FitError as exc:
@@ -162,11 +162,11 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(fit.render_yaml(card, validation, words["en"], source=str(args.data)), encoding="utf-8")
+    out.write_text(fit.render_yaml(fitted, validation, words["en"], source=str(args.data)), encoding="utf-8")
     load_scorecard(out)  # what was written must load like params/scorecard.yaml
-    for column, weight in sorted(card.weights.items(), key=lambda kv: -kv[1]):
+    for column, weight in sorted(fitted.weights.items(), key=lambda kv: -kv[1]):
         print(f"  {weight:>4.0%}  {column}")
-    for f in card.fields:
+    for f in fitted.fields:
         if f.left_out:
             print(f"  left out {f.column}: {fit.left_out_text(f, words['en'])}")
     v = validation
