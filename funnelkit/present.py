@@ -81,8 +81,13 @@ def styled(
     days: tuple[str, ...] = (),
     currency: str = "CNY",
     decimals: tuple[str, ...] = (),
+    missing: dict[str, str] | None = None,
 ) -> Styler:
-    """A Styler with formatted numbers, translated headers and no index, ready for the report."""
+    """A Styler with formatted numbers, translated headers and no index, ready for the report.
+
+    ``missing`` maps a column to the text key shown where its value is unknown (instead of "–"),
+    e.g. ``{"weighted_pipeline": "no_probabilities"}``.
+    """
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
     formats |= {c: fmt_int for c in ints if c in df}
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
@@ -91,8 +96,12 @@ def styled(
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
     numeric = [c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])]
+    style = shown.style.format(formats, na_rep="–")
+    for c, key in (missing or {}).items():
+        if c in df:
+            style = style.format(formats.get(text.column(c)), subset=[text.column(c)], na_rep=text(key))
     return (
-        shown.style.format(formats, na_rep="–")
+        style
         .hide(axis="index")
         .set_properties(subset=numeric, **{"text-align": "right"})
         .set_table_attributes('class="fk-table"')
@@ -328,9 +337,15 @@ def rep_findings(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, stalled
     if row.empty:
         return [(text("empty_cohort"), "rep-funnel")]
     r = row.iloc[0]
-    lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
-                   high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
-                   flag_text=text(f"flag_{r['flag']}"), rank=int(r["rank"]), reps=len(summary)), "funnel-plot")]
+    if r["closed"] == 0:
+        lines = [(text("rep_headline_no_closed", rep=rep), "funnel-plot")]
+    else:
+        ranked = int(summary["rank"].notna().sum())
+        rank_text = (text("rank_text", rank=int(r["rank"]), ranked=ranked) if pd.notna(r["rank"]) else
+                     text("rank_none", closed=int(r["closed"]), min_volume=summary.attrs["min_volume"]))
+        lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
+                       high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
+                       flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
     gap = _biggest_gap(funnels)
     if gap and gap[1] < gap[2]:
         lines.append((text("rep_headline_leak", stage=gap[0], rep_rate=gap[1], team_rate=gap[2]), "rep-funnel"))
@@ -370,9 +385,13 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     )
     columns = [c for c in ["rank", "rep", "closed", "won", "win_rate", "shrunk_win_rate", "value_win_rate",
                            "cycle_median", "velocity_per_day", "weighted_pipeline", "overdue", "flag"] if c in shown]
+    from funnelkit.sales import missing_pipeline_key
+
+    pipeline_key = missing_pipeline_key(summary["open_pipeline"]) if "open_pipeline" in summary else "no_probabilities"
     return styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                   pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
-                  money=("velocity_per_day", "weighted_pipeline"))
+                  money=("velocity_per_day", "weighted_pipeline"), currency=summary.attrs.get("currency", "CNY"),
+                  missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
 
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
@@ -394,3 +413,28 @@ def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
     names = ", ".join(f"{r.rep} ({text(f'flag_{r.flag}')}, {r.win_rate:.1%}, n = {int(r.closed):,})"
                       for r in flagged.itertuples())
     return [(text("headline_reps", names=names, team_rate=summary.attrs["team_rate"]), "reps")]
+
+
+def win_rate_notes(data: Dataset, text: Text) -> list[str]:
+    """The note every win rate carries when the data records no lost deal (it is 100% by
+    construction: not converting means still open); empty otherwise."""
+    from funnelkit.sales import losses_recorded
+
+    return [] if losses_recorded(data.deals) else [text("no_losses_recorded")]
+
+
+def unscored_sentence(test: Any, text: Text) -> str:
+    """Why the backtest counts fewer closed deals than the window holds: ``"17 closed deals could
+    not be scored: missing win_probability (12), …"``; empty when every closed deal was scored."""
+    if not test.unscored:
+        return ""
+    reasons = ", ".join(f"{reason} ({n:,})" for reason, n in test.unscored_reasons.items())
+    return text("unscored_closed", n=test.unscored, reasons=reasons)
+
+
+def unavailable(text: Text, key: str, **values: Any) -> Any:
+    """A section that cannot be computed: one sentence (``params/text.yaml``) saying why and which
+    data would make it work, in place of its table or chart."""
+    from IPython.display import HTML
+
+    return HTML(f'<p class="fk-note fk-unavailable">{html.escape(text(key, **values))}</p>')
