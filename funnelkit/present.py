@@ -299,24 +299,41 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability.
 
     A scenario's AUC difference is "significant" when its paired bootstrap interval excludes 0.
+    Kendall τ and AUC are left out, with the reason, where too few deals give them; the closed
+    deals the backtest could not score are counted with their reasons.
     """
+    from funnelkit.sensitivity import MIN_AUC, MIN_TAU
+
     lines = []
     base_auc = test.auc.set_index("scenario")
+    if comparison.summary.empty or not (comparison.summary["scored"] > 0).any():
+        lines.append((text("ws_no_open"), "transitions"))
     for row in comparison.summary.itertuples():
+        if row.scored == 0:
+            continue
         moves = comparison.movers[comparison.movers["scenario"] == row.scenario]
         out_high = int(((moves["tier_before"] == "high") & (moves["tier_after"] != "high")).sum())
         into_high = int(((moves["tier_after"] == "high") & (moves["tier_before"] != "high")).sum())
         alt = base_auc.loc[row.scenario]
         significant = pd.notna(alt["diff_low"]) and (alt["diff_low"] > 0 or alt["diff_high"] < 0)
+        tau_text = (text("ws_tau", tau=row.kendall_tau_b) if pd.notna(row.kendall_tau_b)
+                    else text("ws_tau_none", n=row.scored, min=MIN_TAU))
+        auc_text = (text("ws_auc", auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
+                         sig=text("significant" if significant else "not_significant"))
+                    if pd.notna(alt["auc"]) and pd.notna(base_auc.loc["baseline", "auc"]) else text("ws_auc_none"))
         lines.append((text("ws_conclusion", scenario=names.get(row.scenario, row.scenario), out_high=out_high,
-                           into_high=into_high, movers=row.movers, tau=row.kendall_tau_b,
-                           auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
-                           sig=text("significant" if significant else "not_significant")), "transitions"))
+                           into_high=into_high, movers=row.movers, tau_text=tau_text, auc_text=auc_text),
+                      "transitions"))
     if len(stability):
         lines.append((text("ws_stability", sd=sd, stable=stability["stable"].mean(),
                            fragile_high=int((~stability["stable"] & (stability["tier"] == "high")).sum())), "stability"))
-    if test.warning:
+    if test.unavailable:
+        first = test.auc.iloc[0]
+        lines.append((text("backtest_few", won=int(first["won"]), lost=int(first["lost"]), min=MIN_AUC), "backtest"))
+    elif test.warning:
         lines.append((test.warning, "backtest"))
+    if test.unscored:
+        lines.append((unscored_sentence(test, text), "backtest"))
     return lines
 
 
