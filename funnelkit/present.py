@@ -257,6 +257,8 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     missed criterion, the tier counts, overdue follow-ups, and screen/score disagreements."""
     from funnelkit.screening import failing_criteria
 
+    if screened.empty:
+        return [(text("no_open_deals"), "screen")]
     lines = []
     if len(screened):
         worst = failing_criteria(screened).iloc[0]
@@ -268,6 +270,8 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     if len(plan):
         lines.append((text("opp_headline_overdue", overdue=int(plan["overdue"].sum()),
                            overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())), "plan"))
+    if both["score"].isna().all():
+        return lines + [(text("no_scored"), "tiers")]
     lines.append((text("opp_headline_tiers", scenario=scenario, high=int(tiers.get("high", 0)),
                        medium=int(tiers.get("medium", 0)), low=int(tiers.get("low", 0)),
                        unscored=int(tiers.get("unscored", 0)), high_amount=fmt_money(high_amount, currency)), "tiers"))

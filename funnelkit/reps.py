@@ -160,6 +160,7 @@ def rep_summary(
         out["overdue"] = out["rep"].map(plan[plan["overdue"]].groupby("rep").size()).fillna(0).astype(int)
     theta = out["won"].sum() / out["closed"].sum() if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = shrunk_rates(out["won"], out["closed"]) if out["closed"].sum() else np.nan
+    out["shrunk_win_rate"] = out["shrunk_win_rate"].where(out["closed"] > 0)  # the prior alone is no rate
     # Shrinkage alone still lets a lucky 4 of 4 outrank a steady 119 of 178: rank only with volume.
     rankable = out["closed"] >= min_volume
     out["rank"] = out["shrunk_win_rate"].where(rankable).rank(ascending=False, method="min").astype("Int64")

@@ -85,3 +85,14 @@ def sales_metrics(
         return pd.DataFrame([_metrics(deals, period)])
     rows = [{by: key} | _metrics(group, period) for key, group in deals.groupby(by, sort=True, observed=True)]
     return pd.DataFrame(rows)
+
+
+def pipeline_by_stage(deals: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
+    """Open deals (with their current ``stage``) per stage in ``stages`` order: ``stage, open,
+    open_pipeline`` (Σ amount) and ``weighted_pipeline`` (Σ amount × win_probability); a sum is
+    NaN, not 0, when no deal of the stage has the values (see :func:`known_sum`)."""
+    weighted = deals["amount"] * probability(deals["win_probability"])
+    grouped = deals.assign(weighted=weighted).groupby("stage")
+    out = pd.DataFrame({"open": grouped.size(), "open_pipeline": grouped["amount"].agg(known_sum),
+                        "weighted_pipeline": grouped["weighted"].agg(known_sum)})
+    return out.reindex([s for s in stages if s in out.index]).rename_axis("stage").reset_index()
