@@ -245,9 +245,12 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
     else:
         lines.append((text("tis_headline_no_stalled", q=quantile * 100), "stalled"))
     if overall["closed"] > 0:
+        cycle = (text("cycle_text", cycle=fmt_days(overall["cycle_median"])) if pd.notna(overall["cycle_median"])
+                 else text("cycle_none"))
+        velocity = (text("velocity_text", velocity=fmt_money(overall["velocity_per_day"], currency))
+                    if pd.notna(overall["velocity_per_day"]) and overall["open_deals"] > 0 else text("velocity_none"))
         lines.append((text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
-                           cycle=fmt_days(overall["cycle_median"]),
-                           velocity=fmt_money(overall["velocity_per_day"], currency)), "cycle"))
+                           cycle_text=cycle, velocity_text=velocity), "cycle"))
     return lines
 
 
@@ -274,7 +277,9 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
         return lines + [(text("no_scored"), "tiers")]
     lines.append((text("opp_headline_tiers", scenario=scenario, high=int(tiers.get("high", 0)),
                        medium=int(tiers.get("medium", 0)), low=int(tiers.get("low", 0)),
-                       unscored=int(tiers.get("unscored", 0)), high_amount=fmt_money(high_amount, currency)), "tiers"))
+                       unscored=int(tiers.get("unscored", 0)),
+                       high_amount=fmt_money(high_amount, currency) if tiers.get("high", 0) else text("no_high_deals")),
+                  "tiers"))
     high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"]).sum())
     low_pass = int(((both["tier"] == "low") & both["is_opportunity"]).sum())
     if high_fail or low_pass:
@@ -418,6 +423,8 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
 def review_findings(review: Any, text: Text) -> list[Finding]:
     """One sentence per flagged stage of a :class:`funnelkit.review.PeriodReview`, or a no-change line."""
     flagged = review.conversions[review.conversions["flag"] != ""]
+    if (review.conversions["test"] == "none").all():
+        return [(text("review_untestable", previous=review.previous), "changes")]
     if flagged.empty:
         return [(text("review_none", previous=review.previous), "changes")]
     return [(text("review_flag", stage=r["label"], next=r["next_label"],
@@ -459,3 +466,15 @@ def unavailable(text: Text, key: str, **values: Any) -> Any:
     from IPython.display import HTML
 
     return HTML(f'<p class="fk-note fk-unavailable">{html.escape(text(key, **values))}</p>')
+
+
+def missing_words(data: Dataset) -> dict[str, str]:
+    """Text keys for money columns that the data cannot give, for :func:`styled`'s ``missing``:
+    every amount figure is "not available (no amounts)" when no deal has an amount, the weighted
+    pipeline "not available (no probabilities)" when no deal has a probability."""
+    if data.deals["amount"].isna().all():
+        return {c: "no_amounts" for c in ("amount", "open_pipeline", "weighted_pipeline", "value_win_rate",
+                                         "velocity_per_day", "amount_before", "amount_after", "change")}
+    if data.deals["win_probability"].isna().all():
+        return {"weighted_pipeline": "no_probabilities"}
+    return {}

@@ -27,13 +27,14 @@ WARNINGS_AS_ERRORS = "import warnings\nwarnings.simplefilter(\"error\")"
 WARNINGS_RESET = "warnings.resetwarnings()"
 FORBIDDEN_WORDS = re.compile(r"\b(nan|NaN|None|inf|Traceback|Warning)\b")
 # figures computed from zero cases, in the shapes the reports write numbers
-ZERO_CASES = re.compile(r"\b0 of 0\b|\bonly 0 won and 0 lost\b|\bn = 0\b|\(0/0\)")
+ZERO_CASES = re.compile(r"\b0 of 0\b|\bonly 0 won and 0 lost\b|\bn = 0\b|\(0/0\)|pipeline [¥$]0\b|velocity [¥$]0 per day")
 
 
 def parameters(case: str, notebook: str) -> dict:
     folder = EDGE / case
     spec = yaml.safe_load((folder / "case.yaml").read_text(encoding="utf-8"))
-    params = {"data": str(folder), "as_of": spec["as_of"], "period": spec["period"], "language": "en"}
+    params = {"data": str(folder), "as_of": spec["as_of"], "period": spec["period"],
+              "language": spec.get("language", "en")}
     if (folder / "params" / "funnel.yaml").exists():
         params["config_path"] = str(folder / "params" / "funnel.yaml")
     if notebook == "rep_performance":

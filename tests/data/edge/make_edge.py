@@ -123,7 +123,8 @@ def main() -> None:
                                                 "the June cohort is younger than a week"})
 
     deals, events = simulate(3, 45, "2023-10-01", "2024-06-20", {"Solo": ["Only Rep"]})
-    write("one_rep", deals, events, q2 | {"team": "Solo", "rep": "Only Rep", "about": "one team with one rep"})
+    write("one_rep", deals, events, q2 | {"team": "Solo", "rep": "Only Rep", "language": "zh",
+                                          "about": "one team with one rep (reports in Chinese)"})
 
     stages = ["lead", "proposal", "client"]
     config = funnel_yaml(default_pipeline="simple", pipelines={"simple": {
