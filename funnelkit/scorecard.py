@@ -279,7 +279,8 @@ def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
     """Deals and pipeline value per tier (unscored last): ``tier, deals, amount, share`` (amount NaN
     for a tier without deals)."""
     tier = scored["tier"].astype("object").fillna("unscored")
-    table = (scored.assign(tier=tier).groupby("tier").agg(deals=("tier", "size"), amount=("amount", "sum"))
+    table = (scored.assign(tier=tier).groupby("tier")
+             .agg(deals=("tier", "size"), amount=("amount", lambda a: a.sum(min_count=1)))
              .reindex(list(TIERS) + ["unscored"], fill_value=0).reset_index())
     table["share"] = table["deals"] / max(int(table["deals"].sum()), 1)
     table["amount"] = table["amount"].where(table["deals"] > 0)  # no deal: no amount, rather than 0

@@ -297,3 +297,42 @@ def test_score_deals_on_raw_frames_rejects_impossible_values(card):
     with pytest.raises(ValueError, match="win_probability.*mixes fractions.*row 1"):
         score_deals(pd.DataFrame([base | {"win_probability": 0.8, "payment_days": 10},
                                   base | {"win_probability": 80, "payment_days": 10}]), card)
+
+
+def test_sensitivity_on_no_deals_raises_no_warning(card, sample, config):
+    """Warnings in the reports are fixed where they start: nothing is computed on empty input."""
+    import warnings
+
+    none = fk.open_deals(sample, config).iloc[:0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        comparison = S.compare_scenarios(none, card, ["competitive_barrier"])
+        assert comparison.summary["scored"].tolist() == [0] and np.isnan(comparison.summary["kendall_tau_b"].iloc[0])
+        test = S.backtest(none, card, ["competitive_barrier"], n_boot=20)
+        assert test.unavailable == "few_closed" and test.auc["auc"].isna().all()
+        assert S.weight_monte_carlo(none, card, n=50).empty
+        counts, tipping = S.weight_sweep(none, card, "amount")
+        assert tipping.empty and (counts["deals"] == 0).all()
+        assert S.suggest_weights(none, card, n_boot=5).unavailable == "few_closed"
+
+
+def test_heatmap_leaves_out_empty_rows_and_refuses_an_empty_table():
+    import warnings
+
+    from funnelkit import plots
+
+    grid = pd.DataFrame({"a": [1.0, np.nan], "b": [np.nan, np.nan]}, index=["2024-01", "2024-02"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.heatmap(grid, "t", "x", "y")
+    with pytest.raises(ValueError, match="no value"):
+        plots.heatmap(grid.iloc[1:], "t", "x", "y")
+
+
+def test_review_with_nothing_to_test_says_so(config):
+    data = make_data([{"deal_id": "A", "status": "open"}], [("A", "leads", "2024-05-01")], config)
+    from funnelkit.review import period_review
+
+    review = period_review(data, config, "2024-06")
+    lines = present.review_findings(review, present.load_text("en"))
+    assert lines[0][0].startswith("No stage had deals deciding in both 2024-05 and this period")
