@@ -138,8 +138,23 @@ def test_reps_with_too_few_closed_deals_are_listed_but_not_ranked(config):
     assert page.count("too few closed deals to rank") == 2
 
 
-def test_min_volume_comes_from_params(config):
+def test_min_volume_comes_from_params(config, tmp_path):
+    """reps.min_volume in params/funnel.yaml decides who is ranked (default 30)."""
     assert config.reps.min_volume == 30
+    text = (fk.config.PARAMS_DIR / "funnel.yaml").read_text(encoding="utf-8").replace("min_volume: 30", "min_volume: 4")
+    (tmp_path / "funnel.yaml").write_text(text, encoding="utf-8")
+    small = fk.load_config(tmp_path / "funnel.yaml")
+    deals, events = [], []
+    for rep, n in (("Four", 4), ("Three", 3)):
+        for i in range(n):
+            deals.append({"deal_id": f"{rep}{i}", "rep": rep, "status": "won", "closed_at": "2024-05-20"})
+            events += [(f"{rep}{i}", "leads", "2024-05-01"), (f"{rep}{i}", "customers", "2024-05-20")]
+    data = make_data(deals, events, small)
+    summary = reps.rep_summary(data, small, "2024-05", window_months=None).set_index("rep")
+    assert summary.loc["Four", "rank"] == 1 and pd.isna(summary.loc["Three", "rank"])
+    (tmp_path / "funnel.yaml").write_text(text.replace("min_volume: 4", "min_volume: 0"), encoding="utf-8")
+    with pytest.raises(fk.ConfigError, match="reps.min_volume"):
+        fk.load_config(tmp_path / "funnel.yaml")
 
 
 # --- sales -------------------------------------------------------------------------------------
