@@ -4,7 +4,7 @@ Each dataset folder holds canonical CSVs (written by ``make_edge.py``), a ``case
 notebook parameters, and maybe a ``params/funnel.yaml`` passed as ``config_path``. The notebooks
 run with papermill in the "funnelkit" kernel after a first cell that turns every warning into an
 error (removed from the HTML with the other hidden cells); the HTML is exported with
-:func:`funnelkit.report.notebook_to_html`. The reports run in two worker processes; the run time is
+:func:`funnelkit.pages.notebook_to_html` (as the report run does). The reports run in two worker processes; the run time is
 printed (``-s``), never asserted.
 """
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from funnelkit.report import KERNEL_NAME, NOTEBOOKS_DIR, notebook_to_html
+from funnelkit.pages import notebook_to_html
+from funnelkit.report import KERNEL_NAME, NOTEBOOKS_DIR
 
 EDGE = Path(__file__).resolve().parent / "data" / "edge"
 NOTEBOOKS = ["conversion", "time_in_stage", "opportunities", "weight_sensitivity", "rep_performance"]
@@ -63,7 +64,7 @@ def run_one(case: str, notebook: str, workdir: str) -> tuple[str, str, str, str,
             str(source), str(source.with_suffix("").with_suffix(".out.ipynb")), parameters=parameters(case, notebook),
             kernel_name=KERNEL_NAME, progress_bar=False, cwd=str(NOTEBOOKS_DIR), execution_timeout=300,
             start_timeout=120)
-        page = notebook_to_html(nbformat.from_dict(done), f"{case} / {notebook}")
+        page = notebook_to_html(nbformat.from_dict(done), f"{case} / {notebook}", parameters(case, notebook)["language"])
         return case, notebook, page, "", time.perf_counter() - start
     except Exception as exc:  # the test reports it with the case and notebook
         return case, notebook, "", f"{type(exc).__name__}: {exc}"[:3000], time.perf_counter() - start
