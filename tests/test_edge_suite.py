@@ -4,8 +4,8 @@ Each dataset folder holds canonical CSVs (written by ``make_edge.py``), a ``case
 notebook parameters, and maybe a ``params/funnel.yaml`` passed as ``config_path``. The notebooks
 run with papermill in the "funnelkit" kernel after a first cell that turns every warning into an
 error (removed from the HTML with the other hidden cells); the HTML is exported with
-:func:`funnelkit.pages.notebook_to_html` (as the report run does). The reports run in two worker processes; the run time is
-printed (``-s``), never asserted.
+:func:`funnelkit.pages.notebook_to_html` (as the report run does). The reports run in two worker
+processes; the run time is printed (``-s``), never asserted.
 """
 from __future__ import annotations
 
