@@ -91,6 +91,12 @@ class Pipeline(_Strict):
         return self.zh if language == "zh" else self.en
 
 
+class RepSettings(_Strict):
+    """How reps are compared: ``min_volume`` closed deals before a rep is ranked or flagged."""
+
+    min_volume: int = Field(default=30, ge=1)
+
+
 class FunnelConfig(_Strict):
     """The funnel: pipelines with ordered stages, report language and currency."""
 
@@ -102,6 +108,7 @@ class FunnelConfig(_Strict):
     pipelines: dict[str, Pipeline] = Field(min_length=1)
     # column → canonical value → accepted spellings; "true"/"false" values make a yes/no column
     categories: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    reps: RepSettings = Field(default_factory=RepSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -286,6 +286,35 @@ def parse_amounts(values: pd.Series, decimal: str = ".", where: str = "") -> pd.
     return out
 
 
+def _rows_text(mask: np.ndarray, values: pd.Series, limit: int = 5) -> str:
+    """``"rows 1, 3 (0.8, 0.65)"``: 1-based positions and values of the first ``limit`` hits."""
+    where = np.flatnonzero(mask)
+    rows = ", ".join(str(i + 1) for i in where[:limit]) + (f" and {len(where) - limit} more" if len(where) > limit else "")
+    examples = ", ".join(shown(v) for v in values.iloc[where[:limit]])
+    return f"row{'s' if len(where) > 1 else ''} {rows} ({examples})"
+
+
+def probability_fractions(values: pd.Series, column: str, percent: pd.Series | None = None,
+                          file: str = "", raw: pd.Series | None = None) -> pd.Series:
+    """Probabilities as fractions. A column is either in fractions (0–1) or in percents (a value
+    above 1, or one written with ``%``, makes it percent): it is divided by 100 as a whole.
+
+    A column that mixes the two (``0.8``, ``80``, ``0.65``) cannot be read either way: a
+    :class:`DataError` names the column and the rows (1-based data rows) of each kind.
+    """
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    marked = np.zeros(len(numbers), bool) if percent is None else percent.fillna(False).to_numpy(dtype=bool)
+    x = numbers.to_numpy()
+    is_percent = marked | (x > 1)
+    is_fraction = ~marked & (x > 0) & (x < 1)
+    if is_percent.any() and is_fraction.any():
+        written = (raw if raw is not None else values).reset_index(drop=True)
+        raise DataError(f"{file + ': ' if file else ''}{column} mixes fractions and percents: "
+                        f"{_rows_text(is_fraction, written)} look like fractions while "
+                        f"{_rows_text(is_percent, written)} are percents; write every value one way (0.8 or 80%)")
+    return numbers / 100 if is_percent.any() else numbers
+
+
 def _blank(values: pd.Series) -> pd.Series:
     if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
         return values.isna()
@@ -520,9 +549,10 @@ def validate(
         qd.flag(values.isna() & ~_blank(raw[column]), column, f"{column} is not a number", raw[column])
         qd.flag(np.isinf(values), column, f"{column} is not a finite number", raw[column])
         deals[column] = values.where(np.isfinite(values))
-    # Probability as a fraction: a column whose values exceed 1 is in percent.
-    if deals["win_probability"].max(skipna=True) > 1:
-        deals["win_probability"] = deals["win_probability"] / 100
+    # Probability as a fraction: a column whose values exceed 1 (or carry "%") is in percent.
+    percent_sign = raw["win_probability"].astype("string").str.strip().str.endswith("%")
+    deals["win_probability"] = probability_fractions(deals["win_probability"], "win_probability", percent_sign,
+                                                     deals_file, raw["win_probability"])
     qd.flag(~deals["win_probability"].between(0, 1) & deals["win_probability"].notna(), "win_probability",
             "win_probability is not between 0 and 1 (or 0 and 100 %)", raw["win_probability"])
     qd.flag(deals["payment_days"] < 0, "payment_days", "payment_days is negative", raw["payment_days"])
