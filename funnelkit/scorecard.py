@@ -11,6 +11,7 @@ as if the missing input were worth 1 point.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelkit.config import load_params
+from funnelkit.results import TableResult
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9
@@ -192,6 +194,20 @@ def assign_tiers(score: pd.Series, scorecard: Scorecard, mode: str | None = None
     return pd.Series(tier, index=score.index).where(score.notna(), pd.NA)
 
 
+@dataclass(frozen=True, eq=False)
+class ScoredDeals(TableResult):
+    """Result of :func:`score_deals`; reads like its ``table`` (one row per deal)."""
+
+    table: pd.DataFrame
+    weights: dict[str, float]  # dimension → weight used (sums to 1)
+    scenario: str | None  # None: the baseline or explicit weights
+    mode: str  # fixed or relative tiers
+
+
+KEPT_COLUMNS = ("deal_id", "customer", "team", "rep", "pipeline", "stage", "status", "amount", "win_probability",
+                "last_follow_up_at")
+
+
 def score_deals(
     deals: pd.DataFrame,
     scorecard: Scorecard,
@@ -206,10 +222,11 @@ def score_deals(
 
     Weights come from ``weights`` if given, else from ``scenario`` (baseline when ``None``).
     Dimensions with weight 0 are not needed: a deal missing only those is still scored.
-    Identifying columns (deal_id, customer, team, rep, pipeline, status, amount) are kept.
+    The columns callers need next (:data:`KEPT_COLUMNS`: identity, stage, status, amount, win
+    probability, last follow-up) are kept.
     """
     weights = weights or scorecard.weights(scenario)
-    keep = [c for c in ("deal_id", "customer", "team", "rep", "pipeline", "status", "amount") if c in deals]
+    keep = [c for c in KEPT_COLUMNS if c in deals]
     out = deals[keep].copy()
     points, why = points_table(deals, scorecard)
     contributions = 20 * points * pd.Series(weights)
@@ -221,8 +238,7 @@ def score_deals(
     out["score"] = contributions[used].sum(axis=1).where(out["unscored_reason"].isna()).round(9)
     out["tier"] = assign_tiers(out["score"], scorecard, mode)
     out["top_drivers"] = _top_drivers(contributions[used], scorecard, language, drivers).where(out["score"].notna())
-    out.attrs.update(weights=weights, scenario=scenario, mode=mode or scorecard.mode)
-    return out
+    return ScoredDeals(out, weights=weights, scenario=scenario, mode=mode or scorecard.mode)
 
 
 def _join_reasons(why: pd.DataFrame) -> pd.Series:
@@ -266,4 +282,4 @@ def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-__all__ = ["Scorecard", "assign_tiers", "load_scorecard", "points_table", "score_deals", "tier_codes", "tier_summary"]
+__all__ = ["ScoredDeals", "Scorecard", "assign_tiers", "load_scorecard", "points_table", "score_deals", "tier_codes", "tier_summary"]
