@@ -37,8 +37,9 @@ class ResultDisplay:
 
 
 class TableResult(ResultDisplay):
-    """Mixin for a result whose main output is the DataFrame ``table``: indexing, ``len`` and any
-    DataFrame attribute not defined on the result go to the table."""
+    """Mixin for a result whose main output is the DataFrame ``table``: indexing, ``len``,
+    iteration, ``in`` and any DataFrame attribute not defined on the result go to the table.
+    The result is frozen: to change columns, ``assign`` (which returns a new DataFrame)."""
 
     table: pd.DataFrame
 
@@ -47,6 +48,12 @@ class TableResult(ResultDisplay):
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def __iter__(self) -> Any:
+        return iter(self.table)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.table
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names the dataclass does not define; never for private names, so

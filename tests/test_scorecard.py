@@ -129,8 +129,9 @@ def test_relative_mode_tiers_by_quantile(card):
 
 
 def plan_for(last, tier_amount, as_of):
-    scored = score_deals(one_deal(amount=tier_amount, last_follow_up_at=last), load_scorecard())
-    scored["stage"], scored["last_follow_up_at"] = "negotiation", pd.Timestamp(last) if last else pd.NaT
+    # score_deals keeps the stage and the last follow-up, which the plan needs
+    scored = score_deals(one_deal(amount=tier_amount, stage="negotiation",
+                                  last_follow_up_at=pd.Timestamp(last) if last else pd.NaT), load_scorecard())
     return follow_up_plan(scored, load_playbook(), as_of).iloc[0]
 
 

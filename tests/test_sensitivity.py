@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
+from funnelkit import present
 from funnelkit import sensitivity as S
 from funnelkit.scorecard import Scenario, Scorecard, load_scorecard
 
@@ -95,10 +96,10 @@ def test_wilson_matches_scipy():
 def test_monte_carlo_is_reproducible_and_centred(card, open_deals):
     a = S.weight_monte_carlo(open_deals, card, n=500, seed=7)
     b = S.weight_monte_carlo(open_deals, card, n=500, seed=7)
-    pd.testing.assert_frame_equal(a, b)
-    assert not a.equals(S.weight_monte_carlo(open_deals, card, n=500, seed=8))
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert not a.table.equals(S.weight_monte_carlo(open_deals, card, n=500, seed=8).table)
     assert np.allclose(a[["p_high", "p_medium", "p_low"]].sum(axis=1), 1.0)
-    assert a.attrs["sd"]["amount"] == pytest.approx(0.05)  # sd derived for the largest weight
+    assert a.sd["amount"] == pytest.approx(0.05)  # sd derived for the largest weight
     assert S.concentration_for_sd({"a": 0.3, "b": 0.7}, 0.05) == pytest.approx(0.7 * 0.3 / 0.0025 - 1)
 
 
@@ -106,11 +107,13 @@ def test_backtest_on_sample(card, sample):
     result = S.backtest(sample.deals, card, ["competitive_barrier"], n_boot=200)
     base = result.auc.set_index("scenario").loc["baseline"]
     assert 0.5 < base["auc"] < 1 and base["auc_low"] < base["auc"] < base["auc_high"]
-    assert result.warning is None
+    assert not result.too_few
     high = result.tiers.query("scenario == 'baseline' and tier == 'high'").iloc[0]
     assert high["lift"] > 1
     small = S.backtest(sample.deals.head(100), card, n_boot=50)
-    assert "too uncertain" in small.warning
+    assert small.too_few and small.min_class == 40
+    assert "too uncertain" in present.backtest_warning(small, present.load_text("en"))
+    assert "不确定性太大" in present.backtest_warning(small, present.load_text("zh"))
 
 
 def test_suggest_weights_recovers_planted_weights():
