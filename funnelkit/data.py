@@ -51,6 +51,21 @@ class Dataset:
     source: str = ""
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        return (f"Dataset({len(self.deals):,} deals, {len(self.events):,} stage events, "
+                f"{len(self.quarantine):,} rows quarantined, as of {self.as_of:%Y-%m-%d %H:%M} (exclusive); {self.source})")
+
+    def _repr_html_(self) -> str:
+        """A short summary for Jupyter instead of every table: counts, teams, as-of and quality."""
+        import html
+
+        teams = ", ".join(map(str, sorted(self.deals["team"].dropna().unique()))) if "team" in self.deals else ""
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in (
+            ("deals", f"{len(self.deals):,}"), ("stage events", f"{len(self.events):,}"),
+            ("quarantined rows", f"{len(self.quarantine):,}"), ("as of (exclusive)", f"{self.as_of:%Y-%m-%d %H:%M}"),
+            ("teams", teams), ("source", self.source)))
+        return f"<div><strong>Dataset</strong><table>{rows}</table></div>"
+
 
 def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}).astype({"row": "Int64"})

@@ -114,20 +114,16 @@ class Scorecard(_Strict):
         if scenario is None:
             return base
         if scenario not in self.scenarios:
-            raise ValueError(f"scenario {scenario!r} is not one of {', '.join(self.scenarios) or 'none'}")
+            from funnelkit.scope import choose
+
+            choose(scenario, self.scenarios, "scenario")  # raises, listing the scenarios
         spec = self.scenarios[scenario]
         given = spec.set if spec.set is not None else spec.weights
         unknown = set(given) - set(base)
         if unknown:
             raise ValueError(f"scenario {scenario!r}: unknown dimension(s) {', '.join(sorted(unknown))}")
         if spec.set is not None:
-            fixed = sum(spec.set.values())
-            rest = {k: w for k, w in base.items() if k not in spec.set}
-            rest_total = sum(rest.values())
-            if fixed > 1 + _SUM_TOL or (rest_total == 0 and abs(fixed - 1) > _SUM_TOL):
-                raise ValueError(f"scenario {scenario!r}: fixed weights sum to {fixed:g}; cannot rescale the rest to 1")
-            scale = (1 - fixed) / rest_total if rest_total else 0.0
-            return {k: spec.set.get(k, base[k] * scale) for k in base}
+            return _fix_and_rescale(base, spec.set, f"scenario {scenario!r}")
         weights = {k: float(given.get(k, 0.0)) for k in base}
         total = sum(weights.values())
         if abs(total - 1) > _SUM_TOL:
@@ -135,6 +131,39 @@ class Scorecard(_Strict):
                 raise ValueError(f"scenario {scenario!r}: weights sum to {total:g}, not 1 (set normalize: true to rescale)")
             weights = {k: w / total for k, w in weights.items()}
         return weights
+
+
+    def weights_for(self, given: dict[str, float]) -> dict[str, float]:
+        """Weights from a dict the caller gives (``score_deals(weights=…)``).
+
+        Every key must be a dimension key (an unknown one is an error listing the dimensions,
+        with "did you mean"). A dict that names every dimension is used as it is and must sum
+        to 1. A *partial* dict fixes the weights it names and rescales the others in proportion
+        so the total stays 1 — what a scenario's ``set`` does: ``{"competitive_position": 0.3}``
+        gives competitive position 30% and the baseline's other weights × 0.7.
+        """
+        from funnelkit.scope import choose, expect_type
+
+        expect_type(given, dict, "weights", "a dict of dimension → weight")
+        given = {choose(k, self.dimensions, "scorecard dimension"): float(w) for k, w in given.items()}
+        base = self.weights()
+        if set(given) == set(base):
+            total = sum(given.values())
+            if abs(total - 1) > _SUM_TOL:
+                raise ValueError(f"weights sum to {total:g}, not 1")
+            return given
+        return _fix_and_rescale(base, given, "weights")
+
+
+def _fix_and_rescale(base: dict[str, float], fixed: dict[str, float], what: str) -> dict[str, float]:
+    """``base`` with the weights in ``fixed`` set and the others rescaled in proportion to sum to 1:
+    ``w_k = base_k × (1 − Σ fixed) / Σ_{j not fixed} base_j``."""
+    fixed_total = sum(fixed.values())
+    rest_total = sum(w for k, w in base.items() if k not in fixed)
+    if fixed_total > 1 + _SUM_TOL or (rest_total == 0 and abs(fixed_total - 1) > _SUM_TOL):
+        raise ValueError(f"{what}: fixed weights sum to {fixed_total:g}; cannot rescale the rest to 1")
+    scale = (1 - fixed_total) / rest_total if rest_total else 0.0
+    return {k: fixed.get(k, base[k] * scale) for k in base}
 
 
 def load_scorecard(path: str | Path | None = None) -> Scorecard:
@@ -220,12 +249,17 @@ def score_deals(
     """Score each deal: ``points_<dim>``, ``contribution_<dim>``, ``score``, ``tier``,
     ``unscored_reason`` and ``top_drivers`` (the ``drivers`` largest weighted contributions).
 
-    Weights come from ``weights`` if given, else from ``scenario`` (baseline when ``None``).
+    Weights come from ``weights`` if given (:meth:`Scorecard.weights_for`: a partial dict rescales
+    the other weights), else from ``scenario`` (baseline when ``None``).
     Dimensions with weight 0 are not needed: a deal missing only those is still scored.
     The columns callers need next (:data:`KEPT_COLUMNS`: identity, stage, status, amount, win
     probability, last follow-up) are kept.
     """
-    weights = weights or scorecard.weights(scenario)
+    from funnelkit.scope import expect_type
+
+    expect_type(deals, pd.DataFrame, "deals", "a table of deals (scope.open_deals or fk.open_deals(data, config))")
+    expect_type(scenario, (str, type(None)), "scenario", "a scenario name or None")
+    weights = scorecard.weights_for(weights) if weights is not None else scorecard.weights(scenario)
     keep = [c for c in KEPT_COLUMNS if c in deals]
     out = deals[keep].copy()
     points, why = points_table(deals, scorecard)

@@ -31,7 +31,7 @@ def test_scenario_equal_to_baseline_moves_nothing(card, open_deals):
 
 
 def test_scenario_comparison_accounts_for_every_deal(card, open_deals):
-    result = S.compare_scenarios(open_deals, card, ["competitive_barrier"])
+    result = S.compare_scenarios(open_deals, card, ["competitive_position"])
     summary = result.summary.iloc[0]
     assert result.transitions["deals"].sum() == summary["scored"]
     off_diagonal = result.transitions.query("baseline_tier != scenario_tier")["deals"].sum()
@@ -104,7 +104,7 @@ def test_monte_carlo_is_reproducible_and_centred(card, open_deals):
 
 
 def test_backtest_on_sample(card, sample):
-    result = S.backtest(sample.deals, card, ["competitive_barrier"], n_boot=200)
+    result = S.backtest(sample.deals, card, ["competitive_position"], n_boot=200)
     base = result.auc.set_index("scenario").loc["baseline"]
     assert 0.5 < base["auc"] < 1 and base["auc_low"] < base["auc"] < base["auc_high"]
     assert not result.too_few
