@@ -238,12 +238,13 @@ def coaching_points(summary: RepSummary, rep: str, rates: pd.DataFrame, times: p
         points.append(("strong", {"stage": rates["stage"].iloc[int(np.nanargmax(gap))]}))
     if known.any():
         worst = int(np.nanargmin(gap))
-        if -gap[worst] * 100 >= gap_points:
+        # rates are ratios of counts: round so a gap of exactly 5 points is not 4.999… points
+        if round(-gap[worst] * 100, 9) >= gap_points:
             points.append(("weak", {"stage": rates["stage"].iloc[worst], "gap": -gap[worst] * 100}))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.array(times["rep_value"] / times["team_value"], dtype=float)
     ratio[~np.isfinite(ratio)] = np.nan
-    if (~np.isnan(ratio)).any() and np.nanmax(ratio) >= slow_ratio:
+    if (~np.isnan(ratio)).any() and round(float(np.nanmax(ratio)), 9) >= slow_ratio:
         slow = times.iloc[int(np.nanargmax(ratio))]
         points.append(("slow", {"stage": slow["stage"], "rep_days": float(slow["rep_value"]),
                                 "team_days": float(slow["team_value"])}))
