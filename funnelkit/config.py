@@ -21,11 +21,13 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or invalid."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every ``params/`` model: an unknown key is an error, and values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Stage(_Strict):
+class Stage(StrictModel):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     en: str
     zh: str
@@ -34,7 +36,7 @@ class Stage(_Strict):
         return self.zh if language == "zh" else self.en
 
 
-class Pipeline(_Strict):
+class Pipeline(StrictModel):
     en: str
     zh: str
     stages: list[Stage] = Field(min_length=2)
@@ -58,7 +60,7 @@ class Pipeline(_Strict):
         return self.zh if language == "zh" else self.en
 
 
-class FunnelConfig(_Strict):
+class FunnelConfig(StrictModel):
     """The funnel: pipelines with ordered stages, report language and currency."""
 
     language: Literal["en", "zh"] = "en"
@@ -162,7 +164,7 @@ def load_config(path: str | Path | None = None) -> FunnelConfig:
 # --------------------------------------------------------------------------- report matrix
 
 
-class MatrixEntry(_Strict):
+class MatrixEntry(StrictModel):
     """One line of the report matrix: a notebook for teams (and optionally reps) and periods."""
 
     notebook: str
@@ -178,7 +180,7 @@ class MatrixEntry(_Strict):
         return [parse_period(p).label for p in periods]
 
 
-class ReportMatrix(_Strict):
+class ReportMatrix(StrictModel):
     """``params/reports.yaml``: which notebooks run for which teams, reps and periods."""
 
     data: str = "sample"  # "sample" or a folder / DuckDB file

@@ -202,13 +202,20 @@ class _Quarantine:
         )
 
 
-def _require_columns(df: pd.DataFrame, required: list[str], file: str) -> None:
+def percent_as_fraction(values: pd.Series) -> pd.Series:
+    """Probabilities as fractions: a column whose largest value exceeds 1 is in percent (÷ 100)."""
+    return values / 100 if values.max(skipna=True) > 1 else values
+
+
+def require_columns(df: pd.DataFrame, required: list[str], file: str, need_rows: bool = True) -> None:
+    """:class:`DataError` naming the file, the missing columns and the columns found; with
+    ``need_rows``, also when the table has a header but no data rows."""
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(
             f"{file}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns)) or 'none'}"
         )
-    if df.empty:
+    if need_rows and df.empty:
         raise DataError(f"{file}: has a header but no data rows")
 
 
@@ -236,8 +243,8 @@ def validate(
 
     ``as_of`` (exclusive bound) defaults to the start of the day after the latest date seen.
     """
-    _require_columns(deals, DEAL_REQUIRED, deals_file)
-    _require_columns(events, EVENT_REQUIRED, events_file)
+    require_columns(deals, DEAL_REQUIRED, deals_file)
+    require_columns(events, EVENT_REQUIRED, events_file)
     deals = deals.reset_index(drop=True).copy()
     events = events.reset_index(drop=True).copy()
     rows_in = {"deals": len(deals), "stage_events": len(events)}
@@ -276,8 +283,7 @@ def validate(
         qd.flag(values.isna() & ~_blank(raw[column]), column, f"{column} is not a number", raw[column])
         deals[column] = values
     # Probability as a fraction: a column whose values exceed 1 is in percent.
-    if deals["win_probability"].max(skipna=True) > 1:
-        deals["win_probability"] = deals["win_probability"] / 100
+    deals["win_probability"] = percent_as_fraction(deals["win_probability"])
     qd.flag(~deals["win_probability"].between(0, 1) & deals["win_probability"].notna(), "win_probability",
             "win_probability is not between 0 and 1 (or 0 and 100 %)", raw["win_probability"])
     qd.flag(deals["payment_days"] < 0, "payment_days", "payment_days is negative", raw["payment_days"])

@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from funnelkit.config import load_params
+from funnelkit.config import StrictModel, load_params
 
 Bilingual = dict[Literal["en", "zh"], str]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Cadence(_Strict):
+class Cadence(StrictModel):
     days: int | None = Field(default=None, ge=1)
     months: int | None = Field(default=None, ge=1)
 
@@ -38,13 +34,13 @@ class Cadence(_Strict):
         return pd.DateOffset(days=self.days) if self.days else pd.DateOffset(months=self.months)
 
 
-class TierPlay(_Strict):
+class TierPlay(StrictModel):
     owner: Bilingual
     cadence: Cadence
     actions: Bilingual
 
 
-class Playbook(_Strict):
+class Playbook(StrictModel):
     tiers: dict[Literal["high", "medium", "low"], TierPlay]
     stages: dict[str, Bilingual] = Field(default_factory=dict)
 

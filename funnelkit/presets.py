@@ -22,17 +22,15 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from funnelkit.config import PARAMS_DIR, FunnelConfig, normalise_name, validate_file
-from funnelkit.data import DataError, Dataset, parse_datetimes, validate
+from funnelkit.config import PARAMS_DIR, FunnelConfig, StrictModel, normalise_name, validate_file
+from funnelkit.data import DataError, Dataset, parse_datetimes, require_columns, validate
 from funnelkit.io import find_table, read_table
 
 
-class Preset(BaseModel):
+class Preset(StrictModel):
     """A CRM export preset."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     shape: Literal["canonical", "salesforce", "hubspot", "snapshot"]
     files: dict[str, str] = Field(default_factory=lambda: {"deals": "deals", "stage_events": "stage_events"})
@@ -69,12 +67,6 @@ def _read(folder: Path, preset: Preset, table: str) -> tuple[pd.DataFrame, str]:
     return read_table(path, sheet=preset.sheets.get(table), encoding=preset.encoding), str(path)
 
 
-def _require(df: pd.DataFrame, columns: list[str], file: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"{file}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
-
-
 def _map_stage(names: pd.Series, preset: Preset) -> tuple[pd.Series, pd.Series]:
     """Source stage names → keys by the preset (case and spacing ignored), and a mask of the names
     the preset marks as a close (``~``). Unmapped names are kept for validation to match against
@@ -87,7 +79,7 @@ def _map_stage(names: pd.Series, preset: Preset) -> tuple[pd.Series, pd.Series]:
 
 
 def _deals(raw: pd.DataFrame, preset: Preset, file: str) -> pd.DataFrame:
-    _require(raw, list(preset.columns), file)
+    require_columns(raw, list(preset.columns), file, need_rows=False)
     deals = raw.rename(columns=preset.columns)
     for column, value in preset.defaults.items():
         if column not in deals:
@@ -99,8 +91,8 @@ def read_salesforce(folder: Path, preset: Preset) -> tuple[pd.DataFrame, pd.Data
     raw, deals_file = _read(folder, preset, "deals")
     history, history_file = _read(folder, preset, "history")
     flags = preset.closed_flags
-    _require(raw, [flags["closed"], flags["won"]], deals_file)
-    _require(history, list(preset.history_columns), history_file)
+    require_columns(raw, [flags["closed"], flags["won"]], deals_file, need_rows=False)
+    require_columns(history, list(preset.history_columns), history_file, need_rows=False)
     deals = _deals(raw, preset, deals_file)
     truthy = lambda s: s.astype("string").str.strip().str.lower().isin(["true", "1", "yes"])  # noqa: E731
     closed, won = truthy(raw[flags["closed"]]), truthy(raw[flags["won"]])
@@ -123,7 +115,7 @@ def read_salesforce(folder: Path, preset: Preset) -> tuple[pd.DataFrame, pd.Data
 
 def read_hubspot(folder: Path, preset: Preset) -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict[str, str]]:
     raw, file = _read(folder, preset, "deals")
-    _require(raw, [preset.stage_column], file)
+    require_columns(raw, [preset.stage_column], file, need_rows=False)
     deals = _deals(raw, preset, file)
     current = raw[preset.stage_column].astype("string").str.strip()
     status_lookup = {normalise_name(k): v for k, v in preset.status_from_stage.items()}
@@ -143,7 +135,7 @@ def read_hubspot(folder: Path, preset: Preset) -> tuple[pd.DataFrame, pd.DataFra
 
 def read_snapshot(folder: Path, preset: Preset, config: FunnelConfig) -> tuple[pd.DataFrame, pd.DataFrame, list[str], dict[str, str]]:
     raw, file = _read(folder, preset, "deals")
-    _require(raw, [preset.stage_column, preset.status_column, *preset.stage_dates.values()], file)
+    require_columns(raw, [preset.stage_column, preset.status_column, *preset.stage_dates.values()], file, need_rows=False)
     deals = _deals(raw, preset, file)
     lookup = {normalise_name(k): v for k, v in preset.status_values.items()}
     deals["status"] = raw[preset.status_column].map(lambda s: lookup.get(normalise_name(s), s) if pd.notna(s) else s)

@@ -13,15 +13,14 @@ import numpy as np
 import pandas as pd
 
 from funnelkit.config import FunnelConfig
-from funnelkit.data import Dataset
+from funnelkit.data import Dataset, percent_as_fraction
 from funnelkit.periods import Period, parse_period
 from funnelkit.scope import Scope, expect_type
 
 
 def probability(values: pd.Series) -> pd.Series:
     """Win probabilities as fractions: a column whose values exceed 1 is read as percentages."""
-    values = pd.to_numeric(values, errors="coerce")
-    return values / 100 if values.max(skipna=True) > 1 else values
+    return percent_as_fraction(pd.to_numeric(values, errors="coerce"))
 
 
 def _metrics(deals: pd.DataFrame, period: Period) -> dict[str, float]:

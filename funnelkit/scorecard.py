@@ -17,20 +17,17 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from funnelkit.config import load_params
+from funnelkit.config import StrictModel, load_params
+from funnelkit.data import percent_as_fraction
 from funnelkit.results import TableResult
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Band(_Strict):
+class Band(StrictModel):
     """Points for a numeric value; exactly one bound, except a final catch-all band."""
 
     points: int = Field(ge=1, le=5)
@@ -52,7 +49,7 @@ class Band(_Strict):
         return ops[kind](values, limit)
 
 
-class Dimension(_Strict):
+class Dimension(StrictModel):
     label: dict[Literal["en", "zh"], str]
     column: str
     weight: float = Field(ge=0, le=1)
@@ -75,7 +72,7 @@ class Dimension(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     description: dict[Literal["en", "zh"], str] | None = None
     set: dict[str, float] | None = None  # fix these weights, rescale the others in proportion
     weights: dict[str, float] | None = None  # every weight
@@ -88,7 +85,7 @@ class Scenario(_Strict):
         return self
 
 
-class Scorecard(_Strict):
+class Scorecard(StrictModel):
     """``params/scorecard.yaml``: dimensions with bands and weights, tiers, scenarios."""
 
     mode: Literal["fixed", "relative"] = "fixed"
@@ -181,8 +178,8 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
         why[text.notna() & points.isna()] = f"{dim.column} value not in the scorecard"
         return points, why
     numbers = pd.to_numeric(values, errors="coerce")
-    if dim.percent_or_fraction and numbers.max(skipna=True) > 1:
-        numbers = numbers / 100
+    if dim.percent_or_fraction:
+        numbers = percent_as_fraction(numbers)
     x = numbers.to_numpy(dtype=float)
     conditions = [band.matches(x) for band in dim.bands]
     points = pd.Series(np.select(conditions, [b.points for b in dim.bands], default=np.nan), index=values.index)

@@ -13,20 +13,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from funnelkit.config import load_params
+from funnelkit.config import StrictModel, load_params
 from funnelkit.results import TableResult
 
 MET, NOT_MET, UNKNOWN = "met", "not met", "unknown"
 STATES = (MET, NOT_MET, UNKNOWN)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Condition(_Strict):
+class Condition(StrictModel):
     column: str
     equals: Any = None
     one_of: list[Any] | None = None
@@ -54,13 +50,13 @@ class Condition(_Strict):
         return result.mask(values.isna())
 
 
-class Criterion(_Strict):
+class Criterion(StrictModel):
     label: dict[Literal["en", "zh"], str]
     enabled: bool = True
     all_of: list[Condition] = Field(min_length=1)
 
 
-class ScreeningRules(_Strict):
+class ScreeningRules(StrictModel):
     """``params/screening.yaml``: the criteria and how many must be met."""
 
     min_criteria: int = Field(default=3, ge=1)

@@ -215,3 +215,37 @@ def test_plan_cell_says_how_many_rows_it_shows():
     assert len(shown) == 60 and note.data.startswith("60 of 184 rows shown. The full list is in the follow-up plan")
     whole, none = present.shown_rows(table.head(10), 60, text)
     assert len(whole) == 10 and none is None
+
+
+# ---------------------------------------------------------------- one of each (issue 19 item 6)
+
+
+def test_one_strict_base_for_every_params_model():
+    from funnelkit import config, playbook, presets, scorecard, screening
+    from funnelkit.config import StrictModel
+
+    models = [config.FunnelConfig, config.ReportMatrix, playbook.Playbook, scorecard.Scorecard,
+              screening.ScreeningRules, presets.Preset]
+    assert all(issubclass(m, StrictModel) for m in models)
+    for module in (config, playbook, scorecard, screening, presets):
+        assert not hasattr(module, "_Strict")
+
+
+@pytest.mark.parametrize("values, fractions", [([35, 80, None], [0.35, 0.8, None]), ([0.35, 1.0], [0.35, 1.0]),
+                                               ([0.5, 1.5], [0.005, 0.015])])
+def test_percent_as_fraction_by_hand(values, fractions):
+    from funnelkit.data import percent_as_fraction
+
+    got = percent_as_fraction(pd.Series(values, dtype=float))
+    np.testing.assert_allclose(got.to_numpy(), np.array(fractions, dtype=float))
+
+
+def test_one_required_columns_check():
+    from funnelkit.data import DataError, require_columns
+
+    frame = pd.DataFrame({"deal_id": [], "stage": []})
+    with pytest.raises(DataError, match=r"^x\.csv: missing column\(s\) entered_at; found deal_id, stage$"):
+        require_columns(frame, ["deal_id", "entered_at"], "x.csv")
+    with pytest.raises(DataError, match=r"^x\.csv: has a header but no data rows$"):
+        require_columns(frame, ["deal_id"], "x.csv")
+    require_columns(frame, ["deal_id"], "x.csv", need_rows=False)  # a preset's check of the raw export

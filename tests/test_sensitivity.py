@@ -48,12 +48,25 @@ def two_dim_card(w_a=0.4):
     })
 
 
-def test_sweep_weights_sum_to_one(card, open_deals):
-    counts, _ = S.weight_sweep(open_deals, card, "amount")
-    assert np.allclose(counts["weight_sum"], 1.0)
-    assert counts.groupby("weight")["deals"].sum().nunique() == 1  # same deals at every weight
-    for w in np.linspace(0, 1, 11):
-        assert sum(S.sweep_weights(card.weights(), "win_probability", w).values()) == pytest.approx(1.0)
+def test_sweep_weights_rescale_the_others_by_hand():
+    # a set to 0.6; b and c share the remaining 0.4 in their baseline proportion 5 : 2
+    swept = S.sweep_weights({"a": 0.3, "b": 0.5, "c": 0.2}, "a", 0.6)
+    assert swept == pytest.approx({"a": 0.6, "b": 0.4 * 5 / 7, "c": 0.4 * 2 / 7})
+    assert S.sweep_weights({"a": 0.3, "b": 0.5, "c": 0.2}, "c", 0.0) == pytest.approx({"a": 0.375, "b": 0.625, "c": 0.0})
+
+
+def test_sweep_counts_equal_scoring_with_the_swept_weights(card, open_deals):
+    """The sweep's closed-form scores give the tiers that scoring each deal with the swept weights gives."""
+    from funnelkit.scorecard import score_deals
+
+    grid = [0.0, 0.15, 0.3, 0.55, 1.0]
+    counts, _ = S.weight_sweep(open_deals, card, "amount", grid=grid)
+    scored_at_all = score_deals(open_deals, card)["score"].notna()  # deals the sweep can score
+    for w in grid:
+        direct = score_deals(open_deals[scored_at_all.to_numpy()], card, weights=S.sweep_weights(card.weights(), "amount", w))
+        want = direct["tier"].value_counts().reindex(["high", "medium", "low"], fill_value=0)
+        got = counts[counts["weight"] == w].set_index("tier")["deals"].reindex(["high", "medium", "low"])
+        assert got.tolist() == want.tolist(), w
 
 
 def test_tipping_weights_by_hand():
