@@ -67,9 +67,9 @@ def fmt_money(x: float, currency: str = "CNY") -> str:
     return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
-def fmt_days(x: float) -> str:
-    """``12.34 → '12.3 d'``; missing → ``'–'``."""
-    return "–" if pd.isna(x) else f"{x:,.1f} d"
+def fmt_days(x: float, unit: str = "d") -> str:
+    """``12.34 → '12.3 d'`` (``unit`` from ``text("unit_days")`` in a report); missing → ``'–'``."""
+    return "–" if pd.isna(x) else f"{x:,.1f} {unit}"
 
 
 def styled(
@@ -86,7 +86,7 @@ def styled(
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
     formats |= {c: fmt_int for c in ints if c in df}
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
-    formats |= {c: fmt_days for c in days if c in df}
+    formats |= {c: (lambda x, unit=text("unit_days"): fmt_days(x, unit)) for c in days if c in df}
     formats |= {c: (lambda x: "–" if pd.isna(x) else f"{x:.2f}") for c in decimals if c in df}
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
@@ -105,8 +105,13 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     from IPython.display import Markdown
 
     q = data.quarantine
+    summary = quality_summary(data)
+    words = {k: text(f"quality_{k.replace(' ', '_')}") for k in ("rows in", "analysed", "quarantined", "deals",
+                                                                  "stage_events")}
+    summary = summary.assign(table=summary["table"].map(words).fillna(summary["table"]),
+                             reason=summary["reason"].map(words).fillna(summary["reason"]))
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
-                        styled(quality_summary(data), text, ints=("rows",))]
+                        styled(summary, text, ints=("rows",))]
     if len(q):
         parts.append(styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",)))
     else:
@@ -213,7 +218,8 @@ def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
         value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
         if pd.isna(value):
             return nr
-        return f"{value:,.1f} d ({'–' if pd.isna(low) else f'{low:,.1f}'}–{nr if pd.isna(high) else f'{high:,.1f}'})"
+        bounds = f"{'–' if pd.isna(low) else f'{low:,.1f}'}–{nr if pd.isna(high) else f'{high:,.1f}'}"
+        return f"{fmt_days(value, text('unit_days'))} ({bounds})"
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
 
@@ -226,9 +232,9 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
     known = summary.dropna(subset=["median"])
     if len(known):
         slow = known.loc[known["median"].idxmax()]
-        p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"])
+        p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"], text("unit_days"))
         lines.append((text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]),
-                           median=fmt_days(slow["median"]), p75=p75), "km"))
+                           median=fmt_days(slow["median"], text("unit_days")), p75=p75), "km"))
     if len(stalled):
         top = stalled.iloc[0]
         lines.append((text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"],
@@ -237,7 +243,7 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
         lines.append((text("tis_headline_no_stalled", q=quantile * 100), "stalled"))
     if overall["closed"] > 0:
         lines.append((text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
-                           cycle=fmt_days(overall["cycle_median"]),
+                           cycle=fmt_days(overall["cycle_median"], text("unit_days")),
                            velocity=fmt_money(overall["velocity_per_day"], currency)), "cycle"))
     return lines
 
@@ -353,7 +359,8 @@ def coaching(points: list[tuple[str, dict]], labels: dict[str, str], text: Text)
         if "stage" in values:
             values = values | {"stage": labels.get(values["stage"], values["stage"])}
         if key == "slow":
-            values = values | {"rep_days": fmt_days(values["rep_days"]), "team_days": fmt_days(values["team_days"])}
+            unit = text("unit_days")
+            values = values | {"rep_days": fmt_days(values["rep_days"], unit), "team_days": fmt_days(values["team_days"], unit)}
         lines.append(text(f"coach_{key}", **values))
     return lines
 
