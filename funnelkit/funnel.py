@@ -13,6 +13,7 @@ Definitions (DESIGN.md §3):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
 from funnelkit.periods import Period, parse_period
 from funnelkit.results import TableResult
-from funnelkit.scope import Scope
+from funnelkit.scope import Filters, Scope
 
 
 def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> np.ndarray:
@@ -49,17 +50,12 @@ def cohort_funnel(
     config: FunnelConfig,
     period: str | Period,
     *,
-    as_of: str | pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
     strict: bool = False,
-    language: str | None = None,
+    **filters: Unpack[Filters],
 ) -> CohortFunnel:
     """The cohort funnel of deals that reached the first stage in ``period``, seen at ``as_of``
     (:func:`cohort_funnel_of` on a :class:`~funnelkit.scope.Scope` built from the arguments)."""
-    scope = Scope.build(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline, strict=strict,
-                        language=language)
+    scope = Scope.build(data, config, strict=strict, **filters)
     return cohort_funnel_of(scope, period)
 
 
@@ -140,16 +136,11 @@ def period_table(
     data: Dataset,
     config: FunnelConfig,
     period: str | Period,
-    *,
-    as_of: str | pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
-    language: str | None = None,
+    **filters: Unpack[Filters],
 ) -> PeriodTable:
     """The seed template's Table 1 for ``period`` (:func:`period_table_of` on a scope built from
     the arguments)."""
-    scope = Scope.build(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline, language=language)
+    scope = Scope.build(data, config, **filters)
     return period_table_of(scope, period)
 
 
@@ -202,15 +193,10 @@ def loss_reasons(
     data: Dataset,
     config: FunnelConfig,
     period: str | Period | None = None,
-    *,
-    as_of: str | pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
-    language: str | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Lost deals by stage and reason (:func:`loss_reasons_of` on a scope built from the arguments)."""
-    scope = Scope.build(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline, language=language)
+    scope = Scope.build(data, config, **filters)
     return loss_reasons_of(scope, period)
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ from funnelkit.periods import Period, parse_period
 from funnelkit.periods import trailing_window as rep_window
 from funnelkit.results import TableResult
 from funnelkit.sales import sales_metrics_of
-from funnelkit.scope import Scope
+from funnelkit.scope import Filters, Scope
 from funnelkit.sensitivity import wilson_interval
 
 LIMITS = {"95": (0.025, 0.975), "99.8": (0.001, 0.999)}
@@ -107,23 +108,21 @@ class RepSummary(TableResult):
     stages: list[str]
 
 
-def rep_summary(
-    data: Dataset,
-    config: FunnelConfig,
-    period: str | Period,
-    *,
-    as_of: str | pd.Timestamp | None = None,
-    team: str | None = None,
-    pipeline: str | None = None,
-    language: str | None = None,
-    window_months: int | None = 12,
-    min_volume: int = 30,
-    stays: pd.DataFrame | None = None,
-    plan: pd.DataFrame | None = None,
-) -> RepSummary:
-    """One row per rep (:func:`rep_summary_of` on a scope built from the arguments)."""
-    scope = Scope.build(data, config, as_of=as_of, team=team, pipeline=pipeline, language=language)
-    return rep_summary_of(scope, period, window_months=window_months, min_volume=min_volume, stays=stays, plan=plan)
+class RepArguments(Filters, total=False):
+    """:func:`rep_summary`'s keyword arguments: the filters, then :func:`rep_summary_of`'s options."""
+
+    window_months: int | None
+    min_volume: int
+    stays: pd.DataFrame | None
+    plan: pd.DataFrame | None
+
+
+def rep_summary(data: Dataset, config: FunnelConfig, period: str | Period, **arguments: Unpack[RepArguments]
+                ) -> RepSummary:
+    """One row per rep of the team (:func:`rep_summary_of` on a scope built from the filters)."""
+    filters = {k: v for k, v in arguments.items() if k in Filters.__annotations__}
+    options = {k: v for k, v in arguments.items() if k not in filters}
+    return rep_summary_of(Scope.build(data, config, **filters), period, **options)
 
 
 def rep_summary_of(

@@ -14,6 +14,7 @@ flagged (``drop`` / ``rise``) when the adjusted p-value is below ``alpha``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
 from funnelkit.periods import Period, parse_period
 from funnelkit.results import ResultDisplay
-from funnelkit.scope import Scope
+from funnelkit.scope import Filters, Scope
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,15 +53,11 @@ def period_review(
     period: str | Period,
     previous: str | Period | None = None,
     *,
-    as_of: str | pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
-    language: str | None = None,
     alpha: float = 0.05,
+    **filters: Unpack[Filters],
 ) -> PeriodReview:
     """Compare ``period`` with ``previous`` (:func:`period_review_of` on a scope built from the arguments)."""
-    scope = Scope.build(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline, language=language)
+    scope = Scope.build(data, config, **filters)
     return period_review_of(scope, period, previous, alpha=alpha)
 
 

@@ -9,13 +9,15 @@
 """
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 import pandas as pd
 
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, percent_as_fraction
 from funnelkit.periods import Period, parse_period
-from funnelkit.scope import Scope, expect_type
+from funnelkit.scope import Filters, Scope, expect_type
 
 
 def probability(values: pd.Series) -> pd.Series:
@@ -49,11 +51,8 @@ def sales_metrics(
     config: FunnelConfig | str | Period,
     period: str | Period | None = None,
     *,
-    as_of: str | pd.Timestamp | None = None,
     by: str | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
     """Win rate, cycle, velocity and pipeline (:func:`sales_metrics_of` on a scope built from the
     arguments). Called like the other analyses, ``(data, config, period, …)``; the older
@@ -63,7 +62,7 @@ def sales_metrics(
 
         config, period = load_config(), config
     expect_type(period, (str, Period), "period", "a month like '2024-06', a quarter like '2024-Q2' or a Period")
-    scope = Scope.build(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline)
+    scope = Scope.build(data, config, **filters)
     return sales_metrics_of(scope, period, by=by)
 
 

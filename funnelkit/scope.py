@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from functools import cached_property
-from typing import Any, Iterable
+from typing import Any, Iterable, TypedDict
 
 import pandas as pd
 
@@ -24,6 +24,17 @@ from funnelkit.aggregate import deals_as_of, filter_scope, open_deals, reach_tab
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset
 from funnelkit.periods import as_of_bound
+
+
+class Filters(TypedDict, total=False):
+    """The keyword-only filters every analysis that can filter accepts (``**filters: Unpack[Filters]``)
+    and passes to :meth:`Scope.build`."""
+
+    as_of: str | pd.Timestamp | None  # a date string (the end of that day) or an exclusive timestamp bound
+    team: str | None
+    rep: str | None
+    pipeline: str | None
+    language: str | None  # of stage labels; default params/funnel.yaml's
 
 
 def expect_type(value: Any, types: type | tuple[type, ...], name: str, expected: str) -> None:
@@ -167,4 +178,4 @@ class Scope:
                 f"{len(self.deals):,} deals, stages {' → '.join(self.stages)}</p>")
 
 
-__all__ = ["Scope", "choose", "expect_type"]
+__all__ = ["Filters", "Scope", "choose", "expect_type"]
