@@ -171,3 +171,11 @@ def test_cadence_and_suggestion_words_in_the_report_language():
     plan = pd.DataFrame({"cadence_days": [7, np.nan], "cadence_months": [np.nan, 1]})
     assert present.cadence(plan, present.load_text("zh")).tolist() == ["每 7 天", "每 1 个月"]
     assert present.cadence(plan, present.load_text("en")).tolist() == ["every 7 days", "every 1 month(s)"]
+
+
+def test_review_labels_stages_in_the_language_asked_for(sample, config):
+    zh = fk.period_review(sample, config, "2024-06", team="South", language="zh").conversions
+    assert zh[["label", "next_label"]].iloc[0].tolist() == ["潜在客户", "意向客户"]
+    assert zh[["stage", "next_stage"]].iloc[0].tolist() == ["leads", "prospects"]
+    en = fk.period_review(sample, config, "2024-06", team="South").conversions
+    assert en["label"].iloc[0] == "Leads"
