@@ -136,7 +136,9 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
                         styled(summary, text, ints=("rows",))]
     if len(q):
-        parts.append(styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",)))
+        shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
+        parts.append(styled(shown, text, ints=("row",)))
+        parts += [note] if note is not None else []
     else:
         parts.append(Markdown(text("quality_clean")))
     if data.notes:
