@@ -69,14 +69,15 @@ def main() -> None:
     times: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         loaded = timed("load Parquet + validate", lambda: fk.load_data(folder, config=config), times)
-        reach = timed("reach_table", lambda: fk.reach_table(loaded, config), times)
+        scope = fk.Scope.build(loaded, config)
+        reach = timed("reach_table", lambda: scope.reach, times)
         months = months_in(loaded)
         timed(f"cohort_funnel, {reach['team'].nunique()} teams × {len(months)} months",
-              lambda: fk.team_period_grid(reach, config, months), times)
+              lambda: fk.team_period_grid(scope, months), times)
         stays = timed("stage_stays", lambda: fk.stage_stays(loaded, config), times)
         timed("time_in_stage", lambda: fk.time_in_stage(stays), times)
         timed("score_deals", lambda: fk.score_deals(loaded.deals, card), times)
-        timed("rep_summary", lambda: reps.rep_summary(loaded, config, "2024-Q2", reach=reach), times)
+        timed("rep_summary", lambda: reps.rep_summary_of(scope, "2024-Q2"), times)
         stages = config.stage_keys()
         timed("reference: reach in DuckDB", lambda: sql.run_duckdb_parquet(str(folder), sql.reach_sql(stages, loaded.as_of)), times)
         timed("reference: stays in DuckDB", lambda: sql.run_duckdb_parquet(str(folder), sql.stays_sql(stages, loaded.as_of)), times)

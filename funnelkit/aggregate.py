@@ -48,14 +48,12 @@ def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 
 def filter_scope(frame: pd.DataFrame, team: str | None = None, rep: str | None = None,
                  pipeline: str | None = None) -> pd.DataFrame:
-    """Rows of ``frame`` for one team, rep and/or pipeline (``None`` keeps all); ``attrs`` kept."""
+    """Rows of ``frame`` for one team, rep and/or pipeline (``None`` keeps all)."""
     mask = pd.Series(True, index=frame.index)
     for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
         if value is not None:
             mask &= frame[column] == value
-    out = frame[mask]
-    out.attrs = frame.attrs
-    return out
+    return frame[mask]
 
 
 def reach_table(
@@ -79,7 +77,7 @@ def reach_table(
 
     Columns: the deal columns, ``reached_<stage>`` per stage (datetime), ``furthest_stage``,
     ``furthest_index`` (0-based; −1 when no stage was reached by ``as_of``) and ``skipped_out``.
-    The frame's ``attrs`` hold ``stages`` and ``as_of``.
+    The stage order is :func:`stage_list` (a :class:`~funnelkit.scope.Scope` holds it beside the table).
     """
     as_of = as_of if as_of is not None else data.as_of
     deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline)
@@ -111,7 +109,6 @@ def reach_table(
     out["furthest_index"] = furthest
     out["furthest_stage"] = pd.Series(np.asarray(stages + [pd.NA], dtype=object)[furthest], dtype="string")
     out["skipped_out"] = furthest_any > furthest
-    out.attrs.update(stages=stages, as_of=as_of, strict=strict)
     return out
 
 
@@ -185,7 +182,6 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     stays["censored"] = stays["outcome"] == "open"
     end = stays["exited_at"].fillna(as_of)
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
-    stays.attrs.update(as_of=as_of)
     return stays
 
 

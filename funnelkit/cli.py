@@ -163,8 +163,7 @@ def _score(args: argparse.Namespace) -> int:
     if args.screened_only:
         screened = screen_opportunities(deals, load_screening(), plan_date)
         deals = deals[deals["deal_id"].isin(screened.loc[screened["is_opportunity"], "deal_id"])]
-    scored = score_deals(deals, card, scenario=args.scenario)
-    scored = scored.assign(stage=deals["stage"].to_numpy(), last_follow_up_at=deals["last_follow_up_at"].to_numpy())
+    scored = score_deals(deals, card, scenario=args.scenario)  # keeps stage and last follow-up for the plan
     summary = tier_summary(scored)
     what = "screened opportunity points" if args.screened_only else "open deals"
     print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")

@@ -54,11 +54,13 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or invalid."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """The base of every ``params/`` model: an unknown key is an error, and values are frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Stage(_Strict):
+class Stage(StrictModel):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     en: str
     zh: str
@@ -67,7 +69,7 @@ class Stage(_Strict):
         return self.zh if language == "zh" else self.en
 
 
-class Pipeline(_Strict):
+class Pipeline(StrictModel):
     en: str
     zh: str
     stages: list[Stage] = Field(min_length=2)
@@ -91,13 +93,13 @@ class Pipeline(_Strict):
         return self.zh if language == "zh" else self.en
 
 
-class RepSettings(_Strict):
+class RepSettings(StrictModel):
     """How reps are compared: ``min_volume`` closed deals before a rep is ranked or flagged."""
 
     min_volume: int = Field(default=30, ge=1)
 
 
-class FunnelConfig(_Strict):
+class FunnelConfig(StrictModel):
     """The funnel: pipelines with ordered stages, report language and currency."""
 
     language: Literal["en", "zh"] = "en"
@@ -215,7 +217,7 @@ def load_config(path: str | Path | None = None) -> FunnelConfig:
 # --------------------------------------------------------------------------- report matrix
 
 
-class MatrixEntry(_Strict):
+class MatrixEntry(StrictModel):
     """One line of the report matrix: a notebook for teams (and optionally reps) and periods."""
 
     notebook: str
@@ -233,7 +235,7 @@ class MatrixEntry(_Strict):
         return [parse_period(str(p)).label for p in periods]  # a year may come from YAML as a number
 
 
-class ReportMatrix(_Strict):
+class ReportMatrix(StrictModel):
     """``params/reports.yaml``: which notebooks run for which teams, reps and periods."""
 
     data: str = "sample"  # "sample" or a folder / DuckDB file

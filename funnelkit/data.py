@@ -57,6 +57,21 @@ class Dataset:
     source: str = ""
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        return (f"Dataset({len(self.deals):,} deals, {len(self.events):,} stage events, "
+                f"{len(self.quarantine):,} rows quarantined, as of {self.as_of:%Y-%m-%d %H:%M} (exclusive); {self.source})")
+
+    def _repr_html_(self) -> str:
+        """A short summary for Jupyter instead of every table: counts, teams, as-of and quality."""
+        import html
+
+        teams = ", ".join(map(str, sorted(self.deals["team"].dropna().unique()))) if "team" in self.deals else ""
+        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in (
+            ("deals", f"{len(self.deals):,}"), ("stage events", f"{len(self.events):,}"),
+            ("quarantined rows", f"{len(self.quarantine):,}"), ("as of (exclusive)", f"{self.as_of:%Y-%m-%d %H:%M}"),
+            ("teams", teams), ("source", self.source)))
+        return f"<div><strong>Dataset</strong><table>{rows}</table></div>"
+
 
 def empty_quarantine() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS}).astype({"row": "Int64"})
@@ -294,13 +309,15 @@ def _rows_text(mask: np.ndarray, values: pd.Series, limit: int = 5) -> str:
     return f"row{'s' if len(where) > 1 else ''} {rows} ({examples})"
 
 
-def probability_fractions(values: pd.Series, column: str, percent: pd.Series | None = None,
-                          file: str = "", raw: pd.Series | None = None) -> pd.Series:
-    """Probabilities as fractions. A column is either in fractions (0–1) or in percents (a value
-    above 1, or one written with ``%``, makes it percent): it is divided by 100 as a whole.
+def percent_as_fraction(values: pd.Series, column: str | None = None, percent: pd.Series | None = None,
+                        file: str = "", raw: pd.Series | None = None) -> pd.Series:
+    """Probabilities as fractions, the one percent-to-fraction rule. A column is either in
+    fractions (0–1) or in percents (a value above 1, or one marked ``percent`` — written with
+    ``%`` — makes it percent): it is divided by 100 as a whole.
 
     A column that mixes the two (``0.8``, ``80``, ``0.65``) cannot be read either way: a
-    :class:`DataError` names the column and the rows (1-based data rows) of each kind.
+    :class:`DataError` names the column (``column``, else the series' name) and the rows (1-based
+    data rows, values as written in ``raw`` when given) of each kind.
     """
     numbers = pd.to_numeric(values, errors="coerce").astype(float)
     marked = np.zeros(len(numbers), bool) if percent is None else percent.fillna(False).to_numpy(dtype=bool)
@@ -308,8 +325,9 @@ def probability_fractions(values: pd.Series, column: str, percent: pd.Series | N
     is_percent = marked | (x > 1)
     is_fraction = ~marked & (x > 0) & (x < 1)
     if is_percent.any() and is_fraction.any():
+        name = column or (str(values.name) if values.name is not None else "probability")
         written = (raw if raw is not None else values).reset_index(drop=True)
-        raise DataError(f"{file + ': ' if file else ''}{column} mixes fractions and percents: "
+        raise DataError(f"{file + ': ' if file else ''}{shown(name, 40)} mixes fractions and percents: "
                         f"{_rows_text(is_fraction, written)} look like fractions while "
                         f"{_rows_text(is_percent, written)} are percents; write every value one way (0.8 or 80%)")
     return numbers / 100 if is_percent.any() else numbers
@@ -404,11 +422,14 @@ class _Quarantine:
         )
 
 
-def _require_columns(df: pd.DataFrame, required: list[str], file: str) -> None:
+def require_columns(df: pd.DataFrame, required: list[str], file: str, need_rows: bool = True) -> None:
+    """:class:`DataError` naming the file, the missing columns and the columns found; with
+    ``need_rows``, also when the table has a header but no data rows."""
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DataError(f"{file}: missing column(s) {', '.join(missing)}; found {column_list(df.columns)}")
-    if df.empty:
+        raise DataError(f"{file}: missing column(s) {', '.join(shown(c, 40) for c in missing)}; "
+                        f"found {column_list(df.columns)}")
+    if need_rows and df.empty:
         raise DataError(f"{file}: has a header but no data rows")
 
 
@@ -479,8 +500,8 @@ def validate(
     if parsing is None:
         parsing = Parsing(dayfirst=dayfirst, date_formats={"*": date_format} if date_format else {},
                           timezone=config.timezone)
-    _require_columns(deals, DEAL_REQUIRED, deals_file)
-    _require_columns(events, EVENT_REQUIRED, events_file)
+    require_columns(deals, DEAL_REQUIRED, deals_file)
+    require_columns(events, EVENT_REQUIRED, events_file)
     deals = deals.reset_index(drop=True).copy()
     events = events.reset_index(drop=True).copy()
     rows_in = {"deals": len(deals), "stage_events": len(events)}
@@ -551,8 +572,8 @@ def validate(
         deals[column] = values.where(np.isfinite(values))
     # Probability as a fraction: a column whose values exceed 1 (or carry "%") is in percent.
     percent_sign = raw["win_probability"].astype("string").str.strip().str.endswith("%")
-    deals["win_probability"] = probability_fractions(deals["win_probability"], "win_probability", percent_sign,
-                                                     deals_file, raw["win_probability"])
+    deals["win_probability"] = percent_as_fraction(deals["win_probability"], "win_probability", percent_sign,
+                                                   deals_file, raw["win_probability"])
     qd.flag(~deals["win_probability"].between(0, 1) & deals["win_probability"].notna(), "win_probability",
             "win_probability is not between 0 and 1 (or 0 and 100 %)", raw["win_probability"])
     qd.flag(deals["payment_days"] < 0, "payment_days", "payment_days is negative", raw["payment_days"])

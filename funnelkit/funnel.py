@@ -12,13 +12,18 @@ Definitions (DESIGN.md §3):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Unpack
+
 import numpy as np
 import pandas as pd
 
-from funnelkit.aggregate import deals_as_of, filter_scope, reach_table, stage_list, stage_stays
+from funnelkit.aggregate import deals_as_of, reach_table, stage_list
 from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
 from funnelkit.periods import Period, parse_period
+from funnelkit.results import TableResult
+from funnelkit.scope import Filters, Scope
 
 
 def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> np.ndarray:
@@ -28,32 +33,44 @@ def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarra
         return np.where(den > 0, num / den, np.nan)
 
 
+@dataclass(frozen=True, eq=False)
+class CohortFunnel(TableResult):
+    """Result of :func:`cohort_funnel`; reads like its ``table``."""
+
+    table: pd.DataFrame  # stage, label, reached, lost_at, open_at, skipped_at, next_step_rate, cumulative_rate, pct_of_previous
+    period: str  # the cohort's period label
+    as_of: pd.Timestamp  # exclusive time bound the cohort is seen at
+    cohort_size: int  # deals that reached the first stage in the period
+    median_age_days: float  # median days from reaching the first stage to as_of (NaN: empty cohort)
+    open_deals: int  # cohort deals still open at as_of
+
+
 def cohort_funnel(
-    data: Dataset | pd.DataFrame,
+    data: Dataset,
     config: FunnelConfig,
     period: str | Period,
-    as_of: pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
+    *,
     strict: bool = False,
-) -> pd.DataFrame:
-    """The cohort funnel of deals that reached the first stage in ``period``, seen at ``as_of``.
+    **filters: Unpack[Filters],
+) -> CohortFunnel:
+    """The cohort funnel of deals that reached the first stage in ``period``, seen at ``as_of``
+    (:func:`cohort_funnel_of` on a :class:`~funnelkit.scope.Scope` built from the arguments)."""
+    scope = Scope.build(data, config, strict=strict, **filters)
+    return cohort_funnel_of(scope, period)
 
-    ``data`` is a :class:`Dataset` or a frame from :func:`reach_table` (to reuse one reach table
-    for many funnels; ``as_of`` and ``strict`` then come from the table).
+
+def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
+    """The cohort funnel of the scope's deals that reached the first stage in ``period``.
 
     Columns: ``stage, label, reached, lost_at, open_at, skipped_at, next_step_rate,
-    cumulative_rate, pct_of_previous`` (``reached[s] / reached[s-1]``). ``attrs`` holds the
-    period, as_of, cohort size and the cohort's median age in days at as_of.
+    cumulative_rate, pct_of_previous`` (``reached[s] / reached[s-1]``), labels in the scope's
+    language; the result also holds the period, as_of, cohort size, open deals and the cohort's
+    median age in days at as_of.
     """
     period = parse_period(period)
-    if isinstance(data, Dataset):
-        reach = reach_table(data, config, as_of=as_of, strict=strict, pipeline=pipeline, team=team, rep=rep)
-    else:
-        reach = filter_scope(data, team, rep, pipeline)
-    stages: list[str] = reach.attrs["stages"]
-    as_of = reach.attrs["as_of"]
+    reach = scope.reach
+    stages: list[str] = scope.stages
+    as_of = scope.as_of
     first_at = reach[f"reached_{stages[0]}"]
     cohort = reach[period.contains(first_at)]
 
@@ -66,7 +83,7 @@ def cohort_funnel(
     open_at = np.array([((idx == j) & (status == "open") & ~skipped).sum() for j in range(n)])
     skipped_at = np.array([((idx == j) & skipped).sum() for j in range(n)])
     # A won deal that broke the strict chain is "skipped"; otherwise it sits at the final stage.
-    labels = config.stage_labels(pipeline if pipeline else None)
+    labels = scope.labels
     out = pd.DataFrame(
         {
             "stage": stages,
@@ -81,12 +98,11 @@ def cohort_funnel(
     out["cumulative_rate"] = _ratio(reached, np.full(n, reached[0]))
     out["pct_of_previous"] = _ratio(reached, np.insert(reached[:-1].astype(float), 0, np.nan))
     ages = (as_of - first_at[period.contains(first_at)]) / pd.Timedelta(days=1)
-    out.attrs.update(
-        period=period.label, as_of=as_of, cohort_size=int(reached[0]),
+    return CohortFunnel(
+        out, period=period.label, as_of=as_of, cohort_size=int(reached[0]),
         median_age_days=float(ages.median()) if len(ages) else float("nan"),
         open_deals=int(open_at.sum()),
     )
-    return out
 
 
 def biggest_leak(funnel: pd.DataFrame) -> pd.Series | None:
@@ -107,15 +123,28 @@ def _top_reasons(reasons: pd.Series, k: int = 3) -> str:
     return "; ".join(f"{r} ({n})" for r, n in counts.head(k).items())
 
 
+@dataclass(frozen=True, eq=False)
+class PeriodTable(TableResult):
+    """Result of :func:`period_table`; reads like its ``table``."""
+
+    table: pd.DataFrame  # stage, label, count, new, lost, conversion, exits, advanced, main_loss_reasons
+    period: str
+    as_of: pd.Timestamp
+
+
 def period_table(
     data: Dataset,
     config: FunnelConfig,
     period: str | Period,
-    as_of: pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
-) -> pd.DataFrame:
+    **filters: Unpack[Filters],
+) -> PeriodTable:
+    """The seed template's Table 1 for ``period`` (:func:`period_table_of` on a scope built from
+    the arguments)."""
+    scope = Scope.build(data, config, **filters)
+    return period_table_of(scope, period)
+
+
+def period_table_of(scope: Scope, period: str | Period) -> PeriodTable:
     """The seed template's Table 1 (销售漏斗阶段统计表) for ``period``.
 
     Per stage s:
@@ -137,12 +166,10 @@ def period_table(
     ``count ≥ new`` always.
     """
     period = parse_period(period)
-    as_of = as_of if as_of is not None else data.as_of
-    reach = reach_table(data, config, as_of=as_of, pipeline=pipeline, team=team, rep=rep)
-    stages: list[str] = reach.attrs["stages"]
-    ids = set(reach["deal_id"])
-    stays = stage_stays(data, config, as_of=as_of)
-    stays = stays[stays["deal_id"].isin(ids)]
+    as_of = scope.as_of
+    reach = scope.reach
+    stages: list[str] = scope.stages
+    stays = scope.stays
     end = stays["exited_at"].fillna(as_of)
     entered_in_period = period.contains(stays["entered_at"])
     in_period = ((stays["entered_at"] < period.end) & (end > period.start)) | entered_in_period
@@ -155,7 +182,7 @@ def period_table(
     final_in_period = int((period.contains(final_at) & (reach["status"] == "won")).sum())
 
     lost = reach[(reach["status"] == "lost") & period.contains(reach["closed_at"])]
-    labels = config.stage_labels(pipeline)
+    labels = scope.labels
     rows = []
     for j, stage in enumerate(stages):
         is_final = j == len(stages) - 1
@@ -175,26 +202,27 @@ def period_table(
         )
     out = pd.DataFrame(rows)
     out.insert(5, "conversion", _ratio(out["advanced"], out["exits"]))
-    out.attrs.update(period=period.label, as_of=as_of)
-    return out
+    return PeriodTable(out, period=period.label, as_of=as_of)
 
 
 def loss_reasons(
     data: Dataset,
     config: FunnelConfig,
     period: str | Period | None = None,
-    as_of: pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
+    """Lost deals by stage and reason (:func:`loss_reasons_of` on a scope built from the arguments)."""
+    scope = Scope.build(data, config, **filters)
+    return loss_reasons_of(scope, period)
+
+
+def loss_reasons_of(scope: Scope, period: str | Period | None = None) -> pd.DataFrame:
     """Lost deals by the stage they were lost at and their reason (blank → ``unspecified``).
 
     Counts deals closed as lost during ``period`` (all time when ``None``). Columns ``stage,
     label, reason, deals, amount, share_of_stage``, sorted by stage order then count.
     """
-    reach = reach_table(data, config, as_of=as_of, pipeline=pipeline, team=team, rep=rep)
-    stages: list[str] = reach.attrs["stages"]
+    reach = scope.reach
     lost = reach[reach["status"] == "lost"]
     if period is not None:
         lost = lost[parse_period(period).contains(lost["closed_at"])]
@@ -206,22 +234,22 @@ def loss_reasons(
         .rename(columns={"furthest_stage": "stage"})
     )
     table["share_of_stage"] = table["deals"] / table.groupby("stage")["deals"].transform("sum")
-    labels = config.stage_labels(pipeline)
+    labels = scope.labels
     table.insert(2, "label", table["stage"].map(labels))
     table = table.sort_values(["furthest_index", "deals"], ascending=[True, False])
     return table.drop(columns="furthest_index").reset_index(drop=True)
 
 
-def team_period_grid(reach: pd.DataFrame, config: FunnelConfig, periods: list[str]) -> pd.DataFrame:
-    """Cohort funnels for every team × period from one reach table, stacked (tidy).
+def team_period_grid(scope: Scope, periods: list[str]) -> pd.DataFrame:
+    """Cohort funnels for every team × period of the scope, stacked (tidy), from its one reach table.
 
     Columns: ``team, period`` plus the :func:`cohort_funnel` columns.
     """
     frames = []
-    for team in sorted(reach["team"].unique()):
-        team_reach = filter_scope(reach, team=team)
+    for team in sorted(scope.reach["team"].dropna().unique()):
+        team_scope = scope.narrow(team=team)
         for period in periods:
-            funnel = cohort_funnel(team_reach, config, period)
+            funnel = cohort_funnel_of(team_scope, period)
             frames.append(funnel.assign(team=team, period=parse_period(period).label))
     out = pd.concat(frames, ignore_index=True)
     return out[["team", "period"] + [c for c in out.columns if c not in ("team", "period")]]
@@ -235,6 +263,6 @@ def months_in(data: Dataset) -> list[str]:
 
 
 __all__ = [
-    "biggest_leak", "cohort_funnel", "deals_as_of", "loss_reasons", "months_in", "period_table",
-    "reach_table", "stage_list", "team_period_grid",
+    "CohortFunnel", "PeriodTable", "biggest_leak", "cohort_funnel", "cohort_funnel_of", "deals_as_of", "loss_reasons",
+    "loss_reasons_of", "months_in", "period_table", "period_table_of", "reach_table", "stage_list", "team_period_grid",
 ]

@@ -78,3 +78,13 @@ def as_of_bound(as_of: str | pd.Timestamp | None, default: pd.Timestamp) -> pd.T
     if ts == ts.normalize() and (not isinstance(as_of, str) or len(as_of.strip()) <= 10):
         return ts + pd.Timedelta(days=1)
     return ts
+
+
+def trailing_window(period: Period, months: int | None) -> Period:
+    """The ``months`` calendar months ending with ``period`` (``[end − months, end)``), or the
+    period itself when ``months`` is 0 or ``None``. Rep rates, time in stage and the backtest
+    look back over such a window so small samples are not overread."""
+    if not months:
+        return period
+    start = period.end - pd.DateOffset(months=months)
+    return Period(f"{start:%Y-%m}…{period.label}", start, period.end, months)

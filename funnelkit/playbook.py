@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from funnelkit.config import load_params
+from funnelkit.config import StrictModel, load_params
 
 Bilingual = dict[Literal["en", "zh"], str]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Cadence(_Strict):
+class Cadence(StrictModel):
     days: int | None = Field(default=None, ge=1)
     months: int | None = Field(default=None, ge=1)
 
@@ -37,19 +33,14 @@ class Cadence(_Strict):
     def offset(self) -> pd.DateOffset:
         return pd.DateOffset(days=self.days) if self.days else pd.DateOffset(months=self.months)
 
-    def describe(self, language: str) -> str:
-        if language == "zh":
-            return f"每 {self.days} 天" if self.days else f"每 {self.months} 个月"
-        return f"every {self.days} days" if self.days else f"every {self.months} month(s)"
 
-
-class TierPlay(_Strict):
+class TierPlay(StrictModel):
     owner: Bilingual
     cadence: Cadence
     actions: Bilingual
 
 
-class Playbook(_Strict):
+class Playbook(StrictModel):
     tiers: dict[Literal["high", "medium", "low"], TierPlay]
     stages: dict[str, Bilingual] = Field(default_factory=dict)
 
@@ -73,8 +64,9 @@ def follow_up_plan(
     ``stage`` and ``last_follow_up_at`` columns), overdue deals first.
 
     ``as_of`` is the date the plan is for (a date; a timestamp is truncated to its day).
-    Columns: ``deal_id, customer, team, rep, stage, tier, score, amount, owner, cadence, tier_actions,
-    stage_actions, last_follow_up_at, next_due, days_overdue, overdue``.
+    Columns: ``deal_id, customer, team, rep, stage, tier, score, amount, owner, cadence_days,
+    cadence_months, tier_actions, stage_actions, last_follow_up_at, next_due, days_overdue,
+    overdue`` (one of the two cadence columns is set; :func:`funnelkit.present.cadence` words it).
     """
     today = pd.Timestamp(as_of).normalize()
     open_scored = scored[(scored["status"] == "open") & scored["tier"].notna()].copy()
@@ -87,14 +79,15 @@ def follow_up_plan(
         rows.append({
             "deal_id": deal["deal_id"], "customer": deal.get("customer"), "team": deal.get("team"),
             "rep": deal.get("rep"), "stage": stage, "tier": deal["tier"], "score": deal["score"],
-            "amount": deal.get("amount"), "owner": play.owner[language], "cadence": play.cadence.describe(language),
+            "amount": deal.get("amount"), "owner": play.owner[language],
+            "cadence_days": play.cadence.days, "cadence_months": play.cadence.months,
             "tier_actions": play.actions[language],
             "stage_actions": playbook.stages.get(stage, {}).get(language, "") if stage else "",
             "last_follow_up_at": last_at, "next_due": next_due,
             "days_overdue": max(0, (today - next_due).days),
         })
     plan = pd.DataFrame(rows, columns=["deal_id", "customer", "team", "rep", "stage", "tier", "score", "amount", "owner",
-                                       "cadence", "tier_actions", "stage_actions", "last_follow_up_at", "next_due",
+                                       "cadence_days", "cadence_months", "tier_actions", "stage_actions", "last_follow_up_at", "next_due",
                                        "days_overdue"])
     plan = plan.astype({"last_follow_up_at": "datetime64[ns]", "next_due": "datetime64[ns]"})  # typed when empty too
     plan["overdue"] = plan["days_overdue"] > 0

@@ -28,6 +28,29 @@ CREST = ["#7dba91", "#59a590", "#40908e", "#287a8c", "#1c6488", "#254b7f"]
 DEEP = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
 
 
+class ChartFigure(Figure):
+    """A matplotlib Figure that shows itself as a PNG when returned in Jupyter (a figure built
+    without pyplot otherwise shows as ``<Figure size 800x450 with 1 Axes>``)."""
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        return buffer.getvalue()
+
+
+def use_cjk_font() -> str | None:
+    """Make matplotlib (and pandas' ``.plot``) render Chinese in the analyst's own charts: put the
+    first installed CJK font of :data:`CJK_FONTS` in front of the default family. Returns the font
+    used, or ``None`` when no CJK font is installed (see the README's set-up section)."""
+    font = cjk_font()
+    if font is not None:
+        matplotlib.rcParams["font.family"] = [font, "DejaVu Sans"]
+        matplotlib.rcParams["axes.unicode_minus"] = False
+    return font
+
+
 def _spread(colors: list[str], n: int) -> list[str]:
     """``n`` colours taken evenly from ``colors``."""
     return [colors[round(i * (len(colors) - 1) / max(n - 1, 1))] for i in range(n)]
@@ -61,7 +84,7 @@ def funnel_chart(funnel: pd.DataFrame, title: str, labels: dict[str, str] | None
     """
     words = {"deals": "deals", "of_previous": "of previous", "of_first": "of first"} | (labels or {})
     with font_context():
-        fig = Figure(figsize=(8, 0.7 * len(funnel) + 1.2))
+        fig = ChartFigure(figsize=(8, 0.7 * len(funnel) + 1.2))
         ax = fig.subplots()
         colors = _spread(CREST, len(funnel))
         y = np.arange(len(funnel))[::-1]
@@ -86,7 +109,7 @@ def loss_pareto(losses: pd.DataFrame, title: str, labels: dict[str, str] | None 
     words = {"loss_axis": "Lost deals (count)", "cumulative": "Cumulative share (%)"} | (labels or {})
     by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
     with font_context():
-        fig = Figure(figsize=(8, 4))
+        fig = ChartFigure(figsize=(8, 4))
         ax = fig.subplots()
         if by_reason.empty:
             ax.text(0.5, 0.5, words.get("empty", "No lost deals in this period"), ha="center", transform=ax.transAxes)
@@ -111,7 +134,7 @@ def km_curves(curves: pd.DataFrame, title: str, labels: dict[str, str] | None = 
     survival, low, high``): the share of stays still in the stage after t days, with its band."""
     words = {"x": "Days in stage", "y": "Still in stage (%)"} | (labels or {})
     with font_context():
-        fig = Figure(figsize=(8, 4.5))
+        fig = ChartFigure(figsize=(8, 4.5))
         ax = fig.subplots()
         groups = list(dict.fromkeys(curves["group"]))
         for color, group in zip(DEEP * 2, groups):
@@ -144,7 +167,7 @@ def heatmap(table: pd.DataFrame, title: str, xlabel: str, ylabel: str, fmt: str 
         raise ValueError("heatmap: the table has no value to show")
 
     with font_context():
-        fig = Figure(figsize=(8, 0.35 * len(table) + 1.8))
+        fig = ChartFigure(figsize=(8, 0.35 * len(table) + 1.8))
         ax = fig.subplots()
         sns.heatmap(table, annot=True, fmt=fmt, cmap=PALETTE, ax=ax, cbar_kws={"label": cbar_label},
                     annot_kws={"fontsize": 8})
@@ -165,7 +188,7 @@ def sweep_lines(counts: pd.DataFrame, current: dict[str, float], labels: dict[st
     rows = int(np.ceil(len(dims) / cols))
     colors = {"high": "#2f855a", "medium": "#d69e2e", "low": "#c53030"}
     with font_context():
-        fig = Figure(figsize=(3.4 * cols, 2.8 * rows + 0.6))
+        fig = ChartFigure(figsize=(3.4 * cols, 2.8 * rows + 0.6))
         axes = np.atleast_1d(fig.subplots(rows, cols, sharey=True)).ravel()
         for ax, dim in zip(axes, dims):
             here = counts[counts["dimension"] == dim]
@@ -196,7 +219,7 @@ def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, titl
              "l998": "99.8% limits"} | (words or {})
     colors = {"above": "#2f855a", "below": "#c53030", "within": "#4a5568"}
     with font_context():
-        fig = Figure(figsize=(8, 4.5))
+        fig = ChartFigure(figsize=(8, 4.5))
         ax = fig.subplots()
         ax.plot(limits["n"], limits["upper_95"] * 100, color="#a0aec0", linestyle="--", label=words["l95"])
         ax.plot(limits["n"], limits["lower_95"] * 100, color="#a0aec0", linestyle="--")
@@ -223,7 +246,7 @@ def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, titl
 def compare_bars(table: pd.DataFrame, title: str, ylabel: str) -> Figure:
     """Grouped bars of a wide table (rows = categories on the x axis, columns = series), in %."""
     with font_context():
-        fig = Figure(figsize=(8, 4))
+        fig = ChartFigure(figsize=(8, 4))
         ax = fig.subplots()
         x = np.arange(len(table))
         width = 0.8 / max(len(table.columns), 1)

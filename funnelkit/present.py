@@ -94,9 +94,9 @@ def fmt_money(x: float, currency: str | None = None) -> str:
     return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
-def fmt_days(x: float) -> str:
-    """``12.34 → '12.3 d'``; missing → ``'–'``."""
-    return "–" if pd.isna(x) else f"{x:,.1f} d"
+def fmt_days(x: float, unit: str = "d") -> str:
+    """``12.34 → '12.3 d'`` (``unit`` from ``text("unit_days")`` in a report); missing → ``'–'``."""
+    return "–" if pd.isna(x) else f"{x:,.1f} {unit}"
 
 
 def styled(
@@ -122,7 +122,7 @@ def styled(
         currency = configured_currency()
     formats |= {c: fmt_int for c in ints if c in df}
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
-    formats |= {c: fmt_days for c in days if c in df}
+    formats |= {c: (lambda x, unit=text("unit_days"): fmt_days(x, unit)) for c in days if c in df}
     formats |= {c: (lambda x: "–" if pd.isna(x) else f"{x:.2f}") for c in decimals if c in df}
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
@@ -148,10 +148,17 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     from IPython.display import Markdown
 
     q = data.quarantine
+    summary = quality_summary(data)
+    words = {k: text(f"quality_{k.replace(' ', '_')}") for k in ("rows in", "analysed", "quarantined", "deals",
+                                                                  "stage_events")}
+    summary = summary.assign(table=summary["table"].map(words).fillna(summary["table"]),
+                             reason=summary["reason"].map(words).fillna(summary["reason"]))
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
-                        styled(quality_summary(data), text, ints=("rows",))]
+                        styled(summary, text, ints=("rows",))]
     if len(q):
-        parts.append(styled(q.head(examples)[["file", "row", "deal_id", "column", "value", "reason"]], text, ints=("row",)))
+        shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
+        parts.append(styled(shown, text, ints=("row",)))
+        parts += [note] if note is not None else []
     else:
         parts.append(Markdown(text("quality_clean")))
     if data.notes:
@@ -204,8 +211,8 @@ def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Datase
     """
     from funnelkit.funnel import biggest_leak
 
-    period = funnel.attrs["period"]
-    cohort = funnel.attrs["cohort_size"]
+    period = funnel.period
+    cohort = funnel.cohort_size
     if cohort == 0:
         return [(text("empty_cohort"), "funnel")]
     won = int(funnel["reached"].iloc[-1])
@@ -214,7 +221,7 @@ def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Datase
               text("headline_leak", stage=leak["label"], lost=int(leak["lost_at"]),
                    reached=int(leak["reached"]), rate=leak["loss_rate"]), "funnel"),
              (text("headline_cohort", cohort=cohort, period=period, won=won, win=won / cohort,
-                   open=funnel.attrs["open_deals"], age=funnel.attrs["median_age_days"]), "funnel")]
+                   open=funnel.open_deals, age=funnel.median_age_days), "funnel")]
     if len(losses):
         by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
         lines.append((text("headline_reason", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
@@ -257,7 +264,8 @@ def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
         value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
         if pd.isna(value):
             return nr
-        return f"{value:,.1f} d ({'–' if pd.isna(low) else f'{low:,.1f}'}–{nr if pd.isna(high) else f'{high:,.1f}'})"
+        bounds = f"{'–' if pd.isna(low) else f'{low:,.1f}'}–{nr if pd.isna(high) else f'{high:,.1f}'}"
+        return f"{fmt_days(value, text('unit_days'))} ({bounds})"
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
 
@@ -270,9 +278,9 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
     known = summary.dropna(subset=["median"])
     if len(known):
         slow = known.loc[known["median"].idxmax()]
-        p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"])
+        p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"], text("unit_days"))
         lines.append((text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]),
-                           median=fmt_days(slow["median"]), p75=p75), "km"))
+                           median=fmt_days(slow["median"], text("unit_days")), p75=p75), "km"))
     if len(stalled):
         top = stalled.iloc[0]
         lines.append((text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"],
@@ -280,8 +288,8 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
     else:
         lines.append((text("tis_headline_no_stalled", q=quantile * 100), "stalled"))
     if overall["closed"] > 0:
-        cycle = (text("cycle_text", cycle=fmt_days(overall["cycle_median"])) if pd.notna(overall["cycle_median"])
-                 else text("cycle_none"))
+        cycle = (text("cycle_text", cycle=fmt_days(overall["cycle_median"], text("unit_days")))
+                 if pd.notna(overall["cycle_median"]) else text("cycle_none"))
         velocity = (text("velocity_text", velocity=fmt_money(overall["velocity_per_day"], currency))
                     if pd.notna(overall["velocity_per_day"]) and overall["open_deals"] > 0 else text("velocity_none"))
         lines.append((text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
@@ -301,7 +309,7 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     if len(screened):
         worst = failing_criteria(screened).iloc[0]
         lines.append((text("opp_headline_screen", qualified=int(screened["is_opportunity"].sum()), open=len(screened),
-                           k=screened.attrs["min_criteria"], n=len(screened.attrs["criteria"]),
+                           k=screened.min_criteria, n=len(screened.criteria),
                            criterion=worst["label"], missed=int(worst["not met"])), "screen"))
     tiers = both["tier"].astype("object").fillna("unscored").value_counts()
     high_amount = both.loc[both["tier"] == "high", "amount"].sum()
@@ -342,7 +350,7 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
                          sd: float) -> list[Finding]:
     """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability.
 
-    A scenario's AUC difference is "significant" when its paired bootstrap interval excludes 0.
+    A scenario's AUC difference is "significant" by :func:`funnelkit.sensitivity.differs_beyond_noise`.
     Kendall τ and AUC are left out, with the reason, where too few deals give them; the closed
     deals the backtest could not score are counted with their reasons.
     """
@@ -359,7 +367,7 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
         out_high = int(((moves["tier_before"] == "high") & (moves["tier_after"] != "high")).sum())
         into_high = int(((moves["tier_after"] == "high") & (moves["tier_before"] != "high")).sum())
         alt = base_auc.loc[row.scenario]
-        significant = pd.notna(alt["diff_low"]) and (alt["diff_low"] > 0 or alt["diff_high"] < 0)
+        significant = bool(alt["significant"])
         tau_text = (text("ws_tau", tau=row.kendall_tau_b) if pd.notna(row.kendall_tau_b)
                     else text("ws_tau_none", n=row.scored, min=MIN_TAU))
         auc_text = (text("ws_auc", auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
@@ -374,26 +382,32 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     if test.unavailable:
         first = test.auc.iloc[0]
         lines.append((text("backtest_few", won=int(first["won"]), lost=int(first["lost"]), min=MIN_AUC), "backtest"))
-    elif test.warning:
-        lines.append((test.warning, "backtest"))
+    elif test.too_few:
+        lines.append((backtest_warning(test, text), "backtest"))
     if test.unscored:
         lines.append((unscored_sentence(test, text), "backtest"))
     return lines
 
 
-def _biggest_gap(funnels: pd.DataFrame) -> tuple[str, float, float] | None:
-    """The stage where the rep's next-step rate (first column) is furthest below the team's (second)."""
-    gap = (funnels.iloc[:, 0] - funnels.iloc[:, 1]).dropna()
-    if gap.empty:
-        return None
-    stage = gap.idxmin()
-    return stage, float(funnels.loc[stage].iloc[0]), float(funnels.loc[stage].iloc[1])
+def backtest_warning(test: Any, text: Text) -> str:
+    """The warning that a :class:`funnelkit.sensitivity.Backtest` has too few won or lost deals."""
+    auc = test.auc.iloc[0]
+    return text("ws_too_few", won=int(auc["won"]), lost=int(auc["lost"]), min=test.min_class)
 
 
-def rep_findings(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, stalled: int, overdue: int,
+def suggestion_verdict(suggestion: Any, text: Text) -> str:
+    """The conclusion of :func:`funnelkit.sensitivity.suggest_weights` in the report language."""
+    row = suggestion.cv.set_index("which")
+    return text("suggest_better" if suggestion.better_than_baseline else "suggest_keep",
+                auc_sugg=row.loc["suggested", "auc"], auc_base=row.loc["baseline", "auc"],
+                low=row.loc["suggested", "diff_low"], high=row.loc["suggested", "diff_high"])
+
+
+def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int, labels: dict[str, str],
                  text: Text) -> list[Finding]:
     """Headline sentences for a rep report: win rate with interval against the team and the limits,
-    the rank on the shrunk rate, the biggest gap to the team's funnel, and the deals to act on."""
+    the rank on the shrunk rate, the stage where the rep's next-step rate (``rates`` from
+    :func:`funnelkit.reps.rep_vs_team`) is furthest below the team's, and the deals to act on."""
     row = summary[summary["rep"] == rep]
     if row.empty:
         return [(text("empty_cohort"), "rep-funnel")]
@@ -403,39 +417,30 @@ def rep_findings(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, stalled
     else:
         ranked = int(summary["rank"].notna().sum())
         rank_text = (text("rank_text", rank=int(r["rank"]), ranked=ranked) if pd.notna(r["rank"]) else
-                     text("rank_none", closed=int(r["closed"]), min_volume=summary.attrs["min_volume"]))
+                     text("rank_none", closed=int(r["closed"]), min_volume=summary.min_volume))
         lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
-                       high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
+                       high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.team_rate,
                        flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
-    gap = _biggest_gap(funnels)
-    if gap and gap[1] < gap[2]:
-        lines.append((text("rep_headline_leak", stage=gap[0], rep_rate=gap[1], team_rate=gap[2]), "rep-funnel"))
+    gap = (rates["rep_rate"] - rates["team_rate"]).dropna()
+    if len(gap) and gap.min() < 0:
+        worst = rates.loc[gap.idxmin()]
+        lines.append((text("rep_headline_leak", stage=labels.get(worst["stage"], worst["stage"]),
+                           rep_rate=worst["rep_rate"], team_rate=worst["team_rate"]), "rep-funnel"))
     lines.append((text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals"))
     return lines
 
 
-def coaching(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, tis: pd.Series, tis_team: pd.Series,
-             labels: dict[str, str], overdue: int, text: Text, gap_points: float = 5.0,
-             slow_ratio: float = 1.25) -> list[str]:
-    """Coaching points drawn from the numbers: the stage to work on (next-step rate at least
-    ``gap_points`` below the team's), the slowest stage against the team (median ≥ ``slow_ratio`` ×
-    the team's), overdue follow-ups; or what to share when the rep is above the team."""
+def coaching(points: list[tuple[str, dict]], labels: dict[str, str], text: Text) -> list[str]:
+    """The coaching points of :func:`funnelkit.reps.coaching_points` worded in the report language."""
     lines = []
-    row = summary[summary["rep"] == rep]
-    gap = _biggest_gap(funnels)
-    if len(row) and row.iloc[0]["flag"] == "above":
-        best = (funnels.iloc[:, 0] - funnels.iloc[:, 1]).idxmax()
-        lines.append(text("coach_strong", stage=best))
-    if gap and (gap[2] - gap[1]) * 100 >= gap_points:
-        lines.append(text("coach_weak", stage=gap[0], gap=(gap[2] - gap[1]) * 100))
-    ratio = (tis / tis_team).dropna()
-    if len(ratio) and ratio.max() >= slow_ratio:
-        stage = ratio.idxmax()
-        lines.append(text("coach_slow", stage=labels.get(stage, stage), rep_days=fmt_days(tis[stage]),
-                          team_days=fmt_days(tis_team[stage])))
-    if overdue:
-        lines.append(text("coach_followup", n=overdue))
-    return lines or [text("coach_ok")]
+    for key, values in points:
+        if "stage" in values:
+            values = values | {"stage": labels.get(values["stage"], values["stage"])}
+        if key == "slow":
+            unit = text("unit_days")
+            values = values | {"rep_days": fmt_days(values["rep_days"], unit), "team_days": fmt_days(values["team_days"], unit)}
+        lines.append(text(f"coach_{key}", **values))
+    return lines
 
 
 def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
@@ -451,7 +456,7 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     pipeline_key = missing_pipeline_key(summary["open_pipeline"]) if "open_pipeline" in summary else "no_probabilities"
     return styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                   pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
-                  money=("velocity_per_day", "weighted_pipeline"), currency=summary.attrs.get("currency", "CNY"),
+                  money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
                   missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
 
 
@@ -475,7 +480,7 @@ def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
         return []
     names = ", ".join(f"{r.rep} ({text(f'flag_{r.flag}')}, {r.win_rate:.1%}, n = {int(r.closed):,})"
                       for r in flagged.itertuples())
-    return [(text("headline_reps", names=names, team_rate=summary.attrs["team_rate"]), "reps")]
+    return [(text("headline_reps", names=names, team_rate=summary.team_rate), "reps")]
 
 
 def win_rate_notes(data: Dataset, text: Text) -> list[str]:
@@ -513,3 +518,44 @@ def missing_words(data: Dataset) -> dict[str, str]:
     if data.deals["win_probability"].isna().all():
         return {"weighted_pipeline": "no_probabilities"}
     return {}
+
+
+def screen_reasons(screened: Any, text: Text) -> pd.Series:
+    """One line per deal of a :class:`funnelkit.screening.Screening` in the report language:
+    verdict (met / enabled), then the criteria met, missed and unknown."""
+    from funnelkit.screening import STATES
+
+    keys = list(screened.criteria)
+    state_words = {s: text(f"screen_{s.replace(' ', '_')}") for s in STATES}
+
+    def reason(row: pd.Series) -> str:
+        parts = [text("screen_reason", verdict=text("screen_yes" if row["is_opportunity"] else "screen_no"),
+                      met=row["met_count"], n=len(keys))]
+        for state in STATES:
+            names = [screened.criteria[k] for k in keys if row[k] == state]
+            if names:
+                parts.append(text("screen_part", state=state_words[state], names=text("list_sep").join(names)))
+        return text("clause_sep").join(parts)
+
+    return screened.table.apply(reason, axis=1) if len(screened) else pd.Series(dtype=str)
+
+
+def cadence(plan: pd.DataFrame, text: Text) -> pd.Series:
+    """The follow-up cadence of each plan row (``cadence_days`` / ``cadence_months``) in words."""
+    def one(row: pd.Series) -> str:
+        if pd.notna(row["cadence_days"]):
+            return text("cadence_days", n=int(row["cadence_days"]))
+        return text("cadence_months", n=int(row["cadence_months"]))
+
+    return plan.apply(one, axis=1) if len(plan) else pd.Series(dtype=str)
+
+
+def shown_rows(table: pd.DataFrame, limit: int, text: Text, rest_key: str | None = None) -> tuple[pd.DataFrame, Any]:
+    """``table`` cut to ``limit`` rows and, when rows were cut, the note "60 of 184 rows shown"
+    (plus the sentence ``rest_key`` saying where the rest is), else ``None``: nothing is cut silently."""
+    from IPython.display import Markdown
+
+    if len(table) <= limit:
+        return table, None
+    note = text("rows_shown", shown=limit, total=len(table)) + (" " + text(rest_key) if rest_key else "")
+    return table.head(limit), Markdown(note)

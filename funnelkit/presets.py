@@ -13,19 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from funnelkit.config import PARAMS_DIR, params_file, project_dir, validate_file
+from funnelkit.config import PARAMS_DIR, StrictModel, params_file, project_dir, validate_file
 from funnelkit.data import DataError, Parsing
 
 Status = Literal["open", "won", "lost"]
 
 
-class _Plain(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Lookup(_Plain):
+class Lookup(StrictModel):
     """A lookup file joined to the deals on a key (e.g. agent → manager and office)."""
 
     file: str  # file name (with or without extension) in the export folder
@@ -34,7 +30,7 @@ class Lookup(_Plain):
     columns: dict[str, str] = Field(default_factory=dict)  # lookup column → name it takes (canonical or source)
 
 
-class Outcomes(_Plain):
+class Outcomes(StrictModel):
     """A second file of outcomes keyed by the deal id; a deal missing from it is open."""
 
     file: str
@@ -45,7 +41,7 @@ class Outcomes(_Plain):
     status_values: dict[str, Status] = Field(default_factory=dict)
 
 
-class Preset(_Plain):
+class Preset(StrictModel):
     """A CRM export preset (see the module docstring and the README's "Your own data")."""
 
     shape: Literal["canonical", "salesforce", "hubspot", "snapshot"]

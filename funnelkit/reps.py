@@ -13,16 +13,22 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Unpack
+
 import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
-from funnelkit.aggregate import deals_as_of, filter_scope, reach_table
+from funnelkit.aggregate import deals_as_of
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset
-from funnelkit.funnel import cohort_funnel
+from funnelkit.funnel import cohort_funnel_of
 from funnelkit.periods import Period, parse_period
-from funnelkit.sales import sales_metrics
+from funnelkit.periods import trailing_window as rep_window
+from funnelkit.results import TableResult
+from funnelkit.sales import sales_metrics_of
+from funnelkit.scope import Filters, Scope
 from funnelkit.sensitivity import wilson_interval
 
 LIMITS = {"95": (0.025, 0.975), "99.8": (0.001, 0.999)}
@@ -91,28 +97,44 @@ def shrunk_rates(k: np.ndarray, n: np.ndarray) -> np.ndarray:
     return (a + np.asarray(k, dtype=float)) / (a + b + np.asarray(n, dtype=float))
 
 
-def rep_window(period: Period, window_months: int | None) -> Period:
-    """The comparison window: the period itself, or the ``window_months`` months ending with it."""
-    if not window_months:
-        return period
-    start = period.end - pd.DateOffset(months=window_months)
-    return Period(f"{start:%Y-%m}…{period.label}", start, period.end, window_months)
+@dataclass(frozen=True, eq=False)
+class RepSummary(TableResult):
+    """Result of :func:`rep_summary`; reads like its ``table`` (one row per rep)."""
+
+    table: pd.DataFrame
+    team_rate: float  # θ0: won / closed of all reps in the window (NaN when none closed)
+    window: str  # label of the comparison window
+    min_volume: int  # closed deals a rep needs before being ranked or flagged
+    stages: list[str]
+    currency: str | None = None  # of the money columns (None: the configured one)
 
 
-def rep_summary(
-    data: Dataset,
-    config: FunnelConfig,
+class RepArguments(Filters, total=False):
+    """:func:`rep_summary`'s keyword arguments: the filters, then :func:`rep_summary_of`'s options."""
+
+    window_months: int | None
+    min_volume: int | None  # None: params' reps.min_volume
+    stays: pd.DataFrame | None
+    plan: pd.DataFrame | None
+
+
+def rep_summary(data: Dataset, config: FunnelConfig, period: str | Period, **arguments: Unpack[RepArguments]
+                ) -> RepSummary:
+    """One row per rep of the team (:func:`rep_summary_of` on a scope built from the filters)."""
+    filters = {k: v for k, v in arguments.items() if k in Filters.__annotations__}
+    options = {k: v for k, v in arguments.items() if k not in filters}
+    return rep_summary_of(Scope.build(data, config, **filters), period, **options)
+
+
+def rep_summary_of(
+    scope: Scope,
     period: str | Period,
-    as_of: pd.Timestamp | None = None,
-    team: str | None = None,
-    pipeline: str | None = None,
     window_months: int | None = 12,
     min_volume: int | None = None,
     stays: pd.DataFrame | None = None,
     plan: pd.DataFrame | None = None,
-    reach: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """One row per rep (of ``team``, or of all teams).
+) -> RepSummary:
+    """One row per rep of the scope's team (or of all teams); a rep filter on the scope is ignored.
 
     Rates are measured over ``window_months`` ending with ``period`` (the period alone when
     ``None``), so small samples are not overread. Columns: ``rep, team, deals`` and ``reached_<stage>``
@@ -122,25 +144,20 @@ def rep_summary(
     ``stays`` is given), ``overdue`` (when a follow-up ``plan`` is given), ``shrunk_win_rate``,
     ``rank`` (by the shrunk rate, among reps with at least ``min_volume`` closed deals; NA = too few
     closed deals to rank, the rep is still listed) and ``flag`` (above / below / within the team's
-    99.8% funnel limits). ``min_volume`` defaults to ``config.reps.min_volume`` (params).
-    ``attrs['team_rate']`` holds the team win rate θ0. ``reach`` may pass a :func:`reach_table`
-    computed at the same ``as_of`` to reuse it.
+    99.8% funnel limits). ``min_volume`` defaults to ``config.reps.min_volume`` (params). The result
+    also holds the team win rate θ0 (``team_rate``), the window, ``min_volume`` and the currency.
     """
     period = parse_period(period)
-    min_volume = config.reps.min_volume if min_volume is None else min_volume
+    min_volume = scope.config.reps.min_volume if min_volume is None else min_volume
     window = rep_window(period, window_months)
-    as_of = as_of if as_of is not None else data.as_of
-    if reach is None:
-        reach = reach_table(data, config, as_of=as_of, pipeline=pipeline, team=team)
-    else:
-        reach = filter_scope(reach, team=team, pipeline=pipeline)
-    stages: list[str] = reach.attrs["stages"]
-    metrics = sales_metrics(data, window, as_of=as_of, by="rep", team=team, pipeline=pipeline)
-    teams = deals_as_of(data.deals, as_of).groupby("rep")["team"].first()
+    scope = scope.widen("rep") if scope.rep is not None else scope
+    as_of = scope.as_of
+    stages: list[str] = scope.stages
+    metrics = sales_metrics_of(scope, window, by="rep")
+    teams = deals_as_of(scope.data.deals, as_of).groupby("rep")["team"].first()
     rows = []
     for rep in metrics["rep"]:
-        rep_reach = reach[reach["rep"] == rep]
-        funnel = cohort_funnel(rep_reach, config, window)
+        funnel = cohort_funnel_of(scope.narrow(rep=rep), window)
         row = {"rep": rep, "team": teams.get(rep), "deals": int(funnel["reached"].iloc[0])}
         for s, reached, rate in zip(stages, funnel["reached"], funnel["next_step_rate"]):
             row[f"reached_{s}"] = int(reached)
@@ -168,6 +185,77 @@ def rep_summary(
     keep = [c for c in out.columns if not c.endswith("_all") and c != "deals_all"]
     out = out[keep].drop(columns=["lost"], errors="ignore").sort_values(["rank", "closed", "rep"], ascending=[True, False, True],
                                                                  na_position="last").reset_index(drop=True)
-    out.attrs.update(team_rate=float(theta), window=window.label, min_volume=min_volume, stages=stages,
-                     currency=config.currency)
-    return out
+    return RepSummary(out, team_rate=float(theta), window=window.label, min_volume=min_volume, stages=stages,
+                      currency=scope.config.currency)
+
+
+def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
+    """Next-step rates of ``rep``'s cohort funnel beside the team's (the scope without its rep
+    filter), for the cohort that reached the first stage in ``window``.
+
+    Columns ``stage, rep_rate, team_rate`` for every stage but the final one (which has no next step).
+    """
+    team = scope.widen("rep")
+    mine = cohort_funnel_of(team.narrow(rep=rep), window)
+    theirs = cohort_funnel_of(team, window)
+    return pd.DataFrame({"stage": theirs["stage"], "rep_rate": mine["next_step_rate"].to_numpy(),
+                         "team_rate": theirs["next_step_rate"].to_numpy()}).iloc[:-1].reset_index(drop=True)
+
+
+def rep_vs_team_time(stays: pd.DataFrame, rep: str, stages: list[str]) -> pd.DataFrame:
+    """Kaplan–Meier median days in each of ``stages`` for ``rep``'s stays beside all ``stays``
+    (the team's): columns ``stage, rep_value, team_value`` (NaN: no stays, or not reached)."""
+    from funnelkit.timing import time_in_stage
+
+    def medians(frame: pd.DataFrame) -> pd.Series:
+        table = time_in_stage(frame)
+        return table.set_index("stage")["median"] if len(table) else pd.Series(dtype=float)
+
+    rep_median, team_median = medians(stays[stays["rep"] == rep]), medians(stays)
+    return pd.DataFrame({"stage": stages, "rep_value": rep_median.reindex(stages).to_numpy(dtype=float),
+                         "team_value": team_median.reindex(stages).to_numpy(dtype=float)})
+
+
+def funnel_plot_limits(summary: RepSummary, smallest: int = 5) -> pd.DataFrame:
+    """:func:`funnel_limits` around the team rate for volumes from ``smallest`` to 20% beyond the
+    busiest rep (at least 10), the range a funnel plot of ``summary`` spans."""
+    largest = int(summary["closed"].max() * 1.2) if len(summary) else 0
+    return funnel_limits(summary.team_rate, np.arange(smallest, max(largest, 10)))
+
+
+def coaching_points(summary: RepSummary, rep: str, rates: pd.DataFrame, times: pd.DataFrame, overdue: int,
+                    gap_points: float = 5.0, slow_ratio: float = 1.25) -> list[tuple[str, dict]]:
+    """The coaching points for ``rep`` as ``(key, numbers)`` pairs, worded by the presentation layer:
+
+    * ``strong`` (``stage``): the rep is flagged above the team's limits; the stage where their
+      next-step rate is furthest above the team's, to share;
+    * ``weak`` (``stage``, ``gap`` in percentage points): the stage where the rep's next-step rate
+      is furthest below the team's, when at least ``gap_points`` below;
+    * ``slow`` (``stage``, ``rep_days``, ``team_days``): the stage with the largest ratio of the
+      rep's median days to the team's, when at least ``slow_ratio``;
+    * ``followup`` (``n``): overdue follow-ups;
+    * ``ok``: none of the above.
+
+    ``rates`` is :func:`rep_vs_team`, ``times`` :func:`rep_vs_team_time`.
+    """
+    points: list[tuple[str, dict]] = []
+    gap = (rates["rep_rate"] - rates["team_rate"]).to_numpy(dtype=float)
+    row = summary[summary["rep"] == rep]
+    known = ~np.isnan(gap)
+    if len(row) and row.iloc[0]["flag"] == "above" and known.any():
+        points.append(("strong", {"stage": rates["stage"].iloc[int(np.nanargmax(gap))]}))
+    if known.any():
+        worst = int(np.nanargmin(gap))
+        # rates are ratios of counts: round so a gap of exactly 5 points is not 4.999… points
+        if round(-gap[worst] * 100, 9) >= gap_points:
+            points.append(("weak", {"stage": rates["stage"].iloc[worst], "gap": -gap[worst] * 100}))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.array(times["rep_value"] / times["team_value"], dtype=float)
+    ratio[~np.isfinite(ratio)] = np.nan
+    if (~np.isnan(ratio)).any() and round(float(np.nanmax(ratio)), 9) >= slow_ratio:
+        slow = times.iloc[int(np.nanargmax(ratio))]
+        points.append(("slow", {"stage": slow["stage"], "rep_days": float(slow["rep_value"]),
+                                "team_days": float(slow["team_value"])}))
+    if overdue:
+        points.append(("followup", {"n": int(overdue)}))
+    return points or [("ok", {})]

@@ -14,22 +14,24 @@ flagged (``drop`` / ``rise``) when the adjusted p-value is below ``alpha``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from funnelkit.aggregate import reach_table, stage_stays
 from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
 from funnelkit.periods import Period, parse_period
+from funnelkit.results import ResultDisplay
+from funnelkit.scope import Filters, Scope
 
 
-@dataclass(frozen=True)
-class PeriodReview:
+@dataclass(frozen=True, eq=False)
+class PeriodReview(ResultDisplay):
     """Result of :func:`period_review`."""
 
-    conversions: pd.DataFrame  # stage, next_stage, exits_*, progressed_*, rate_*, difference, test, p_value, p_adjusted, flag
+    conversions: pd.DataFrame  # stage, label, next_stage, next_label, exits_*, progressed_*, rate_*, difference, test, p_value, p_adjusted, flag
     loss_reasons: pd.DataFrame  # reason, lost_this, lost_previous, share_this, share_previous, change
     period: str
     previous: str
@@ -50,26 +52,31 @@ def period_review(
     config: FunnelConfig,
     period: str | Period,
     previous: str | Period | None = None,
-    as_of: pd.Timestamp | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
+    *,
     alpha: float = 0.05,
+    **filters: Unpack[Filters],
 ) -> PeriodReview:
-    """Compare ``period`` with ``previous`` (default: the period just before, of the same length)."""
+    """Compare ``period`` with ``previous`` (:func:`period_review_of` on a scope built from the arguments)."""
+    scope = Scope.build(data, config, **filters)
+    return period_review_of(scope, period, previous, alpha=alpha)
+
+
+def period_review_of(scope: Scope, period: str | Period, previous: str | Period | None = None,
+                     alpha: float = 0.05) -> PeriodReview:
+    """Compare ``period`` with ``previous`` (default: the period just before, of the same length);
+    stage labels in the scope's language."""
     period = parse_period(period)
     previous = parse_period(previous) if previous is not None else period.previous()
-    as_of = as_of if as_of is not None else data.as_of
-    reach = reach_table(data, config, as_of=as_of, pipeline=pipeline, team=team, rep=rep)
-    stages: list[str] = reach.attrs["stages"]
-    stays = stage_stays(data, config, as_of=as_of)
-    stays = stays[stays["deal_id"].isin(reach["deal_id"]) & stays["exited_at"].notna()]
-    labels = config.stage_labels(pipeline)
+    reach = scope.reach
+    stages: list[str] = scope.stages
+    stays = scope.stays
+    stays = stays[stays["exited_at"].notna()]
+    labels = scope.labels
 
     rows = []
     for j, stage in enumerate(stages[:-1]):
         here = stays[stays["stage"] == stage]
-        row = {"stage": stage, "label": labels[stage], "next_label": labels[stages[j + 1]]}
+        row = {"stage": stage, "label": labels[stage], "next_stage": stages[j + 1], "next_label": labels[stages[j + 1]]}
         counts = {}
         for name, p in (("this", period), ("previous", previous)):
             ended = here[p.contains(here["exited_at"])]

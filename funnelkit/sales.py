@@ -10,20 +10,21 @@
 """
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 import pandas as pd
 
-from funnelkit.aggregate import deals_as_of, filter_scope
-from funnelkit.data import Dataset
+from funnelkit.config import FunnelConfig
+from funnelkit.data import Dataset, percent_as_fraction
 from funnelkit.periods import Period, parse_period
+from funnelkit.scope import Filters, Scope, expect_type
 
 
 def probability(values: pd.Series) -> pd.Series:
     """Win probabilities as fractions: a column whose values exceed 1 is read as percentages
-    (a column mixing both is an error, see :func:`funnelkit.data.probability_fractions`)."""
-    from funnelkit.data import probability_fractions
-
-    return probability_fractions(pd.to_numeric(values, errors="coerce"), "win_probability")
+    (a column mixing both is an error, see :func:`funnelkit.data.percent_as_fraction`)."""
+    return percent_as_fraction(pd.to_numeric(values, errors="coerce"), "win_probability")
 
 
 def losses_recorded(deals: pd.DataFrame) -> bool:
@@ -66,21 +67,33 @@ def _metrics(deals: pd.DataFrame, period: Period) -> dict[str, float]:
 
 def sales_metrics(
     data: Dataset,
-    period: str | Period,
-    as_of: pd.Timestamp | None = None,
+    config: FunnelConfig | str | Period,
+    period: str | Period | None = None,
+    *,
     by: str | None = None,
-    team: str | None = None,
-    rep: str | None = None,
-    pipeline: str | None = None,
+    **filters: Unpack[Filters],
 ) -> pd.DataFrame:
+    """Win rate, cycle, velocity and pipeline (:func:`sales_metrics_of` on a scope built from the
+    arguments). Called like the other analyses, ``(data, config, period, …)``; the older
+    ``(data, period, …)`` form uses ``params/funnel.yaml``."""
+    if period is None and isinstance(config, (str, Period)):
+        from funnelkit.config import load_config
+
+        config, period = load_config(), config
+    expect_type(period, (str, Period), "period", "a month like '2024-06', a quarter like '2024-Q2' or a Period")
+    scope = Scope.build(data, config, **filters)
+    return sales_metrics_of(scope, period, by=by)
+
+
+def sales_metrics_of(scope: Scope, period: str | Period, by: str | None = None) -> pd.DataFrame:
     """Win rate, cycle, velocity and pipeline for ``period``, one row per ``by`` group (or one row).
 
-    Open deals and the pipeline are counted at ``as_of``. Columns: ``[by], deals, closed, won, lost,
-    win_rate, value_win_rate, cycle_median, cycle_mean, mean_won_amount, open_deals, open_pipeline,
-    weighted_pipeline, velocity_per_day``.
+    Open deals and the pipeline are counted at the scope's as_of. Columns: ``[by], deals, closed,
+    won, lost, win_rate, value_win_rate, cycle_median, cycle_mean, mean_won_amount, open_deals,
+    open_pipeline, weighted_pipeline, velocity_per_day``.
     """
     period = parse_period(period)
-    deals = filter_scope(deals_as_of(data.deals, as_of if as_of is not None else data.as_of), team, rep, pipeline)
+    deals = scope.deals
     if by is None:
         return pd.DataFrame([_metrics(deals, period)])
     rows = [{by: key} | _metrics(group, period) for key, group in deals.groupby(by, sort=True, observed=True)]
@@ -88,9 +101,11 @@ def sales_metrics(
 
 
 def pipeline_by_stage(deals: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
-    """Open deals (with their current ``stage``) per stage in ``stages`` order: ``stage, open,
-    open_pipeline`` (Σ amount) and ``weighted_pipeline`` (Σ amount × win_probability); a sum is
-    NaN, not 0, when no deal of the stage has the values (see :func:`known_sum`)."""
+    """Open deals, their amount and their probability-weighted amount per current stage, in
+    ``stages`` order (stages without open deals left out): columns ``stage, open, open_pipeline``
+    (Σ amount) and ``weighted_pipeline`` (Σ amount × win_probability); a sum is NaN, not 0, when no
+    deal of the stage has the values (see :func:`known_sum`). ``deals`` holds ``stage, deal_id,
+    amount, win_probability`` (open deals from :attr:`funnelkit.scope.Scope.open_deals` or scored ones)."""
     weighted = deals["amount"] * probability(deals["win_probability"])
     grouped = deals.assign(weighted=weighted).groupby("stage")
     out = pd.DataFrame({"open": grouped.size(), "open_pipeline": grouped["amount"].agg(known_sum),

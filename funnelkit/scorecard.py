@@ -11,26 +11,24 @@ as if the missing input were worth 1 point.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from funnelkit.config import load_params
-from funnelkit.data import _rows_text, probability_fractions
+from funnelkit.config import StrictModel, load_params
+from funnelkit.data import _rows_text, percent_as_fraction
+from funnelkit.results import TableResult
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9
 NON_NEGATIVE = {"amount", "payment_days", "win_probability"}  # data contract: ≥ 0
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Band(_Strict):
+class Band(StrictModel):
     """Points for a numeric value; exactly one bound, except a final catch-all band."""
 
     points: int = Field(ge=1, le=5)
@@ -52,7 +50,7 @@ class Band(_Strict):
         return ops[kind](values, limit)
 
 
-class Dimension(_Strict):
+class Dimension(StrictModel):
     label: dict[Literal["en", "zh"], str]
     column: str
     weight: float = Field(ge=0, le=1)
@@ -78,7 +76,7 @@ class Dimension(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     description: dict[Literal["en", "zh"], str] | None = None
     set: dict[str, float] | None = None  # fix these weights, rescale the others in proportion
     weights: dict[str, float] | None = None  # every weight
@@ -91,7 +89,7 @@ class Scenario(_Strict):
         return self
 
 
-class Scorecard(_Strict):
+class Scorecard(StrictModel):
     """``params/scorecard.yaml``: dimensions with bands and weights, tiers, scenarios."""
 
     mode: Literal["fixed", "relative"] = "fixed"
@@ -120,20 +118,16 @@ class Scorecard(_Strict):
         if scenario is None:
             return base
         if scenario not in self.scenarios:
-            raise ValueError(f"scenario {scenario!r} is not one of {', '.join(self.scenarios) or 'none'}")
+            from funnelkit.scope import choose
+
+            choose(scenario, self.scenarios, "scenario")  # raises, listing the scenarios
         spec = self.scenarios[scenario]
         given = spec.set if spec.set is not None else spec.weights
         unknown = set(given) - set(base)
         if unknown:
             raise ValueError(f"scenario {scenario!r}: unknown dimension(s) {', '.join(sorted(unknown))}")
         if spec.set is not None:
-            fixed = sum(spec.set.values())
-            rest = {k: w for k, w in base.items() if k not in spec.set}
-            rest_total = sum(rest.values())
-            if fixed > 1 + _SUM_TOL or (rest_total == 0 and abs(fixed - 1) > _SUM_TOL):
-                raise ValueError(f"scenario {scenario!r}: fixed weights sum to {fixed:g}; cannot rescale the rest to 1")
-            scale = (1 - fixed) / rest_total if rest_total else 0.0
-            return {k: spec.set.get(k, base[k] * scale) for k in base}
+            return _fix_and_rescale(base, spec.set, f"scenario {scenario!r}")
         weights = {k: float(given.get(k, 0.0)) for k in base}
         total = sum(weights.values())
         if abs(total - 1) > _SUM_TOL:
@@ -141,6 +135,39 @@ class Scorecard(_Strict):
                 raise ValueError(f"scenario {scenario!r}: weights sum to {total:g}, not 1 (set normalize: true to rescale)")
             weights = {k: w / total for k, w in weights.items()}
         return weights
+
+
+    def weights_for(self, given: dict[str, float]) -> dict[str, float]:
+        """Weights from a dict the caller gives (``score_deals(weights=…)``).
+
+        Every key must be a dimension key (an unknown one is an error listing the dimensions,
+        with "did you mean"). A dict that names every dimension is used as it is and must sum
+        to 1. A *partial* dict fixes the weights it names and rescales the others in proportion
+        so the total stays 1 — what a scenario's ``set`` does: ``{"competitive_position": 0.3}``
+        gives competitive position 30% and the baseline's other weights × 0.7.
+        """
+        from funnelkit.scope import choose, expect_type
+
+        expect_type(given, dict, "weights", "a dict of dimension → weight")
+        given = {choose(k, self.dimensions, "scorecard dimension"): float(w) for k, w in given.items()}
+        base = self.weights()
+        if set(given) == set(base):
+            total = sum(given.values())
+            if abs(total - 1) > _SUM_TOL:
+                raise ValueError(f"weights sum to {total:g}, not 1")
+            return given
+        return _fix_and_rescale(base, given, "weights")
+
+
+def _fix_and_rescale(base: dict[str, float], fixed: dict[str, float], what: str) -> dict[str, float]:
+    """``base`` with the weights in ``fixed`` set and the others rescaled in proportion to sum to 1:
+    ``w_k = base_k × (1 − Σ fixed) / Σ_{j not fixed} base_j``."""
+    fixed_total = sum(fixed.values())
+    rest_total = sum(w for k, w in base.items() if k not in fixed)
+    if fixed_total > 1 + _SUM_TOL or (rest_total == 0 and abs(fixed_total - 1) > _SUM_TOL):
+        raise ValueError(f"{what}: fixed weights sum to {fixed_total:g}; cannot rescale the rest to 1")
+    scale = (1 - fixed_total) / rest_total if rest_total else 0.0
+    return {k: fixed.get(k, base[k] * scale) for k in base}
 
 
 def load_scorecard(path: str | Path | None = None) -> Scorecard:
@@ -163,7 +190,7 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
     if dim.column in NON_NEGATIVE and (numbers < 0).any():
         raise ValueError(f"{dim.column} is negative in {_rows_text((numbers < 0).to_numpy(), values.reset_index(drop=True))}")
     if dim.percent_or_fraction:
-        numbers = probability_fractions(numbers, dim.column)
+        numbers = percent_as_fraction(numbers, dim.column)
         if (numbers > 1).any():
             raise ValueError(f"{dim.column} is above 100% in "
                              f"{_rows_text((numbers > 1).to_numpy(), values.reset_index(drop=True))}")
@@ -207,6 +234,20 @@ def assign_tiers(score: pd.Series, scorecard: Scorecard, mode: str | None = None
     return pd.Series(tier, index=score.index).where(score.notna(), pd.NA)
 
 
+@dataclass(frozen=True, eq=False)
+class ScoredDeals(TableResult):
+    """Result of :func:`score_deals`; reads like its ``table`` (one row per deal)."""
+
+    table: pd.DataFrame
+    weights: dict[str, float]  # dimension → weight used (sums to 1)
+    scenario: str | None  # None: the baseline or explicit weights
+    mode: str  # fixed or relative tiers
+
+
+KEPT_COLUMNS = ("deal_id", "customer", "team", "rep", "pipeline", "stage", "status", "amount", "win_probability",
+                "last_follow_up_at")
+
+
 def score_deals(
     deals: pd.DataFrame,
     scorecard: Scorecard,
@@ -219,25 +260,24 @@ def score_deals(
     """Score each deal: ``points_<dim>``, ``contribution_<dim>``, ``score``, ``tier``,
     ``unscored_reason`` and ``top_drivers`` (the ``drivers`` largest weighted contributions).
 
-    Weights come from ``weights`` if given (they must sum to 1 within 1e-9, as in the YAML),
-    else from ``scenario`` (baseline when ``None``). Raw frames are checked: a negative amount,
-    payment_days or probability, a probability above 100%, or a probability column mixing
+    Weights come from ``weights`` if given (:meth:`Scorecard.weights_for`: a dict naming every
+    dimension must sum to 1 within 1e-9, as in the YAML; a partial dict rescales the other
+    weights), else from ``scenario`` (baseline when ``None``). Raw frames are checked: a negative
+    amount, payment_days or probability, a probability above 100%, or a probability column mixing
     fractions and percents is a ``ValueError`` naming the column and rows.
     Dimensions with weight 0 are not needed: a deal missing only those is still scored.
     With ``missing: renormalise`` a deal is scored on the weighted dimensions it has, each weight
     divided by their sum (``score = 20 Σ_known w_k x_k / Σ_known w_k``), ``partial`` is true and
     ``coverage`` says how many it has (``"3/5"``); it is unscored only when it has none.
-    Identifying columns (deal_id, customer, team, rep, pipeline, status, amount) are kept.
+    The columns callers need next (:data:`KEPT_COLUMNS`: identity, stage, status, amount, win
+    probability, last follow-up) are kept.
     """
-    if weights is not None:
-        unknown = set(weights) - set(scorecard.dimensions)
-        if unknown:
-            raise ValueError(f"weights: unknown dimension(s) {', '.join(sorted(unknown))}")
-        total = sum(weights.values())
-        if abs(total - 1) > _SUM_TOL:
-            raise ValueError(f"weights sum to {total:g}, not 1")
-    weights = weights or scorecard.weights(scenario)
-    keep = [c for c in ("deal_id", "customer", "team", "rep", "pipeline", "status", "amount") if c in deals]
+    from funnelkit.scope import expect_type
+
+    expect_type(deals, pd.DataFrame, "deals", "a table of deals (scope.open_deals or fk.open_deals(data, config))")
+    expect_type(scenario, (str, type(None)), "scenario", "a scenario name or None")
+    weights = scorecard.weights_for(weights) if weights is not None else scorecard.weights(scenario)
+    keep = [c for c in KEPT_COLUMNS if c in deals]
     out = deals[keep].copy()
     points, why = points_table(deals, scorecard)
     used = [k for k, w in weights.items() if w > 0]
@@ -261,8 +301,7 @@ def score_deals(
     out["score"] = contributions[used].sum(axis=1).where(out["unscored_reason"].isna()).round(9)
     out["tier"] = assign_tiers(out["score"], scorecard, mode)
     out["top_drivers"] = _top_drivers(contributions[used], scorecard, language, drivers).where(out["score"].notna())
-    out.attrs.update(weights=weights, scenario=scenario, mode=mode or scorecard.mode)
-    return out
+    return ScoredDeals(out, weights=weights, scenario=scenario, mode=mode or scorecard.mode)
 
 
 def _join_reasons(why: pd.DataFrame) -> pd.Series:
@@ -313,7 +352,7 @@ def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Score
     """Unscored deals grouped by reason: ``reason, deals, fields`` (the columns that, filled in or
     given a listed value, would score them) and ``absent`` (those of them the data has no column
     for), most deals first. Empty when every deal is scored."""
-    weights = scored.attrs.get("weights") or scorecard.weights()
+    weights = getattr(scored, "weights", None) or scorecard.weights()
     unscored = scored["unscored_reason"].notna().to_numpy()
     _, why = points_table(deals[unscored], scorecard)
     used = [k for k, w in weights.items() if w > 0]
@@ -327,5 +366,5 @@ def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Score
     return out[["reason", "deals", "fields", "absent"]]
 
 
-__all__ = ["Scorecard", "assign_tiers", "load_scorecard", "points_table", "score_deals", "tier_codes", "tier_summary",
+__all__ = ["ScoredDeals", "Scorecard", "assign_tiers", "load_scorecard", "points_table", "score_deals", "tier_codes", "tier_summary",
            "unscored_summary"]

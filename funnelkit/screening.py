@@ -7,28 +7,22 @@ opportunity point when ``met ≥ min_criteria`` (default 3 of 4).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from funnelkit.config import load_params
+from funnelkit.config import StrictModel, load_params
+from funnelkit.results import TableResult
 
 MET, NOT_MET, UNKNOWN = "met", "not met", "unknown"
-_WORDS = {
-    "en": {MET: "meets", NOT_MET: "misses", UNKNOWN: "unknown", "yes": "Opportunity point", "no": "Not yet",
-           "sep": "; ", "list": ", "},
-    "zh": {MET: "满足", NOT_MET: "未满足", UNKNOWN: "未知", "yes": "机会点", "no": "暂不是", "sep": "；", "list": "、"},
-}
+STATES = (MET, NOT_MET, UNKNOWN)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Condition(_Strict):
+class Condition(StrictModel):
     column: str
     equals: Any = None
     one_of: list[Any] | None = None
@@ -56,13 +50,13 @@ class Condition(_Strict):
         return result.mask(values.isna())
 
 
-class Criterion(_Strict):
+class Criterion(StrictModel):
     label: dict[Literal["en", "zh"], str]
     enabled: bool = True
     all_of: list[Condition] = Field(min_length=1)
 
 
-class ScreeningRules(_Strict):
+class ScreeningRules(StrictModel):
     """``params/screening.yaml``: the criteria and how many must be met."""
 
     min_criteria: int = Field(default=3, ge=1)
@@ -81,19 +75,27 @@ def load_screening(path: str | Path | None = None) -> ScreeningRules:
     return load_params(ScreeningRules, "screening.yaml", path)
 
 
+@dataclass(frozen=True, eq=False)
+class Screening(TableResult):
+    """Result of :func:`screen_opportunities`; reads like its ``table`` (one row per open deal)."""
+
+    table: pd.DataFrame
+    criteria: dict[str, str]  # enabled criterion key → its label in the language asked for
+    min_criteria: int  # criteria a deal must meet to be an opportunity point
+
+
 def screen_opportunities(
     deals: pd.DataFrame, rules: ScreeningRules, as_of: str | pd.Timestamp, language: str = "en"
-) -> pd.DataFrame:
+) -> Screening:
     """Screen the open deals of ``deals``: per enabled criterion ``met`` / ``not met`` / ``unknown``,
-    ``met_count``, ``unknown_count``, ``is_opportunity`` (met ≥ min_criteria) and a one-line
-    ``reason`` in ``language``. Identifying columns (deal_id, customer, team, rep, stage, amount)
-    are kept.
+    ``met_count``, ``unknown_count`` and ``is_opportunity`` (met ≥ min_criteria); the one-line
+    reason is worded by :func:`funnelkit.present.screen_reasons`. Identifying columns (deal_id,
+    customer, team, rep, stage, amount) are kept; criterion labels are in ``language``.
     """
     as_of = pd.Timestamp(as_of)
     open_ = deals[deals["status"] == "open"] if "status" in deals else deals
     keep = [c for c in ("deal_id", "customer", "team", "rep", "pipeline", "stage", "amount") if c in open_]
     out = open_[keep].copy()
-    words = _WORDS[language]
     enabled = {k: c for k, c in rules.criteria.items() if c.enabled}
     for key, criterion in enabled.items():
         results = [cond.evaluate(open_, as_of) for cond in criterion.all_of]
@@ -105,24 +107,31 @@ def screen_opportunities(
     out["unknown_count"] = (states == UNKNOWN).sum(axis=1)
     out["is_opportunity"] = out["met_count"] >= rules.min_criteria
     labels = {k: c.label[language] for k, c in enabled.items()}
-
-    def reason(row: pd.Series) -> str:
-        head = f"{words['yes'] if row['is_opportunity'] else words['no']} ({row['met_count']}/{len(enabled)})"
-        parts = [head]
-        for state in (MET, NOT_MET, UNKNOWN):
-            names = [labels[k] for k in enabled if row[k] == state]
-            if names:
-                parts.append(f"{words[state]}: {words['list'].join(names)}")
-        return words["sep"].join(parts)
-
-    out["reason"] = out.apply(reason, axis=1) if len(out) else pd.Series(dtype=str)
-    out.attrs.update(criteria=labels, min_criteria=rules.min_criteria)
-    return out.reset_index(drop=True)
+    return Screening(out.reset_index(drop=True), criteria=labels, min_criteria=rules.min_criteria)
 
 
-def failing_criteria(screened: pd.DataFrame) -> pd.DataFrame:
+def failing_criteria(screened: Screening) -> pd.DataFrame:
     """Per criterion, how many screened deals meet, miss or do not know it, most-missed first."""
-    criteria = screened.attrs["criteria"]
-    rows = [{"criterion": key, "label": label, **{s: int((screened[key] == s).sum()) for s in (MET, NOT_MET, UNKNOWN)}}
+    criteria = screened.criteria
+    rows = [{"criterion": key, "label": label, **{s: int((screened[key] == s).sum()) for s in STATES}}
             for key, label in criteria.items()]
     return pd.DataFrame(rows).sort_values(NOT_MET, ascending=False, kind="stable").reset_index(drop=True)
+
+
+def qualified_by(screened: Screening, by: str, order: list[str] | None = None) -> pd.DataFrame:
+    """Open deals and opportunity points per value of column ``by`` (stage, rep, …): columns
+    ``<by>, open, qualified``, in ``order`` when given (values not in it are left out), else sorted."""
+    counts = screened.groupby(by).agg(open=("deal_id", "size"), qualified=("is_opportunity", "sum"))
+    if order is not None:
+        counts = counts.reindex([v for v in order if v in counts.index])
+    return counts.astype(int).reset_index()
+
+
+def screen_by_tier(scored: pd.DataFrame, screened: Screening) -> pd.DataFrame:
+    """Deals per scorecard tier (high, medium, low, unscored) that pass and fail the screen:
+    columns ``tier, passes, fails``. Deals are matched on ``deal_id``."""
+    both = pd.merge(scored[["deal_id", "tier"]], screened[["deal_id", "is_opportunity"]], on="deal_id")
+    tier = both["tier"].astype("object").fillna("unscored")
+    table = pd.crosstab(tier, both["is_opportunity"]).reindex(index=["high", "medium", "low", "unscored"],
+                                                              columns=[True, False], fill_value=0)
+    return table.fillna(0).astype(int).set_axis(["passes", "fails"], axis=1).rename_axis("tier").reset_index()

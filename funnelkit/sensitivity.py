@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from funnelkit.periods import Period
+from funnelkit.results import ResultDisplay, TableResult
 from funnelkit.scorecard import TIERS, Scorecard, points_table, score_deals, tier_codes
 
 MIN_CLASS = 40  # fewer won or lost deals than this and the backtest warns
@@ -32,8 +34,8 @@ MIN_AUC = 10  # fewer won or lost scored deals than this and no AUC is computed 
 MIN_TAU = 10  # fewer deals scored under both weightings than this and no Kendall tau
 
 
-@dataclass(frozen=True)
-class ScenarioComparison:
+@dataclass(frozen=True, eq=False)
+class ScenarioComparison(ResultDisplay):
     """Result of :func:`compare_scenarios`; every frame has a ``scenario`` column."""
 
     summary: pd.DataFrame  # scenario, scored, movers, kendall_tau_b, high_jaccard, high_before, high_after
@@ -54,8 +56,22 @@ def _tiers_of(scores: np.ndarray, scorecard: Scorecard) -> np.ndarray:
     return tier_codes(scores, scorecard.tiers["high"], scorecard.tiers["medium"])
 
 
-def compare_scenarios(deals: pd.DataFrame, scorecard: Scorecard, scenarios: list[str]) -> ScenarioComparison:
-    """Compare each named scenario with the baseline on the deals scored under both."""
+def scenario_names(scorecard: Scorecard, scenarios: str | list[str] | None = None) -> list[str]:
+    """The scenarios asked for as a list: ``None`` → every scenario of the scorecard; one name →
+    a list of one. An unknown name is an error listing the scenarios (with "did you mean")."""
+    from funnelkit.scope import choose
+
+    if scenarios is None:
+        return list(scorecard.scenarios)
+    names = [scenarios] if isinstance(scenarios, str) else list(scenarios)
+    return [choose(n, scorecard.scenarios, "scenario") for n in names]
+
+
+def compare_scenarios(deals: pd.DataFrame, scorecard: Scorecard, scenarios: str | list[str] | None = None
+                      ) -> ScenarioComparison:
+    """Compare each named scenario (one name, a list, or ``None`` for all) with the baseline on the
+    deals scored under both."""
+    scenarios = scenario_names(scorecard, scenarios)
     base = score_deals(deals, scorecard)
     summaries, transitions, movers, values = [], [], [], []
     for name in scenarios:
@@ -183,6 +199,21 @@ def _tipping(x_k: np.ndarray, s_rest: np.ndarray, w0: float, scorecard: Scorecar
     return np.where(found, tips[rows, best], np.nan), np.where(found, tiers[rows, best], now), now
 
 
+def sweep_counts(deals: pd.DataFrame, scorecard: Scorecard) -> pd.DataFrame:
+    """:func:`weight_sweep` tier counts of every dimension with a baseline weight above 0, stacked
+    with a ``dimension`` column."""
+    swept = [k for k, w in scorecard.weights().items() if w > 0]
+    return pd.concat([weight_sweep(deals, scorecard, k)[0].assign(dimension=k) for k in swept], ignore_index=True)
+
+
+def transition_grid(comparison: ScenarioComparison, scenario: str) -> pd.DataFrame:
+    """The tier transition matrix of one scenario: baseline tier (rows) × scenario tier (columns),
+    deals in each cell, tiers in the order high, medium, low."""
+    here = comparison.transitions[comparison.transitions["scenario"] == scenario]
+    return (here.pivot(index="baseline_tier", columns="scenario_tier", values="deals")
+            .reindex(index=list(TIERS), columns=list(TIERS)).fillna(0).astype(int))
+
+
 def concentration_for_sd(weights: dict[str, float], sd: float) -> float:
     """Dirichlet concentration κ that gives the largest baseline weight the standard deviation ``sd``:
     ``κ = w(1−w)/sd² − 1``."""
@@ -193,10 +224,21 @@ def concentration_for_sd(weights: dict[str, float], sd: float) -> float:
     return kappa
 
 
+@dataclass(frozen=True, eq=False)
+class WeightStability(TableResult):
+    """Result of :func:`weight_monte_carlo`; reads like its ``table`` (one row per scored deal)."""
+
+    table: pd.DataFrame  # deal_id, tier, p_high, p_medium, p_low, p_stay, stable
+    concentration: float  # κ of the Dirichlet
+    draws: int
+    seed: int
+    sd: dict[str, float]  # standard deviation of each drawn weight
+
+
 def weight_monte_carlo(
     deals: pd.DataFrame, scorecard: Scorecard, n: int = 2000, concentration: float | None = None,
     sd: float = 0.05, seed: int = 0, stable_at: float = 0.9,
-) -> pd.DataFrame:
+) -> WeightStability:
     """Tier stability under random weights drawn from a Dirichlet centred on the baseline.
 
     Only dimensions with a baseline weight above 0 are drawn. ``concentration`` (κ) defaults to
@@ -216,9 +258,22 @@ def weight_monte_carlo(
                         "p_high": p[:, 0], "p_medium": p[:, 1], "p_low": p[:, 2],
                         "p_stay": p[np.arange(len(now)), now]})
     out["stable"] = out["p_stay"] >= stable_at
-    out.attrs.update(concentration=kappa, draws=n, seed=seed,
-                     sd={k: float(np.sqrt(v * (1 - v) / (kappa + 1))) for k, v in base.items()})
-    return out
+    return WeightStability(out, concentration=kappa, draws=n, seed=seed,
+                           sd={k: float(np.sqrt(v * (1 - v) / (kappa + 1))) for k, v in base.items()})
+
+
+def stability_by_tier(stability: WeightStability) -> pd.DataFrame:
+    """Per baseline tier (high, medium, low): deals and the share that keep their tier
+    (``tier, deals, stable_share``; NaN share for a tier without deals)."""
+    table = stability.groupby("tier").agg(deals=("deal_id", "size"), stable_share=("stable", "mean"))
+    table = table.reindex(list(TIERS))
+    table["deals"] = table["deals"].fillna(0).astype(int)
+    return table.rename_axis("tier").reset_index()
+
+
+def closed_in(deals: pd.DataFrame, window: Period) -> pd.DataFrame:
+    """The deals closed (won or lost) within ``window``: the history a backtest or a fit uses."""
+    return deals[window.contains(deals["closed_at"]) & deals["status"].isin(["won", "lost"])]
 
 
 def auc(scores: np.ndarray, won: np.ndarray) -> float:
@@ -248,32 +303,35 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     return (float(ci.low), float(ci.high))
 
 
-@dataclass(frozen=True)
-class Backtest:
+@dataclass(frozen=True, eq=False)
+class Backtest(ResultDisplay):
     """Result of :func:`backtest`."""
 
-    auc: pd.DataFrame  # scenario, closed, won, lost, auc, auc_low, auc_high, diff_vs_baseline, diff_low, diff_high
+    auc: pd.DataFrame  # scenario, closed, won, lost, auc, auc_low, auc_high, diff_vs_baseline, diff_low, diff_high, significant
     tiers: pd.DataFrame  # scenario, tier, deals, won, win_rate, win_rate_low, win_rate_high, lift
-    warning: str | None
+    too_few: bool  # fewer than ``min_class`` won or lost deals: too uncertain to choose weights on
+    min_class: int
     unavailable: str | None = None  # "few_closed": fewer than MIN_AUC won or lost scored deals, no AUC
     unscored: int = 0  # closed deals given that could not be scored under every weighting
     unscored_reasons: dict[str, int] = field(default_factory=dict)  # reason → deals
 
 
 def backtest(
-    deals: pd.DataFrame, scorecard: Scorecard, scenarios: list[str] | None = None, n_boot: int = 1000,
+    deals: pd.DataFrame, scorecard: Scorecard, scenarios: str | list[str] | None = None, n_boot: int = 1000,
     seed: int = 0, confidence: float = 0.95,
 ) -> Backtest:
     """How well each weighting separates won from lost among closed deals scored under all of them.
 
     AUC with a percentile bootstrap CI; for each scenario the paired bootstrap CI of its AUC minus
     the baseline's (the same resampled deals for both); win rate per tier with Wilson intervals and
-    the lift of each tier (its win rate ÷ the overall win rate). Warns below 40 won or 40 lost;
-    below ``MIN_AUC`` won or lost scored deals no AUC is computed (``unavailable = "few_closed"``).
-    Closed deals that cannot be scored under every weighting are counted in ``unscored`` with
-    their reasons, so the count of closed deals given = ``closed`` + ``unscored``.
+    the lift of each tier (its win rate ÷ the overall win rate). A scenario's difference is
+    ``significant`` when its interval excludes 0 (:func:`differs_beyond_noise`). ``too_few`` below
+    :data:`MIN_CLASS` won or lost deals; below :data:`MIN_AUC` won or lost scored deals no AUC is
+    computed at all (``unavailable = "few_closed"``, which a report states instead of the
+    ``too_few`` caution). Closed deals that cannot be scored under every weighting are counted in
+    ``unscored`` with their reasons, so the count of closed deals given = ``closed`` + ``unscored``.
     """
-    names = [None] + list(scenarios or [])
+    names = [None] + (scenario_names(scorecard, scenarios) if scenarios is not None else [])
     closed = deals[deals["status"].isin(["won", "lost"])]
     scored = {name: score_deals(closed, scorecard, scenario=name) for name in names}
     ok = np.logical_and.reduce([s["score"].notna().to_numpy() for s in scored.values()]) if len(closed) else \
@@ -304,6 +362,7 @@ def backtest(
             "diff_low": float(np.nanquantile(diff, alpha)) if name and n_boot else np.nan,
             "diff_high": float(np.nanquantile(diff, 1 - alpha)) if name and n_boot else np.nan,
         })
+        rows[-1]["significant"] = differs_beyond_noise(rows[-1]["diff_low"], rows[-1]["diff_high"])
         tiers = scored[name]["tier"].to_numpy()[ok]
         for tier in TIERS:
             here = tiers == tier
@@ -314,12 +373,14 @@ def backtest(
                               "win_rate_low": low, "win_rate_high": high,
                               "lift": rate / overall if n and overall > 0 else np.nan})
     n_won, n_lost = int(won.sum()), int((~won).sum())
-    warning = None
-    if not few and (n_won < MIN_CLASS or n_lost < MIN_CLASS):
-        warning = (f"only {n_won} won and {n_lost} lost deals: AUC and win rates are too uncertain to "
-                   f"choose weights on (at least {MIN_CLASS} of each are advised)")
-    return Backtest(pd.DataFrame(rows), pd.DataFrame(tier_rows), warning, "few_closed" if few else None,
-                    int((~ok).sum()), unscored_reasons)
+    return Backtest(pd.DataFrame(rows), pd.DataFrame(tier_rows), n_won < MIN_CLASS or n_lost < MIN_CLASS, MIN_CLASS,
+                    "few_closed" if few else None, int((~ok).sum()), unscored_reasons)
+
+
+def differs_beyond_noise(low: float, high: float) -> bool:
+    """The significance rule for a difference with a confidence interval ``[low, high]``: the
+    interval excludes 0. An unknown interval (NaN) is not significant."""
+    return bool(pd.notna(low) and pd.notna(high) and (low > 0 or high < 0))
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, start: np.ndarray | None = None, l2: float = 0.0) -> np.ndarray:
@@ -347,14 +408,13 @@ def _weights_from_beta(beta: np.ndarray) -> np.ndarray:
     return beta / total if total > 0 else np.full(len(beta), 1 / len(beta))
 
 
-@dataclass(frozen=True)
-class SuggestedWeights:
+@dataclass(frozen=True, eq=False)
+class SuggestedWeights(ResultDisplay):
     """Result of :func:`suggest_weights`."""
 
     weights: pd.DataFrame  # dimension, baseline, suggested, low, high
     cv: pd.DataFrame  # which (baseline / suggested), auc (out-of-fold), plus diff and its CI on the suggested row
-    better_than_baseline: bool
-    verdict: str
+    better_than_baseline: bool  # the difference's CI lies above 0
     unavailable: str | None = None  # "few_closed": fewer than MIN_AUC won or lost scored deals, nothing fitted
 
 
@@ -381,7 +441,7 @@ def suggest_weights(
         weights = pd.DataFrame({"dimension": dims, "baseline": w_base, "suggested": empty, "low": empty, "high": empty})
         cv = pd.DataFrame({"which": ["baseline", "suggested"], "auc": np.nan, "diff": np.nan, "diff_low": np.nan,
                            "diff_high": np.nan})
-        return SuggestedWeights(weights, cv, False, "", "few_closed")
+        return SuggestedWeights(weights, cv, False, "few_closed")
 
     fold_of = np.random.default_rng(seed).permutation(len(y)) % folds
     oof = np.full(len(y), np.nan)
@@ -408,15 +468,12 @@ def suggest_weights(
         {"which": "suggested", "auc": auc_sugg, "diff": auc_sugg - auc_base, "diff_low": d_low, "diff_high": d_high},
     ])
     better = d_low > 0
-    verdict = (f"The suggested weights separate won from lost better than the baseline beyond noise "
-               f"(cross-validated AUC {auc_sugg:.3f} vs {auc_base:.3f}; difference CI {d_low:+.3f} to {d_high:+.3f})."
-               if better else
-               f"The suggested weights are not better than the baseline beyond noise (cross-validated AUC "
-               f"{auc_sugg:.3f} vs {auc_base:.3f}; difference CI {d_low:+.3f} to {d_high:+.3f} includes 0): keep the baseline.")
-    return SuggestedWeights(weights, cv, bool(better), verdict)
+    return SuggestedWeights(weights, cv, bool(better))
 
 
 __all__ = [
-    "Backtest", "ScenarioComparison", "SuggestedWeights", "auc", "backtest", "compare_scenarios",
-    "concentration_for_sd", "suggest_weights", "sweep_weights", "weight_monte_carlo", "weight_sweep", "wilson_interval",
+    "Backtest", "ScenarioComparison", "SuggestedWeights", "WeightStability", "auc", "backtest", "closed_in",
+    "compare_scenarios", "concentration_for_sd", "differs_beyond_noise", "scenario_names", "stability_by_tier",
+    "suggest_weights", "sweep_counts", "sweep_weights", "transition_grid", "weight_monte_carlo", "weight_sweep",
+    "wilson_interval",
 ]

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from funnelkit.periods import Period
+
 QUANTILES = {"median": 0.5, "p75": 0.75, "p90": 0.9}
 _TOL = 1e-12  # S(t) is a product of fractions; compare with a little slack
 
@@ -70,12 +72,43 @@ def km_quantiles(
     return out
 
 
-def km_curve(days: pd.Series, censored: pd.Series, confidence: float = 0.95, method: str = "log-log") -> pd.DataFrame:
-    """The Kaplan–Meier step curve: ``days, survival, low, high`` starting at (0, 1)."""
+def km_curve(durations: pd.Series, event_observed: pd.Series | None = None, *, confidence: float = 0.95,
+             method: str = "log-log") -> pd.DataFrame:
+    """The Kaplan–Meier step curve: ``days, survival, low, high`` starting at (0, 1).
+
+    Arguments as lifelines' ``KaplanMeierFitter.fit(durations, event_observed)``:
+    ``event_observed`` is True where the stay ended (the event happened) and False where it is
+    right-censored; ``None`` means every stay ended. (A stays table's ``censored`` column is the
+    opposite: pass ``~stays["censored"]``.)
+    """
+    durations = pd.Series(durations, dtype=float)
+    observed = pd.Series(True, index=durations.index) if event_observed is None else \
+        pd.Series(event_observed, index=durations.index).astype(bool)
+    days, censored = durations, ~observed
     start = pd.DataFrame({"days": [0.0], "survival": [1.0], "low": [1.0], "high": [1.0]})
     if len(days) == 0 or bool(censored.all()):
         return start
     return pd.concat([start, _km(days, censored, confidence, method)], ignore_index=True)
+
+
+def stage_curves(stays: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
+    """:func:`km_curve` of each of ``stages`` that has stays, stacked: ``stage, days, survival, low, high``."""
+    curves = [km_curve(group["days"], ~group["censored"]).assign(stage=stage)
+              for stage in stages if len(group := stays[stays["stage"] == stage])]
+    columns = ["stage", "days", "survival", "low", "high"]
+    return pd.concat(curves, ignore_index=True)[columns] if curves else pd.DataFrame(columns=columns)
+
+
+def entered_in(stays: pd.DataFrame, window: Period) -> pd.DataFrame:
+    """The stays that started within ``window`` (a :class:`~funnelkit.periods.Period`)."""
+    return stays[window.contains(stays["entered_at"])]
+
+
+def check_stays(stays: object, function: str) -> None:
+    """A clear ``TypeError`` when ``stays`` is not a stays table (e.g. a Dataset passed by mistake)."""
+    if not isinstance(stays, pd.DataFrame) or "days" not in stays or "censored" not in stays:
+        raise TypeError(f"{function} takes the stays table (a DataFrame from fk.stage_stays(data, config) or "
+                        f"scope.stays); got {type(stays).__name__}")
 
 
 def with_cohort(stays: pd.DataFrame) -> pd.DataFrame:
@@ -101,6 +134,7 @@ def time_in_stage(
     * ``mean_completed``: the plain mean of completed stays only, shown beside the KM figures
       because it ignores open deals and so understates how long deals sit.
     """
+    check_stays(stays, "time_in_stage")
     stays, keys = _groups(stays, by)
     rows = []
     for key, group in stays.groupby(keys, sort=True, observed=True):
@@ -112,6 +146,16 @@ def time_in_stage(
         rows.append(row)
     out = pd.DataFrame(rows)
     return out.drop(columns="stage_index") if "stage_index" in out else out
+
+
+def cohort_medians(stays: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
+    """Kaplan–Meier median days in stage by entry month: one row per cohort (``YYYY-MM``), one
+    column per stage of ``stages`` that has stays (NaN: not reached); empty when there are no stays."""
+    table = time_in_stage(stays, by="cohort")
+    if table.empty:
+        return pd.DataFrame()
+    grid = table.pivot(index="cohort", columns="stage", values="median")
+    return grid[[s for s in stages if s in grid.columns]]
 
 
 def compare_time_in_stage(stays: pd.DataFrame, stage: str, by: str) -> pd.DataFrame:
@@ -149,6 +193,7 @@ def stalled_deals(stays: pd.DataFrame, history: pd.DataFrame | None = None, quan
     ``deal_id, team, rep, pipeline, stage, entered_at, days, threshold_days, days_over``, longest
     overrun first. A stage whose quantile is not reached flags nobody.
     """
+    check_stays(stays, "stalled_deals")
     history = stays if history is None else history
     thresholds = {}
     for stage, group in history.groupby("stage", observed=True):

@@ -254,7 +254,7 @@ def backtest_history(card, won: int, lost: int, unscored: int = 0) -> pd.DataFra
 
 
 def test_backtest_with_fewer_than_10_won_or_lost_shows_no_auc(card):
-    test = S.backtest(backtest_history(card, won=5, lost=30), card, ["competitive_barrier"], n_boot=50)
+    test = S.backtest(backtest_history(card, won=5, lost=30), card, ["competitive_position"], n_boot=50)
     assert test.auc["auc"].isna().all() and test.auc["auc_low"].isna().all()
     assert test.unavailable == "few_closed"
     enough = S.backtest(backtest_history(card, won=12, lost=30), card, n_boot=50)
@@ -273,9 +273,9 @@ def test_backtest_states_closed_deals_it_could_not_score(card):
 
 def test_kendall_tau_needs_ten_scored_deals(card, sample, config):
     deals = fk.open_deals(sample, config)
-    few = S.compare_scenarios(deals.head(6), card, ["competitive_barrier"]).summary.iloc[0]
+    few = S.compare_scenarios(deals.head(6), card, ["competitive_position"]).summary.iloc[0]
     assert np.isnan(few["kendall_tau_b"])
-    many = S.compare_scenarios(deals, card, ["competitive_barrier"]).summary.iloc[0]
+    many = S.compare_scenarios(deals, card, ["competitive_position"]).summary.iloc[0]
     assert 0 < many["kendall_tau_b"] < 1
 
 
@@ -321,9 +321,9 @@ def test_sensitivity_on_no_deals_raises_no_warning(card, sample, config):
     none = fk.open_deals(sample, config).iloc[:0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        comparison = S.compare_scenarios(none, card, ["competitive_barrier"])
+        comparison = S.compare_scenarios(none, card, ["competitive_position"])
         assert comparison.summary["scored"].tolist() == [0] and np.isnan(comparison.summary["kendall_tau_b"].iloc[0])
-        test = S.backtest(none, card, ["competitive_barrier"], n_boot=20)
+        test = S.backtest(none, card, ["competitive_position"], n_boot=20)
         assert test.unavailable == "few_closed" and test.auc["auc"].isna().all()
         assert S.weight_monte_carlo(none, card, n=50).empty
         counts, tipping = S.weight_sweep(none, card, "amount")

@@ -13,8 +13,8 @@ def test_a_cjk_font_is_installed():
 
 
 def test_chinese_labels_render_without_missing_glyphs(sample, config):
-    funnel = fk.cohort_funnel(sample, config, "2024-Q1")
-    funnel["label"] = funnel["stage"].map(config.stage_labels(language="zh"))
+    funnel = fk.cohort_funnel(sample, config, "2024-Q1", language="zh")
+    assert funnel["label"].iloc[0] == "潜在客户"
     losses = fk.loss_reasons(sample, config, "2024-Q1")
     words = present.chart_words(present.load_text("zh"))
     with warnings.catch_warnings():

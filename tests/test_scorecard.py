@@ -56,7 +56,7 @@ def test_score_is_twenty_times_weighted_points(card):
                                follow_up_cost="high", payment_days=90), card).iloc[0]
     assert row["score"] == 80.0 and row["tier"] == "high"
     assert row["contribution_amount"] == pytest.approx(30.0)
-    assert row["top_drivers"] == "Expected amount 30 · Win probability 25"
+    assert row["top_drivers"] == "Amount 30 · Win probability 25"
 
 
 def test_79_99_is_medium(card):
@@ -76,15 +76,15 @@ def test_missing_input_is_unscored_not_scored_as_one(card):
     assert score_deals(one_deal(competitive_position=None), card).iloc[0]["score"] == pytest.approx(60)
 
 
-def test_scenario_adding_competitive_barrier(card):
-    weights = card.weights("competitive_barrier")
+def test_scenario_adding_competitive_position(card):
+    weights = card.weights("competitive_position")
     assert weights["competitive_position"] == 0.30
     assert weights["amount"] == pytest.approx(0.30 * 0.7) and weights["payment_days"] == pytest.approx(0.10 * 0.7)
     assert sum(weights.values()) == pytest.approx(1.0)
     # baseline 60 (all 3s); with advantage (5) at 30%: 20 × (0.7·3 + 0.3·5) = 72
-    row = score_deals(one_deal(competitive_position="advantage"), card, scenario="competitive_barrier").iloc[0]
+    row = score_deals(one_deal(competitive_position="advantage"), card, scenario="competitive_position").iloc[0]
     assert row["score"] == pytest.approx(72.0)
-    assert score_deals(one_deal(competitive_position=None), card, scenario="competitive_barrier")["score"].isna().all()
+    assert score_deals(one_deal(competitive_position=None), card, scenario="competitive_position")["score"].isna().all()
 
 
 def write_card(tmp_path, scenario_yaml: str, baseline_weight: float = 0.5):
@@ -129,8 +129,9 @@ def test_relative_mode_tiers_by_quantile(card):
 
 
 def plan_for(last, tier_amount, as_of):
-    scored = score_deals(one_deal(amount=tier_amount, last_follow_up_at=last), load_scorecard())
-    scored["stage"], scored["last_follow_up_at"] = "negotiation", pd.Timestamp(last) if last else pd.NaT
+    # score_deals keeps the stage and the last follow-up, which the plan needs
+    scored = score_deals(one_deal(amount=tier_amount, stage="negotiation",
+                                  last_follow_up_at=pd.Timestamp(last) if last else pd.NaT), load_scorecard())
     return follow_up_plan(scored, load_playbook(), as_of).iloc[0]
 
 

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
+from funnelkit import present
 from funnelkit.screening import MET, NOT_MET, UNKNOWN, failing_criteria, load_screening, screen_opportunities
 
 AS_OF = pd.Timestamp("2024-06-30")
@@ -58,7 +59,9 @@ def test_k_of_4_at_the_boundary():
     # two met and two unknown: not an opportunity point yet, and unknown is not counted as a miss
     unsure = screen(deal(competitive_position=None, need_fit=None)).iloc[0]
     assert (unsure["met_count"], unsure["unknown_count"], unsure["is_opportunity"]) == (2, 2, False)
-    assert unsure["reason"] == "Not yet (2/4); meets: Decision chain, Budget and urgency; unknown: Need fit, Competitive barrier"
+    result = screen(deal(competitive_position=None, need_fit=None))
+    assert present.screen_reasons(result, present.load_text("en")).iloc[0] == \
+        "Not yet (2/4); meets: Decision chain, Budget and urgency; unknown: Need fit, Competitive barrier"
 
 
 def test_rules_can_be_switched_off_and_changed(tmp_path):
@@ -95,9 +98,11 @@ def test_chinese_values_are_accepted_by_the_loader(config):
     row = data.deals.iloc[0]
     assert (row["need_fit"], row["decision_maker_engaged"], row["budget_confirmed"]) == ("high", True, False)
     assert (row["competitive_position"], row["strategic_value"], row["follow_up_cost"]) == ("advantage", "benchmark", "low")
-    result = screen(data.deals, language="zh").iloc[0]
+    screened = screen(data.deals, language="zh")
+    result = screened.iloc[0]
     assert result["budget_urgency"] == NOT_MET and result["is_opportunity"]
-    assert result["reason"] == "机会点 (3/4)；满足: 需求匹配度、决策链清晰度、竞争壁垒；未满足: 预算与紧迫性"
+    assert present.screen_reasons(screened, present.load_text("zh")).iloc[0] == \
+        "机会点（3/4）；满足：需求匹配度、决策链清晰度、竞争壁垒；未满足：预算与紧迫性"
 
 
 def test_unrecognised_value_is_missing_and_noted(config):

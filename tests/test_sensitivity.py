@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
+from funnelkit import present
 from funnelkit import sensitivity as S
 from funnelkit.scorecard import Scenario, Scorecard, load_scorecard
 
@@ -30,7 +31,7 @@ def test_scenario_equal_to_baseline_moves_nothing(card, open_deals):
 
 
 def test_scenario_comparison_accounts_for_every_deal(card, open_deals):
-    result = S.compare_scenarios(open_deals, card, ["competitive_barrier"])
+    result = S.compare_scenarios(open_deals, card, ["competitive_position"])
     summary = result.summary.iloc[0]
     assert result.transitions["deals"].sum() == summary["scored"]
     off_diagonal = result.transitions.query("baseline_tier != scenario_tier")["deals"].sum()
@@ -47,12 +48,25 @@ def two_dim_card(w_a=0.4):
     })
 
 
-def test_sweep_weights_sum_to_one(card, open_deals):
-    counts, _ = S.weight_sweep(open_deals, card, "amount")
-    assert np.allclose(counts["weight_sum"], 1.0)
-    assert counts.groupby("weight")["deals"].sum().nunique() == 1  # same deals at every weight
-    for w in np.linspace(0, 1, 11):
-        assert sum(S.sweep_weights(card.weights(), "win_probability", w).values()) == pytest.approx(1.0)
+def test_sweep_weights_rescale_the_others_by_hand():
+    # a set to 0.6; b and c share the remaining 0.4 in their baseline proportion 5 : 2
+    swept = S.sweep_weights({"a": 0.3, "b": 0.5, "c": 0.2}, "a", 0.6)
+    assert swept == pytest.approx({"a": 0.6, "b": 0.4 * 5 / 7, "c": 0.4 * 2 / 7})
+    assert S.sweep_weights({"a": 0.3, "b": 0.5, "c": 0.2}, "c", 0.0) == pytest.approx({"a": 0.375, "b": 0.625, "c": 0.0})
+
+
+def test_sweep_counts_equal_scoring_with_the_swept_weights(card, open_deals):
+    """The sweep's closed-form scores give the tiers that scoring each deal with the swept weights gives."""
+    from funnelkit.scorecard import score_deals
+
+    grid = [0.0, 0.15, 0.3, 0.55, 1.0]
+    counts, _ = S.weight_sweep(open_deals, card, "amount", grid=grid)
+    scored_at_all = score_deals(open_deals, card)["score"].notna()  # deals the sweep can score
+    for w in grid:
+        direct = score_deals(open_deals[scored_at_all.to_numpy()], card, weights=S.sweep_weights(card.weights(), "amount", w))
+        want = direct["tier"].value_counts().reindex(["high", "medium", "low"], fill_value=0)
+        got = counts[counts["weight"] == w].set_index("tier")["deals"].reindex(["high", "medium", "low"])
+        assert got.tolist() == want.tolist(), w
 
 
 def test_tipping_weights_by_hand():
@@ -95,22 +109,24 @@ def test_wilson_matches_scipy():
 def test_monte_carlo_is_reproducible_and_centred(card, open_deals):
     a = S.weight_monte_carlo(open_deals, card, n=500, seed=7)
     b = S.weight_monte_carlo(open_deals, card, n=500, seed=7)
-    pd.testing.assert_frame_equal(a, b)
-    assert not a.equals(S.weight_monte_carlo(open_deals, card, n=500, seed=8))
+    pd.testing.assert_frame_equal(a.table, b.table)
+    assert not a.table.equals(S.weight_monte_carlo(open_deals, card, n=500, seed=8).table)
     assert np.allclose(a[["p_high", "p_medium", "p_low"]].sum(axis=1), 1.0)
-    assert a.attrs["sd"]["amount"] == pytest.approx(0.05)  # sd derived for the largest weight
+    assert a.sd["amount"] == pytest.approx(0.05)  # sd derived for the largest weight
     assert S.concentration_for_sd({"a": 0.3, "b": 0.7}, 0.05) == pytest.approx(0.7 * 0.3 / 0.0025 - 1)
 
 
 def test_backtest_on_sample(card, sample):
-    result = S.backtest(sample.deals, card, ["competitive_barrier"], n_boot=200)
+    result = S.backtest(sample.deals, card, ["competitive_position"], n_boot=200)
     base = result.auc.set_index("scenario").loc["baseline"]
     assert 0.5 < base["auc"] < 1 and base["auc_low"] < base["auc"] < base["auc_high"]
-    assert result.warning is None
+    assert not result.too_few
     high = result.tiers.query("scenario == 'baseline' and tier == 'high'").iloc[0]
     assert high["lift"] > 1
     small = S.backtest(sample.deals.head(100), card, n_boot=50)
-    assert "too uncertain" in small.warning
+    assert small.too_few and small.min_class == 40
+    assert "too uncertain" in present.backtest_warning(small, present.load_text("en"))
+    assert "不确定性太大" in present.backtest_warning(small, present.load_text("zh"))
 
 
 def test_suggest_weights_recovers_planted_weights():
