@@ -31,7 +31,7 @@ def _report(args: argparse.Namespace) -> int:
     from funnelkit.report import run_reports
 
     summary = run_reports(args.matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet)
-    ok = len(summary.results) - len(summary.failed)
+    ok = summary.written
     print(f"{ok} of {len(summary.results)} reports written in {summary.seconds:.1f} s; index: {summary.index}")
     for result in summary.failed:
         print(f"FAILED {result.job.title}: {result.error}\n  notebook: {result.notebook}", file=sys.stderr)

@@ -16,10 +16,16 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
 import html
+import json
 import os
 import re
+import secrets
+import shutil
+import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -36,7 +42,11 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "funnelkit"
 EXECUTION_TIMEOUT = 600  # seconds per cell
 START_TIMEOUT = 120  # seconds for the kernel to start
-CACHE_DIR = ".cache"
+CACHE_DIR = ".cache"  # each run writes its data under .cache/<run id>/ and removes it when done
+LOCK_FILE = ".funnelkit.lock"  # one run at a time per output folder
+SLUG_MAX_BYTES = 80  # a folder name per team or rep, far below the usual 255-byte limit
+SLUG_HASH_CHARS = 8
+MAX_PARAMETER_BYTES = 64 * 1024  # report parameters of one matrix entry, as JSON
 REPORT_CSS = """
 body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei","PingFang SC",system-ui,sans-serif;
 max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2933;line-height:1.5}
@@ -109,15 +119,67 @@ class RunSummary:
     def failed(self) -> list[JobResult]:
         return [r for r in self.results if not r.ok]
 
+    @property
+    def written(self) -> int:
+        """HTML files this run actually wrote (distinct paths that exist), not reports that said ok."""
+        return len({r.html for r in self.results if r.ok and r.html and Path(r.html).exists()})
+
 
 def slug(name: str) -> str:
     """A file-system-safe folder name that keeps letters of any script (``Li Na`` → ``Li_Na``)."""
     return re.sub(r"[^\w-]+", "_", name.strip()).strip("_-") or "_"
 
 
+def unique_slugs(names: list[str]) -> dict[str, str]:
+    """Folder names for ``names``, one per name: :func:`slug` cut to :data:`SLUG_MAX_BYTES` of
+    UTF-8, plus ``-`` and a short hash of the name where the name was cut, where it has no letters
+    left (``..``, ``🚀🚀``), or where two names would share a folder (``x/y`` and ``x y``).
+    The suffix depends on the name alone, so a name keeps its folder from run to run."""
+    def short(name: str) -> str:
+        return slug(name).encode("utf-8")[:SLUG_MAX_BYTES].decode("utf-8", "ignore").strip("_-") or "_"
+
+    def hashed(name: str) -> str:
+        return f"{short(name)}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:SLUG_HASH_CHARS]}"
+
+    bases = {name: short(name) for name in set(names)}
+    shared = {base for base in bases.values() if sum(b.casefold() == base.casefold() for b in bases.values()) > 1}
+    return {name: hashed(name) if base in shared or base != slug(name) or base == "_" else base
+            for name, base in bases.items()}
+
+
+def check_parameter_size(matrix: ReportMatrix, limit: int = MAX_PARAMETER_BYTES) -> None:
+    """Raise :class:`ConfigError` when an entry's ``parameters`` would be over ``limit`` bytes as
+    JSON. The walk stops as soon as the limit is passed, so a YAML alias bomb (a billion laughs:
+    a few lines whose aliases expand to gigabytes) is refused at once instead of being expanded
+    by papermill into the notebook."""
+    for i, entry in enumerate(matrix.entries):
+        size, stack = 0, [entry.parameters]
+        while stack and size <= limit:
+            value = stack.pop()
+            if isinstance(value, dict):
+                size += 2 + 2 * len(value)
+                stack.extend(value.keys())
+                stack.extend(value.values())
+            elif isinstance(value, (list, tuple)):
+                size += 2 + len(value)
+                stack.extend(value)
+            elif isinstance(value, str):
+                size += 2 + len(value.encode("utf-8"))
+            else:
+                size += len(json.dumps(value, default=str))
+        if size > limit:
+            raise ConfigError(f"reports matrix: entries.{i}.parameters: more than {limit // 1024} KB as JSON; "
+                              "report parameters are for a few names and numbers (is a YAML alias repeated?)")
+
+
 def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Job]:
     """Turn the matrix into concrete jobs: ``teams: all`` and ``reps: all`` expand from the data."""
     teams_in_data = sorted(data.deals["team"].dropna().unique())
+    names = [team for entry in matrix.entries if entry.teams != "all" for team in entry.teams]
+    team_slug = unique_slugs([str(t) for t in teams_in_data] + names)
+    reps_in_data = data.deals["rep"].dropna().unique().tolist()
+    rep_slug = unique_slugs([str(r) for r in reps_in_data]
+                            + [r for entry in matrix.entries if isinstance(entry.reps, list) for r in entry.reps])
     jobs: list[Job] = []
     for i, entry in enumerate(matrix.entries):
         if not (notebooks_dir / f"{entry.notebook}.ipynb").exists():
@@ -133,7 +195,7 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
                 else:
                     reps = [r for r in entry.reps if (team_deals["rep"] == r).any()]
                 for rep in reps:
-                    parts = [period, slug(team)] + ([slug(rep)] if rep else []) + [entry.notebook]
+                    parts = [period, team_slug[team]] + ([rep_slug[rep]] if rep else []) + [entry.notebook]
                     params = {"period": period, "team": team, "rep": rep, "pipeline": entry.pipeline}
                     params |= entry.parameters
                     jobs.append(Job(entry.notebook, period, team, rep, params, "/".join(parts)))
@@ -209,8 +271,8 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
     start = time.perf_counter()
     out_nb = output / f"{job.relpath}.ipynb"
     out_html = output / f"{job.relpath}.html"
-    out_nb.parent.mkdir(parents=True, exist_ok=True)
     try:
+        out_nb.parent.mkdir(parents=True, exist_ok=True)  # inside: a name that cannot make a path fails alone
         nb = papermill.execute_notebook(
             str(notebooks_dir / f"{job.notebook}.ipynb"), str(out_nb),
             parameters=base_parameters | job.parameters, kernel_name=KERNEL_NAME, progress_bar=False,
@@ -229,12 +291,54 @@ def _run_job_star(args: tuple) -> JobResult:
     return run_job(*args)
 
 
+def _worker_init() -> None:
+    """Worker initializer: one BLAS/OpenMP thread per kernel, and exit when the parent dies."""
+    _one_math_thread_per_kernel()
+    _exit_with_parent(os.getppid())
+
+
 def _one_math_thread_per_kernel() -> None:
-    """Worker initializer: kernels inherit one BLAS/OpenMP thread each. With one worker per core,
+    """Kernels inherit one BLAS/OpenMP thread each. With one worker per core,
     more threads only contend (OpenBLAS threads spin while they wait), which made many small
     matrix products — the bootstrap refits — over 20 times slower."""
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """A daemon thread that ends this worker when its parent is gone (a SIGKILLed ``funnelkit
+    report`` would otherwise leave it running). The worker's kernels follow it: jupyter_client
+    tells each kernel its parent's pid and ipykernel exits when that parent goes."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="funnelkit-parent-watch", daemon=True).start()
+
+
+def _write_cache(data: Dataset, out: Path) -> Path:
+    """This run's own copy of the data, under ``.cache/<run id>/``: written into a temporary
+    folder and renamed, so no reader ever sees a half-written file and no other run's data."""
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(3)}"
+    root = out / CACHE_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{run_id}.", suffix=".tmp"))
+    try:
+        write_dataset(data, tmp, fmt="parquet")
+        final = root / run_id
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name too long for the file system
+        return False
 
 
 def run_reports(
@@ -246,37 +350,60 @@ def run_reports(
     only_paths: list[str] | None = None,
 ) -> RunSummary:
     """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix in
-    ``jobs`` worker processes."""
-    from tqdm import tqdm
+    ``jobs`` worker processes.
+
+    One run at a time writes into an output folder: a second run waits for the first's lock
+    (and says so on stderr). Each run reads its own cached copy of the data."""
+    from filelock import FileLock, Timeout
 
     began = time.perf_counter()
     matrix = load_report_matrix(matrix_path)
+    check_parameter_size(matrix)
     config = load_config()
     out = Path(output or matrix.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = open_dataset(matrix.data, as_of=matrix.as_of, config=config, preset=matrix.preset)
-    cache = write_dataset(data, out / CACHE_DIR / "data", fmt="parquet")
-    as_of = matrix.as_of or (data.as_of - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    base = {"data": str(cache), "as_of": as_of, "language": matrix.language}
+    lock = FileLock(out / LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"funnelkit: another report run is writing to {out}; waiting for it to finish (lock {lock.lock_file})",
+              file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        return _run_locked(matrix, config, out, jobs, only, only_paths, progress, began)
+    finally:
+        lock.release()
 
+
+def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, only: str | None,
+                only_paths: list[str] | None, progress: bool, began: float) -> RunSummary:
+    from tqdm import tqdm
+
+    data = open_dataset(matrix.data, as_of=matrix.as_of, config=config, preset=matrix.preset)
+    as_of = matrix.as_of or (data.as_of - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     all_jobs = expand_matrix(matrix, data)
     check_parameters(all_jobs)
     selected = [j for j in all_jobs if not only or fnmatch.fnmatch(j.relpath, only) or fnmatch.fnmatch(j.title, only)]
     if only_paths is not None:
         selected = [j for j in selected if j.relpath in only_paths]
+    cache = _write_cache(data, out)
+    base = {"data": str(cache), "as_of": as_of, "language": matrix.language}
     workers = max(1, min(jobs or os.cpu_count() or 1, len(selected) or 1))
     summary = RunSummary()
     bar = tqdm(total=len(selected), desc="reports", unit="report", disable=not progress)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_math_thread_per_kernel) as pool:
-        futures = [pool.submit(_run_job_star, (job, out, base)) for job in selected]
-        for future in as_completed(futures):
-            summary.results.append(future.result())
-            bar.update(1)
-    bar.close()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+            futures = [pool.submit(_run_job_star, (job, out, base)) for job in selected]
+            for future in as_completed(futures):
+                summary.results.append(future.result())
+                bar.update(1)
+    finally:
+        bar.close()
+        shutil.rmtree(cache, ignore_errors=True)
     summary.results.sort(key=lambda r: r.job.relpath)
     # Reports left out by --only keep their place in the index when an earlier run wrote them.
     earlier = [JobResult(j, True, 0.0, html=str(out / f"{j.relpath}.html")) for j in all_jobs
-               if j not in selected and (out / f"{j.relpath}.html").exists()]
+               if j not in selected and _exists(out / f"{j.relpath}.html")]
     summary.index = write_index(summary.results + earlier, out, as_of)
     summary.seconds = time.perf_counter() - began
     return summary
