@@ -30,11 +30,14 @@ def _sample(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from funnelkit.report import run_reports
 
-    summary = run_reports(args.matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet)
+    summary = run_reports(args.matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet,
+                          cold=args.cold, verbose=args.verbose)
     ok = summary.written
     print(f"{ok} of {len(summary.results)} reports written in {summary.seconds:.1f} s; index: {summary.index}")
     for result in summary.failed:
         print(f"FAILED {result.job.title}: {result.error}\n  notebook: {result.notebook}", file=sys.stderr)
+        if result.log:
+            print("  kernel log:\n    " + result.log.replace("\n", "\n    "), file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -127,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="run only reports whose path matches this glob, e.g. '2024-Q2/East/*'")
     p.add_argument("--output", help="output folder (default from the matrix: reports)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cold", action="store_true", help="a new kernel for every report (slower; default: one warm kernel per worker)")
+    p.add_argument("--verbose", action="store_true", help="show the report kernels' logs")
     p.set_defaults(func=_report)
     return parser
 

@@ -192,10 +192,17 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
 
 def open_dataset(source: str | Path = "sample", as_of: str | None = None, config: FunnelConfig | None = None,
                  preset: str | None = None) -> Dataset:
-    """What a notebook's ``data`` parameter names: ``"sample"`` or a path for :func:`load_data`."""
+    """What a notebook's ``data`` parameter names: ``"sample"`` or a path for :func:`load_data`.
+
+    Loaded once per process for the same files and settings (a warm report kernel reads its run's
+    data once); each call gets its own copy (:mod:`funnelkit.datacache`)."""
+    from funnelkit import datacache
+
+    config = config or load_config()
+    key = (datacache.source_key(source), str(as_of), preset, config.model_dump_json())
     if str(source) == "sample":
-        return sample_dataset(config=config)
-    return load_data(source, config=config, as_of=as_of, preset=preset)
+        return datacache.reuse(key, lambda: sample_dataset(config=config))
+    return datacache.reuse(key, lambda: load_data(source, config=config, as_of=as_of, preset=preset))
 
 
 def write_table_export(table: pd.DataFrame, path: str | Path, sheet_by: str | None = None) -> Path:

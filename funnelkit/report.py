@@ -107,6 +107,9 @@ class JobResult:
     error: str = ""
     html: str = ""
     notebook: str = ""
+    log: str = ""  # the kernel's log of a failed report
+    worker: int = 0  # pid of the worker process that ran it
+    memory: tuple[int, int] = (0, 0)  # the kernel's (current, peak) resident bytes after the report
 
 
 @dataclass
@@ -261,30 +264,304 @@ def notebook_to_html(nb: Any, title: str) -> str:
     )
 
 
-def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR) -> JobResult:
-    """Execute one notebook with papermill and export its HTML. Never raises: errors are returned."""
+class ReportKernel:
+    """One Jupyter kernel owned by a worker process (or by one report, with ``--cold``).
+
+    The kernel talks over IPC sockets in a private temporary folder (no TCP ports to race for, no
+    "running over TCP without encryption" warning) and writes its own stdout/stderr to
+    ``kernel.log`` there; :attr:`log_since` hands a failed report its part of the log, and
+    ``verbose`` lets the log through to the console instead. A warm kernel imports funnelkit once
+    and records the state a fresh kernel starts with; :meth:`reset` puts it back before each
+    report (see :func:`kernel_reset`)."""
+
+    def __init__(self, verbose: bool = False, cwd: Path = NOTEBOOKS_DIR) -> None:
+        self.verbose, self.cwd = verbose, cwd
+        self.folder = Path(tempfile.mkdtemp(prefix="funnelkit-kernel-"))
+        self.log_path = self.folder / "kernel.log"
+        self.km: Any = None
+        self.kc: Any = None
+        self._log: Any = None
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def start(self, warm: bool) -> None:
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(self.folder / "ipc"),
+                                     connection_file=str(self.folder / "connection.json"))
+        if self._log is None and not self.verbose:
+            self._log = open(self.log_path, "ab")
+        streams = {} if self.verbose else {"stdout": self._log, "stderr": self._log}
+        # History in memory, as nbclient does: no SQLite file shared by every kernel.
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                                       **streams)
+        self._connect()
+        if warm:
+            self.run_code(WARM_UP_CODE)
+
+    def _connect(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        self.kc = self.km.client()
+        self.kc.allow_stdin = False
+        self.kc.start_channels()
+        try:
+            run_sync(self.kc.wait_for_ready)(timeout=START_TIMEOUT)
+        except Exception:
+            self.kill(keep_folder=True)
+            raise
+
+    def restart(self, warm: bool) -> None:
+        """A new kernel process after a failure (a raised error, a timeout, a dead kernel)."""
+        self.kill(keep_folder=True)
+        self.start(warm)
+
+    def shutdown(self) -> None:
+        """Ask the kernel to exit, as a user closing a notebook would; kill it only when it does
+        not. (jupyter_client's own shutdown interrupts the kernel first, which makes an idle
+        kernel log "KeyboardInterrupt caught in kernel".)"""
+        from jupyter_core.utils import run_sync
+
+        if self.km is not None and self.kc is not None:
+            try:
+                self.kc.shutdown()
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and run_sync(self.km.is_alive)():
+                    time.sleep(0.02)
+            except Exception:  # noqa: BLE001 - the kill below settles any state
+                pass
+        self.kill()
+
+    def kill(self, keep_folder: bool = False) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self.kc is not None:
+            self.kc.stop_channels()
+            self.kc = None
+        if self.km is not None:
+            try:
+                if run_sync(self.km.is_alive)():
+                    run_sync(self.km.shutdown_kernel)(now=True)
+                else:
+                    run_sync(self.km.cleanup_resources)()
+            except Exception:  # noqa: BLE001 - a kernel already gone
+                pass
+            self.km = None
+        if not keep_folder:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    # -- use ---------------------------------------------------------------------------------
+    def run_code(self, code: str, timeout: float = START_TIMEOUT) -> None:
+        """Run ``code`` silently (no history, no execution count); raise when it fails."""
+        from jupyter_core.utils import run_sync
+
+        reply = run_sync(self.kc.execute_interactive)(code, silent=True, store_history=False, timeout=timeout,
+                                                      output_hook=lambda msg: None)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError(f"kernel set-up failed: {reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+
+    def reset(self) -> None:
+        self.run_code(RESET_CODE)
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size if self._log is not None and self.log_path.exists() else 0
+
+    def log_since(self, offset: int, limit: int = 20_000) -> str:
+        """What the kernel wrote to its log since ``offset`` (the last ``limit`` characters)."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")[-limit:].strip()
+
+    def memory(self) -> tuple[int, int]:
+        """(current, peak) resident memory of the kernel process in bytes (peak: Linux only)."""
+        import psutil
+
+        pid = getattr(self.km.provisioner, "pid", None) if self.km is not None else None
+        if not pid:
+            return 0, 0
+        try:
+            rss = psutil.Process(pid).memory_info().rss
+            status = Path(f"/proc/{pid}/status")
+            peak = next((int(line.split()[1]) * 1024 for line in status.read_text().splitlines()
+                         if line.startswith("VmHWM:")), rss) if status.exists() else rss
+            return rss, peak
+        except (psutil.Error, OSError, ValueError):
+            return 0, 0
+
+
+# Run once in a warm kernel: import what the reports import and record the state of a fresh kernel.
+WARM_UP_CODE = "import funnelkit.report\nfunnelkit.report.kernel_warm_up()"
+# Run before each report in a warm kernel: an empty namespace and the recorded state. IPython's
+# reset with a new session also starts the execution count at 1 again, as in a fresh kernel.
+RESET_CODE = "get_ipython().reset(new_session=True)\n__import__('funnelkit.report').report.kernel_reset()"
+# What the notebooks import (seaborn only for heatmaps), imported once per warm kernel.
+WARM_IMPORTS = ("IPython.display", "funnelkit.playbook", "funnelkit.plots", "funnelkit.present", "funnelkit.reps",
+                "funnelkit.review", "funnelkit.sales", "funnelkit.scorecard", "funnelkit.screening",
+                "funnelkit.sensitivity", "funnelkit.timing", "matplotlib.backends.backend_agg", "seaborn")
+_fresh_state: dict[str, Any] = {}  # inside a warm kernel: what kernel_warm_up recorded
+
+
+def kernel_warm_up() -> None:
+    """(Runs inside a warm kernel.) Import what the reports import, record the options and
+    settings of a fresh kernel, and move everything imported so far out of the garbage
+    collector's way (``gc.freeze``): the namespace reset between reports collects garbage, and
+    without the freeze each collection walks every object of pandas, scipy and matplotlib."""
+    import gc
+    import importlib
+    import warnings
+
+    import matplotlib
+    import numpy as np
+
+    for name in WARM_IMPORTS:
+        importlib.import_module(name)
+    _fresh_state.update(
+        rc={k: v for k, v in matplotlib.rcParams.items() if k != "backend"},
+        warnings=list(warnings.filters), numpy=np.geterr(), cwd=os.getcwd(), path=list(sys.path),
+        environ=dict(os.environ),
+    )
+    gc.collect()
+    gc.freeze()
+
+
+def kernel_reset() -> None:
+    """(Runs inside a warm kernel, after IPython's namespace reset.) Put back what a report may
+    have changed beyond its variables: pandas options, matplotlib settings and open pyplot
+    figures, warning filters, numpy error handling, the working directory, ``sys.path`` and the
+    environment. Data a report changed cannot leak: each report gets its own copy
+    (:mod:`funnelkit.datacache`)."""
+    import gc
+    import warnings
+
+    import matplotlib
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated options warn when they are reset
+        pd.reset_option("all")
+        matplotlib.rcParams.update(_fresh_state["rc"])
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    warnings.resetwarnings()  # also forgets which warnings were already shown once
+    warnings.filters[:] = _fresh_state["warnings"]
+    getattr(warnings, "_filters_mutated", lambda: None)()
+    np.seterr(**_fresh_state["numpy"])
+    os.chdir(_fresh_state["cwd"])
+    sys.path[:] = _fresh_state["path"]
+    if dict(os.environ) != _fresh_state["environ"]:
+        os.environ.clear()
+        os.environ.update(_fresh_state["environ"])
+    gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
+
+
+@functools.lru_cache(maxsize=1)
+def _register_engine() -> str:
+    """papermill's nbclient engine, executing in a :class:`ReportKernel` it is handed
+    (``report_kernel=``) instead of starting its own."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class ReportKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kernel: ReportKernel = kwargs.pop("report_kernel")
+            kwargs.pop("input_path", None)
+            client = PapermillNotebookClient(
+                nb_man, km=kernel.km, timeout=execution_timeout, startup_timeout=start_timeout,
+                kernel_name=kernel_name, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+                **kwargs,
+            )
+            client.kc = kernel.kc  # the kernel stays up after the notebook: the engine owns it, not nbclient
+            return client.execute()
+
+    papermill_engines.register(ENGINE_NAME, ReportKernelEngine)
+    return ENGINE_NAME
+
+
+ENGINE_NAME = "funnelkit-kernel"
+_worker_kernel: list[ReportKernel] = []  # in a worker process: its warm kernel, once started
+
+
+def _warm_kernel(verbose: bool) -> ReportKernel:
+    """This worker's kernel, started on first use and shut down when the worker exits."""
+    from multiprocessing import util
+
+    if not _worker_kernel:
+        kernel = ReportKernel(verbose)
+        try:
+            kernel.start(warm=True)
+        except BaseException:
+            kernel.kill()
+            raise
+        _worker_kernel.append(kernel)
+        util.Finalize(kernel, kernel.shutdown, exitpriority=100)
+    return _worker_kernel[0]
+
+
+def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR,
+            cold: bool = True, verbose: bool = False) -> JobResult:
+    """Execute one notebook with papermill and export its HTML. Never raises: errors are returned.
+
+    ``cold``: in a kernel of its own, started for this report. Otherwise in this worker's warm
+    kernel, reset first; after a failure that kernel is restarted, so the next report starts clean.
+    A failed report carries the kernel's log of it.
+    """
     import nbformat
     import papermill
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     start = time.perf_counter()
     out_nb = output / f"{job.relpath}.ipynb"
     out_html = output / f"{job.relpath}.html"
+    kernel: ReportKernel | None = None
+    offset = 0
     try:
         out_nb.parent.mkdir(parents=True, exist_ok=True)  # inside: a name that cannot make a path fails alone
+        if cold:
+            kernel = ReportKernel(verbose, notebooks_dir)
+            kernel.start(warm=False)
+        else:
+            kernel = _warm_kernel(verbose)
+            offset = kernel.log_size()
+            try:
+                kernel.reset()
+            except (RuntimeError, TimeoutError):  # the kernel died since the last report
+                kernel.restart(warm=True)
+                kernel.reset()
         nb = papermill.execute_notebook(
             str(notebooks_dir / f"{job.notebook}.ipynb"), str(out_nb),
             parameters=base_parameters | job.parameters, kernel_name=KERNEL_NAME, progress_bar=False,
             cwd=str(notebooks_dir), execution_timeout=EXECUTION_TIMEOUT, start_timeout=START_TIMEOUT,
+            engine_name=_register_engine(), report_kernel=kernel,
         )
+        memory = kernel.memory()
+        if cold:
+            kernel.shutdown()
         _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), job.title))
-        return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb))
+        return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
+                         worker=os.getpid(), memory=memory)
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
-    except (CellTimeoutError, DeadKernelError, NoSuchKernel, RuntimeError, OSError) as exc:
+    except (CellTimeoutError, DeadKernelError, NoSuchKernel, RuntimeError, OSError, TimeoutError) as exc:
         error = f"{type(exc).__name__}: {exc}"
-    return JobResult(job, False, time.perf_counter() - start, error=error, notebook=str(out_nb))
+    log = ""
+    if kernel is not None:
+        log = kernel.log_since(offset)
+        try:
+            kernel.kill() if cold else kernel.restart(warm=True)
+        except Exception:  # noqa: BLE001 - the next report starts a new kernel
+            kernel.kill()
+            _worker_kernel.clear()
+    return JobResult(job, False, time.perf_counter() - start, error=error, notebook=str(out_nb), log=log,
+                     worker=os.getpid())
 
 
 def _run_job_star(args: tuple) -> JobResult:
@@ -348,9 +625,12 @@ def run_reports(
     output: str | Path | None = None,
     progress: bool = True,
     only_paths: list[str] | None = None,
+    cold: bool = False,
+    verbose: bool = False,
 ) -> RunSummary:
     """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix in
-    ``jobs`` worker processes.
+    ``jobs`` worker processes. Each worker runs its reports one after another in one warm kernel
+    (``cold``: a new kernel per report). ``verbose`` shows the kernels' logs as they run.
 
     One run at a time writes into an output folder: a second run waits for the first's lock
     (and says so on stderr). Each run reads its own cached copy of the data."""
@@ -370,13 +650,13 @@ def run_reports(
               file=sys.stderr, flush=True)
         lock.acquire()
     try:
-        return _run_locked(matrix, config, out, jobs, only, only_paths, progress, began)
+        return _run_locked(matrix, config, out, jobs, only, only_paths, progress, began, cold, verbose)
     finally:
         lock.release()
 
 
 def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, only: str | None,
-                only_paths: list[str] | None, progress: bool, began: float) -> RunSummary:
+                only_paths: list[str] | None, progress: bool, began: float, cold: bool, verbose: bool) -> RunSummary:
     from tqdm import tqdm
 
     data = open_dataset(matrix.data, as_of=matrix.as_of, config=config, preset=matrix.preset)
@@ -393,7 +673,8 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     bar = tqdm(total=len(selected), desc="reports", unit="report", disable=not progress)
     try:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-            futures = [pool.submit(_run_job_star, (job, out, base)) for job in selected]
+            futures = [pool.submit(_run_job_star, (job, out, base, NOTEBOOKS_DIR, cold, verbose))
+                       for job in selected]
             for future in as_completed(futures):
                 summary.results.append(future.result())
                 bar.update(1)
