@@ -109,7 +109,9 @@ class JobResult:
     notebook: str = ""
     log: str = ""  # the kernel's log of a failed report
     worker: int = 0  # pid of the worker process that ran it
-    memory: tuple[int, int] = (0, 0)  # the kernel's (current, peak) resident bytes after the report
+    memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of worker + kernel after the report
+    finished: float = field(default_factory=time.time)  # when the report was done (epoch seconds)
+    cpu: float = 0.0  # CPU seconds of the kernel and the worker for this report (load-independent cost)
 
 
 @dataclass
@@ -276,6 +278,7 @@ class ReportKernel:
 
     def __init__(self, verbose: bool = False, cwd: Path = NOTEBOOKS_DIR) -> None:
         self.verbose, self.cwd = verbose, cwd
+        self.owner = os.getpid()  # a forked child must not use its parent's kernel
         self.folder = Path(tempfile.mkdtemp(prefix="funnelkit-kernel-"))
         self.log_path = self.folder / "kernel.log"
         self.km: Any = None
@@ -287,8 +290,10 @@ class ReportKernel:
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(self.folder / "ipc"),
-                                     connection_file=str(self.folder / "connection.json"))
+        ipc = os.name == "posix"  # zmq has no IPC transport on Windows
+        self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc" if ipc else "tcp",
+                                     connection_file=str(self.folder / "connection.json"),
+                                     **({"ip": str(self.folder / "ipc")} if ipc else {}))
         if self._log is None and not self.verbose:
             self._log = open(self.log_path, "ab")
         streams = {} if self.verbose else {"stdout": self._log, "stderr": self._log}
@@ -378,21 +383,33 @@ class ReportKernel:
             f.seek(offset)
             return f.read().decode("utf-8", "replace")[-limit:].strip()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the kernel process has used so far."""
+        import psutil
+
+        try:
+            times = psutil.Process(self.km.provisioner.pid).cpu_times()
+            return times.user + times.system
+        except (psutil.Error, AttributeError):
+            return 0.0
+
     def memory(self) -> tuple[int, int]:
-        """(current, peak) resident memory of the kernel process in bytes (peak: Linux only)."""
+        """(current, peak) resident bytes of this worker process and its kernel, added up (peaks
+        from Linux's ``VmHWM``; elsewhere the current size)."""
         import psutil
 
         pid = getattr(self.km.provisioner, "pid", None) if self.km is not None else None
-        if not pid:
-            return 0, 0
-        try:
-            rss = psutil.Process(pid).memory_info().rss
-            status = Path(f"/proc/{pid}/status")
-            peak = next((int(line.split()[1]) * 1024 for line in status.read_text().splitlines()
-                         if line.startswith("VmHWM:")), rss) if status.exists() else rss
-            return rss, peak
-        except (psutil.Error, OSError, ValueError):
-            return 0, 0
+        current = peak = 0
+        for process in (os.getpid(), pid):
+            try:
+                rss = psutil.Process(process).memory_info().rss
+                status = Path(f"/proc/{process}/status")
+                high = next((int(line.split()[1]) * 1024 for line in status.read_text().splitlines()
+                             if line.startswith("VmHWM:")), rss) if status.exists() else rss
+            except (psutil.Error, OSError, ValueError, TypeError):
+                continue
+            current, peak = current + rss, peak + high
+        return current, peak
 
 
 # Run once in a warm kernel: import what the reports import and record the state of a fresh kernel.
@@ -489,12 +506,14 @@ ENGINE_NAME = "funnelkit-kernel"
 _worker_kernel: list[ReportKernel] = []  # in a worker process: its warm kernel, once started
 
 
-def _warm_kernel(verbose: bool) -> ReportKernel:
+def _warm_kernel(verbose: bool, notebooks_dir: Path = NOTEBOOKS_DIR) -> ReportKernel:
     """This worker's kernel, started on first use and shut down when the worker exits."""
     from multiprocessing import util
 
+    if _worker_kernel and _worker_kernel[0].owner != os.getpid():
+        _worker_kernel.clear()
     if not _worker_kernel:
-        kernel = ReportKernel(verbose)
+        kernel = ReportKernel(verbose, notebooks_dir)
         try:
             kernel.start(warm=True)
         except BaseException:
@@ -522,15 +541,15 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
     out_nb = output / f"{job.relpath}.ipynb"
     out_html = output / f"{job.relpath}.html"
     kernel: ReportKernel | None = None
-    offset = 0
+    offset, cpu_start, kernel_cpu = 0, time.process_time(), 0.0
     try:
         out_nb.parent.mkdir(parents=True, exist_ok=True)  # inside: a name that cannot make a path fails alone
         if cold:
             kernel = ReportKernel(verbose, notebooks_dir)
             kernel.start(warm=False)
         else:
-            kernel = _warm_kernel(verbose)
-            offset = kernel.log_size()
+            kernel = _warm_kernel(verbose, notebooks_dir)
+            offset, kernel_cpu = kernel.log_size(), kernel.cpu_seconds()
             try:
                 kernel.reset()
             except (RuntimeError, TimeoutError):  # the kernel died since the last report
@@ -542,12 +561,12 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             cwd=str(notebooks_dir), execution_timeout=EXECUTION_TIMEOUT, start_timeout=START_TIMEOUT,
             engine_name=_register_engine(), report_kernel=kernel,
         )
-        memory = kernel.memory()
+        memory, kernel_cpu = kernel.memory(), kernel.cpu_seconds() - kernel_cpu
         if cold:
             kernel.shutdown()
         _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), job.title))
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
-                         worker=os.getpid(), memory=memory)
+                         worker=os.getpid(), memory=memory, cpu=kernel_cpu + time.process_time() - cpu_start)
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except (CellTimeoutError, DeadKernelError, NoSuchKernel, RuntimeError, OSError, TimeoutError) as exc:

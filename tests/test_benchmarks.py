@@ -19,5 +19,6 @@ def test_bench_analytics_smoke():
 
 
 def test_bench_reports_smoke():
-    out = run("benchmarks/bench_reports.py", "--limit", "2")
+    out = run("benchmarks/bench_reports.py", "--limit", "2", "--large-deals", "3000")
     assert "reports/min (0 failed)" in out and "speed-up:" in out
+    assert "large matrix: 2 reports" in out and "peak" in out and "MB" in out
