@@ -6,11 +6,18 @@ Layout of the output folder::
     reports/<period>/<team>/<notebook>.html   (+ the executed <notebook>.ipynb beside it)
     reports/<period>/<team>/<rep>/<notebook>.html
 
-The data is loaded and validated once per run and cached as Parquet under ``reports/.cache``;
-every notebook reads that cache. Reports run in worker processes (not threads: papermill changes
-the working directory). A failing report does not stop the others; it is listed with its error and
-the path of its failed notebook. Each HTML file is written to a temporary name and renamed, so a
-report is there whole or not at all.
+Team and rep folders are slugs, unique within a run and at most 80 bytes (a short hash of the
+name is added where names collide or were cut). The data is loaded and validated once per run and
+cached as Parquet under ``reports/.cache/<run id>/`` (written to a temporary folder and renamed,
+removed at the end); a lock file keeps a second run into the same folder waiting until the first
+is done. Reports run in worker processes (not threads: papermill changes the working directory);
+each worker keeps one kernel ("warm") that runs report after report through a papermill engine,
+reset before each report, and reads the cached data once (``--cold``: a kernel per report).
+Kernels talk over IPC sockets and log to a file, shown only with ``--verbose`` or for a report
+that failed. A failing report does not stop the others; it is listed with its error and the path
+of its failed notebook, and a warm kernel is restarted after it. Each HTML file is written to a
+temporary name and renamed, so a report is there whole or not at all. Workers exit when the run's
+process dies.
 """
 from __future__ import annotations
 
