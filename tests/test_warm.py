@@ -148,3 +148,10 @@ def test_a_clean_run_prints_only_the_progress_bar_and_summary(tmp_path):
         assert bar and all(line.startswith("reports:") for line in bar), done.stderr
         for noise in ("IPKernelApp", "WARNING", "KeyboardInterrupt", "Traceback", "without encryption"):
             assert noise not in done.stderr + done.stdout
+
+
+def test_verbose_shows_the_kernel_log_as_it_runs(notebooks, tmp_path, capfd):
+    result = run_job(Job("fail", "2024-06", "East", None, {}, "v/fail"), tmp_path / "out", {"data": "sample"}, notebooks,
+                     cold=True, verbose=True)
+    assert not result.ok and result.log == ""  # nothing kept back: it went to the console
+    assert "kernel says: about to fail" in capfd.readouterr().err
