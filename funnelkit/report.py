@@ -555,8 +555,10 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             kernel = ReportKernel(verbose, notebooks_dir)
             kernel.start(warm=False)
         else:
+            running = bool(_worker_kernel) and _worker_kernel[0].owner == os.getpid()
             kernel = _warm_kernel(verbose, notebooks_dir)
-            offset, kernel_cpu = kernel.log_size(), kernel.cpu_seconds()
+            # the first report of a kernel also pays for its start
+            offset, kernel_cpu = kernel.log_size(), kernel.cpu_seconds() if running else 0.0
             try:
                 kernel.reset()
             except (RuntimeError, TimeoutError):  # the kernel died since the last report
