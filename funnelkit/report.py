@@ -40,12 +40,11 @@ from typing import Any
 
 import pandas as pd
 
-from funnelkit.config import ConfigError, ReportMatrix, load_config, load_report_matrix
-from funnelkit.data import Dataset
+from funnelkit.config import NOTEBOOKS_DIR, ConfigError, ReportMatrix, load_config, load_report_matrix, notebooks_dir
+from funnelkit.data import Dataset, nothing_left
 from funnelkit.io import open_dataset, write_dataset
 from funnelkit.pages import notebook_to_html, render_index
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "funnelkit"
 EXECUTION_TIMEOUT = 600  # seconds per cell
 START_TIMEOUT = 120  # seconds for the kernel to start
@@ -151,8 +150,14 @@ def check_parameter_size(matrix: ReportMatrix, limit: int = MAX_PARAMETER_BYTES)
 
 
 def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Job]:
-    """Turn the matrix into concrete jobs: ``teams: all`` and ``reps: all`` expand from the data."""
+    """Turn the matrix into concrete jobs: ``teams: all`` and ``reps: all`` expand from the data.
+
+    A matrix that expands to no report, or names a team the data does not have, is a
+    :class:`ConfigError` saying why (e.g. every deal was quarantined, with the top reason).
+    """
     teams_in_data = sorted(data.deals["team"].dropna().unique())
+    if not teams_in_data:
+        raise ConfigError(f"no teams: {nothing_left(data)}")
     names = [team for entry in matrix.entries if entry.teams != "all" for team in entry.teams]
     team_slug = unique_slugs([str(t) for t in teams_in_data] + names)
     reps_in_data = data.deals["rep"].dropna().unique().tolist()
@@ -162,6 +167,10 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
     for i, entry in enumerate(matrix.entries):
         if not (notebooks_dir / f"{entry.notebook}.ipynb").exists():
             raise ConfigError(f"reports matrix: entries.{i}.notebook: no notebook {entry.notebook}.ipynb in {notebooks_dir}")
+        absent = [t for t in ([] if entry.teams == "all" else entry.teams) if t not in teams_in_data]
+        if absent:
+            raise ConfigError(f"reports matrix: entries.{i}.teams: {', '.join(map(repr, absent))} not in the data; "
+                              f"its teams are {', '.join(map(repr, teams_in_data[:20]))}")
         teams = teams_in_data if entry.teams == "all" else entry.teams
         for period in entry.periods:
             for team in teams:
@@ -177,6 +186,9 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
                     params = {"period": period, "team": team, "rep": rep, "pipeline": entry.pipeline}
                     params |= entry.parameters
                     jobs.append(Job(entry.notebook, period, team, rep, params, "/".join(parts)))
+    if not jobs:
+        raise ConfigError("the report matrix expands to no report: no rep of the listed teams has analysed deals "
+                          f"({len(data.deals):,} deals analysed)")
     return jobs
 
 
@@ -581,7 +593,7 @@ def _exists(path: Path) -> bool:
 
 
 def run_reports(
-    matrix_path: str | Path | None = None,
+    matrix_path: str | Path | ReportMatrix | None = None,
     jobs: int | None = None,
     only: str | None = None,
     output: str | Path | None = None,
@@ -590,17 +602,20 @@ def run_reports(
     cold: bool = False,
     verbose: bool = False,
 ) -> RunSummary:
-    """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix in
-    ``jobs`` worker processes. Each worker runs its reports one after another in one warm kernel
-    (``cold``: a new kernel per report). ``verbose`` shows the kernels' logs as they run.
+    """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix (a path,
+    or a :class:`ReportMatrix` with the command line's choices) in ``jobs`` worker processes, with the
+    project's notebooks (:func:`funnelkit.config.notebooks_dir`). Each worker runs its reports one
+    after another in one warm kernel (``cold``: a new kernel per report). ``verbose`` shows the
+    kernels' logs as they run.
 
     One run at a time writes into an output folder: a second run waits for the first's lock
     (and says so on stderr). Each run reads its own cached copy of the data."""
     from filelock import FileLock, Timeout
 
     began = time.perf_counter()
-    matrix = load_report_matrix(matrix_path)
+    matrix = matrix_path if isinstance(matrix_path, ReportMatrix) else load_report_matrix(matrix_path)
     check_parameter_size(matrix)
+    notebooks = notebooks_dir()
     config = load_config()
     out = Path(output or matrix.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -612,19 +627,20 @@ def run_reports(
               file=sys.stderr, flush=True)
         lock.acquire()
     try:
-        return _run_locked(matrix, config, out, jobs, only, only_paths, progress, began, cold, verbose)
+        return _run_locked(matrix, config, out, jobs, only, only_paths, progress, began, cold, verbose, notebooks)
     finally:
         lock.release()
 
 
 def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, only: str | None,
-                only_paths: list[str] | None, progress: bool, began: float, cold: bool, verbose: bool) -> RunSummary:
+                only_paths: list[str] | None, progress: bool, began: float, cold: bool, verbose: bool,
+                notebooks: Path) -> RunSummary:
     from tqdm import tqdm
 
     data = open_dataset(matrix.data, as_of=matrix.as_of, config=config, preset=matrix.preset)
     as_of = matrix.as_of or (data.as_of - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    all_jobs = expand_matrix(matrix, data)
-    check_parameters(all_jobs)
+    all_jobs = expand_matrix(matrix, data, notebooks)
+    check_parameters(all_jobs, notebooks)
     selected = [j for j in all_jobs if not only or fnmatch.fnmatch(j.relpath, only) or fnmatch.fnmatch(j.title, only)]
     if only_paths is not None:
         selected = [j for j in selected if j.relpath in only_paths]
@@ -635,7 +651,7 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     bar = tqdm(total=len(selected), desc="reports", unit="report", disable=not progress)
     try:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-            futures = [pool.submit(_run_job_star, (job, out, base, NOTEBOOKS_DIR, cold, verbose))
+            futures = [pool.submit(_run_job_star, (job, out, base, notebooks, cold, verbose))
                        for job in selected]
             for future in as_completed(futures):
                 summary.results.append(future.result())
