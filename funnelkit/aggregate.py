@@ -2,17 +2,25 @@
 
 This is the only code that reads event rows; everything downstream works on its outputs. Both
 outputs are simple group-wise aggregations (first entry per stage, next event per deal), so the
-same step can run as SQL where the data lives (see :mod:`funnelkit.sql`).
+same step can run as SQL where the data lives (:mod:`funnelkit.sql`, run by :mod:`funnelkit.engine`).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from funnelkit import engine as engines
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, isin, positions, take
 
 DEAL_COLUMNS = ["deal_id", "pipeline", "team", "rep", "created_at", "amount", "status", "closed_at", "lost_reason"]
+
+
+def _engine(data: Dataset, engine: engines.Engine | str | None) -> engines.Engine | str | None:
+    """The engine to run the per-event step in, or None for the pandas code."""
+    if engine is None:
+        return getattr(data, "engine", None)
+    return None if engine == "pandas" else engine
 
 
 def stage_list(config: FunnelConfig, deals: pd.DataFrame, pipeline: str | None) -> list[str]:
@@ -66,6 +74,7 @@ def reach_table(
     pipeline: str | None = None,
     team: str | None = None,
     rep: str | None = None,
+    engine: engines.Engine | str | None = None,
 ) -> pd.DataFrame:
     """One row per deal: when it reached each stage, its furthest stage and its status at ``as_of``.
 
@@ -80,7 +89,13 @@ def reach_table(
     Columns: the deal columns, ``reached_<stage>`` per stage (datetime), ``furthest_stage``,
     ``furthest_index`` (0-based; −1 when no stage was reached by ``as_of``) and ``skipped_out``.
     The frame's ``attrs`` hold ``stages`` and ``as_of``.
+
+    ``engine`` (``"pandas"``, ``"duckdb"``, ``"spark"`` or an :class:`~funnelkit.engine.Engine`)
+    runs the step there from the SQL in :mod:`funnelkit.sql`; by default a dataset loaded into an
+    engine uses it, any other the pandas code below (the reference).
     """
+    if _engine(data, engine) is not None:
+        return engines.reach_table(data, config, as_of, strict, pipeline, team, rep, engine=_engine(data, engine))
     as_of = as_of if as_of is not None else data.as_of
     deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline)
     stages = stage_list(config, deals, pipeline)
@@ -115,7 +130,8 @@ def reach_table(
     return out
 
 
-def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
+                engine: engines.Engine | str | None = None) -> pd.DataFrame:
     """One row per stay of a deal in a non-final stage, seen at ``as_of``.
 
     A stay starts at an entry into stage s and ends at the deal's next stage event (``outcome``
@@ -127,8 +143,10 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     whose date is unknown (``date_known`` False, from a snapshot export) is left out.
 
     Columns: ``deal_id, team, rep, pipeline, stage, stage_index, entered_at, exited_at, outcome,
-    days, censored``.
+    days, censored``. ``engine`` as in :func:`reach_table`.
     """
+    if _engine(data, engine) is not None:
+        return engines.stage_stays(data, config, as_of, engine=_engine(data, engine))
     as_of = as_of if as_of is not None else data.as_of
     deals = deals_as_of(data.deals, as_of).reset_index(drop=True)
     events = data.events[data.events["entered_at"] < as_of]
@@ -189,9 +207,12 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     return stays
 
 
-def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
+               engine: engines.Engine | str | None = None) -> pd.DataFrame:
     """Deals still open at ``as_of`` with their current ``stage``: the stage of their latest event
-    (after a regression, the earlier stage they fell back to)."""
+    (after a regression, the earlier stage they fell back to). ``engine`` as in :func:`reach_table`."""
+    if _engine(data, engine) is not None:
+        return engines.open_deals(data, config, as_of, engine=_engine(data, engine))
     as_of = as_of if as_of is not None else data.as_of
     deals = deals_as_of(data.deals, as_of)
     deals = deals[deals["status"] == "open"]

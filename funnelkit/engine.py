@@ -113,8 +113,9 @@ class SparkEngine(Engine):
     name = "spark"
     dialect = "spark"
 
-    def __init__(self, session: Any = None, master: str | None = None, remote: str | None = None):
-        self.spark = session if session is not None else spark_session(master, remote)
+    def __init__(self, session: Any = None, master: str | None = None, remote: str | None = None,
+                 conf: dict[str, str] | None = None):
+        self.spark = session if session is not None else spark_session(master, remote, conf)
 
     def _fetch(self, text: str) -> pd.DataFrame:
         return self.spark.sql(text).toPandas()
@@ -122,7 +123,7 @@ class SparkEngine(Engine):
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         frame = self.spark.sql(sql.transpile(text, self.dialect))
         if materialise:
-            frame = frame.localCheckpoint()  # computed once; later queries do not re-run the checks
+            frame = frame.cache()  # computed once, on first use; later queries do not re-run the checks
         frame.createOrReplaceTempView(name)
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
@@ -154,11 +155,12 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def spark_session(master: str | None = None, remote: str | None = None) -> Any:
+def spark_session(master: str | None = None, remote: str | None = None, conf: dict[str, str] | None = None) -> Any:
     """A SparkSession with UTC, timestamps without time zone, and no console progress bars.
 
     ``remote`` (Spark Connect URL) wins over ``master``; both default to the environment
-    (``FUNNELKIT_SPARK_REMOTE``, ``FUNNELKIT_SPARK_MASTER``), then ``local[*]``.
+    (``FUNNELKIT_SPARK_REMOTE``, ``FUNNELKIT_SPARK_MASTER``), then ``local[*]``. ``conf`` adds
+    Spark settings (``spark.sql.shuffle.partitions`` is 4 locally: small shuffles stay cheap).
     """
     from pyspark.sql import SparkSession
 
@@ -169,10 +171,10 @@ def spark_session(master: str | None = None, remote: str | None = None) -> Any:
     else:
         builder = builder.master(master or os.environ.get("FUNNELKIT_SPARK_MASTER") or "local[*]")
         for key, value in {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
-                           "spark.sql.shuffle.partitions": "8", "spark.driver.memory": "2g"}.items():
+                           "spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g"}.items():
             builder = builder.config(key, value)
     for key, value in {"spark.sql.session.timeZone": "UTC", "spark.sql.timestampType": "TIMESTAMP_NTZ",
-                       "spark.sql.execution.arrow.pyspark.enabled": "true"}.items():
+                       "spark.sql.execution.arrow.pyspark.enabled": "true", **(conf or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     if not remote:
@@ -236,8 +238,13 @@ def _stage_table(config: FunnelConfig, spellings: dict[str, str]) -> pd.DataFram
 
 
 def _engine_for(data: Dataset, config: FunnelConfig, engine: Engine | str | None) -> Engine:
-    if engine is None or engine == getattr(data, "engine", None):
-        return data.engine
+    held = getattr(data, "engine", None)
+    if held is not None:  # the events live in that engine only
+        if engine is None or engine is held or engine == held.name:
+            return held
+        raise ValueError(f"this dataset's events are in {held.name}; they cannot be read by {engine!r}")
+    if engine is None:
+        raise ValueError("name an engine: duckdb, spark or an Engine")
     return attach(data, config, engine)
 
 
@@ -379,7 +386,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, as_of_text), materialise=True)
     engine.define("fk_checked_events", sql.event_checks_sql(as_of, as_of_text), materialise=True)
     engine.define("fk_final_deals", sql.deal_events_sql(), materialise=True)
-    columns = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
+    canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
+    columns = [c for c in deal_kinds if c in canonical] + [c for c in canonical if c not in deal_kinds]
     engine.define("fk_deals", sql.clean_deals_sql(columns), materialise=True)
     engine.define("fk_events", sql.clean_events_sql(), materialise=True)
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from funnelkit.config import FunnelConfig, load_config
 from funnelkit.data import DataError, Dataset, validate
+from funnelkit.engine import is_engine_source, load_source
 from funnelkit.periods import as_of_bound
 from funnelkit.sample import SAMPLE_END, generate_sample
 
@@ -123,7 +124,14 @@ def load_data(
     both tables. ``as_of`` (a date: end of that day) rejects anything dated after it. ``preset``
     names a CRM export shape in ``params/presets`` (salesforce, hubspot, snapshot). A folder
     written by :func:`write_dataset` also carries the quarantine of the run that wrote it.
+    ``duckdb:///…`` and ``spark:…`` sources are checked and aggregated in that engine
+    (:func:`funnelkit.engine.load_source`).
     """
+    if is_engine_source(path):
+        if mapping or (preset and preset != "canonical"):
+            raise DataError(f"{path}: an engine source holds canonical tables; a column mapping or preset "
+                            "cannot be applied to it")
+        return load_source(str(path), config or load_config(), as_of_bound(as_of, None) if as_of is not None else None)
     path = Path(path)
     config = config or load_config()
     if not path.exists():
