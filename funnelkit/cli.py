@@ -30,7 +30,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from funnelkit.report import run_reports
 
-    summary = run_reports(args.matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet)
+    summary = run_reports(args.matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet,
+                          data_source=args.data)
     ok = len(summary.results) - len(summary.failed)
     print(f"{ok} of {len(summary.results)} reports written in {summary.seconds:.1f} s; index: {summary.index}")
     for result in summary.failed:
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="parallel report processes (default: the core count)")
     p.add_argument("--only", help="run only reports whose path matches this glob, e.g. '2024-Q2/East/*'")
     p.add_argument("--output", help="output folder (default from the matrix: reports)")
+    p.add_argument("--data", help="data source instead of the matrix's: a folder, a DuckDB file, "
+                                  "duckdb:///file.duckdb or duckdb:///parquet-folder, spark:table-or-path")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_report)
     return parser

@@ -8,11 +8,13 @@ Sources (:func:`load_source`):
 
 * ``duckdb:///path/file.duckdb`` — tables ``deals`` and ``stage_events`` of a DuckDB file;
 * ``duckdb:///path/folder`` — ``deals.parquet`` and ``stage_events.parquet`` (files or folders of
-  parts) read by DuckDB out of core;
+  parts) read by DuckDB out of core; ``?memory_limit=2GB`` caps DuckDB's memory (it spills to the
+  temporary folder beyond);
 * ``spark:/path/folder`` — the same Parquet read by Spark; ``spark:db`` — tables ``db.deals`` and
   ``db.stage_events`` of the Spark catalog (``spark:`` alone: ``deals`` and ``stage_events``).
-  A local ``SparkSession`` (``local[*]``) by default; ``FUNNELKIT_SPARK_MASTER`` (a master URL)
-  or ``FUNNELKIT_SPARK_REMOTE`` (a Spark Connect URL, ``sc://host:15002``) point elsewhere.
+  A local ``SparkSession`` (``local[*]``) by default; ``?master=spark://host:7077`` or
+  ``?remote=sc://host:15002`` (Spark Connect) after the source, or the environment variables
+  ``FUNNELKIT_SPARK_MASTER`` / ``FUNNELKIT_SPARK_REMOTE``, point elsewhere.
 
 Dates in text columns must be ISO 8601 in an engine (``2024-03-01 09:00``); anything else is
 quarantined as "not a date", like any unparseable date.
@@ -24,6 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
@@ -88,13 +91,15 @@ class DuckDBEngine(Engine):
         import duckdb
 
         self.con = con if con is not None else duckdb.connect()
+        self.con.execute("set enable_progress_bar = false")
         if memory_limit:
             self.con.execute(f"set memory_limit = {sql.string(memory_limit)}")
             self.con.execute(f"set temp_directory = {sql.string(tempfile.gettempdir())}")
             self.con.execute("set preserve_insertion_order = false")
 
     def _fetch(self, text: str) -> pd.DataFrame:
-        return self.con.execute(text).df()
+        # through Arrow: text comes back as Arrow-backed strings, not one Python object per value
+        return self.con.sql(text).to_arrow_table().to_pandas()
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         self.con.execute(f"create or replace temp {'table' if materialise else 'view'} {name} as {text}")
@@ -440,9 +445,16 @@ def load_source(source: str, config: FunnelConfig, as_of: pd.Timestamp | None = 
                 engine: Engine | None = None, examples: int = EXAMPLES) -> EngineDataset:
     """Open an engine source (see the module docstring) and run the row checks in its engine."""
     kind, _, target = source.partition(":")
+    target, _, query = target.partition("?")
+    options = {k: v[-1] for k, v in parse_qs(query).items()}
+    allowed = {"duckdb": {"memory_limit"}, "spark": {"master", "remote"}}.get(kind, set())
+    unknown = set(options) - allowed
+    if unknown:
+        raise DataError(f"{source}: unknown option(s) {', '.join(sorted(unknown))}; "
+                        f"expected {', '.join(sorted(allowed)) or 'none'}")
     if kind == "duckdb":
         path = Path(target[2:] if target.startswith("//") else target)
-        engine = engine or DuckDBEngine()
+        engine = engine or DuckDBEngine(memory_limit=options.get("memory_limit"))
         if path.is_dir():
             names = {t: _parquet_part(path, t) for t in ("deals", "stage_events")}
             for table, name in (("deals", "raw_deals"), ("stage_events", "raw_events")):
@@ -462,7 +474,7 @@ def load_source(source: str, config: FunnelConfig, as_of: pd.Timestamp | None = 
         else:
             raise DataError(f"{path}: no such file or folder")
     elif kind == "spark":
-        engine = engine or SparkEngine()
+        engine = engine or SparkEngine(master=options.get("master"), remote=options.get("remote"))
         files = {}
         for table, name in (("deals", "raw_deals"), ("stage_events", "raw_events")):
             if target.startswith("/") or target.startswith(".") or "://" in target:

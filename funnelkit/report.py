@@ -30,6 +30,7 @@ import pandas as pd
 
 from funnelkit.config import ConfigError, ReportMatrix, load_config, load_report_matrix
 from funnelkit.data import Dataset
+from funnelkit.engine import is_engine_source
 from funnelkit.io import open_dataset, write_dataset
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -244,9 +245,12 @@ def run_reports(
     output: str | Path | None = None,
     progress: bool = True,
     only_paths: list[str] | None = None,
+    data_source: str | None = None,
 ) -> RunSummary:
     """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix in
-    ``jobs`` worker processes."""
+    ``jobs`` worker processes. ``data_source`` replaces the matrix's ``data``. An engine source
+    (``duckdb:///…``, ``spark:…``) is handed to each notebook as it is, so its events stay in the
+    engine; any other is loaded once and cached as Parquet."""
     from tqdm import tqdm
 
     began = time.perf_counter()
@@ -254,10 +258,14 @@ def run_reports(
     config = load_config()
     out = Path(output or matrix.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data = open_dataset(matrix.data, as_of=matrix.as_of, config=config, preset=matrix.preset)
-    cache = write_dataset(data, out / CACHE_DIR / "data", fmt="parquet")
+    source = data_source or matrix.data
+    data = open_dataset(source, as_of=matrix.as_of, config=config, preset=matrix.preset)
+    if is_engine_source(source):
+        cache = source
+    else:
+        cache = str(write_dataset(data, out / CACHE_DIR / "data", fmt="parquet"))
     as_of = matrix.as_of or (data.as_of - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-    base = {"data": str(cache), "as_of": as_of, "language": matrix.language}
+    base = {"data": cache, "as_of": as_of, "language": matrix.language}
 
     all_jobs = expand_matrix(matrix, data)
     check_parameters(all_jobs)
