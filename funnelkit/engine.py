@@ -6,7 +6,8 @@ counts by reason and up to ``examples`` example rows per reason come back to Pyt
 
 Sources (:func:`load_source`):
 
-* ``duckdb:///path/file.duckdb`` — tables ``deals`` and ``stage_events`` of a DuckDB file;
+* ``duckdb:///path/file.duckdb`` — tables ``deals`` and ``stage_events`` of a DuckDB file (a
+  relative path; four slashes, ``duckdb:////data/crm.duckdb``, for an absolute one);
 * ``duckdb:///path/folder`` — ``deals.parquet`` and ``stage_events.parquet`` (files or folders of
   parts) read by DuckDB out of core; ``?memory_limit=2GB`` caps DuckDB's memory (it spills to the
   temporary folder beyond);
@@ -453,7 +454,8 @@ def load_source(source: str, config: FunnelConfig, as_of: pd.Timestamp | None = 
         raise DataError(f"{source}: unknown option(s) {', '.join(sorted(unknown))}; "
                         f"expected {', '.join(sorted(allowed)) or 'none'}")
     if kind == "duckdb":
-        path = Path(target[2:] if target.startswith("//") else target)
+        # SQLAlchemy's convention: duckdb:///relative/path, duckdb:////absolute/path
+        path = Path(target[3:] if target.startswith("///") else target)
         engine = engine or DuckDBEngine(memory_limit=options.get("memory_limit"))
         if path.is_dir():
             names = {t: _parquet_part(path, t) for t in ("deals", "stage_events")}

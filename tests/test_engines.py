@@ -102,3 +102,17 @@ def test_one_sql_text_transpiles_for_spark_and_warehouses():
     assert "MIN(CASE WHEN" in sql.transpile(text, "snowflake").upper().replace("IFF(", "CASE WHEN ") or \
         "IFF(" in sql.transpile(text, "snowflake")
     assert sql.transpile(text, "duckdb") == text
+
+
+def test_check_report_from_duckdb_equals_pandas(tmp_path, config):
+    from funnelkit.check import check_report
+
+    deals, events = damaged_sample(1000)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    deals.astype({"amount": str, "created_at": str}).to_parquet(folder / "deals.parquet", index=False)
+    events.astype({"entered_at": str}).to_parquet(folder / "stage_events.parquet", index=False)
+    pandas_lines = check_report(fk.load_data(folder, config=config), config)
+    engine_lines = check_report(fk.load_data(f"duckdb:///{folder}", config=config), config)
+    assert engine_lines[1:] == pandas_lines[1:]
+    assert any("quarantined" in line and "0 quarantined" not in line for line in engine_lines)
