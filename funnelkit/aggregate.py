@@ -104,23 +104,33 @@ def reach_table(
     first = events.groupby(["deal_id", "stage"], observed=True)["entered_at"].min().unstack("stage")
     first = first.reindex(index=deals["deal_id"], columns=stages)
     entry = first.to_numpy(dtype="datetime64[ns]").view("int64")
-    never = np.iinfo("int64").min  # NaT's integer value
-    entry = np.where(entry == never, np.iinfo("int64").max, entry)
+    entry = np.where(entry == NAT, NEVER, entry)
+    any_stage = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
+    return reach_frame(deals, stages, any_stage, entry, strict, as_of)
+
+
+NEVER = np.iinfo("int64").max  # "no entry" in integer nanoseconds: later than any entry
+NAT = np.iinfo("int64").min  # NaT's integer value
+
+
+def reach_frame(deals: pd.DataFrame, stages: list[str], any_stage: np.ndarray, entry: np.ndarray | None,
+                strict: bool, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The reach table from two deals × stages matrices of integer nanoseconds (:data:`NEVER`
+    where none): ``any_stage`` = earliest entry into the stage or any later one, ``entry`` =
+    first entry into the stage itself (used by the strict rule only)."""
     if strict:
         reached = entry.copy()
         for j in range(1, len(stages)):
-            reached[:, j] = np.where(reached[:, j - 1] == np.iinfo("int64").max, np.iinfo("int64").max, entry[:, j])
-        any_stage = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
+            reached[:, j] = np.where(reached[:, j - 1] == NEVER, NEVER, entry[:, j])
     else:
-        reached = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
-        any_stage = reached
-    has = reached != np.iinfo("int64").max
+        reached = any_stage
+    has = reached != NEVER
     furthest = np.where(has.any(axis=1), has.shape[1] - 1 - np.argmax(has[:, ::-1], axis=1), -1)
-    furthest_any = np.where((any_stage != np.iinfo("int64").max).any(axis=1),
-                            has.shape[1] - 1 - np.argmax((any_stage != np.iinfo("int64").max)[:, ::-1], axis=1), -1)
+    furthest_any = np.where((any_stage != NEVER).any(axis=1),
+                            has.shape[1] - 1 - np.argmax((any_stage != NEVER)[:, ::-1], axis=1), -1)
 
     out = deals[[c for c in DEAL_COLUMNS if c in deals.columns]].reset_index(drop=True)
-    reached = np.where(has, reached, never).astype("int64").view("datetime64[ns]")
+    reached = np.where(has, reached, NAT).astype("int64").view("datetime64[ns]")
     for j, stage in enumerate(stages):
         out[f"reached_{stage}"] = reached[:, j]
     out["furthest_index"] = furthest
@@ -193,11 +203,18 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     for code, name in enumerate(pipelines):
         here = pipeline_codes[deal_pos] == code
         stage_names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
+    return stays_frame(deals, deal_pos, stage_names, stage_index, entered, exited_at, outcome, as_of)
+
+
+def stays_frame(deals: pd.DataFrame, deal_pos: np.ndarray, stage: np.ndarray, stage_index: np.ndarray,
+                entered: np.ndarray, exited_at: np.ndarray, outcome: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The stay table from per-stay arrays (``deal_pos``: the deal's row in ``deals``), with the
+    deal's team, rep and pipeline, ``censored`` and ``days`` (to exit, or to ``as_of`` if open)."""
     stays = pd.DataFrame({
         "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
         "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
         "pipeline": take(deals["pipeline"], deal_pos),
-        "stage": stage_names, "stage_index": stage_index, "entered_at": entered,
+        "stage": stage, "stage_index": stage_index, "entered_at": entered,
         "exited_at": exited_at.astype("datetime64[ns]"), "outcome": outcome,
     })
     stays["censored"] = stays["outcome"] == "open"

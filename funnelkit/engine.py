@@ -263,51 +263,31 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.aggregate.reach_table` computed in ``engine`` (by default the dataset's)
     from :func:`funnelkit.sql.reach_sql`; the deal columns come from ``data.deals``."""
-    from funnelkit.aggregate import DEAL_COLUMNS, deals_as_of, filter_scope, stage_list
+    from funnelkit.aggregate import NEVER, deals_as_of, filter_scope, reach_frame, stage_list
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
     deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline).reset_index(drop=True)
     stages = stage_list(config, deals, pipeline)
-    n = len(stages)
-    got = engine.query(sql.reach_sql(n, as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
+    got = engine.query(sql.reach_sql(len(stages), as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
     at = positions(got["deal_id"], deals["deal_id"])
-    never = np.iinfo("int64").max
-    entry = np.full((len(deals), n), never, dtype="int64")
-    prefix = "first" if strict else "reached"
-    for i in range(n):
-        entry[at, i] = np.where(got[f"{prefix}_{i}"].isna(), never, _nanoseconds(got[f"{prefix}_{i}"]).view("int64"))
-    any_stage = np.full((len(deals), n), never, dtype="int64")
-    for i in range(n):
-        any_stage[at, i] = np.where(got[f"reached_{i}"].isna(), never,
-                                    _nanoseconds(got[f"reached_{i}"]).view("int64"))
-    if strict:  # reached s only by entering it after every earlier stage was entered
-        reached = entry.copy()
-        for j in range(1, n):
-            reached[:, j] = np.where(reached[:, j - 1] == never, never, entry[:, j])
-    else:
-        reached = any_stage
-    has = reached != never
-    furthest = np.where(has.any(axis=1), n - 1 - np.argmax(has[:, ::-1], axis=1), -1)
-    furthest_any = np.full(len(deals), -1)
-    furthest_any[at] = got["furthest_index"].fillna(-1).to_numpy(dtype="int64")
 
-    out = deals[[c for c in DEAL_COLUMNS if c in deals.columns]].reset_index(drop=True)
-    values = np.where(has, reached, np.iinfo("int64").min).view("datetime64[ns]")
-    for j, stage in enumerate(stages):
-        out[f"reached_{stage}"] = values[:, j]
-    out["furthest_index"] = furthest
-    out["furthest_stage"] = pd.Series(np.asarray(stages + [pd.NA], dtype=object)[furthest], dtype="string")
-    out["skipped_out"] = furthest_any > furthest
-    out.attrs.update(stages=stages, as_of=as_of, strict=strict)
-    return out
+    def matrix(prefix: str) -> np.ndarray:
+        """deals × stages integer nanoseconds from the engine's ``<prefix>_<i>`` columns."""
+        out = np.full((len(deals), len(stages)), NEVER, dtype="int64")
+        for i in range(len(stages)):
+            values = got[f"{prefix}_{i}"]
+            out[at, i] = np.where(values.isna(), NEVER, _nanoseconds(values).view("int64"))
+        return out
+
+    return reach_frame(deals, stages, matrix("reached"), matrix("first") if strict else None, strict, as_of)
 
 
 def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.aggregate.stage_stays` computed in ``engine`` from
     :func:`funnelkit.sql.stays_sql`; rows in the pandas path's order (deal, entry, stage)."""
-    from funnelkit.aggregate import deals_as_of
+    from funnelkit.aggregate import deals_as_of, stays_frame
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
@@ -318,20 +298,8 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     stage_index = got["stage_index"].to_numpy(dtype="int64")
     order = np.lexsort((stage_index, entered, deal_pos))
     got = got.iloc[order].reset_index(drop=True)
-    deal_pos = deal_pos[order]
-    stays = pd.DataFrame({
-        "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
-        "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
-        "pipeline": take(deals["pipeline"], deal_pos),
-        "stage": got["stage"].astype(object).to_numpy(), "stage_index": stage_index[order],
-        "entered_at": entered[order], "exited_at": _nanoseconds(got["exited_at"]),
-        "outcome": got["outcome"].astype(object).to_numpy(),
-    })
-    stays["censored"] = stays["outcome"] == "open"
-    end = stays["exited_at"].fillna(as_of)
-    stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
-    stays.attrs.update(as_of=as_of)
-    return stays
+    return stays_frame(deals, deal_pos[order], got["stage"].astype(object).to_numpy(), stage_index[order],
+                       entered[order], _nanoseconds(got["exited_at"]), got["outcome"].astype(object).to_numpy(), as_of)
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,

@@ -183,6 +183,8 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
 
     Parquet output also stores the quarantine, so a cached copy reports the same data quality.
     """
+    if getattr(data, "engine", None) is not None:
+        raise DataError(f"{data.source}: its events stay in {data.engine.name}; write them there, not through pandas")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
