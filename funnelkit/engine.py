@@ -100,7 +100,7 @@ class DuckDBEngine(Engine):
 
     def _fetch(self, text: str) -> pd.DataFrame:
         # through Arrow: text comes back as Arrow-backed strings, not one Python object per value
-        return self.con.sql(text).to_arrow_table().to_pandas()
+        return self.con.sql(text).to_arrow_table().to_pandas(self_destruct=True, split_blocks=True)
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         self.con.execute(f"create or replace temp {'table' if materialise else 'view'} {name} as {text}")
@@ -390,7 +390,7 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
 def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> pd.DataFrame:
     """Valid deals from the engine in the dtypes :func:`funnelkit.data.validate` gives, with
     categorical spellings mapped to canonical values (the same rule as the pandas path)."""
-    raw = deals.copy()
+    raw = deals[[c for c in config.categories if c in deals]].copy()  # spellings before mapping
     for column in ["created_at", "closed_at", "expected_start", "last_follow_up_at"]:
         deals[column] = pd.to_datetime(deals[column]).astype("datetime64[ns]")
     for column in ["amount", "win_probability", "payment_days"]:
