@@ -398,6 +398,9 @@ def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> pd.DataFrame:
     for column in ["deal_id", "customer", "pipeline", "team", "rep", "status", "lost_reason"]:
         deals[column] = deals[column].astype("string")
     notes = _normalise_categories(deals, raw, config)
+    for column in raw.columns:  # canonical text as Arrow strings: ~10 bytes a value, not ~60 for a Python str
+        if deals[column].dtype == object:
+            deals[column] = deals[column].astype("str")
     deals = deals.sort_values("deal_id", kind="stable").reset_index(drop=True)
     deals.attrs["notes"] = notes
     return deals
