@@ -116,3 +116,18 @@ def test_check_report_from_duckdb_equals_pandas(tmp_path, config):
     engine_lines = check_report(fk.load_data(f"duckdb:///{folder}", config=config), config)
     assert engine_lines[1:] == pandas_lines[1:]
     assert any("quarantined" in line and "0 quarantined" not in line for line in engine_lines)
+
+
+def test_spark_that_cannot_start_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    from engine_cases import spark_or_fail
+
+    def no_java(*args, **kwargs):
+        raise RuntimeError("Java gateway process exited before sending its port number")
+
+    monkeypatch.setattr(en, "SparkEngine", no_java)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Spark could not start under CI"):
+        spark_or_fail()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        spark_or_fail()
