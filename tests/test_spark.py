@@ -82,4 +82,5 @@ def test_report_on_a_spark_source_shows_the_pandas_figures(tmp_path, parquet, fr
         assert cli(["report", "--matrix", str(matrix), "--jobs", "1", "--quiet", "--only", "2024-06/East/*"]) == 0
         pages[name] = (tmp_path / name / "2024-06" / "East" / "conversion.html").read_text(encoding="utf-8")
     assert len(tables(pages["spark"])) >= 4
+    assert "Warning" not in pages["spark"] and "WARN" not in pages["spark"]  # nothing from pyspark or the JVM
     assert tables(pages["spark"]) == tables(pages["pandas"])
