@@ -490,10 +490,16 @@ def _parquet_part(folder: Path, table: str) -> Path:
 def _with_row_numbers(frame: Any) -> Any:
     """The Spark frame with ``_row``: its 1-based position in read order (zipWithIndex is
     distributed, unlike a global row_number window)."""
+    from pyspark.sql import functions, window
     from pyspark.sql.types import LongType, StructField, StructType
 
+    try:
+        rdd = frame.rdd
+    except Exception:  # noqa: BLE001 - Spark Connect has no RDDs: a global window instead (untested)
+        order = window.Window.orderBy(functions.monotonically_increasing_id())
+        return frame.withColumn("_row", functions.row_number().over(order))
     schema = StructType(frame.schema.fields + [StructField("_row", LongType(), False)])
-    rows = frame.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1] + 1))
+    rows = rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1] + 1))
     return frame.sparkSession.createDataFrame(rows, schema)
 
 
