@@ -48,7 +48,9 @@ def _check(args: argparse.Namespace) -> int:
     data = load_data(args.data, config=config, as_of=args.as_of, preset=args.preset)
     print("\n".join(check_report(data, config)))
     if args.quarantine_out:
-        data.quarantine.to_csv(args.quarantine_out, index=False, encoding="utf-8-sig")
+        from funnelkit.safe_output import write_csv
+
+        write_csv(data.quarantine, args.quarantine_out)
         print(f"quarantine: {len(data.quarantine):,} rows → {args.quarantine_out}")
     return 0
 

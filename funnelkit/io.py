@@ -8,7 +8,6 @@ quarantine.
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 from typing import Mapping
 
@@ -209,26 +208,18 @@ def open_dataset(source: str | Path = "sample", as_of: str | None = None, config
 
 
 def write_table_export(table: pd.DataFrame, path: str | Path, sheet_by: str | None = None) -> Path:
-    """Write ``table`` to CSV or Excel by the file's extension.
+    """Write ``table`` to CSV or Excel by the file's extension, spreadsheet-safe
+    (:mod:`funnelkit.safe_output`: text is never a formula).
 
     Excel gets one sheet per value of ``sheet_by`` (e.g. one per rep) after an "All" sheet; sheet
-    names are cut to Excel's 31 characters without the characters Excel forbids.
+    names are made valid for Excel and unique.
     """
+    from funnelkit.safe_output import write_csv, write_xlsx
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
-        table.to_csv(path, index=False, encoding="utf-8-sig")  # BOM: Excel opens Chinese text correctly
-        return path
+        return write_csv(table, path)
     if path.suffix.lower() != ".xlsx":
         raise DataError(f"{path}: expected a .csv or .xlsx file name")
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        table.to_excel(writer, sheet_name="All", index=False)
-        if sheet_by:
-            used: set[str] = {"All"}
-            for value, group in table.groupby(sheet_by, sort=True):
-                name = re.sub(r"[\[\]:*?/\\]", "_", str(value))[:31] or "_"
-                while name in used:
-                    name = name[:28] + f"~{len(used)}"
-                used.add(name)
-                group.to_excel(writer, sheet_name=name, index=False)
-    return path
+    sheets = [("All", table)] + (list(table.groupby(sheet_by, sort=True)) if sheet_by else [])
+    return write_xlsx(sheets, path)

@@ -42,9 +42,10 @@ def cjk_font() -> str | None:
 
 @contextlib.contextmanager
 def font_context() -> Iterator[None]:
-    """Matplotlib settings under which Chinese text renders (CJK font first, DejaVu as fallback)."""
+    """Matplotlib settings under which Chinese text renders (CJK font first, DejaVu as fallback)
+    and any text is shown as written: no mathtext, so a ``$`` in a name is a dollar sign."""
     family = [f for f in (cjk_font(), "DejaVu Sans") if f]
-    with matplotlib.rc_context({"font.family": family, "axes.unicode_minus": False}):
+    with matplotlib.rc_context({"font.family": family, "axes.unicode_minus": False, "text.parse_math": False}):
         yield
 
 

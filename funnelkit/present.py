@@ -5,7 +5,9 @@ Stylers with formatted numbers, so the HTML report shows ``12.5%``, ``1,234`` an
 """
 from __future__ import annotations
 
+import functools
 import html
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,8 +17,24 @@ from pydantic import RootModel
 
 from funnelkit.config import PARAMS_DIR, validate_file
 from funnelkit.data import Dataset, quality_summary, quarantine_counts
+from funnelkit.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+def md_escape(text: str) -> str:
+    """``text`` as literal Markdown inline text: every ASCII punctuation character gets a backslash
+    (CommonMark lets any of them be escaped), so no value becomes a link, an HTML tag or emphasis;
+    ``<`` then reaches the HTML as ``&lt;``. Line breaks become spaces (one line, no new block)."""
+    return _MD_PUNCTUATION.sub(r"\\\1", re.sub(r"[\r\n]+", " ", str(text)))
+
+
+@functools.lru_cache(maxsize=1)
+def _styler_class() -> type[Styler]:
+    """A Styler that writes no ``<style>`` element (the report page's Content-Security-Policy
+    allows only its own stylesheet); cells carry classes that ``report.css`` styles instead."""
+    return Styler.from_custom_template(str(TEMPLATES / "styler"), html_style="no_style.tpl")
 
 
 class _Bilingual(RootModel[dict[str, dict[Literal["en", "zh"], str]]]):
@@ -82,7 +100,9 @@ def styled(
     currency: str = "CNY",
     decimals: tuple[str, ...] = (),
 ) -> Styler:
-    """A Styler with formatted numbers, translated headers and no index, ready for the report."""
+    """A Styler with formatted numbers, translated headers and no index, ready for the report.
+
+    Every text cell and header is HTML-escaped; numeric columns carry the class ``fk-num``."""
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
     formats |= {c: fmt_int for c in ints if c in df}
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
@@ -90,11 +110,14 @@ def styled(
     formats |= {c: (lambda x: "–" if pd.isna(x) else f"{x:.2f}") for c in decimals if c in df}
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
-    numeric = [c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])]
+    numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
+    classes = pd.DataFrame([["fk-num" if n else "" for n in numeric]] * len(shown), index=shown.index,
+                           columns=shown.columns)
     return (
-        shown.style.format(formats, na_rep="–")
+        _styler_class()(shown).format(formats, na_rep="–", escape="html")
+        .format_index(escape="html", axis=1)
         .hide(axis="index")
-        .set_properties(subset=numeric, **{"text-align": "right"})
+        .set_td_classes(classes)
         .set_table_attributes('class="fk-table"')
     )
 
@@ -118,17 +141,18 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
 
 def title(text: Text, notebook_key: str, period: str, as_of: pd.Timestamp, team: str | None = None,
           rep: str | None = None) -> str:
-    """Markdown title line: notebook, team / rep, period, and the as-of date (inclusive)."""
-    scope = " / ".join(html.escape(x) for x in (team, rep) if x) or text("all_teams")
+    """Markdown title line: notebook, team / rep, period, and the as-of date (inclusive); every
+    value is literal text (:func:`md_escape`)."""
+    scope = " / ".join(x for x in (team, rep) if x) or text("all_teams")
     shown_as_of = (as_of - pd.Timedelta(microseconds=1)).strftime("%Y-%m-%d")
     generated = pd.Timestamp.now().strftime("%Y-%m-%d %H:%M")
-    return (f"# {text('report_title', notebook=text(notebook_key), scope=scope, period=period)}\n\n"
-            f"{text('subtitle', as_of=shown_as_of, generated=generated)}")
+    return (f"# {md_escape(text('report_title', notebook=text(notebook_key), scope=scope, period=period))}\n\n"
+            f"{md_escape(text('subtitle', as_of=shown_as_of, generated=generated))}")
 
 
 def bullets(lines: list[str]) -> str:
-    """Markdown bullet list."""
-    return "\n".join(f"- {line}" for line in lines)
+    """Markdown bullet list of literal lines (:func:`md_escape`)."""
+    return "\n".join(f"- {md_escape(line)}" for line in lines)
 
 
 Finding = tuple[str, str]  # (sentence, anchor of the section that shows it)

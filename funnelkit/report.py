@@ -15,8 +15,6 @@ report is there whole or not at all.
 from __future__ import annotations
 
 import fnmatch
-import functools
-import html
 import os
 import re
 import tempfile
@@ -32,46 +30,13 @@ from funnelkit.config import ConfigError, ReportMatrix, load_config, load_report
 from funnelkit.data import Dataset
 from funnelkit.engine import is_engine_source
 from funnelkit.io import open_dataset, write_dataset
+from funnelkit.pages import notebook_to_html, render_index
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "funnelkit"
 EXECUTION_TIMEOUT = 600  # seconds per cell
 START_TIMEOUT = 120  # seconds for the kernel to start
 CACHE_DIR = ".cache"
-REPORT_CSS = """
-body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","Microsoft YaHei","PingFang SC",system-ui,sans-serif;
-max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2933;line-height:1.5}
-h1{font-size:1.6em;border-bottom:2px solid #2a6f97;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;color:#2a6f97}
-table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #d9e2ec;padding:.3em .6em}
-th{background:#f0f4f8;text-align:left}img{max-width:100%;height:auto}
-.jp-InputArea,.jp-InputPrompt,.jp-OutputPrompt,.anchor-link{display:none}pre{white-space:pre-wrap}
-.fk-headline{background:#f0f7fb;border-left:4px solid #2a6f97;padding:.2em 1em;margin:1em 0}
-.fk-headline a{font-size:.85em;color:#2a6f97}.fk-note{color:#52606d;font-size:.92em}
-table.fk-table th{cursor:pointer}
-"""
-# Click a column header to sort a table (numbers by value, text alphabetically); inline, no network.
-SORT_SCRIPT = r"""
-document.querySelectorAll("table.fk-table").forEach(function (table) {
-  table.querySelectorAll("thead th").forEach(function (th, col) {
-    th.title = "sort";
-    th.addEventListener("click", function () {
-      var body = table.tBodies[0], rows = Array.from(body.rows);
-      var key = function (r) {
-        var t = (r.cells[col] ? r.cells[col].innerText : "").trim();
-        var n = parseFloat(t.replace(/[^0-9.\-]/g, ""));
-        return isNaN(n) ? t : n;
-      };
-      var dir = th.dataset.dir === "asc" ? -1 : 1;
-      th.dataset.dir = dir === 1 ? "asc" : "desc";
-      rows.sort(function (a, b) {
-        var x = key(a), y = key(b);
-        return (typeof x === typeof y ? (x > y) - (x < y) : String(x).localeCompare(String(y))) * dir;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
-    });
-  });
-});
-"""
 
 
 @dataclass(frozen=True)
@@ -168,38 +133,6 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-@functools.lru_cache(maxsize=1)
-def _html_exporter() -> Any:
-    """nbconvert's exporter without code, prompts or parameter cells; built once per process
-    (loading its templates costs more than exporting one report)."""
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
-
-    c = Config()
-    c.TagRemovePreprocessor.enabled = True
-    c.TagRemovePreprocessor.remove_cell_tags = {"parameters", "injected-parameters", "notebook-only"}
-    c.HTMLExporter.exclude_input = True
-    c.HTMLExporter.exclude_input_prompt = True
-    c.HTMLExporter.exclude_output_prompt = True
-    exporter = HTMLExporter(config=c, template_name="basic")
-    exporter.register_preprocessor("nbconvert.preprocessors.TagRemovePreprocessor", enabled=True)
-    return exporter
-
-
-def notebook_to_html(nb: Any, title: str) -> str:
-    """A self-contained HTML page of an executed notebook without code, prompts or parameters.
-
-    Uses nbconvert's ``basic`` template (no scripts from a CDN) inside a page with inline CSS, so
-    the file opens offline and makes no request.
-    """
-    body, _ = _html_exporter().from_notebook_node(nb)
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head>\n"
-        f"<body>\n{body}\n<script>{SORT_SCRIPT}</script>\n</body></html>\n"
-    )
-
-
 def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR) -> JobResult:
     """Execute one notebook with papermill and export its HTML. Never raises: errors are returned."""
     import nbformat
@@ -291,43 +224,29 @@ def run_reports(
 
 
 def write_index(results: list[JobResult], output: Path, as_of: str) -> Path:
-    """``index.html``: a period × team grid of links, rep reports under their team, with status."""
-    generated = pd.Timestamp.now().strftime("%Y-%m-%d %H:%M")
+    """``index.html``: a period × team grid of links, rep reports under their team, with status
+    (template ``funnelkit/templates/index.html.j2``, every name escaped)."""
     periods = sorted({r.job.period for r in results})
     teams = sorted({r.job.team or "" for r in results})
 
-    def link(r: JobResult) -> str:
-        name = html.escape(r.job.notebook.replace("_", " "))
+    def link(r: JobResult) -> dict[str, Any]:
+        entry = {"name": r.job.notebook.replace("_", " "), "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error}
         if r.ok:
-            written = pd.Timestamp(Path(r.html).stat().st_mtime, unit="s").strftime("%Y-%m-%d %H:%M")
-            return (f'<a href="{html.escape(r.job.relpath)}.html">{name}</a> '
-                    f'<span class="ok" title="generated {written}">ok · {written}</span>')
-        return f'{name} <span class="failed" title="{html.escape(r.error)}">failed</span>'
+            entry["written"] = pd.Timestamp(Path(r.html).stat().st_mtime, unit="s").strftime("%Y-%m-%d %H:%M")
+        return entry
 
     rows = []
     for period in periods:
         cells = []
         for team in teams:
             here = [r for r in results if r.job.period == period and (r.job.team or "") == team]
-            team_links = [link(r) for r in here if r.job.rep is None]
             reps = sorted({r.job.rep for r in here if r.job.rep})
-            rep_items = "".join(
-                f"<li>{html.escape(rep)}: " + ", ".join(link(r) for r in here if r.job.rep == rep) + "</li>" for rep in reps
-            )
-            cells.append(
-                "<td>" + "<br>".join(team_links) + (f"<ul class=\"reps\">{rep_items}</ul>" if rep_items else "") + "</td>"
-            )
-        rows.append(f"<tr><th>{html.escape(period)}</th>{''.join(cells)}</tr>")
-    n_failed = sum(not r.ok for r in results)
-    page = (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>funnelkit reports</title>"
-        f"<style>{REPORT_CSS} .ok{{color:#2f855a;font-size:.8em}} .failed{{color:#c53030;font-weight:bold}}"
-        " ul.reps{margin:.3em 0;padding-left:1.2em;font-size:.9em}</style></head><body>\n"
-        "<h1>funnelkit reports</h1>\n"
-        f"<p>Data as of {html.escape(as_of)}. Generated {generated}. {len(results)} reports, {n_failed} failed.</p>\n"
-        "<table><tr><th>Period</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in teams) + "</tr>\n"
-        + "\n".join(rows) + "\n</table>\n</body></html>\n"
-    )
+            cells.append({"team": [link(r) for r in here if r.job.rep is None],
+                          "reps": [{"name": rep, "reports": [link(r) for r in here if r.job.rep == rep]} for rep in reps]})
+        rows.append({"period": period, "cells": cells})
+    page = render_index({"as_of": as_of, "generated": pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
+                         "n_reports": len(results), "n_failed": sum(not r.ok for r in results),
+                         "teams": teams, "rows": rows})
     path = output / "index.html"
     _write_atomic(path, page)
     return path

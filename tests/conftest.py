@@ -1,10 +1,32 @@
-"""Shared fixtures: the funnel config, the sample data, and a builder for hand-made datasets."""
+"""Shared fixtures: the funnel config, the sample data, a headless browser, and a builder for
+hand-made datasets."""
 from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import funnelkit as fk
+
+
+CHROMIUM = os.environ.get("FUNNELKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven headless by Playwright; fails (does not skip) when it is missing."""
+    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}: run .ci/install (installs Debian's chromium)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")
