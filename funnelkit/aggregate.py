@@ -18,8 +18,11 @@ DEAL_COLUMNS = ["deal_id", "pipeline", "team", "rep", "created_at", "amount", "s
 
 def _engine(data: Dataset, engine: engines.Engine | str | None) -> engines.Engine | str | None:
     """The engine to run the per-event step in, or None for the pandas code."""
+    held = getattr(data, "engine", None)
     if engine is None:
-        return getattr(data, "engine", None)
+        return held
+    if engine == "pandas" and held is not None:
+        raise ValueError(f"this dataset's events are in {held.name}; pandas cannot read them")
     return None if engine == "pandas" else engine
 
 

@@ -82,6 +82,8 @@ def test_duckdb_file_and_parquet_folder_sources(tmp_path, sample, config):
         assert data.rows_in == {"deals": 3000, "stage_events": len(sample.events)}
         pd.testing.assert_frame_equal(fk.cohort_funnel(data, config, "2024-Q1"), fk.cohort_funnel(sample, config, "2024-Q1"))
         assert fk.quality_summary(data).equals(fk.quality_summary(sample))
+        with pytest.raises(ValueError, match="events are in duckdb"):
+            fk.reach_table(data, config, engine="pandas")
 
 
 def test_engine_source_errors_name_the_source(tmp_path, config):
