@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from funnelkit.config import ConfigError
 from funnelkit.data import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from funnelkit.scorecard import Scorecard
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -55,11 +61,40 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecard",
+                  summary: "pd.DataFrame | None" = None) -> None:
+    """Deals per tier, then the unscored ones by reason and the fields that would score them."""
+    from funnelkit.scorecard import tier_summary, unscored_summary
+
+    has_amount = "amount" in scored and scored["amount"].notna().any()
+    if summary is None:
+        summary = tier_summary(scored if "amount" in scored else scored.assign(amount=0.0))
+    print(f"{'tier':<10}{'deals':>8}{'share':>9}" + (f"{'amount':>18}" if has_amount else ""))
+    for row in summary.itertuples():
+        print(f"{row.tier:<10}{row.deals:>8,}{row.share:>9.1%}" + (f"{row.amount:>18,.0f}" if has_amount else ""))
+    partial = int(scored["partial"].sum()) if card.missing == "renormalise" else 0
+    if partial:
+        print(f"{partial:,} deals scored on part of the card (missing: renormalise); coverage: "
+              + ", ".join(f"{k} {v:,}" for k, v in scored.loc[scored["partial"], "coverage"].value_counts().items()))
+    reasons = unscored_summary(deals, scored, card)
+    print(f"unscored: {int(reasons['deals'].sum()):,} deals")
+    for row in reasons.head(10).itertuples():
+        absent = f" (no {row.absent} column in the data)" if row.absent else ""
+        print(f"  {row.deals:>7,}  {row.reason}; would be scored with: {row.fields}{absent}")
+    if len(reasons) > 10:
+        print(f"  {int(reasons['deals'].iloc[10:].sum()):,} more deals, {len(reasons) - 10} other reasons")
+    if len(reasons) and card.missing == "unscored":
+        print("  (or set `missing: renormalise` in the scorecard to score deals on the fields they have)")
+    if (reasons["absent"] != "").any():
+        print("  (or learn a scorecard from the fields the data has: funnelkit fit-scorecard DATA --out card.yaml)")
+
+
 def _score(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from funnelkit.aggregate import open_deals
     from funnelkit.config import load_config
+    from funnelkit.flat import is_table_file, read_deals_table
     from funnelkit.io import open_dataset, write_table_export
     from funnelkit.periods import as_of_bound
     from funnelkit.playbook import follow_up_plan, load_playbook
@@ -67,14 +102,23 @@ def _score(args: argparse.Namespace) -> int:
     from funnelkit.screening import load_screening, screen_opportunities
 
     config = load_config()
-    data = open_dataset(args.data, as_of=args.as_of, config=config, preset=args.preset)
-    bound = as_of_bound(args.as_of, data.as_of)
-    plan_date = bound - pd.Timedelta(days=1) if args.as_of is None or len(args.as_of) <= 10 else bound
     card = load_scorecard(args.scorecard)
     try:
         card.weights(args.scenario)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if args.preset is None and is_table_file(args.data):  # one table of deals, no stage history: score every row
+        table = read_deals_table(args.data)
+        scored = score_deals(table, card, scenario=args.scenario)
+        print(f"{len(scored):,} deals in {args.data} (no stage history: every row scored, whatever its status), "
+              f"scenario: {args.scenario or 'baseline'}")
+        _print_scores(table, scored, card)
+        if args.out:
+            print(f"scores: {len(scored):,} deals → {write_table_export(scored, args.out)}")
+        return 0 if scored["score"].notna().any() else 1
+    data = open_dataset(args.data, as_of=args.as_of, config=config, preset=args.preset)
+    bound = as_of_bound(args.as_of, data.as_of)
+    plan_date = bound - pd.Timedelta(days=1) if args.as_of is None or len(args.as_of) <= 10 else bound
     deals = open_deals(data, config, bound)
     if args.screened_only:
         screened = screen_opportunities(deals, load_screening(), plan_date)
@@ -84,13 +128,57 @@ def _score(args: argparse.Namespace) -> int:
     summary = tier_summary(scored)
     what = "screened opportunity points" if args.screened_only else "open deals"
     print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")
-    print(f"{'tier':<10}{'deals':>8}{'share':>9}{'amount':>18}")
-    for row in summary.itertuples():
-        print(f"{row.tier:<10}{row.deals:>8,}{row.share:>9.1%}{row.amount:>18,.0f}")
+    _print_scores(deals, scored, card, summary)
     if args.out:
         plan = follow_up_plan(scored, load_playbook(), plan_date)
+        if card.missing == "renormalise":  # say which scores rest on part of the card
+            plan = plan.merge(scored[["deal_id", "coverage"]], on="deal_id", how="left")
         path = write_table_export(plan, args.out, sheet_by="rep")
         print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
+    return 0
+
+
+def _fit_scorecard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from funnelkit import fit
+    from funnelkit.flat import load_deals
+    from funnelkit.present import load_text
+    from funnelkit.scorecard import load_scorecard
+
+    deals = load_deals(args.data, preset=args.preset, as_of=args.as_of, status_column=args.status_column)
+    closed, won = fit.closed_outcomes(deals)
+    print(f"{len(deals):,} deals read from {args.data}: {len(closed):,} closed ({int(won.sum()):,} won, "
+          f"{int(len(won) - won.sum()):,} lost) fit the card; {len(deals) - len(closed):,} open or other status not used")
+    fields = [f.strip() for item in args.fields or [] for f in item.split(",") if f.strip()] or None
+    current = load_scorecard(args.current)
+    words = {language: load_text(language) for language in ("en", "zh")}
+    labels = fit.field_labels(list(closed.columns), current, words)
+    try:
+        fitted = fit.fit_card(closed, won, fields, tiers=args.tiers, missing=args.missing, labels=labels)
+        validation = fit.validate_fit(closed, won, current, fields, tiers=args.tiers,
+                                      missing=args.missing, folds=args.folds, seed=args.seed)
+    except fit.FitError as exc:
+        print(f"funnelkit: cannot fit a scorecard from {args.data}: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(fit.render_yaml(fitted, validation, words["en"], source=str(args.data)), encoding="utf-8")
+    load_scorecard(out)  # what was written must load like params/scorecard.yaml
+    for column, weight in sorted(fitted.weights.items(), key=lambda kv: -kv[1]):
+        print(f"  {weight:>4.0%}  {column}")
+    for f in fitted.fields:
+        if f.left_out:
+            print(f"  left out {f.column}: {fit.left_out_text(f, words['en'])}")
+    v = validation
+    print(f"held out ({fit.method_text(v, words['en'])}): {v.scored:,} of {v.held_out:,} deals scored, AUC {v.auc:.3f} "
+          f"(95% CI {v.auc_low:.3f} to {v.auc_high:.3f})")
+    for r in v.tiers.itertuples():
+        print(f"  {r.tier:<7}{r.deals:>7,} deals  win rate " + (f"{r.win_rate:.1%} ({r.win_rate_low:.1%} to {r.win_rate_high:.1%})"
+                                                                 if r.deals else "–, no deals"))
+    print(f"  current scorecard: AUC {v.current_auc:.3f} vs {v.current_fitted_auc:.3f} on the {v.current_scored:,} deals both score"
+          if v.current_note is None else f"  current scorecard not compared: {fit.current_note_text(v, words['en'])}")
+    print(f"scorecard → {out}")
     return 0
 
 
@@ -123,6 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="CRM export shape of DATA: salesforce, hubspot, snapshot (params/presets)")
     p.add_argument("--out", help="write the follow-up plan here (.xlsx: one sheet per rep, or .csv)")
     p.set_defaults(func=_score)
+
+    p = sub.add_parser("fit-scorecard", help="learn a scorecard (params/scorecard.yaml format) from won and lost deals")
+    p.add_argument("data", help='"sample", a dataset folder / DuckDB file, or one table of deals (csv, xlsx, parquet) '
+                               "with a status column (Won / Lost)")
+    p.add_argument("--preset", help="CRM export shape of DATA (params/presets)")
+    p.add_argument("--fields", nargs="+", help="candidate columns (default: every usable column)")
+    p.add_argument("--out", required=True, help="scorecard YAML to write")
+    p.add_argument("--tiers", choices=["fixed", "quantile"], default="fixed",
+                   help="fixed 80/60 thresholds (default) or quantile: top 20%% high, next 30%% medium")
+    p.add_argument("--missing", choices=["unscored", "renormalise"], default="unscored",
+                   help="the card's policy for deals missing a field (default unscored)")
+    p.add_argument("--status-column", dest="status_column", help="outcome column of a single table (default: Status)")
+    p.add_argument("--current", help="the scorecard to compare with (default params/scorecard.yaml)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds when deals have no close date (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the folds and bootstrap (default 0)")
+    p.add_argument("--as-of", dest="as_of", help="analysis date (default: the latest date in the data)")
+    p.set_defaults(func=_fit_scorecard)
 
     p = sub.add_parser("report", help="run the report matrix and write HTML reports")
     p.add_argument("--matrix", help="report matrix YAML (default params/reports.yaml)")

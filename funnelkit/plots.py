@@ -229,3 +229,33 @@ def compare_bars(table: pd.DataFrame, title: str, ylabel: str) -> Figure:
         ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout()
     return fig
+
+
+def evidence_bars(bins: pd.DataFrame, overall: float, title: str, words: dict[str, str]) -> Figure:
+    """Win rate (%) of closed deals per bin of one fitted field (``label``, ``deals``, ``win_rate``,
+    ``points``), each bar labelled with its points and deals, and the overall win rate as a line.
+
+    ``words`` gives ``win_rate`` (axis), ``points``, ``deals`` and ``overall`` (line legend).
+    """
+    with font_context():
+        fig = Figure(figsize=(8, 3.2))
+        ax = fig.subplots()
+        x = np.arange(len(bins))
+        colors = [CREST[min(int(p), 5)] for p in bins["points"]]
+        ax.bar(x, bins["win_rate"] * 100, color=colors)
+        for xi, row in zip(x, bins.itertuples()):
+            ax.annotate(f"{int(row.points)} {words['points']}\n{int(row.deals):,} {words['deals']}",
+                        (xi, row.win_rate * 100), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                        textcoords="offset points")
+        ax.axhline(overall * 100, color=DEEP[3], linestyle="--", linewidth=1, label=f"{words['overall']} {overall:.1%}")
+        labels = [str(v).replace("\n", " ") for v in bins["label"]]  # data text on one line
+        labels = [v if len(v) <= 24 else v[:23] + "…" for v in labels]
+        ax.set_xticks(x, labels, rotation=20 if len(bins) > 3 else 0, ha="right" if len(bins) > 3 else "center",
+                      fontsize=8)
+        ax.set_ylabel(words["win_rate"])
+        ax.set_ylim(0, max(float(bins["win_rate"].max()) * 100 * 1.3, overall * 100 * 1.3, 1))
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+    return fig

@@ -56,6 +56,7 @@ class Dimension(_Strict):
     weight: float = Field(ge=0, le=1)
     bands: list[Band] | None = None
     points: dict[str, int] | None = None
+    other: int | None = Field(default=None, ge=1, le=5)  # categorical: points of a value not listed
     percent_or_fraction: bool = False
 
     @model_validator(mode="after")
@@ -70,6 +71,8 @@ class Dimension(_Strict):
                                      "(only the last band may state none)")
         if self.points is not None and not all(1 <= p <= 5 for p in self.points.values()):
             raise ValueError("categorical points must be between 1 and 5")
+        if self.other is not None and self.points is None:
+            raise ValueError("`other` (points of an unlisted value) applies to categorical `points` only")
         return self
 
 
@@ -93,6 +96,9 @@ class Scorecard(_Strict):
     tiers: dict[Literal["high", "medium"], float] = {"high": 80, "medium": 60}
     relative_tiers: dict[Literal["high", "medium"], float] = {"high": 0.2, "medium": 0.3}
     dimensions: dict[str, Dimension] = Field(min_length=1)
+    # a deal missing a weighted field: "unscored" (with the reason), or "renormalise": scored on the
+    # fields it has, their weights rescaled to sum to 1, and marked partial with its coverage
+    missing: Literal["unscored", "renormalise"] = "unscored"
     scenarios: dict[str, Scenario] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -145,7 +151,8 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
     why = pd.Series(pd.NA, index=values.index, dtype="object")
     if dim.points is not None:
         text = values.astype("object")
-        points = text.map({v: dim.points.get(str(v), np.nan) for v in pd.unique(text.dropna())}).astype(float)
+        unlisted = np.nan if dim.other is None else dim.other
+        points = text.map({v: dim.points.get(str(v), unlisted) for v in pd.unique(text.dropna())}).astype(float)
         why[text.isna()] = f"missing {dim.column}"
         why[text.notna() & points.isna()] = f"{dim.column} value not in the scorecard"
         return points, why
@@ -206,18 +213,33 @@ def score_deals(
 
     Weights come from ``weights`` if given, else from ``scenario`` (baseline when ``None``).
     Dimensions with weight 0 are not needed: a deal missing only those is still scored.
+    With ``missing: renormalise`` a deal is scored on the weighted dimensions it has, each weight
+    divided by their sum (``score = 20 Σ_known w_k x_k / Σ_known w_k``), ``partial`` is true and
+    ``coverage`` says how many it has (``"3/5"``); it is unscored only when it has none.
     Identifying columns (deal_id, customer, team, rep, pipeline, status, amount) are kept.
     """
     weights = weights or scorecard.weights(scenario)
     keep = [c for c in ("deal_id", "customer", "team", "rep", "pipeline", "status", "amount") if c in deals]
     out = deals[keep].copy()
     points, why = points_table(deals, scorecard)
-    contributions = 20 * points * pd.Series(weights)
+    used = [k for k, w in weights.items() if w > 0]
+    has = points[used].notna()
+    if scorecard.missing == "renormalise":
+        # weights rescaled over the dimensions each deal has: w_k / Σ_{j known} w_j
+        known_weight = has.mul(pd.Series(weights)[used]).sum(axis=1)
+        scale = (1 / known_weight.where(known_weight > 0)).to_numpy()[:, None]
+    else:
+        scale = 1.0
+    contributions = 20 * points * pd.Series(weights) * scale
     for key in scorecard.dimensions:
         out[f"points_{key}"] = points[key]
         out[f"contribution_{key}"] = contributions[key]
-    used = [k for k, w in weights.items() if w > 0]
-    out["unscored_reason"] = _join_reasons(why[used]).replace("", pd.NA)
+    reasons = _join_reasons(why[used]).replace("", pd.NA)
+    if scorecard.missing == "renormalise":  # unscored only when no weighted dimension is known
+        reasons = reasons.where(~has.any(axis=1))
+    out["unscored_reason"] = reasons
+    out["coverage"] = has.sum(axis=1).astype(str) + f"/{len(used)}"
+    out["partial"] = has.any(axis=1) & ~has.all(axis=1)
     out["score"] = contributions[used].sum(axis=1).where(out["unscored_reason"].isna()).round(9)
     out["tier"] = assign_tiers(out["score"], scorecard, mode)
     out["top_drivers"] = _top_drivers(contributions[used], scorecard, language, drivers).where(out["score"].notna())
@@ -266,4 +288,23 @@ def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-__all__ = ["Scorecard", "assign_tiers", "load_scorecard", "points_table", "score_deals", "tier_codes", "tier_summary"]
+def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Scorecard) -> pd.DataFrame:
+    """Unscored deals grouped by reason: ``reason, deals, fields`` (the columns that, filled in or
+    given a listed value, would score them) and ``absent`` (those of them the data has no column
+    for), most deals first. Empty when every deal is scored."""
+    weights = scored.attrs.get("weights") or scorecard.weights()
+    unscored = scored["unscored_reason"].notna().to_numpy()
+    _, why = points_table(deals[unscored], scorecard)
+    used = [k for k, w in weights.items() if w > 0]
+    columns = np.array([scorecard.dimensions[k].column for k in used], dtype=object)
+    lacking = why[used].notna().to_numpy()
+    fields = ["; ".join(columns[row]) for row in lacking] if len(lacking) else []
+    table = pd.DataFrame({"reason": scored.loc[unscored, "unscored_reason"].astype("object").to_numpy(), "fields": fields})
+    out = (table.groupby(["reason", "fields"], sort=False).size().rename("deals").reset_index()
+           .sort_values("deals", ascending=False, kind="stable").reset_index(drop=True))
+    out["absent"] = ["; ".join(c for c in f.split("; ") if c and c not in deals.columns) for f in out["fields"]]
+    return out[["reason", "deals", "fields", "absent"]]
+
+
+__all__ = ["Scorecard", "assign_tiers", "load_scorecard", "points_table", "score_deals", "tier_codes", "tier_summary",
+           "unscored_summary"]

@@ -278,17 +278,18 @@ def backtest(
     return Backtest(pd.DataFrame(rows), pd.DataFrame(tier_rows), warning)
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+def _fit_logistic(x: np.ndarray, y: np.ndarray, start: np.ndarray | None = None, l2: float = 0.0) -> np.ndarray:
     """Intercept and β ≥ 0 of a logistic regression of y on x (maximum likelihood, L-BFGS-B),
-    optionally started from ``start`` (bootstrap refits start from the full-data fit)."""
+    optionally started from ``start`` (bootstrap refits start from the full-data fit); ``l2 > 0``
+    adds the ridge penalty ``l2/2 · Σβ²`` (intercept not penalised)."""
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
         eta = params[0] + x @ params[1:]
         p = special.expit(eta)
         # negative log-likelihood, written stably: Σ log(1 + e^η) − y·η
-        nll = np.sum(np.logaddexp(0, eta) - y * eta)
+        nll = np.sum(np.logaddexp(0, eta) - y * eta) + l2 / 2 * params[1:] @ params[1:]
         grad_eta = p - y
-        return nll, np.concatenate([[grad_eta.sum()], x.T @ grad_eta])
+        return nll, np.concatenate([[grad_eta.sum()], x.T @ grad_eta + l2 * params[1:]])
 
     if start is None:
         start = np.concatenate([[0.0], np.full(x.shape[1], 0.1)])

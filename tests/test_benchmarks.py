@@ -23,3 +23,8 @@ def test_bench_analytics_smoke(tmp_path):
 def test_bench_reports_smoke():
     out = run("benchmarks/bench_reports.py", "--limit", "2")
     assert "reports/min (0 failed)" in out and "speed-up:" in out
+
+
+def test_bench_fit_smoke():
+    out = run("benchmarks/bench_fit.py", "--deals", "1500")
+    assert "fitted card held-out AUC" in out and "time split" in out and "k-fold" in out
