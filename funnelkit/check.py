@@ -10,7 +10,7 @@ import pandas as pd
 
 from funnelkit.aggregate import reach_table, stage_stays
 from funnelkit.config import FunnelConfig
-from funnelkit.data import Dataset, analysed_rows, quarantine_counts
+from funnelkit.data import Dataset, analysed_rows, describe_example, nothing_left, quarantine_counts, top_reasons
 
 
 def _event_facts(data: Dataset) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
@@ -75,3 +75,54 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
         lines += ["", f"Implied by the stage history: {int(sum(per_pipeline)):,} deals skipped at least one stage; "
                       f"{regressed:,} deals moved back to an earlier stage."]
     return lines
+
+
+# What to change for the common quarantine reasons (first matching prefix wins).
+HINTS = [
+    ("stage is not a stage", "map the export's stage values under `stages:` in the preset, or list the stages in "
+                             "params/funnel.yaml"),
+    ("status is not one of", "map the status values under `status_values:` or `status_from_stage:` in the preset"),
+    ("status is missing", "fill the status, or derive it from the stage with `status_from_stage:` in the preset"),
+    ("team is missing", "map a team column, join a lookup file (`lookups:`), or set `defaults: {team: ...}`"),
+    ("deal has no date", "map a date column to created_at, or give the stages' date columns under `stage_dates:`"),
+    ("deal has no valid stage event", "check the stage mapping and the stage dates of the preset"),
+    ("event for a quarantined deal", "fix the deal's own reason (listed above); its events come back with it"),
+    ("event for a deal not in", "check that both files use the same deal ids (`columns:` in the preset)"),
+    ("is outside 1677", "list placeholder dates such as 9999-12-31 under `no_date:` in the preset"),
+    ("is not a date", "set `dayfirst:` or `date_formats:` in the preset"),
+    ("after the as-of date", "pass a later --as-of, or leave it out to use the latest date in the data"),
+    ("deal_id is duplicated", "export one row per deal, or map the right id column to deal_id"),
+    ("closed deal has no closed_at", "map the close date column to closed_at"),
+    ("won deal never reached", "map the won stage value to the final stage under `stages:`"),
+    ("deal reached the final stage", "derive the status from the stage (`status_from_stage:`) or fix the status"),
+    ("amount", "check the amount column; set `decimal:` in the preset for 1.000,50"),
+]
+
+
+def hint(reason: str) -> str:
+    """What to change in the preset or the data for a quarantine ``reason``."""
+    return next((h for prefix, h in HINTS if prefix in reason), "see the example rows above")
+
+
+def verdict(data: Dataset, max_quarantined: float = 0.2) -> tuple[bool, list[str]]:
+    """Whether the data can be analysed: some deals left and at most ``max_quarantined`` of the
+    rows quarantined (per table). Returns ``(ok, closing lines)``; when not ok, the lines name the
+    top reasons with an example row and what to change."""
+    analysed = analysed_rows(data)
+    shares = {t: (n - analysed[t]) / n for t, n in data.rows_in.items() if n}
+    worst = max(shares, key=shares.get) if shares else "deals"
+    if len(data.deals) and shares.get(worst, 0) <= max_quarantined:
+        return True, [f"OK: {len(data.deals):,} deals can be analysed "
+                      f"(quarantined share {shares.get(worst, 0):.1%}, at most {max_quarantined:.0%} allowed)"]
+    if not len(data.deals):
+        lines = [f"NOT USABLE: nothing can be analysed: {nothing_left(data)}"]
+    else:
+        lines = [f"NOT USABLE: {shares[worst]:.1%} of the {worst} rows were quarantined, above the "
+                 f"{max_quarantined:.0%} allowed (--max-quarantined)"]
+    lines.append("Top reasons, with an example row and what to change:")
+    reasons = top_reasons(data, 20)
+    reasons = sorted(reasons, key=lambda r: r[0] != worst)[:3]  # the table over the threshold first
+    for table, reason, rows, example in reasons:
+        lines.append(f"  {table}: {reason}: {rows:,} rows, e.g. {describe_example(example)}")
+        lines.append(f"      → {hint(reason)}")
+    return False, lines

@@ -1,9 +1,15 @@
-"""The ``funnelkit`` command: ``sample`` writes sample data, ``score`` scores open deals and plans
-follow-ups, ``report`` runs the report matrix."""
+"""The ``funnelkit`` command: ``init`` writes a project folder (and a draft preset for an export),
+``sample`` writes sample data, ``check`` reports data quality, ``score`` scores open deals and plans
+follow-ups, ``report`` runs the report matrix.
+
+Every command finds its settings in the project: ``--project DIR``, else the current folder when it
+holds ``params/``, else the packaged defaults."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from funnelkit.config import ConfigError
@@ -34,10 +40,16 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from funnelkit.config import load_report_matrix, matrix_with
     from funnelkit.report import run_reports
 
-    summary = run_reports(args.matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet,
-                          data_source=args.data)
+    periods = [p.strip() for text in args.period or [] for p in text.split(",") if p.strip()]
+    matrix = matrix_with(load_report_matrix(args.matrix), data=args.data, preset=args.preset, as_of=args.as_of,
+                         language=args.language, periods=periods or None)
+    summary = run_reports(matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet)
+    if not summary.results:
+        print(f"funnelkit: no report matches --only {args.only!r}", file=sys.stderr)
+        return 1
     ok = len(summary.results) - len(summary.failed)
     print(f"{ok} of {len(summary.results)} reports written in {summary.seconds:.1f} s; index: {summary.index}")
     for result in summary.failed:
@@ -46,7 +58,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from funnelkit.check import check_report
+    from funnelkit.check import check_report, verdict
     from funnelkit.config import load_config
     from funnelkit.io import load_data
 
@@ -58,7 +70,35 @@ def _check(args: argparse.Namespace) -> int:
 
         write_csv(data.quarantine, args.quarantine_out)
         print(f"quarantine: {len(data.quarantine):,} rows → {args.quarantine_out}")
+    ok, lines = verdict(data, args.max_quarantined / 100)
+    print("\n" + "\n".join(lines))
+    return 0 if ok else 1
+
+
+def _init(args: argparse.Namespace) -> int:
+    from funnelkit.project import init_project
+
+    for line in init_project(Path(args.dir), Path(args.source) if args.source else None, args.preset_name):
+        print(line)
+    print(_ensure_kernel())
     return 0
+
+
+def _ensure_kernel() -> str:
+    """Register the Jupyter kernel "funnelkit" of this Python when none is installed (a wheel
+    install has none), so that `funnelkit report` runs right after `funnelkit init`."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from funnelkit.report import KERNEL_NAME
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+        return f"Jupyter kernel {KERNEL_NAME!r}: already installed"
+    except NoSuchKernel:
+        from ipykernel.kernelspec import install
+
+        path = install(kernel_name=KERNEL_NAME, display_name="Python (funnelkit)", prefix=sys.prefix)
+        return f"Jupyter kernel {KERNEL_NAME!r}: installed in {path}"
 
 
 def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecard",
@@ -184,9 +224,18 @@ def _fit_scorecard(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="funnelkit", description=__doc__)
+    project = argparse.ArgumentParser(add_help=False)
+    project.add_argument("--project", help="project folder holding params/ (and notebooks/); default: the current "
+                                           "folder when it holds params/, else the packaged defaults")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("sample", help="write the seeded sample dataset (deals and stage_events)")
+    p = sub.add_parser("init", help="write a project folder: params/, notebooks/, reports.yaml (and a draft preset)")
+    p.add_argument("dir", help="the project folder to create (may exist but must not hold params/)")
+    p.add_argument("--from", dest="source", help="a CRM export (folder or file): write a draft preset for it")
+    p.add_argument("--preset-name", default="my_export", help="name of the draft preset (default my_export)")
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("sample", help="write the seeded sample dataset (deals and stage_events)", parents=[project])
     p.add_argument("--out", required=True, help="folder to write into")
     p.add_argument("--deals", type=int, default=3000, help="number of deals (default 3000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -195,24 +244,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write it as this CRM would export it (default: canonical tables)")
     p.set_defaults(func=_sample)
 
-    p = sub.add_parser("check", help="print the data-quality report of a dataset, without analysis")
+    p = sub.add_parser("check", help="print the data-quality report of a dataset, without analysis", parents=[project])
     p.add_argument("data", help="a dataset folder or DuckDB file")
-    p.add_argument("--preset", help="CRM export shape: salesforce, hubspot, snapshot (params/presets)")
+    p.add_argument("--preset", help="CRM export preset: a name in params/presets (salesforce, hubspot, snapshot, "
+                                    "your own) or a preset YAML file")
+    p.add_argument("--max-quarantined", type=float, default=20.0, metavar="PERCENT",
+                   help="exit non-zero when more than this share of rows is quarantined (default 20)")
     p.add_argument("--as-of", dest="as_of", help="reject anything dated after this date")
     p.add_argument("--quarantine-out", help="write the quarantined rows to this CSV")
     p.set_defaults(func=_check)
 
-    p = sub.add_parser("score", help="score open deals and write the follow-up plan")
+    p = sub.add_parser("score", help="score open deals and write the follow-up plan", parents=[project])
     p.add_argument("data", help='"sample" or a dataset folder / DuckDB file')
     p.add_argument("--scenario", help="a weight scenario from params/scorecard.yaml (default: baseline)")
     p.add_argument("--scorecard", help="scorecard YAML (default params/scorecard.yaml)")
     p.add_argument("--as-of", dest="as_of", help="analysis date (default: the latest date in the data)")
     p.add_argument("--screened-only", action="store_true", help="only deals that pass the opportunity screen")
-    p.add_argument("--preset", help="CRM export shape of DATA: salesforce, hubspot, snapshot (params/presets)")
+    p.add_argument("--preset", help="CRM export preset of DATA: a name in params/presets or a preset YAML file")
     p.add_argument("--out", help="write the follow-up plan here (.xlsx: one sheet per rep, or .csv)")
     p.set_defaults(func=_score)
 
-    p = sub.add_parser("fit-scorecard", help="learn a scorecard (params/scorecard.yaml format) from won and lost deals")
+    p = sub.add_parser("fit-scorecard", help="learn a scorecard (params/scorecard.yaml format) from won and lost deals",
+                       parents=[project])
     p.add_argument("data", help='"sample", a dataset folder / DuckDB file, or one table of deals (csv, xlsx, parquet) '
                                "with a status column (Won / Lost)")
     p.add_argument("--preset", help="CRM export shape of DATA (params/presets)")
@@ -229,25 +282,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", dest="as_of", help="analysis date (default: the latest date in the data)")
     p.set_defaults(func=_fit_scorecard)
 
-    p = sub.add_parser("report", help="run the report matrix and write HTML reports")
+    p = sub.add_parser("report", help="run the report matrix and write HTML reports", parents=[project])
     p.add_argument("--matrix", help="report matrix YAML (default params/reports.yaml)")
+    p.add_argument("--data", help='data for every report: "sample", an export folder, a DuckDB file, '
+                                  "duckdb:///file.duckdb, duckdb:///parquet-folder or spark:table-or-path")
+    p.add_argument("--preset", help="CRM export preset of the data: a name in params/presets or a YAML file")
+    p.add_argument("--as-of", dest="as_of", help="analysis date (default: the matrix's, else the latest date in the data)")
+    p.add_argument("--language", choices=["en", "zh"], help="report language")
+    p.add_argument("--period", action="append", help="period(s) for every entry: 2024-06, 2024-Q2 or 2024 "
+                                                      "(repeat or separate with commas)")
     p.add_argument("--jobs", type=int, help="parallel report processes (default: the core count)")
     p.add_argument("--only", help="run only reports whose path matches this glob, e.g. '2024-Q2/East/*'")
     p.add_argument("--output", help="output folder (default from the matrix: reports)")
-    p.add_argument("--data", help="data source instead of the matrix's: a folder, a DuckDB file, "
-                                  "duckdb:///file.duckdb or duckdb:///parquet-folder, spark:table-or-path")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_report)
     return parser
 
 
+MAX_MESSAGE = 2_000  # characters of an error message printed (the parts quoting data are cut already)
+
+
+def _use_project(folder: str | None) -> None:
+    """Point every command, and the report kernels it starts, at the project ``folder`` (else the
+    one found from the current folder: kernels run inside notebooks/, so they are told explicitly)."""
+    from funnelkit.config import PROJECT_ENV, project_dir
+
+    if folder is None:
+        found = project_dir()
+        if found is not None:
+            os.environ[PROJECT_ENV] = str(found)
+        return
+    path = Path(folder).resolve()
+    if not (path / "params").is_dir():
+        raise ConfigError(f"{folder}: not a project folder (no params/ inside); create one with `funnelkit init {folder}`")
+    os.environ[PROJECT_ENV] = str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from funnelkit.config import PROJECT_ENV
+
     args = build_parser().parse_args(argv)
+    before = os.environ.get(PROJECT_ENV)
     try:
+        _use_project(getattr(args, "project", None))
         return args.func(args)
     except (ConfigError, DataError) as exc:
-        print(f"funnelkit: {exc}", file=sys.stderr)
+        message = str(exc)
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f"… ({len(message):,} characters)"
+        print(f"funnelkit: {message}", file=sys.stderr)
         return 2
+    finally:  # main() may be called again in the same process (tests, notebooks)
+        if before is None:
+            os.environ.pop(PROJECT_ENV, None)
+        else:
+            os.environ[PROJECT_ENV] = before
 
 
 if __name__ == "__main__":

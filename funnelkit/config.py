@@ -5,6 +5,7 @@ that does not parse raises :class:`ConfigError` naming the file and the key path
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,39 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from funnelkit.periods import parse_period
 
-PARAMS_DIR = Path(__file__).resolve().parent.parent / "params"
+# The defaults ship inside the wheel as funnelkit/_defaults/{params,notebooks} (pyproject maps the
+# repository's one copy there); a source checkout reads the repository's top-level folders.
+_PACKAGED = Path(__file__).resolve().parent / "_defaults"
+_CHECKOUT = Path(__file__).resolve().parent.parent
+PARAMS_DIR = _PACKAGED / "params" if (_PACKAGED / "params").is_dir() else _CHECKOUT / "params"
+NOTEBOOKS_DIR = _PACKAGED / "notebooks" if (_PACKAGED / "notebooks").is_dir() else _CHECKOUT / "notebooks"
+PROJECT_ENV = "FUNNELKIT_PROJECT"  # set by `--project`; report kernels inherit it
+
+
+def project_dir() -> Path | None:
+    """The project folder: ``$FUNNELKIT_PROJECT`` (what ``--project DIR`` sets), else the current
+    folder when it holds ``params/``; ``None`` means the packaged defaults."""
+    chosen = os.environ.get(PROJECT_ENV)
+    if chosen:
+        return Path(chosen).resolve()
+    here = Path.cwd()
+    return here if (here / "params").is_dir() else None
+
+
+def params_file(name: str) -> Path:
+    """``params/<name>`` of the project when it has that file, else of the packaged defaults."""
+    project = project_dir()
+    if project is not None and (project / "params" / name).exists():
+        return project / "params" / name
+    return PARAMS_DIR / name
+
+
+def notebooks_dir() -> Path:
+    """The project's ``notebooks/`` when it has one, else the packaged notebooks."""
+    project = project_dir()
+    if project is not None and (project / "notebooks").is_dir():
+        return project / "notebooks"
+    return NOTEBOOKS_DIR
 
 
 class ConfigError(ValueError):
@@ -58,16 +91,36 @@ class Pipeline(_Strict):
         return self.zh if language == "zh" else self.en
 
 
+class RepSettings(_Strict):
+    """How reps are compared: ``min_volume`` closed deals before a rep is ranked or flagged."""
+
+    min_volume: int = Field(default=30, ge=1)
+
+
 class FunnelConfig(_Strict):
     """The funnel: pipelines with ordered stages, report language and currency."""
 
     language: Literal["en", "zh"] = "en"
     currency: str = "CNY"
+    timezone: str | None = None  # zone of times written without one (e.g. Asia/Shanghai); None: local
     default_pipeline: str
     b2b_stages: list[Stage] | None = None  # YAML anchor holder; not used directly
     pipelines: dict[str, Pipeline] = Field(min_length=1)
     # column → canonical value → accepted spellings; "true"/"false" values make a yes/no column
     categories: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    reps: RepSettings = Field(default_factory=RepSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str | None) -> str | None:
+        if zone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{zone!r} is not a time zone name like Asia/Shanghai or UTC") from None
+        return zone
 
     @model_validator(mode="after")
     def _default_exists(self) -> "FunnelConfig":
@@ -150,8 +203,8 @@ def validate_file(model: type[BaseModel], path: Path, data: Any | None = None) -
 
 
 def load_params(model: type[BaseModel], name: str, path: str | Path | None = None) -> Any:
-    """Validate ``path``, or ``params/<name>`` when no path is given, against ``model``."""
-    return validate_file(model, Path(path) if path else PARAMS_DIR / name)
+    """Validate ``path``, or the project's ``params/<name>`` (see :func:`params_file`), against ``model``."""
+    return validate_file(model, Path(path) if path else params_file(name))
 
 
 def load_config(path: str | Path | None = None) -> FunnelConfig:
@@ -172,10 +225,12 @@ class MatrixEntry(_Strict):
     pipeline: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("periods")
+    @field_validator("periods", mode="before")
     @classmethod
-    def _periods_parse(cls, periods: list[str]) -> list[str]:
-        return [parse_period(p).label for p in periods]
+    def _periods_parse(cls, periods: Any) -> Any:
+        if not isinstance(periods, list):
+            return periods
+        return [parse_period(str(p)).label for p in periods]  # a year may come from YAML as a number
 
 
 class ReportMatrix(_Strict):
@@ -203,5 +258,40 @@ class ReportMatrix(_Strict):
 
 
 def load_report_matrix(path: str | Path | None = None) -> ReportMatrix:
-    """Load ``params/reports.yaml`` (or ``path``) into a validated :class:`ReportMatrix`."""
-    return load_params(ReportMatrix, "reports.yaml", path)
+    """Load ``params/reports.yaml`` (or ``path``) into a validated :class:`ReportMatrix`.
+
+    A relative ``data`` or ``preset`` path is relative to the project folder (the folder holding
+    ``params/``) when it does not exist relative to the current folder.
+    """
+    file = Path(path) if path else params_file("reports.yaml")
+    matrix = validate_file(ReportMatrix, file)
+    return matrix_with(matrix, base=file.resolve().parent.parent)
+
+
+def matrix_with(matrix: ReportMatrix, *, data: str | None = None, preset: str | None = None,
+                as_of: str | None = None, language: str | None = None, periods: list[str] | None = None,
+                base: Path | None = None) -> ReportMatrix:
+    """``matrix`` with the command line's choices: data source, preset, as-of date, language, and
+    periods replacing every entry's. Relative paths are taken from ``base`` (the project folder) when
+    they exist there."""
+    def located(value: str | None) -> str | None:
+        if value is None or value == "sample" or Path(value).is_absolute() or base is None:
+            return value
+        if not Path(value).suffix and (base / "params" / "presets" / f"{value}.yaml").exists():
+            return value  # a preset by name
+        return str((base / value).resolve()) if (base / value).exists() else value
+
+    update: dict[str, Any] = {}
+    for key, value in (("data", data), ("preset", preset), ("as_of", as_of), ("language", language)):
+        if value is not None:
+            update[key] = value
+    update["data"] = located(update.get("data", matrix.data))
+    if update.get("preset", matrix.preset) is not None:
+        update["preset"] = located(update.get("preset", matrix.preset))
+    if periods:
+        update["entries"] = [e.model_copy(update={"periods": [parse_period(p).label for p in periods]})
+                             for e in matrix.entries]
+    try:
+        return ReportMatrix.model_validate(matrix.model_dump() | update)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None

@@ -11,19 +11,25 @@ A problem that stops all analysis (a missing column, an empty table) raises :cla
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from funnelkit.config import FunnelConfig, normalise_name
 
-DEAL_REQUIRED = ["deal_id", "customer", "team", "rep", "created_at", "amount", "status"]
+DEAL_REQUIRED = ["deal_id", "status"]
 DEAL_OPTIONAL = [
-    "pipeline", "closed_at", "lost_reason", "industry", "contact", "need", "win_probability",
+    "customer", "team", "rep", "created_at", "amount", "pipeline", "closed_at", "lost_reason", "industry", "contact", "need", "win_probability",
     "strategic_value", "follow_up_cost", "payment_days", "competitive_position", "need_fit",
     "decision_maker_engaged", "budget_confirmed", "expected_start", "last_follow_up_at",
 ]
+DEAL_FIELDS = DEAL_OPTIONAL  # every deal column besides the required ones
+NO_TEAM = "All"  # the team of every deal when the export has no team column
+OUT_OF_RANGE = "{column} is outside 1677–2262 (list placeholder dates such as 9999-12-31 under `no_date` in the preset)"
+AS_OF_HORIZON = pd.Timedelta(days=365)  # an inferred as-of date may be at most this far past today
 DEAL_DATES = ["created_at", "closed_at", "expected_start", "last_follow_up_at"]
 EVENT_REQUIRED = ["deal_id", "stage", "entered_at"]
 STATUSES = ("open", "won", "lost")
@@ -57,46 +63,256 @@ def empty_quarantine() -> pd.DataFrame:
 
 
 EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # Excel's day 0 (it counts 1900 as a leap year)
+# day and month order is only a question for d-m-y / m-d-y text: 05-03-2024, 5/3/24 10:15
+DMY_PATTERN = r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4}|\d{2})(?=$|[ T])(.*)$"
+_AWARE = r"(?:Z|[+-]\d{2}:?\d{2})$"
+_SERIAL = r"^\d{5}(?:\.\d+)?$"
+MIN_DATE, MAX_DATE = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")  # what datetime64[ns] holds
+MAX_SHOWN = 80  # characters of a cell shown in any message
 
 
-def parse_datetimes(values: pd.Series, dayfirst: bool = False, date_format: str | None = None) -> pd.Series:
-    """Parse a column of dates to naive ``datetime64[ns]``; unparseable values become NaT.
+def shown(value: object, limit: int = MAX_SHOWN) -> str:
+    """``value`` as text for a message, cut to ``limit`` characters (a file of NUL bytes or a 1 MB
+    cell must not make a 1 MB message); control characters are shown escaped."""
+    text = str(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text):,} characters)"
+    return text.encode("unicode_escape").decode("ascii") if any(ord(c) < 32 for c in text) else text
 
-    Accepts datetimes as they are; ``date_format`` (strptime) when given; otherwise ISO 8601 first,
-    then pandas' mixed-format parser (``dayfirst`` decides ``01/02/2024``). Plain numbers between
-    10,000 and 100,000 are Excel serial dates. Time-zone-aware values are converted to UTC, then
-    made naive.
+
+@dataclass(frozen=True)
+class Parsing:
+    """How an export writes its values (from the preset; plain data).
+
+    ``dayfirst`` settles ``05-03-2024`` for every date column (``None``: decide each column from
+    its values); ``date_formats`` gives a strptime format per canonical column (``"*"`` for all);
+    ``timezone`` is the zone of times written without one (``None``: the machine's local zone);
+    aware times are converted into it. ``no_date`` lists placeholder dates (``9999-12-31``) that
+    mean "no date". ``decimal`` is the decimal mark of amounts (``.`` or ``,``).
     """
+
+    dayfirst: bool | None = None
+    date_formats: Mapping[str, str] = field(default_factory=dict)
+    timezone: str | None = None
+    no_date: tuple[str, ...] = ()
+    decimal: str = "."
+
+    def format_for(self, column: str) -> str | None:
+        return self.date_formats.get(column) or self.date_formats.get("*")
+
+
+def local_zone() -> Any:
+    """The machine's local time zone: ``$TZ`` or ``/etc/localtime`` (so summer time is followed),
+    else today's fixed offset."""
+    import datetime as dt
+    import os
+    from zoneinfo import ZoneInfo
+
+    try:
+        if os.environ.get("TZ"):
+            return ZoneInfo(os.environ["TZ"].lstrip(":"))
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f)
+    except (OSError, ValueError, KeyError):
+        return dt.datetime.now().astimezone().tzinfo
+
+
+def _zone(timezone: str | None) -> Any:
+    if not timezone:
+        return local_zone()
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DataError(f"timezone {shown(timezone)!r} is not a time zone name like Asia/Shanghai or UTC") from None
+
+
+def _naive_in(parsed: pd.Series, zone: Any) -> pd.Series:
+    """Aware times converted to ``zone`` and made naive; naive times are already in ``zone``."""
+    if getattr(parsed.dt, "tz", None) is not None:
+        return parsed.dt.tz_convert(zone).dt.tz_localize(None)
+    return parsed
+
+
+def _iso(text: pd.Series, zone: Any) -> pd.Series:
+    """ISO 8601 text → naive times in ``zone`` (NaT where not ISO)."""
+    if text.empty:
+        return pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    try:
+        out = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    except ValueError:  # naive and aware times mixed, or several offsets: one zone settles them
+        aware = text.str.contains(_AWARE, regex=True, na=False)
+        out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+        if aware.any():
+            out[aware] = _naive_in(pd.to_datetime(text[aware], errors="coerce", format="ISO8601", utc=True), zone)
+        if (~aware).any():
+            out[~aware] = _naive_in(pd.to_datetime(text[~aware], errors="coerce", format="ISO8601", utc=True), "UTC")
+        return out
+    return _naive_in(out, zone).astype("datetime64[us]")
+
+
+def day_month_order(parts: pd.DataFrame, where: str) -> bool:
+    """Day first (``True``) or month first, decided once for the whole column from its values."""
+    first, second = parts[0].astype(int), parts[2].astype(int)
+    # 31/31/2024 is no date either way: it is quarantined, not evidence
+    day_first, month_first = (first > 12) & (second <= 12), (second > 12) & (first <= 12)
+    key = "set `dayfirst: true` or `dayfirst: false` (or `date_formats`) in the preset"
+    rows = lambda mask: " and ".join(f"row {i + 1} {shown(v)!r}" for i, v in parts.loc[mask, "text"].head(2).items())  # noqa: E731
+    if day_first.any() and month_first.any():
+        raise DataError(f"{where}: the dates contradict each other: {rows(day_first)} put the day first, "
+                        f"{rows(month_first)} the month; {key}")
+    if day_first.any() or month_first.any():
+        return bool(day_first.any())
+    differ = first != second
+    if differ.any():
+        examples = parts.loc[differ, "text"].head(2)
+        raise DataError(f"{where}: cannot tell day from month: every date has both numbers at most 12 "
+                        f"({' and '.join(f'row {i + 1} {shown(v)!r}' for i, v in examples.items())}); {key}")
+    return True  # 01/01, 02/02 …: either order reads the same
+
+
+def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str = "", where: str = "",
+                ) -> tuple[pd.Series, pd.Series]:
+    """Parse one column of dates: (naive ``datetime64[ns]`` in the configured zone, out-of-range mask).
+
+    The order of day and month in ``05-03-2024`` is decided once per column — by ``parsing.dayfirst``
+    or the column's format, else by its unambiguous values (a day above 12) — never value by value;
+    a column that contradicts itself or stays ambiguous is a :class:`DataError` naming ``where`` and
+    two example rows. ISO 8601 stays as it is; plain numbers 10,000–100,000 are Excel serial days.
+    Aware times are converted to ``parsing.timezone`` (else the local zone); naive times are taken
+    to be in it already. Dates outside 1677–2262 (what pandas holds) come back NaT and flagged
+    ``True`` in the mask, unless listed in ``parsing.no_date`` (then simply NaT, "no date").
+    Unparseable values are NaT with the mask ``False``.
+    """
+    parsing = parsing or Parsing()
+    zone = _zone(parsing.timezone)
+    fmt = parsing.format_for(column)
     if pd.api.types.is_datetime64_any_dtype(values):
-        out = values
+        out = _naive_in(values, zone).astype("datetime64[us]")
     else:
-        text = values.astype("object").where(values.notna(), None)
-        text = text.map(lambda v: v.strip() if isinstance(v, str) else v)
-        if date_format:
-            out = pd.to_datetime(text, errors="coerce", format=date_format, utc=True)
-        else:
-            out = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-            retry = out.isna() & text.notna()
-            if retry.any():
-                out[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed", dayfirst=dayfirst, utc=True)
-        serial = pd.to_numeric(text, errors="coerce")
-        is_serial = out.isna() & serial.between(10_000, 100_000)
-        if is_serial.any():
-            out[is_serial] = (EXCEL_EPOCH + pd.to_timedelta(serial[is_serial], unit="D")).dt.tz_localize("UTC")
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-    return out.astype("datetime64[ns]")
+        obj = values.astype("object").where(values.notna(), None)
+        is_text = obj.map(lambda v: isinstance(v, str))
+        text = obj[is_text].str.strip()
+        text = text[text.ne("")]
+        out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
+        numeric = pd.to_numeric(obj.where(~is_text), errors="coerce")  # Excel cells: numbers, datetimes
+        others = obj[~is_text & obj.notna() & numeric.isna()]
+        if len(others):  # datetimes from Excel or a reader: naive ones are wall-clock times already
+            try:
+                parsed = pd.to_datetime(others, errors="coerce")
+            except (ValueError, TypeError):  # aware and naive mixed
+                parsed = pd.to_datetime(others.map(lambda v: pd.Timestamp(v).tz_convert(zone).tz_localize(None)
+                                                   if getattr(v, "tzinfo", None) else v), errors="coerce")
+            out[others.index] = _naive_in(parsed, zone)
+        serial = pd.concat([numeric.dropna(), pd.to_numeric(text[text.str.match(_SERIAL)], errors="coerce")])
+        serial = serial[serial.between(10_000, 100_000)]
+        if len(serial):
+            out[serial.index] = EXCEL_EPOCH + pd.to_timedelta(serial, unit="D")
+        text = text.drop(serial.index, errors="ignore")
+        if fmt:
+            parsed = pd.to_datetime(text, errors="coerce", format=fmt, utc=bool(re.search(r"%z|%Z", fmt)))
+            out[text.index] = _naive_in(parsed, zone)
+        elif len(text):
+            out[text.index] = _iso(text, zone)
+            rest = text[out[text.index].isna()]
+            parts = rest.str.extract(DMY_PATTERN)
+            dmy = parts[0].notna()
+            if dmy.any():
+                parts = parts[dmy].assign(text=rest[dmy])
+                dayfirst = parsing.dayfirst if parsing.dayfirst is not None else day_month_order(parts, where or column)
+                day, month = (parts[0], parts[2]) if dayfirst else (parts[2], parts[0])
+                year = parts[3].where(parts[3].str.len() == 4,
+                                      parts[3].map(lambda y: f"{20 if int(y) < 69 else 19}{y}", na_action="ignore"))
+                iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4].str.replace(r"^T", " ", regex=True)
+                out[iso.index] = _iso(iso, zone)
+            other = rest[~dmy]
+            if len(other):  # month names and other unambiguous spellings
+                parsed = pd.to_datetime(other, errors="coerce", format="mixed", utc=True)
+                aware = other.str.contains(_AWARE, regex=True, na=False)
+                out[other.index] = _naive_in(parsed, zone).where(aware, _naive_in(parsed, "UTC"))
+    if parsing.no_date:
+        out = out.mask(out.dt.normalize().isin([pd.Timestamp(d) for d in parsing.no_date]))
+    outside = out.notna() & ((out < MIN_DATE) | (out > MAX_DATE))
+    return out.mask(outside).astype("datetime64[ns]"), outside
+
+
+def parse_datetimes(values: pd.Series, dayfirst: bool | None = None, date_format: str | None = None,
+                    timezone: str | None = "UTC") -> pd.Series:
+    """Parse a column of dates to naive ``datetime64[ns]`` (see :func:`parse_dates`); unparseable
+    and out-of-range values become NaT. ``timezone`` defaults to UTC here, so the function alone
+    does not depend on the machine."""
+    parsing = Parsing(dayfirst=dayfirst, date_formats={"*": date_format} if date_format else {}, timezone=timezone)
+    return parse_dates(values, parsing)[0]
 
 
 _CURRENCY = r"[¥￥$€£]|CNY|RMB|USD|EUR|元"
 
 
-def parse_amounts(values: pd.Series) -> pd.Series:
-    """Numbers from text such as ``¥1,200,000``, ``1 200 000.50`` or ``CNY 35,000``; else NaN."""
+def _number_pattern(mark: str) -> str:
+    group = r"[,\s'’]" if mark == "." else r"[.\s'’]"
+    return rf"^[+-]?(?:\d{{1,3}}(?:{group}\d{{3}})+|\d+)?(?:{re.escape(mark)}\d+)?(?:[eE][+-]?\d+)?$"
+
+
+def parse_amounts(values: pd.Series, decimal: str = ".", where: str = "") -> pd.Series:
+    """Numbers from text such as ``¥1,200,000``, ``1 200 000.50`` or ``CNY 35,000``; else NaN.
+
+    ``decimal`` is the export's decimal mark: with ``,`` the text ``1.000,50`` and ``1 000,50``
+    read 1000.5. A value that reads as a number only with the other mark (``1.000,50`` when the
+    mark is ``.``) is a :class:`DataError` naming ``where``, the row and the preset key, because
+    reading it either way without being told would give a wrong number silently. ``inf`` and
+    ``1e309`` come back infinite: validation quarantines them.
+    """
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
-    text = values.astype("string").str.replace(_CURRENCY, "", regex=True).str.replace(r"[,\s]", "", regex=True)
-    return pd.to_numeric(text, errors="coerce").astype(float)
+    text = values.astype("string").str.replace(_CURRENCY, "", regex=True).str.strip().str.replace("\u00a0", " ") \
+        .str.replace("\u202f", " ")
+    plain = text.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool) if decimal != "." else text.notna()
+    out = pd.to_numeric(text.where(plain), errors="coerce").astype(float)
+    rest = text[out.isna() & text.notna() & text.ne("")]
+    if rest.empty:
+        return out
+    valid = rest.str.match(_number_pattern(decimal)).fillna(False).astype(bool)
+    other = "," if decimal == "." else "."
+    contradicts = ~valid & rest.str.match(_number_pattern(other)).fillna(False).astype(bool)
+    if contradicts.any():
+        examples = " and ".join(f"row {i + 1} {shown(values[i])!r}" for i in contradicts[contradicts].index[:2])
+        raise DataError(f"{where or 'amount'}: {examples} read as numbers only with {other!r} as the decimal mark, "
+                        f"but the decimal mark is {decimal!r}; set `decimal: {other!r}` in the preset if the export "
+                        "writes numbers that way")
+    group = r"[,\s'’]" if decimal == "." else r"[.\s'’]"
+    cleaned = rest.where(~valid, rest.str.replace(group, "", regex=True).str.replace(decimal, ".", regex=False))
+    out[rest.index] = pd.to_numeric(cleaned, errors="coerce").astype(float)
+    return out
+
+
+def _rows_text(mask: np.ndarray, values: pd.Series, limit: int = 5) -> str:
+    """``"rows 1, 3 (0.8, 0.65)"``: 1-based positions and values of the first ``limit`` hits."""
+    where = np.flatnonzero(mask)
+    rows = ", ".join(str(i + 1) for i in where[:limit]) + (f" and {len(where) - limit} more" if len(where) > limit else "")
+    examples = ", ".join(shown(v) for v in values.iloc[where[:limit]])
+    return f"row{'s' if len(where) > 1 else ''} {rows} ({examples})"
+
+
+def probability_fractions(values: pd.Series, column: str, percent: pd.Series | None = None,
+                          file: str = "", raw: pd.Series | None = None) -> pd.Series:
+    """Probabilities as fractions. A column is either in fractions (0–1) or in percents (a value
+    above 1, or one written with ``%``, makes it percent): it is divided by 100 as a whole.
+
+    A column that mixes the two (``0.8``, ``80``, ``0.65``) cannot be read either way: a
+    :class:`DataError` names the column and the rows (1-based data rows) of each kind.
+    """
+    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    marked = np.zeros(len(numbers), bool) if percent is None else percent.fillna(False).to_numpy(dtype=bool)
+    x = numbers.to_numpy()
+    is_percent = marked | (x > 1)
+    is_fraction = ~marked & (x > 0) & (x < 1)
+    if is_percent.any() and is_fraction.any():
+        written = (raw if raw is not None else values).reset_index(drop=True)
+        raise DataError(f"{file + ': ' if file else ''}{column} mixes fractions and percents: "
+                        f"{_rows_text(is_fraction, written)} look like fractions while "
+                        f"{_rows_text(is_percent, written)} are percents; write every value one way (0.8 or 80%)")
+    return numbers / 100 if is_percent.any() else numbers
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -160,13 +376,14 @@ class _Quarantine:
         self.value = pd.Series(pd.NA, index=self.reason.index, dtype="object")
 
     def flag(self, mask: pd.Series, column: str, reason: str, values: pd.Series | None = None) -> None:
-        new = mask.to_numpy(dtype=bool) & self.reason.isna().to_numpy()
+        # a comparison with a missing value is unknown (NA): not a reason on its own
+        new = pd.Series(mask).fillna(False).to_numpy(dtype=bool) & self.reason.isna().to_numpy()
         if not new.any():
             return
         self.reason[new] = reason
         self.column[new] = column
         if values is not None:
-            self.value[new] = values[new].astype("object").astype(str).to_numpy()
+            self.value[new] = [shown(v) for v in values[new].astype("object").to_numpy()]
 
     @property
     def bad(self) -> np.ndarray:
@@ -190,11 +407,40 @@ class _Quarantine:
 def _require_columns(df: pd.DataFrame, required: list[str], file: str) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DataError(
-            f"{file}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns)) or 'none'}"
-        )
+        raise DataError(f"{file}: missing column(s) {', '.join(missing)}; found {column_list(df.columns)}")
     if df.empty:
         raise DataError(f"{file}: has a header but no data rows")
+
+
+def column_list(columns: pd.Index, limit: int = 20) -> str:
+    """Column names for a message: each cut to a readable length, at most ``limit`` of them."""
+    names = [shown(c, 40) for c in list(columns)[:limit]]
+    more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
+    return (", ".join(names) + more) or "none"
+
+
+def _placeholder(raw: pd.Series, parsed: pd.Series, parsing: Parsing) -> pd.Series:
+    """Values the preset lists as "no date" (NaT on purpose, not an unparseable date)."""
+    if not parsing.no_date:
+        return pd.Series(False, index=raw.index)
+    text = raw.astype("string").str.strip()
+    listed = text.isin(list(parsing.no_date)) | text.str[:10].isin(list(parsing.no_date))
+    return listed.fillna(False).astype(bool)
+
+
+def _inferred_as_of(dates: dict[tuple[str, str], pd.Series]) -> pd.Timestamp:
+    """The day after the latest date seen; an error if that date is more than a year past today."""
+    latest, where = pd.NaT, None
+    for key, values in dates.items():
+        if values.notna().any() and (pd.isna(latest) or values.max() > latest):
+            latest, where = values.max(), (key, values.idxmax())
+    if pd.isna(latest):
+        return pd.Timestamp.now().normalize()
+    if latest > pd.Timestamp.now() + AS_OF_HORIZON:
+        (file, column), row = where
+        raise DataError(f"{file}: row {row + 1}, column {column}: {latest:%Y-%m-%d} is more than a year past today, "
+                        "so it cannot set the as-of date; pass --as-of (or `as_of:` in the preset or report matrix)")
+    return latest.normalize() + pd.Timedelta(days=1)
 
 
 def validate(
@@ -205,30 +451,48 @@ def validate(
     as_of: pd.Timestamp | None = None,
     deals_file: str = "deals",
     events_file: str = "stage_events",
-    dayfirst: bool = False,
+    dayfirst: bool | None = None,
     date_format: str | None = None,
+    parsing: Parsing | None = None,
 ) -> Dataset:
     """Check raw ``deals`` and ``events`` against the data contract (DESIGN.md §2).
 
-    Deal rows are quarantined for: a missing required value, an unparseable date, an unknown
-    status or pipeline, a negative or non-numeric amount, a duplicate deal_id (every copy), a
-    closed deal without closed_at, closed_at before created_at, created_at at or after ``as_of``.
-    Event rows are quarantined for: a missing value, an unparseable date, an unknown stage, a deal
-    not in the deals table, a deal that was itself quarantined, entered_at before created_at,
-    after closed_at, or at/after ``as_of``. Finally a deal that is won without reaching the final
-    stage, that reached the final stage without being won, or that has no valid stage event is
-    quarantined together with its events.
+    Required: ``deal_id`` and ``status`` in deals, ``deal_id, stage, entered_at`` in events. Other
+    fields are optional: without a ``created_at`` column a deal is created at its first stage entry;
+    without a ``team`` column every deal is in team "All"; ``customer``, ``rep``, ``amount`` and the
+    scoring fields stay missing (a note lists them; analyses that need them say so).
 
-    ``as_of`` (exclusive bound) defaults to the start of the day after the latest date seen.
+    Deal rows are quarantined for: a missing deal_id, status or team, an unparseable or
+    out-of-range date, an unknown status or pipeline, a negative, non-numeric or infinite amount, a
+    duplicate deal_id (every copy), a closed deal without closed_at, closed_at before created_at,
+    created_at at or after ``as_of``. Event rows are quarantined for: a missing value, an
+    unparseable or out-of-range date, an unknown stage, a deal not in the deals table, a deal that
+    was itself quarantined, entered_at before created_at, after closed_at, or at/after ``as_of``.
+    Finally a deal that is won without reaching the final stage, that reached the final stage
+    without being won, or that has no valid stage event is quarantined together with its events.
+
+    ``parsing`` says how dates and numbers are written (:class:`Parsing`; ``dayfirst`` and
+    ``date_format`` are shortcuts for it). ``as_of`` (exclusive bound) defaults to the start of the
+    day after the latest date seen; a latest date more than a year past today is an error (pass
+    an as-of date), since one mistyped year would otherwise move the whole analysis.
     """
+    if parsing is None:
+        parsing = Parsing(dayfirst=dayfirst, date_formats={"*": date_format} if date_format else {},
+                          timezone=config.timezone)
     _require_columns(deals, DEAL_REQUIRED, deals_file)
     _require_columns(events, EVENT_REQUIRED, events_file)
     deals = deals.reset_index(drop=True).copy()
     events = events.reset_index(drop=True).copy()
     rows_in = {"deals": len(deals), "stage_events": len(events)}
-    for column in DEAL_OPTIONAL:
+    absent = [c for c in DEAL_FIELDS if c not in deals.columns]
+    notes = []
+    for column in DEAL_FIELDS:
         if column not in deals.columns:
             deals[column] = pd.NA
+    if "team" in absent:
+        deals["team"] = NO_TEAM
+        notes.append(f"{deals_file}: no team column: every deal is in team {NO_TEAM!r} "
+                     "(map a column to team, or set `defaults: {team: ...}` in the preset)")
 
     qd = _Quarantine("deals", deals_file, len(deals))
     raw = deals.copy()
@@ -237,32 +501,58 @@ def validate(
     deals["status"] = deals["status"].str.lower()
     deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
 
-    for column in ["deal_id", "customer", "team", "rep", "status"]:  # stripped above: blank is missing or ""
+    for column in ["deal_id", "team", "status"]:  # stripped above: blank is missing or ""
         qd.flag(deals[column].isna() | deals[column].eq(""), column, f"{column} is missing")
-    qd.flag(_blank(raw["created_at"]), "created_at", "created_at is missing")
+
+    # --- event dates first: they give created_at where the export has none, and the as-of date
+    qe = _Quarantine("stage_events", events_file, len(events))
+    raw_events = events.copy()
+    events["deal_id"] = events["deal_id"].astype("string").str.strip()
+    for column in EVENT_REQUIRED:
+        qe.flag(_blank(raw_events[column]), column, f"{column} is missing")
+    events["entered_at"], outside = parse_dates(raw_events["entered_at"], parsing, "entered_at",
+                                                f"{events_file}, column entered_at")
+    qe.flag(outside, "entered_at", OUT_OF_RANGE.format(column="entered_at"), raw_events["entered_at"])
+    qe.flag(events["entered_at"].isna() & ~_blank(raw_events["entered_at"]) & ~_placeholder(raw_events["entered_at"], events["entered_at"], parsing),
+            "entered_at", "entered_at is not a date", raw_events["entered_at"])
+
+    if "created_at" in absent:
+        first = events[~qe.bad].groupby("deal_id")["entered_at"].min()
+        raw["created_at"] = deals["deal_id"].map(first)
+        notes.append(f"{deals_file}: no created_at column: a deal is created when it first enters a stage")
+    else:
+        qd.flag(_blank(raw["created_at"]), "created_at", "created_at is missing")
     for column in DEAL_DATES:
-        deals[column] = parse_datetimes(raw[column], dayfirst, date_format)
-        qd.flag(deals[column].isna() & ~_blank(raw[column]), column, f"{column} is not a date", raw[column])
+        deals[column], outside = parse_dates(raw[column], parsing, column, f"{deals_file}, column {column}")
+        qd.flag(outside, column, OUT_OF_RANGE.format(column=column), raw[column])
+        qd.flag(deals[column].isna() & ~_blank(raw[column]) & ~_placeholder(raw[column], deals[column], parsing),
+                column, f"{column} is not a date", raw[column])
+    if "created_at" in absent:
+        qd.flag(deals["created_at"].isna(), "created_at", "deal has no date: no created_at and no dated stage entry")
     qd.flag(~deals["status"].isin(STATUSES), "status", "status is not one of open, won, lost", raw["status"])
     qd.flag(~deals["pipeline"].isin(config.pipelines), "pipeline",
             f"pipeline is not one of {', '.join(config.pipelines)}", raw["pipeline"])
 
     amount_text = raw["amount"]
-    deals["amount"] = parse_amounts(amount_text)
+    deals["amount"] = parse_amounts(amount_text, parsing.decimal, f"{deals_file}, column amount")
     qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", "amount is not a number", amount_text)
+    qd.flag(np.isinf(deals["amount"]), "amount", "amount is not a finite number", amount_text)
     qd.flag(deals["amount"] < 0, "amount", "amount is negative", amount_text)
     for column in ["win_probability", "payment_days"]:
         if pd.api.types.is_numeric_dtype(raw[column]):
             values = raw[column].astype(float)
         elif column == "win_probability":  # "35%" or "35"
-            values = parse_amounts(raw[column].astype("string").str.rstrip("%"))
+            values = parse_amounts(raw[column].astype("string").str.rstrip("%"), parsing.decimal,
+                                   f"{deals_file}, column {column}")
         else:
             values = pd.to_numeric(raw[column], errors="coerce")
         qd.flag(values.isna() & ~_blank(raw[column]), column, f"{column} is not a number", raw[column])
-        deals[column] = values
-    # Probability as a fraction: a column whose values exceed 1 is in percent.
-    if deals["win_probability"].max(skipna=True) > 1:
-        deals["win_probability"] = deals["win_probability"] / 100
+        qd.flag(np.isinf(values), column, f"{column} is not a finite number", raw[column])
+        deals[column] = values.where(np.isfinite(values))
+    # Probability as a fraction: a column whose values exceed 1 (or carry "%") is in percent.
+    percent_sign = raw["win_probability"].astype("string").str.strip().str.endswith("%")
+    deals["win_probability"] = probability_fractions(deals["win_probability"], "win_probability", percent_sign,
+                                                     deals_file, raw["win_probability"])
     qd.flag(~deals["win_probability"].between(0, 1) & deals["win_probability"].notna(), "win_probability",
             "win_probability is not between 0 and 1 (or 0 and 100 %)", raw["win_probability"])
     qd.flag(deals["payment_days"] < 0, "payment_days", "payment_days is negative", raw["payment_days"])
@@ -278,26 +568,18 @@ def validate(
     qd.flag(closed_before, "closed_at", "closed_at is before created_at", raw["closed_at"])
 
     if as_of is None:
-        latest = pd.concat(
-            [deals["created_at"], deals["closed_at"], parse_datetimes(events["entered_at"], dayfirst, date_format)]
-        ).max()
-        as_of = (latest.normalize() + pd.Timedelta(days=1)) if pd.notna(latest) else pd.Timestamp.now().normalize()
+        as_of = _inferred_as_of({(deals_file, "created_at"): deals["created_at"], (deals_file, "closed_at"): deals["closed_at"],
+                                 (events_file, "entered_at"): events["entered_at"]})
     as_of_text = (f"{as_of - pd.Timedelta(days=1):%Y-%m-%d}" if as_of == as_of.normalize() else f"{as_of:%Y-%m-%d %H:%M}")
     qd.flag(deals["created_at"] >= as_of, "created_at", f"created_at is after the as-of date {as_of_text}", raw["created_at"])
-    notes = _normalise_categories(deals, raw, config)
+    notes += _normalise_categories(deals, raw, config)
+    missing = [c for c in absent if c in ("customer", "rep", "amount")]
+    if missing:
+        notes.append(f"{deals_file}: no {', '.join(missing)} column: figures that need them are left out")
     # Open deals carry no closing date even if the export filled one in.
     deals.loc[deals["status"] == "open", "closed_at"] = pd.NaT
     lost = deals["status"] == "lost"
     deals.loc[lost, "lost_reason"] = deals.loc[lost, "lost_reason"].fillna(UNSPECIFIED_REASON).replace("", UNSPECIFIED_REASON)
-
-    # --- events ---
-    qe = _Quarantine("stage_events", events_file, len(events))
-    raw_events = events.copy()
-    events["deal_id"] = events["deal_id"].astype("string").str.strip()
-    for column in EVENT_REQUIRED:
-        qe.flag(_blank(raw_events[column]), column, f"{column} is missing")
-    events["entered_at"] = parse_datetimes(raw_events["entered_at"], dayfirst, date_format)
-    qe.flag(events["entered_at"].isna(), "entered_at", "entered_at is not a date", raw_events["entered_at"])
 
     good_deals = deals[~qd.bad].reset_index(drop=True)
     at = positions(events["deal_id"], good_deals["deal_id"])
@@ -430,3 +712,43 @@ def quarantine_counts(data: Dataset) -> pd.DataFrame:
     if counts is None:
         counts = data.quarantine.groupby(["table", "reason"], sort=False).size().rename("rows").reset_index()
     return counts.sort_values(["table", "rows"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def top_reasons(data: Dataset, n: int = 3) -> list[tuple[str, str, int, dict]]:
+    """The ``n`` most frequent quarantine reasons: ``(table, reason, rows, first example row)``."""
+    q = data.quarantine
+    if q.empty:
+        return []
+    counts = q.groupby(["table", "reason"], sort=False).size().sort_values(ascending=False, kind="stable")
+    out = []
+    for (table, reason), rows in counts.head(n).items():
+        example = q[(q["table"] == table) & (q["reason"] == reason)].iloc[0].to_dict()
+        out.append((table, reason, int(rows), example))
+    return out
+
+
+def describe_example(example: dict) -> str:
+    """``file, row N, column C, value 'v'`` for a quarantined row (value cut to a readable length)."""
+    value = example.get("value")
+    shown_value = "" if value is None or pd.isna(value) else f", value {shown(value, 60)!r}"
+    return f"{example['file']}, row {example['row']}, column {example['column']}{shown_value}"
+
+
+def nothing_left(data: Dataset) -> str:
+    """Why no deal is left to analyse, e.g. "8,800 of 8,800 deals were quarantined; top reason …"."""
+    n_in = data.rows_in.get("deals", 0)
+    if n_in == 0:
+        return "the data has no deals"
+    text = f"{n_in - len(data.deals):,} of {n_in:,} deals were quarantined"
+    reasons = [r for r in top_reasons(data, 5) if r[0] == "deals"] or top_reasons(data, 1)
+    if reasons:
+        table, reason, rows, example = reasons[0]
+        text += f"; top reason: {reason} ({rows:,} {table} rows, e.g. {describe_example(example)})"
+    return text
+
+
+def missing_fields(data: Dataset, fields: tuple[str, ...] | list[str]) -> list[str]:
+    """The deal fields among ``fields`` with no value in any analysed deal (absent from the export
+    or never filled): a report section needing them says so instead of showing 0, ``nan`` or an
+    empty table."""
+    return [f for f in fields if f not in data.deals or not data.deals[f].notna().any()]

@@ -125,7 +125,16 @@ def period_table(
     * ``new`` — deals that entered s during P;
     * ``lost`` — deals lost during P whose furthest stage is the stage before s (row s shows the
       leak between s−1 and s, as the template lays it out), with ``main_loss_reasons``;
-    * ``conversion = count[s] / count[s−1]``.
+    * ``conversion`` — the step's rate in P: of the stays in s−1 that ended during P, the share
+      that moved on, ``advanced / (advanced + not advanced)`` where not advanced = lost or moved
+      back (in [0, 1]; NaN when no stay in s−1 ended in P). Also ``exits`` (the denominator) and
+      ``advanced``. A ratio of stage counts is not used: it exceeds 1 once deals pile up in a later
+      stage. When every deal is decided in P it equals ``count[s] / count[s−1]`` (the seed's
+      100 / 60 / 30 / 15 / 5 → 60%, 50%, 50%, 33.3%).
+
+    A stay ``[entered, exited)`` counts in P when it overlaps P, and also when it starts in P and
+    has zero length (a deal that passed through s at the first instant of P was in s during P), so
+    ``count ≥ new`` always.
     """
     period = parse_period(period)
     as_of = as_of if as_of is not None else data.as_of
@@ -135,9 +144,13 @@ def period_table(
     stays = stage_stays(data, config, as_of=as_of)
     stays = stays[stays["deal_id"].isin(ids)]
     end = stays["exited_at"].fillna(as_of)
-    in_period = (stays["entered_at"] < period.end) & (end > period.start)
+    entered_in_period = period.contains(stays["entered_at"])
+    in_period = ((stays["entered_at"] < period.end) & (end > period.start)) | entered_in_period
     count = stays[in_period].groupby("stage")["deal_id"].nunique()
-    new = stays[period.contains(stays["entered_at"])].groupby("stage")["deal_id"].nunique()
+    new = stays[entered_in_period].groupby("stage")["deal_id"].nunique()
+    ended = stays[period.contains(stays["exited_at"])]
+    exits = ended.groupby("stage")["deal_id"].size()
+    advanced = ended[ended["outcome"] == "progressed"].groupby("stage")["deal_id"].size()
     final_at = reach[f"reached_{stages[-1]}"]
     final_in_period = int((period.contains(final_at) & (reach["status"] == "won")).sum())
 
@@ -147,6 +160,7 @@ def period_table(
     for j, stage in enumerate(stages):
         is_final = j == len(stages) - 1
         lost_here = lost[lost["furthest_index"] == j - 1] if j > 0 else lost.iloc[:0]
+        previous = stages[j - 1] if j > 0 else None
         rows.append(
             {
                 "stage": stage,
@@ -154,11 +168,13 @@ def period_table(
                 "count": final_in_period if is_final else int(count.get(stage, 0)),
                 "new": final_in_period if is_final else int(new.get(stage, 0)),
                 "lost": len(lost_here),
+                "exits": int(exits.get(previous, 0)),
+                "advanced": int(advanced.get(previous, 0)),
                 "main_loss_reasons": _top_reasons(lost_here["lost_reason"]),
             }
         )
     out = pd.DataFrame(rows)
-    out.insert(5, "conversion", _ratio(out["count"], out["count"].shift(1)))
+    out.insert(5, "conversion", _ratio(out["advanced"], out["exits"]))
     out.attrs.update(period=period.label, as_of=as_of)
     return out
 

@@ -1,26 +1,33 @@
 """Read and write datasets: CSV (UTF-8, UTF-8 with BOM, GB18030), Excel, Parquet and DuckDB.
 
-A dataset on disk is either a folder holding ``deals.<ext>`` and ``stage_events.<ext>`` or a
-DuckDB file with tables ``deals`` and ``stage_events``. Everything read goes through
-:func:`funnelkit.data.validate`, so callers always get a :class:`~funnelkit.data.Dataset` with its
-quarantine.
+Loading goes one way. :func:`load_data` is the one entry: it resolves the preset (plain data,
+:mod:`funnelkit.presets`), reads the files the preset's shape needs, hands them to that shape's
+reader (:data:`funnelkit.readers.READERS`) to apply the mapping, and validates the result
+(:func:`funnelkit.data.validate`), so callers always get a :class:`~funnelkit.data.Dataset` with its
+quarantine. A dataset on disk is a folder of export files, or a DuckDB file with tables ``deals``
+and ``stage_events``.
 """
 from __future__ import annotations
 
+import csv
 import io
+import json
 from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
 
 from funnelkit.config import FunnelConfig, load_config
-from funnelkit.data import DataError, Dataset, validate
+from funnelkit.data import DataError, Dataset, shown, validate
 from funnelkit.engine import is_engine_source, load_source
 from funnelkit.periods import as_of_bound
+from funnelkit.presets import Preset, load_preset
+from funnelkit.readers import READERS, join_extras
 from funnelkit.sample import SAMPLE_END, generate_sample
 
 TABLE_FILES = ("deals", "stage_events")
 READABLE = (".csv", ".xlsx", ".xls", ".parquet")
+MAX_COLUMNS = 2_000  # a wider file is refused before it is parsed (100,000 columns took 1.4 GB)
 
 
 def detect_encoding(raw: bytes, path: Path) -> str:
@@ -50,46 +57,70 @@ def detect_encoding(raw: bytes, path: Path) -> str:
     return "gb18030"
 
 
-def read_csv(path: Path, encoding: str | None = None) -> pd.DataFrame:
-    """Read a CSV as text columns in ``encoding``, or the one :func:`detect_encoding` finds."""
+def _too_wide(columns: pd.Index, path: Path) -> None:
+    if len(columns) > MAX_COLUMNS:
+        raise DataError(f"{path}: {len(columns):,} columns; funnelkit reads at most {MAX_COLUMNS:,}. "
+                        "Export only the columns the preset maps (a wider file is usually not a table of deals)")
+
+
+def read_csv(path: Path, encoding: str | None = None, separator: str | None = None) -> pd.DataFrame:
+    """Read a CSV as text columns in ``encoding`` (else the one :func:`detect_encoding` finds),
+    fields separated by ``separator`` (default ``,``)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
     if not raw.strip():
         raise DataError(f"{path}: the file is empty (no header row)")
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{path}: holds NUL bytes: a binary file, not a CSV text export")
     encoding = encoding or detect_encoding(raw, path)
+    options = dict(sep=separator or ",", dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+    header = raw.split(b"\n", 1)[0].decode(encoding, errors="replace")
+    try:  # the width before pandas builds a frame (100,000 columns took pandas minutes)
+        width = len(next(csv.reader([header], delimiter=separator or ","), []))
+    except csv.Error:  # a cell longer than the csv module's limit
+        width = header.count(separator or ",") + 1
+    if width > MAX_COLUMNS:
+        _too_wide(pd.RangeIndex(width), path)
     try:
-        return pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
+        return pd.read_csv(io.BytesIO(raw), **options)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid {encoding} ({exc.reason} at byte {exc.start})") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: not a readable CSV: {exc}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable CSV: {shown(exc, 300)}") from None
 
 
-def read_table(path: Path, sheet: str | int | None = None, encoding: str | None = None) -> pd.DataFrame:
+def read_table(path: Path, sheet: str | int | None = None, encoding: str | None = None,
+               separator: str | None = None) -> pd.DataFrame:
     """Read one table file by its extension (csv, xlsx/xls, parquet)."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return read_csv(path, encoding)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return read_csv(path, encoding, separator or ("\t" if suffix == ".tsv" else None))
     if suffix in (".xlsx", ".xls"):
         try:
             workbook = pd.ExcelFile(path)
         except (ValueError, OSError) as exc:
-            raise DataError(f"{path}: not a readable Excel workbook ({exc})") from None
+            raise DataError(f"{path}: not a readable Excel workbook ({shown(exc, 300)})") from None
         if sheet is not None and sheet not in workbook.sheet_names:
             raise DataError(f"{path}: no sheet {sheet!r}; the workbook has {', '.join(map(repr, workbook.sheet_names))}")
-        return workbook.parse(sheet if sheet is not None else 0, dtype=object)
-    if suffix == ".parquet":
+        table = pd.read_excel(workbook, sheet_name=sheet if sheet is not None else 0, dtype=object)
+    elif suffix == ".parquet":
         try:
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)
         except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    raise DataError(f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(READABLE)}")
+            raise DataError(f"{path}: not a readable Parquet file ({shown(exc, 300)})") from None
+    else:
+        raise DataError(f"{path}: unsupported file type {shown(suffix)!r}; expected one of {', '.join(READABLE)}")
+    _too_wide(table.columns, path)
+    return table
 
 
 def find_table(folder: Path, name: str) -> Path:
-    """The single ``<name>.<ext>`` file in ``folder`` with a readable extension."""
+    """The file ``name`` in ``folder``: as given when it has an extension, else the single
+    ``<name>.<ext>`` with a readable extension."""
+    if Path(name).suffix and (folder / name).exists():
+        return folder / name
     found = [folder / f"{name}{ext}" for ext in READABLE if (folder / f"{name}{ext}").exists()]
     if not found:
         raise DataError(f"{folder}: no {name} file; expected {name}.csv, {name}.xlsx or {name}.parquet")
@@ -110,19 +141,41 @@ def read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
         return {t: con.execute(f"select * from {t}").df() for t in TABLE_FILES}
 
 
+def read_export(folder: Path, preset: Preset) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Every file ``preset`` needs from ``folder``: its shape's tables, lookup files and outcomes file.
+
+    Returns the raw tables and their file names (for messages), keyed by table (``lookup:<file>``
+    and ``outcomes`` for the extras).
+    """
+    wanted = {t: preset.files.get(t, t) for t in READERS[preset.shape].tables}
+    wanted |= {f"lookup:{lookup.file}": lookup.file for lookup in preset.lookups}
+    if preset.outcomes is not None:
+        wanted["outcomes"] = preset.outcomes.file
+    tables, names = {}, {}
+    for table, name in wanted.items():
+        path = find_table(folder, name)
+        tables[table] = read_table(path, sheet=preset.sheets.get(table), encoding=preset.encoding,
+                                   separator=preset.separator)
+        names[table] = str(path)
+    return tables, names
+
+
 def load_data(
     path: str | Path,
     mapping: Mapping[str, str] | None = None,
     config: FunnelConfig | None = None,
     as_of: str | pd.Timestamp | None = None,
-    preset: str | None = None,
+    preset: str | Path | Preset | None = None,
 ) -> Dataset:
-    """Load and validate a dataset from a folder (csv/xlsx/parquet) or a DuckDB file.
+    """Load and validate a dataset from a folder of export files or a DuckDB file.
 
+    ``preset`` names a CRM export preset (``params/presets/<name>.yaml`` of the project or the
+    packaged ones: salesforce, hubspot, snapshot, …), a preset YAML path, or a :class:`Preset`;
+    without one the folder holds funnelkit's canonical ``deals`` and ``stage_events`` tables.
     ``mapping`` renames source columns to canonical ones (``{"Opportunity ID": "deal_id"}``) in
-    both tables. ``as_of`` (a date: end of that day) rejects anything dated after it. ``preset``
-    names a CRM export shape in ``params/presets`` (salesforce, hubspot, snapshot). A folder
-    written by :func:`write_dataset` also carries the quarantine of the run that wrote it.
+    both tables first. ``as_of`` (a date: end of that day; else the preset's ``as_of``) rejects
+    anything dated after it. A folder written by :func:`write_dataset` also carries the quarantine
+    of the run that wrote it.
     ``duckdb:///…`` and ``spark:…`` sources are checked and aggregated in that engine
     (:func:`funnelkit.engine.load_source`).
     """
@@ -133,31 +186,35 @@ def load_data(
         return load_source(str(path), config or load_config(), as_of_bound(as_of, None) if as_of is not None else None)
     path = Path(path)
     config = config or load_config()
+    preset = load_preset(preset)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    as_of = as_of if as_of is not None else preset.as_of
     bound = as_of_bound(as_of, None) if as_of is not None else None
-    if preset and preset != "canonical":  # a preset file may also describe canonical tables (sheets, dates)
-        from funnelkit.presets import load_with_preset  # presets reads files through this module
-
-        return load_with_preset(path, preset, config, as_of=bound)
     prior = None
     if path.is_dir():
-        files = {name: find_table(path, name) for name in TABLE_FILES}
-        tables = {name: read_table(file) for name, file in files.items()}
-        if (path / "quarantine.parquet").exists():
+        tables, files = read_export(path, preset)
+        if preset.shape == "canonical" and (path / "quarantine.parquet").exists():
             prior = pd.read_parquet(path / "quarantine.parquet")
-        names = {name: str(file) for name, file in files.items()}
-    elif path.suffix.lower() in (".duckdb", ".db"):
+    elif path.suffix.lower() in (".duckdb", ".db") and preset.shape == "canonical":
         tables = read_duckdb(path)
-        names = {name: f"{path}:{name}" for name in TABLE_FILES}
+        files = {name: f"{path}:{name}" for name in TABLE_FILES}
     else:
-        raise DataError(f"{path}: expected a folder with deals and stage_events files, or a .duckdb file")
+        raise DataError(f"{path}: expected a folder of export files, or a .duckdb file with deals and stage_events")
     if mapping:
         tables = {name: df.rename(columns=dict(mapping)) for name, df in tables.items()}
-    data = validate(
-        tables["deals"], tables["stage_events"], config, as_of=bound,
-        deals_file=names["deals"], events_file=names["stage_events"],
-    )
+    joined: list[str] = []
+    if preset.lookups or preset.outcomes is not None:
+        tables["deals"], joined = join_extras(tables["deals"], tables, preset, files)
+    shaped = READERS[preset.shape].read(tables, preset, config, files)
+    data = validate(shaped.deals, shaped.events, config, as_of=bound, deals_file=shaped.files["deals"],
+                    events_file=shaped.files["stage_events"], parsing=preset.parsing(config.timezone))
+    data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, data.source,
+                   joined + shaped.notes + data.notes)
+    if prior is not None and (path / "source.json").exists():
+        meta = json.loads((path / "source.json").read_text(encoding="utf-8"))
+        data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, meta["source"],
+                       meta["notes"] + [n for n in data.notes if n not in meta["notes"]])
     if prior is not None and len(prior):
         return _with_prior_quarantine(data, prior)
     return data
@@ -194,13 +251,16 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
         data.events.to_parquet(folder / "stage_events.parquet", index=False)
         quarantine = data.quarantine.astype({c: "string" for c in ["table", "file", "deal_id", "column", "value", "reason"]})
         quarantine.to_parquet(folder / "quarantine.parquet", index=False)
+        # where the data came from, so messages and reports name the export, not this copy
+        (folder / "source.json").write_text(json.dumps({"source": data.source, "notes": list(data.notes)}),
+                                            encoding="utf-8")
     else:
         raise ValueError(f"unknown format {fmt!r}; expected csv or parquet")
     return folder
 
 
 def open_dataset(source: str | Path = "sample", as_of: str | None = None, config: FunnelConfig | None = None,
-                 preset: str | None = None) -> Dataset:
+                 preset: str | Path | Preset | None = None) -> Dataset:
     """What a notebook's ``data`` parameter names: ``"sample"`` or a path for :func:`load_data`."""
     if str(source) == "sample":
         return sample_dataset(config=config)

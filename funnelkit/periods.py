@@ -12,11 +12,12 @@ import pandas as pd
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.IGNORECASE)
+_YEAR = re.compile(r"^(\d{4})$")
 
 
 @dataclass(frozen=True)
 class Period:
-    """A calendar month or quarter, ``start <= t < end``."""
+    """A calendar month, quarter or year, ``start <= t < end``."""
 
     label: str
     start: pd.Timestamp
@@ -28,6 +29,8 @@ class Period:
         start = self.start - pd.DateOffset(months=self.months)
         if self.months == 1:
             return parse_period(start.strftime("%Y-%m"))
+        if self.months == 12:
+            return parse_period(f"{start.year}")
         return parse_period(f"{start.year}-Q{(start.month - 1) // 3 + 1}")
 
     def contains(self, t: pd.Series) -> pd.Series:
@@ -39,7 +42,7 @@ class Period:
 
 
 def parse_period(text: str | Period) -> Period:
-    """Parse ``YYYY-MM`` (a month) or ``YYYY-Qn`` (a quarter) into a :class:`Period`.
+    """Parse ``YYYY-MM`` (a month), ``YYYY-Qn`` (a quarter) or ``YYYY`` (a year) into a :class:`Period`.
 
     Raises ``ValueError`` naming the text and the accepted forms.
     """
@@ -55,7 +58,10 @@ def parse_period(text: str | Period) -> Period:
         year, quarter = int(m.group(1)), int(m.group(2))
         start = pd.Timestamp(year=year, month=3 * quarter - 2, day=1)
         return Period(f"{year:04d}-Q{quarter}", start, start + pd.DateOffset(months=3), 3)
-    raise ValueError(f"period {text!r} is not a month like 2024-03 or a quarter like 2024-Q1")
+    if m := _YEAR.match(text):
+        start = pd.Timestamp(year=int(m.group(1)), month=1, day=1)
+        return Period(f"{start.year:04d}", start, start + pd.DateOffset(years=1), 12)
+    raise ValueError(f"period {text!r} is not a month like 2024-03, a quarter like 2024-Q1 or a year like 2024")
 
 
 def as_of_bound(as_of: str | pd.Timestamp | None, default: pd.Timestamp) -> pd.Timestamp:

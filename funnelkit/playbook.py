@@ -96,6 +96,7 @@ def follow_up_plan(
     plan = pd.DataFrame(rows, columns=["deal_id", "customer", "team", "rep", "stage", "tier", "score", "amount", "owner",
                                        "cadence", "tier_actions", "stage_actions", "last_follow_up_at", "next_due",
                                        "days_overdue"])
+    plan = plan.astype({"last_follow_up_at": "datetime64[ns]", "next_due": "datetime64[ns]"})  # typed when empty too
     plan["overdue"] = plan["days_overdue"] > 0
     plan["tier_order"] = plan["tier"].map({"high": 0, "medium": 1, "low": 2})
     plan = plan.sort_values(["overdue", "days_overdue", "tier_order", "score"], ascending=[False, False, True, False])

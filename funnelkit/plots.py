@@ -133,8 +133,15 @@ def km_curves(curves: pd.DataFrame, title: str, labels: dict[str, str] | None = 
 
 def heatmap(table: pd.DataFrame, title: str, xlabel: str, ylabel: str, fmt: str = ".0f",
             cbar_label: str = "") -> Figure:
-    """An annotated heatmap of a wide table (rows × columns of numbers; NaN cells stay blank)."""
+    """An annotated heatmap of a wide table (rows × columns of numbers; NaN cells stay blank).
+
+    Rows and columns with no value are left out (a caller shows a sentence instead of an empty table).
+    """
     import seaborn as sns
+
+    table = table.dropna(how="all").dropna(axis=1, how="all")
+    if table.empty:
+        raise ValueError("heatmap: the table has no value to show")
 
     with font_context():
         fig = Figure(figsize=(8, 0.35 * len(table) + 1.8))

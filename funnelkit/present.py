@@ -15,7 +15,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 from pydantic import RootModel
 
-from funnelkit.config import PARAMS_DIR, validate_file
+from funnelkit.config import params_file, validate_file
 from funnelkit.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.pages import TEMPLATES
 
@@ -58,7 +58,7 @@ class Text:
 
 def load_text(language: str = "en", path: str | Path | None = None) -> Text:
     """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``."""
-    path = Path(path) if path else PARAMS_DIR / "text.yaml"
+    path = Path(path) if path else params_file("text.yaml")
     entries = validate_file(_Bilingual, path).root
     missing = [k for k, v in entries.items() if set(v) != {"en", "zh"}]
     if missing:
@@ -78,10 +78,19 @@ def fmt_int(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:,.0f}"
 
 
-def fmt_money(x: float, currency: str = "CNY") -> str:
-    """``1200000 → '¥1,200,000'`` (symbol from the currency code); missing → ``'–'``."""
+def configured_currency() -> str:
+    """The currency of the project's funnel.yaml (what an amount is shown in when not told)."""
+    from funnelkit.config import load_config
+
+    return load_config().currency
+
+
+def fmt_money(x: float, currency: str | None = None) -> str:
+    """``1200000 → '¥1,200,000'`` (symbol from the currency code, default the configured one);
+    missing → ``'–'``."""
     if pd.isna(x):
         return "–"
+    currency = currency or configured_currency()
     return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
@@ -97,13 +106,20 @@ def styled(
     ints: tuple[str, ...] = (),
     money: tuple[str, ...] = (),
     days: tuple[str, ...] = (),
-    currency: str = "CNY",
+    currency: str | None = None,
     decimals: tuple[str, ...] = (),
+    missing: dict[str, str] | None = None,
 ) -> Styler:
     """A Styler with formatted numbers, translated headers and no index, ready for the report.
 
-    Every text cell and header is HTML-escaped; numeric columns carry the class ``fk-num``."""
+    ``missing`` maps a column to the text key shown where its value is unknown (instead of "–"),
+    e.g. ``{"weighted_pipeline": "no_probabilities"}``.
+
+    Every text cell and header is HTML-escaped; numeric columns carry the class ``fk-num``. Money is
+    shown in ``currency``, by default the configured one."""
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
+    if money and currency is None:
+        currency = configured_currency()
     formats |= {c: fmt_int for c in ints if c in df}
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
     formats |= {c: fmt_days for c in days if c in df}
@@ -113,9 +129,13 @@ def styled(
     numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
     classes = pd.DataFrame([["fk-num" if n else "" for n in numeric]] * len(shown), index=shown.index,
                            columns=shown.columns)
+    style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
+    for c, key in (missing or {}).items():
+        if c in df:
+            style = style.format(formats.get(text.column(c)), subset=[text.column(c)], na_rep=text(key),
+                                 escape="html")
     return (
-        _styler_class()(shown).format(formats, na_rep="–", escape="html")
-        .format_index(escape="html", axis=1)
+        style.format_index(escape="html", axis=1)
         .hide(axis="index")
         .set_td_classes(classes)
         .set_table_attributes('class="fk-table"')
@@ -261,9 +281,12 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
     else:
         lines.append((text("tis_headline_no_stalled", q=quantile * 100), "stalled"))
     if overall["closed"] > 0:
+        cycle = (text("cycle_text", cycle=fmt_days(overall["cycle_median"])) if pd.notna(overall["cycle_median"])
+                 else text("cycle_none"))
+        velocity = (text("velocity_text", velocity=fmt_money(overall["velocity_per_day"], currency))
+                    if pd.notna(overall["velocity_per_day"]) and overall["open_deals"] > 0 else text("velocity_none"))
         lines.append((text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
-                           cycle=fmt_days(overall["cycle_median"]),
-                           velocity=fmt_money(overall["velocity_per_day"], currency)), "cycle"))
+                           cycle_text=cycle, velocity_text=velocity), "cycle"))
     return lines
 
 
@@ -273,6 +296,8 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     missed criterion, the tier counts, overdue follow-ups, and screen/score disagreements."""
     from funnelkit.screening import failing_criteria
 
+    if screened.empty:
+        return [(text("no_open_deals"), "screen")]
     lines = []
     if len(screened):
         worst = failing_criteria(screened).iloc[0]
@@ -284,9 +309,13 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     if len(plan):
         lines.append((text("opp_headline_overdue", overdue=int(plan["overdue"].sum()),
                            overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())), "plan"))
+    if both["score"].isna().all():
+        return lines + [(text("no_scored"), "tiers")]
     lines.append((text("opp_headline_tiers", scenario=scenario, high=int(tiers.get("high", 0)),
                        medium=int(tiers.get("medium", 0)), low=int(tiers.get("low", 0)),
-                       unscored=int(tiers.get("unscored", 0)), high_amount=fmt_money(high_amount, currency)), "tiers"))
+                       unscored=int(tiers.get("unscored", 0)),
+                       high_amount=fmt_money(high_amount, currency) if tiers.get("high", 0) else text("no_high_deals")),
+                  "tiers"))
     high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"]).sum())
     low_pass = int(((both["tier"] == "low") & both["is_opportunity"]).sum())
     if high_fail or low_pass:
@@ -315,24 +344,41 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability.
 
     A scenario's AUC difference is "significant" when its paired bootstrap interval excludes 0.
+    Kendall τ and AUC are left out, with the reason, where too few deals give them; the closed
+    deals the backtest could not score are counted with their reasons.
     """
+    from funnelkit.sensitivity import MIN_AUC, MIN_TAU
+
     lines = []
     base_auc = test.auc.set_index("scenario")
+    if comparison.summary.empty or not (comparison.summary["scored"] > 0).any():
+        lines.append((text("ws_no_open"), "transitions"))
     for row in comparison.summary.itertuples():
+        if row.scored == 0:
+            continue
         moves = comparison.movers[comparison.movers["scenario"] == row.scenario]
         out_high = int(((moves["tier_before"] == "high") & (moves["tier_after"] != "high")).sum())
         into_high = int(((moves["tier_after"] == "high") & (moves["tier_before"] != "high")).sum())
         alt = base_auc.loc[row.scenario]
         significant = pd.notna(alt["diff_low"]) and (alt["diff_low"] > 0 or alt["diff_high"] < 0)
+        tau_text = (text("ws_tau", tau=row.kendall_tau_b) if pd.notna(row.kendall_tau_b)
+                    else text("ws_tau_none", n=row.scored, min=MIN_TAU))
+        auc_text = (text("ws_auc", auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
+                         sig=text("significant" if significant else "not_significant"))
+                    if pd.notna(alt["auc"]) and pd.notna(base_auc.loc["baseline", "auc"]) else text("ws_auc_none"))
         lines.append((text("ws_conclusion", scenario=names.get(row.scenario, row.scenario), out_high=out_high,
-                           into_high=into_high, movers=row.movers, tau=row.kendall_tau_b,
-                           auc_base=base_auc.loc["baseline", "auc"], auc_alt=alt["auc"],
-                           sig=text("significant" if significant else "not_significant")), "transitions"))
+                           into_high=into_high, movers=row.movers, tau_text=tau_text, auc_text=auc_text),
+                      "transitions"))
     if len(stability):
         lines.append((text("ws_stability", sd=sd, stable=stability["stable"].mean(),
                            fragile_high=int((~stability["stable"] & (stability["tier"] == "high")).sum())), "stability"))
-    if test.warning:
+    if test.unavailable:
+        first = test.auc.iloc[0]
+        lines.append((text("backtest_few", won=int(first["won"]), lost=int(first["lost"]), min=MIN_AUC), "backtest"))
+    elif test.warning:
         lines.append((test.warning, "backtest"))
+    if test.unscored:
+        lines.append((unscored_sentence(test, text), "backtest"))
     return lines
 
 
@@ -353,9 +399,15 @@ def rep_findings(summary: pd.DataFrame, rep: str, funnels: pd.DataFrame, stalled
     if row.empty:
         return [(text("empty_cohort"), "rep-funnel")]
     r = row.iloc[0]
-    lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
-                   high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
-                   flag_text=text(f"flag_{r['flag']}"), rank=int(r["rank"]), reps=len(summary)), "funnel-plot")]
+    if r["closed"] == 0:
+        lines = [(text("rep_headline_no_closed", rep=rep), "funnel-plot")]
+    else:
+        ranked = int(summary["rank"].notna().sum())
+        rank_text = (text("rank_text", rank=int(r["rank"]), ranked=ranked) if pd.notna(r["rank"]) else
+                     text("rank_none", closed=int(r["closed"]), min_volume=summary.attrs["min_volume"]))
+        lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
+                       high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.attrs["team_rate"],
+                       flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
     gap = _biggest_gap(funnels)
     if gap and gap[1] < gap[2]:
         lines.append((text("rep_headline_leak", stage=gap[0], rep_rate=gap[1], team_rate=gap[2]), "rep-funnel"))
@@ -395,14 +447,20 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     )
     columns = [c for c in ["rank", "rep", "closed", "won", "win_rate", "shrunk_win_rate", "value_win_rate",
                            "cycle_median", "velocity_per_day", "weighted_pipeline", "overdue", "flag"] if c in shown]
+    from funnelkit.sales import missing_pipeline_key
+
+    pipeline_key = missing_pipeline_key(summary["open_pipeline"]) if "open_pipeline" in summary else "no_probabilities"
     return styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                   pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
-                  money=("velocity_per_day", "weighted_pipeline"))
+                  money=("velocity_per_day", "weighted_pipeline"), currency=summary.attrs.get("currency", "CNY"),
+                  missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
 
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
     """One sentence per flagged stage of a :class:`funnelkit.review.PeriodReview`, or a no-change line."""
     flagged = review.conversions[review.conversions["flag"] != ""]
+    if (review.conversions["test"] == "none").all():
+        return [(text("review_untestable", previous=review.previous), "changes")]
     if flagged.empty:
         return [(text("review_none", previous=review.previous), "changes")]
     return [(text("review_flag", stage=r["label"], next=r["next_label"],
@@ -419,3 +477,40 @@ def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
     names = ", ".join(f"{r.rep} ({text(f'flag_{r.flag}')}, {r.win_rate:.1%}, n = {int(r.closed):,})"
                       for r in flagged.itertuples())
     return [(text("headline_reps", names=names, team_rate=summary.attrs["team_rate"]), "reps")]
+
+
+def win_rate_notes(data: Dataset, text: Text) -> list[str]:
+    """The note every win rate carries when the data records no lost deal (it is 100% by
+    construction: not converting means still open); empty otherwise."""
+    from funnelkit.sales import losses_recorded
+
+    return [] if losses_recorded(data.deals) else [text("no_losses_recorded")]
+
+
+def unscored_sentence(test: Any, text: Text) -> str:
+    """Why the backtest counts fewer closed deals than the window holds: ``"17 closed deals could
+    not be scored: missing win_probability (12), …"``; empty when every closed deal was scored."""
+    if not test.unscored:
+        return ""
+    reasons = ", ".join(f"{reason} ({n:,})" for reason, n in test.unscored_reasons.items())
+    return text("unscored_closed", n=test.unscored, reasons=reasons)
+
+
+def unavailable(text: Text, key: str, **values: Any) -> Any:
+    """A section that cannot be computed: one sentence (``params/text.yaml``) saying why and which
+    data would make it work, in place of its table or chart."""
+    from IPython.display import HTML
+
+    return HTML(f'<p class="fk-note fk-unavailable">{html.escape(text(key, **values))}</p>')
+
+
+def missing_words(data: Dataset) -> dict[str, str]:
+    """Text keys for money columns that the data cannot give, for :func:`styled`'s ``missing``:
+    every amount figure is "not available (no amounts)" when no deal has an amount, the weighted
+    pipeline "not available (no probabilities)" when no deal has a probability."""
+    if data.deals["amount"].isna().all():
+        return {c: "no_amounts" for c in ("amount", "open_pipeline", "weighted_pipeline", "value_win_rate",
+                                         "velocity_per_day", "amount_before", "amount_after", "change")}
+    if data.deals["win_probability"].isna().all():
+        return {"weighted_pipeline": "no_probabilities"}
+    return {}

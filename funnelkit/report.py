@@ -26,13 +26,12 @@ from typing import Any
 
 import pandas as pd
 
-from funnelkit.config import ConfigError, ReportMatrix, load_config, load_report_matrix
-from funnelkit.data import Dataset
+from funnelkit.config import NOTEBOOKS_DIR, ConfigError, ReportMatrix, load_config, load_report_matrix, notebooks_dir
+from funnelkit.data import Dataset, nothing_left
 from funnelkit.engine import is_engine_source
 from funnelkit.io import open_dataset, write_dataset
 from funnelkit.pages import notebook_to_html, render_index
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KERNEL_NAME = "funnelkit"
 EXECUTION_TIMEOUT = 600  # seconds per cell
 START_TIMEOUT = 120  # seconds for the kernel to start
@@ -82,12 +81,22 @@ def slug(name: str) -> str:
 
 
 def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Job]:
-    """Turn the matrix into concrete jobs: ``teams: all`` and ``reps: all`` expand from the data."""
+    """Turn the matrix into concrete jobs: ``teams: all`` and ``reps: all`` expand from the data.
+
+    A matrix that expands to no report, or names a team the data does not have, is a
+    :class:`ConfigError` saying why (e.g. every deal was quarantined, with the top reason).
+    """
     teams_in_data = sorted(data.deals["team"].dropna().unique())
+    if not teams_in_data:
+        raise ConfigError(f"no teams: {nothing_left(data)}")
     jobs: list[Job] = []
     for i, entry in enumerate(matrix.entries):
         if not (notebooks_dir / f"{entry.notebook}.ipynb").exists():
             raise ConfigError(f"reports matrix: entries.{i}.notebook: no notebook {entry.notebook}.ipynb in {notebooks_dir}")
+        absent = [t for t in ([] if entry.teams == "all" else entry.teams) if t not in teams_in_data]
+        if absent:
+            raise ConfigError(f"reports matrix: entries.{i}.teams: {', '.join(map(repr, absent))} not in the data; "
+                              f"its teams are {', '.join(map(repr, teams_in_data[:20]))}")
         teams = teams_in_data if entry.teams == "all" else entry.teams
         for period in entry.periods:
             for team in teams:
@@ -103,6 +112,9 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
                     params = {"period": period, "team": team, "rep": rep, "pipeline": entry.pipeline}
                     params |= entry.parameters
                     jobs.append(Job(entry.notebook, period, team, rep, params, "/".join(parts)))
+    if not jobs:
+        raise ConfigError("the report matrix expands to no report: no rep of the listed teams has analysed deals "
+                          f"({len(data.deals):,} deals analysed)")
     return jobs
 
 
@@ -172,26 +184,27 @@ def _one_math_thread_per_kernel() -> None:
 
 
 def run_reports(
-    matrix_path: str | Path | None = None,
+    matrix_path: str | Path | ReportMatrix | None = None,
     jobs: int | None = None,
     only: str | None = None,
     output: str | Path | None = None,
     progress: bool = True,
     only_paths: list[str] | None = None,
-    data_source: str | None = None,
 ) -> RunSummary:
-    """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix in
-    ``jobs`` worker processes. ``data_source`` replaces the matrix's ``data``. An engine source
-    (``duckdb:///…``, ``spark:…``) is handed to each notebook as it is, so its events stay in the
-    engine; any other is loaded once and cached as Parquet."""
+    """Run every (or every ``only``-matching, or every ``only_paths``) report of the matrix (a path,
+    or a :class:`ReportMatrix` with the command line's choices) in ``jobs`` worker processes, with the
+    project's notebooks (:func:`funnelkit.config.notebooks_dir`). An engine source (``duckdb:///…``,
+    ``spark:…``) is handed to each notebook as it is, so its events stay in the engine; any other is
+    loaded once and cached as Parquet."""
     from tqdm import tqdm
 
     began = time.perf_counter()
-    matrix = load_report_matrix(matrix_path)
+    matrix = matrix_path if isinstance(matrix_path, ReportMatrix) else load_report_matrix(matrix_path)
+    notebooks = notebooks_dir()
     config = load_config()
     out = Path(output or matrix.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    source = data_source or matrix.data
+    source = matrix.data
     data = open_dataset(source, as_of=matrix.as_of, config=config, preset=matrix.preset)
     if is_engine_source(source):
         cache = source
@@ -200,8 +213,8 @@ def run_reports(
     as_of = matrix.as_of or (data.as_of - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     base = {"data": cache, "as_of": as_of, "language": matrix.language}
 
-    all_jobs = expand_matrix(matrix, data)
-    check_parameters(all_jobs)
+    all_jobs = expand_matrix(matrix, data, notebooks)
+    check_parameters(all_jobs, notebooks)
     selected = [j for j in all_jobs if not only or fnmatch.fnmatch(j.relpath, only) or fnmatch.fnmatch(j.title, only)]
     if only_paths is not None:
         selected = [j for j in selected if j.relpath in only_paths]
@@ -209,7 +222,7 @@ def run_reports(
     summary = RunSummary()
     bar = tqdm(total=len(selected), desc="reports", unit="report", disable=not progress)
     with ProcessPoolExecutor(max_workers=workers, initializer=_one_math_thread_per_kernel) as pool:
-        futures = [pool.submit(_run_job_star, (job, out, base)) for job in selected]
+        futures = [pool.submit(_run_job_star, (job, out, base, notebooks)) for job in selected]
         for future in as_completed(futures):
             summary.results.append(future.result())
             bar.update(1)

@@ -107,7 +107,7 @@ def rep_summary(
     team: str | None = None,
     pipeline: str | None = None,
     window_months: int | None = 12,
-    min_volume: int = 30,
+    min_volume: int | None = None,
     stays: pd.DataFrame | None = None,
     plan: pd.DataFrame | None = None,
     reach: pd.DataFrame | None = None,
@@ -120,11 +120,14 @@ def rep_summary(
     ``closed, won, win_rate, win_rate_low, win_rate_high, value_win_rate, cycle_median,
     velocity_per_day, open_pipeline, weighted_pipeline``, ``tis_<stage>`` (KM median days in stage, when
     ``stays`` is given), ``overdue`` (when a follow-up ``plan`` is given), ``shrunk_win_rate``,
-    ``rank`` (by the shrunk rate) and ``flag`` (above / below / within the team's 99.8% funnel limits).
+    ``rank`` (by the shrunk rate, among reps with at least ``min_volume`` closed deals; NA = too few
+    closed deals to rank, the rep is still listed) and ``flag`` (above / below / within the team's
+    99.8% funnel limits). ``min_volume`` defaults to ``config.reps.min_volume`` (params).
     ``attrs['team_rate']`` holds the team win rate θ0. ``reach`` may pass a :func:`reach_table`
     computed at the same ``as_of`` to reuse it.
     """
     period = parse_period(period)
+    min_volume = config.reps.min_volume if min_volume is None else min_volume
     window = rep_window(period, window_months)
     as_of = as_of if as_of is not None else data.as_of
     if reach is None:
@@ -157,9 +160,14 @@ def rep_summary(
         out["overdue"] = out["rep"].map(plan[plan["overdue"]].groupby("rep").size()).fillna(0).astype(int)
     theta = out["won"].sum() / out["closed"].sum() if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = shrunk_rates(out["won"], out["closed"]) if out["closed"].sum() else np.nan
-    out["rank"] = out["shrunk_win_rate"].rank(ascending=False, method="min").astype("Int64")
+    out["shrunk_win_rate"] = out["shrunk_win_rate"].where(out["closed"] > 0)  # the prior alone is no rate
+    # Shrinkage alone still lets a lucky 4 of 4 outrank a steady 119 of 178: rank only with volume.
+    rankable = out["closed"] >= min_volume
+    out["rank"] = out["shrunk_win_rate"].where(rankable).rank(ascending=False, method="min").astype("Int64")
     out["flag"] = flag_reps(out["won"], out["closed"], theta, min_volume) if pd.notna(theta) else "within"
     keep = [c for c in out.columns if not c.endswith("_all") and c != "deals_all"]
-    out = out[keep].drop(columns=["lost"], errors="ignore").sort_values("rank").reset_index(drop=True)
-    out.attrs.update(team_rate=float(theta), window=window.label, min_volume=min_volume, stages=stages)
+    out = out[keep].drop(columns=["lost"], errors="ignore").sort_values(["rank", "closed", "rep"], ascending=[True, False, True],
+                                                                 na_position="last").reset_index(drop=True)
+    out.attrs.update(team_rate=float(theta), window=window.label, min_volume=min_volume, stages=stages,
+                     currency=config.currency)
     return out

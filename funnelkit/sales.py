@@ -5,7 +5,8 @@
 * Sales cycle = ``closed_at − created_at`` in days of deals won in the period (median and mean).
 * Sales velocity (amount per day) = open deals × win rate × mean won amount / mean cycle days.
 * Weighted pipeline = Σ amount × win_probability over open deals (a probability above 1 is read
-  as a percentage).
+  as a percentage). Pipeline sums are NaN, not 0, when no open deal has the amount (and
+  probability): "not available", never ¥0.
 """
 from __future__ import annotations
 
@@ -18,9 +19,28 @@ from funnelkit.periods import Period, parse_period
 
 
 def probability(values: pd.Series) -> pd.Series:
-    """Win probabilities as fractions: a column whose values exceed 1 is read as percentages."""
-    values = pd.to_numeric(values, errors="coerce")
-    return values / 100 if values.max(skipna=True) > 1 else values
+    """Win probabilities as fractions: a column whose values exceed 1 is read as percentages
+    (a column mixing both is an error, see :func:`funnelkit.data.probability_fractions`)."""
+    from funnelkit.data import probability_fractions
+
+    return probability_fractions(pd.to_numeric(values, errors="coerce"), "win_probability")
+
+
+def losses_recorded(deals: pd.DataFrame) -> bool:
+    """Whether the data records any lost deal. Without one a win rate is 100% by construction
+    (a leads funnel where not converting means still open) and must be shown with that note."""
+    return bool((deals["status"] == "lost").any())
+
+
+def known_sum(values: pd.Series) -> float:
+    """Sum of the known values: 0 over no rows, NaN (not 0) when there are rows but none is known."""
+    return float(values.sum(min_count=1)) if len(values) else 0.0
+
+
+def missing_pipeline_key(amounts: pd.Series) -> str:
+    """Why a pipeline value is unknown, as a text key: ``no_amounts`` when no amount is known,
+    else ``no_probabilities``."""
+    return "no_amounts" if amounts.isna().all() else "no_probabilities"
 
 
 def _metrics(deals: pd.DataFrame, period: Period) -> dict[str, float]:
@@ -38,8 +58,8 @@ def _metrics(deals: pd.DataFrame, period: Period) -> dict[str, float]:
         "value_win_rate": won["amount"].sum() / closed["amount"].sum() if closed["amount"].sum() > 0 else np.nan,
         "cycle_median": float(cycle.median()) if n_won else np.nan, "cycle_mean": mean_cycle,
         "mean_won_amount": mean_won_amount, "open_deals": len(open_),
-        "open_pipeline": float(open_["amount"].sum()),
-        "weighted_pipeline": float((open_["amount"] * probability(open_["win_probability"])).sum()),
+        "open_pipeline": known_sum(open_["amount"]),
+        "weighted_pipeline": known_sum(open_["amount"] * probability(open_["win_probability"])),
         "velocity_per_day": velocity,
     }
 
@@ -65,3 +85,14 @@ def sales_metrics(
         return pd.DataFrame([_metrics(deals, period)])
     rows = [{by: key} | _metrics(group, period) for key, group in deals.groupby(by, sort=True, observed=True)]
     return pd.DataFrame(rows)
+
+
+def pipeline_by_stage(deals: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
+    """Open deals (with their current ``stage``) per stage in ``stages`` order: ``stage, open,
+    open_pipeline`` (Σ amount) and ``weighted_pipeline`` (Σ amount × win_probability); a sum is
+    NaN, not 0, when no deal of the stage has the values (see :func:`known_sum`)."""
+    weighted = deals["amount"] * probability(deals["win_probability"])
+    grouped = deals.assign(weighted=weighted).groupby("stage")
+    out = pd.DataFrame({"open": grouped.size(), "open_pipeline": grouped["amount"].agg(known_sum),
+                        "weighted_pipeline": grouped["weighted"].agg(known_sum)})
+    return out.reindex([s for s in stages if s in out.index]).rename_axis("stage").reset_index()

@@ -19,9 +19,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelkit.config import load_params
+from funnelkit.data import _rows_text, probability_fractions
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9
+NON_NEGATIVE = {"amount", "payment_days", "win_probability"}  # data contract: ≥ 0
 
 
 class _Strict(BaseModel):
@@ -157,8 +159,14 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
         why[text.notna() & points.isna()] = f"{dim.column} value not in the scorecard"
         return points, why
     numbers = pd.to_numeric(values, errors="coerce")
-    if dim.percent_or_fraction and numbers.max(skipna=True) > 1:
-        numbers = numbers / 100
+    # Frames that did not come through validation (an analyst's own) are checked here.
+    if dim.column in NON_NEGATIVE and (numbers < 0).any():
+        raise ValueError(f"{dim.column} is negative in {_rows_text((numbers < 0).to_numpy(), values.reset_index(drop=True))}")
+    if dim.percent_or_fraction:
+        numbers = probability_fractions(numbers, dim.column)
+        if (numbers > 1).any():
+            raise ValueError(f"{dim.column} is above 100% in "
+                             f"{_rows_text((numbers > 1).to_numpy(), values.reset_index(drop=True))}")
     x = numbers.to_numpy(dtype=float)
     conditions = [band.matches(x) for band in dim.bands]
     points = pd.Series(np.select(conditions, [b.points for b in dim.bands], default=np.nan), index=values.index)
@@ -211,13 +219,23 @@ def score_deals(
     """Score each deal: ``points_<dim>``, ``contribution_<dim>``, ``score``, ``tier``,
     ``unscored_reason`` and ``top_drivers`` (the ``drivers`` largest weighted contributions).
 
-    Weights come from ``weights`` if given, else from ``scenario`` (baseline when ``None``).
+    Weights come from ``weights`` if given (they must sum to 1 within 1e-9, as in the YAML),
+    else from ``scenario`` (baseline when ``None``). Raw frames are checked: a negative amount,
+    payment_days or probability, a probability above 100%, or a probability column mixing
+    fractions and percents is a ``ValueError`` naming the column and rows.
     Dimensions with weight 0 are not needed: a deal missing only those is still scored.
     With ``missing: renormalise`` a deal is scored on the weighted dimensions it has, each weight
     divided by their sum (``score = 20 Σ_known w_k x_k / Σ_known w_k``), ``partial`` is true and
     ``coverage`` says how many it has (``"3/5"``); it is unscored only when it has none.
     Identifying columns (deal_id, customer, team, rep, pipeline, status, amount) are kept.
     """
+    if weights is not None:
+        unknown = set(weights) - set(scorecard.dimensions)
+        if unknown:
+            raise ValueError(f"weights: unknown dimension(s) {', '.join(sorted(unknown))}")
+        total = sum(weights.values())
+        if abs(total - 1) > _SUM_TOL:
+            raise ValueError(f"weights sum to {total:g}, not 1")
     weights = weights or scorecard.weights(scenario)
     keep = [c for c in ("deal_id", "customer", "team", "rep", "pipeline", "status", "amount") if c in deals]
     out = deals[keep].copy()
@@ -280,11 +298,14 @@ def _top_drivers(contributions: pd.DataFrame, scorecard: Scorecard, language: st
 
 
 def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
-    """Deals and pipeline value per tier (unscored last): ``tier, deals, amount, share``."""
+    """Deals and pipeline value per tier (unscored last): ``tier, deals, amount, share`` (amount NaN
+    for a tier without deals)."""
     tier = scored["tier"].astype("object").fillna("unscored")
-    table = (scored.assign(tier=tier).groupby("tier").agg(deals=("tier", "size"), amount=("amount", "sum"))
+    table = (scored.assign(tier=tier).groupby("tier")
+             .agg(deals=("tier", "size"), amount=("amount", lambda a: a.sum(min_count=1)))
              .reindex(list(TIERS) + ["unscored"], fill_value=0).reset_index())
     table["share"] = table["deals"] / max(int(table["deals"].sum()), 1)
+    table["amount"] = table["amount"].where(table["deals"] > 0)  # no deal: no amount, rather than 0
     return table
 
 

@@ -19,7 +19,7 @@ Notation: ``x_ik`` are deal i's points (1–5) on dimension k, ``w`` the weights
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,8 @@ from scipy import optimize, special, stats
 from funnelkit.scorecard import TIERS, Scorecard, points_table, score_deals, tier_codes
 
 MIN_CLASS = 40  # fewer won or lost deals than this and the backtest warns
+MIN_AUC = 10  # fewer won or lost scored deals than this and no AUC is computed at all
+MIN_TAU = 10  # fewer deals scored under both weightings than this and no Kendall tau
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,10 @@ def compare_scenarios(deals: pd.DataFrame, scorecard: Scorecard, scenarios: list
         alt = score_deals(deals, scorecard, scenario=name)
         both = base["score"].notna() & alt["score"].notna()
         b, a = base[both], alt[both]
-        tau = stats.kendalltau(b["score"], a["score"], variant="b").statistic if both.sum() > 1 else np.nan
+        # below MIN_TAU deals (or with every score tied) a rank correlation says nothing
+        constant = b["score"].nunique() < 2 or a["score"].nunique() < 2
+        tau = (stats.kendalltau(b["score"], a["score"], variant="b").statistic
+               if both.sum() >= MIN_TAU and not constant else np.nan)
         high_b, high_a = set(b.loc[b["tier"] == "high", "deal_id"]), set(a.loc[a["tier"] == "high", "deal_id"])
         union = high_b | high_a
         moved = b["tier"].to_numpy() != a["tier"].to_numpy()
@@ -132,26 +137,50 @@ def weight_sweep(
     counts = pd.DataFrame(rows)
 
     w0 = base[dimension]
+    tipping_weight, after, now = _tipping(x_k, s_rest, w0, scorecard)
+    tipping = pd.DataFrame({
+        "deal_id": scored["deal_id"].to_numpy(), "weight_now": w0, "tier_now": np.asarray(TIERS)[now],
+        "tipping_weight": tipping_weight,
+        "tier_after": pd.Series(np.asarray(TIERS, dtype=object)[after]).where(~np.isnan(tipping_weight)).to_numpy(),
+    })
+    return counts, tipping
+
+
+def _tipping(x_k: np.ndarray, s_rest: np.ndarray, w0: float, scorecard: Scorecard
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per deal, the weight in [0, 1] nearest ``w0`` at which the tier differs from the tier at
+    ``w0`` (NaN when none does), the tier there, and the tier now.
+
+    The score ``20·(w·x_k + (1−w)·S_rest)`` is linear in w, so the tier is constant between the
+    threshold crossings ``w*`` that lie in [0, 1]. The tier is evaluated at 0, 1, each crossing,
+    and the midpoint of each piece between them: a change happens *at* a crossing (a score that
+    reaches a threshold from below) or just *beyond* it (one that leaves it from above). A
+    crossing at 0 or 1 whose change would lie outside [0, 1] is therefore not a tipping weight.
+    """
+    n = len(x_k)
     now = _tiers_of(20 * (w0 * x_k + (1 - w0) * s_rest), scorecard)
-    best_w = np.full(len(x_k), np.nan)
+    crossings = []
     with np.errstate(divide="ignore", invalid="ignore"):
         for theta in (scorecard.tiers["high"], scorecard.tiers["medium"]):
             w_star = (theta / 20 - s_rest) / (x_k - s_rest)
-            valid = np.isfinite(w_star) & (w_star >= 0) & (w_star <= 1)
-            # the crossing changes the tier only if the tier just beyond it differs from now
-            side = np.where(w_star > w0, w_star + 1e-9, w_star - 1e-9)
-            beyond = _tiers_of(20 * (side * x_k + (1 - side) * s_rest), scorecard)
-            valid &= beyond != now
-            closer = valid & (np.isnan(best_w) | (np.abs(w_star - w0) < np.abs(best_w - w0)))
-            best_w = np.where(closer, w_star, best_w)
-    side = np.where(best_w > w0, best_w + 1e-9, best_w - 1e-9)
-    after = _tiers_of(20 * (side * x_k + (1 - side) * s_rest), scorecard)
-    tipping = pd.DataFrame({
-        "deal_id": scored["deal_id"].to_numpy(), "weight_now": w0, "tier_now": np.asarray(TIERS)[now],
-        "tipping_weight": best_w,
-        "tier_after": pd.Series(np.asarray(TIERS, dtype=object)[after]).where(~np.isnan(best_w)).to_numpy(),
-    })
-    return counts, tipping
+            w_star = np.where(np.abs(w_star) < 1e-12, 0.0, np.where(np.abs(w_star - 1) < 1e-12, 1.0, w_star))
+            crossings.append(np.where(np.isfinite(w_star) & (w_star >= 0) & (w_star <= 1), w_star, np.nan))
+    points = np.sort(np.column_stack([np.zeros(n), np.ones(n)] + crossings), axis=1)  # NaN sorts last
+    mids = (points[:, :-1] + points[:, 1:]) / 2
+
+    def tiers_at(w: np.ndarray) -> np.ndarray:
+        return _tiers_of(20 * (w * x_k[:, None] + (1 - w) * s_rest[:, None]), scorecard)
+
+    # the change beyond a crossing is reached from the piece's end nearer w0
+    mid_tip = np.where(mids > w0, points[:, :-1], points[:, 1:])
+    tips = np.hstack([points, mid_tip])
+    tiers = np.hstack([tiers_at(points), tiers_at(mids)])
+    valid = np.hstack([~np.isnan(points), ~np.isnan(mids)]) & (tiers != now[:, None])
+    distance = np.where(valid, np.abs(tips - w0), np.inf)
+    best = distance.argmin(axis=1) if n else np.zeros(0, int)  # crossings before midpoints on ties
+    rows = np.arange(n)
+    found = np.isfinite(distance[rows, best])
+    return np.where(found, tips[rows, best], np.nan), np.where(found, tiers[rows, best], now), now
 
 
 def concentration_for_sd(weights: dict[str, float], sd: float) -> float:
@@ -226,6 +255,9 @@ class Backtest:
     auc: pd.DataFrame  # scenario, closed, won, lost, auc, auc_low, auc_high, diff_vs_baseline, diff_low, diff_high
     tiers: pd.DataFrame  # scenario, tier, deals, won, win_rate, win_rate_low, win_rate_high, lift
     warning: str | None
+    unavailable: str | None = None  # "few_closed": fewer than MIN_AUC won or lost scored deals, no AUC
+    unscored: int = 0  # closed deals given that could not be scored under every weighting
+    unscored_reasons: dict[str, int] = field(default_factory=dict)  # reason → deals
 
 
 def backtest(
@@ -236,16 +268,27 @@ def backtest(
 
     AUC with a percentile bootstrap CI; for each scenario the paired bootstrap CI of its AUC minus
     the baseline's (the same resampled deals for both); win rate per tier with Wilson intervals and
-    the lift of each tier (its win rate ÷ the overall win rate). Warns below 40 won or 40 lost.
+    the lift of each tier (its win rate ÷ the overall win rate). Warns below 40 won or 40 lost;
+    below ``MIN_AUC`` won or lost scored deals no AUC is computed (``unavailable = "few_closed"``).
+    Closed deals that cannot be scored under every weighting are counted in ``unscored`` with
+    their reasons, so the count of closed deals given = ``closed`` + ``unscored``.
     """
     names = [None] + list(scenarios or [])
     closed = deals[deals["status"].isin(["won", "lost"])]
     scored = {name: score_deals(closed, scorecard, scenario=name) for name in names}
-    ok = np.logical_and.reduce([s["score"].notna().to_numpy() for s in scored.values()])
+    ok = np.logical_and.reduce([s["score"].notna().to_numpy() for s in scored.values()]) if len(closed) else \
+        np.zeros(0, bool)
+    reason = pd.Series(pd.NA, index=closed.index, dtype="object")
+    for s_ in scored.values():
+        reason = reason.fillna(s_["unscored_reason"].astype("object"))
+    unscored_reasons = {str(k): int(v) for k, v in reason[~ok].value_counts().items()}
     won = (closed["status"].to_numpy() == "won")[ok]
     scores = {name: s["score"].to_numpy()[ok] for name, s in scored.items()}
+    few = min(int(won.sum()), int((~won).sum())) < MIN_AUC
+    if few:
+        n_boot = 0
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(won), size=(n_boot, len(won))) if len(won) else np.zeros((0, 0), dtype=int)
+    idx = rng.integers(0, len(won), size=(n_boot, len(won))) if len(won) and n_boot else np.zeros((0, 0), dtype=int)
     boot = {name: np.array([_auc_fast(sc[i], won[i]) for i in idx]) for name, sc in scores.items()}
     alpha = (1 - confidence) / 2
     rows, tier_rows = [], []
@@ -254,10 +297,10 @@ def backtest(
         diff = boot[name] - boot[None]
         rows.append({
             "scenario": name or "baseline", "closed": int(len(won)), "won": int(won.sum()), "lost": int((~won).sum()),
-            "auc": auc(scores[name], won),
+            "auc": np.nan if few else auc(scores[name], won),
             "auc_low": float(np.nanquantile(boot[name], alpha)) if n_boot else np.nan,
             "auc_high": float(np.nanquantile(boot[name], 1 - alpha)) if n_boot else np.nan,
-            "diff_vs_baseline": auc(scores[name], won) - auc(scores[None], won),
+            "diff_vs_baseline": np.nan if few else auc(scores[name], won) - auc(scores[None], won),
             "diff_low": float(np.nanquantile(diff, alpha)) if name and n_boot else np.nan,
             "diff_high": float(np.nanquantile(diff, 1 - alpha)) if name and n_boot else np.nan,
         })
@@ -272,10 +315,11 @@ def backtest(
                               "lift": rate / overall if n and overall > 0 else np.nan})
     n_won, n_lost = int(won.sum()), int((~won).sum())
     warning = None
-    if n_won < MIN_CLASS or n_lost < MIN_CLASS:
+    if not few and (n_won < MIN_CLASS or n_lost < MIN_CLASS):
         warning = (f"only {n_won} won and {n_lost} lost deals: AUC and win rates are too uncertain to "
                    f"choose weights on (at least {MIN_CLASS} of each are advised)")
-    return Backtest(pd.DataFrame(rows), pd.DataFrame(tier_rows), warning)
+    return Backtest(pd.DataFrame(rows), pd.DataFrame(tier_rows), warning, "few_closed" if few else None,
+                    int((~ok).sum()), unscored_reasons)
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, start: np.ndarray | None = None, l2: float = 0.0) -> np.ndarray:
@@ -311,6 +355,7 @@ class SuggestedWeights:
     cv: pd.DataFrame  # which (baseline / suggested), auc (out-of-fold), plus diff and its CI on the suggested row
     better_than_baseline: bool
     verdict: str
+    unavailable: str | None = None  # "few_closed": fewer than MIN_AUC won or lost scored deals, nothing fitted
 
 
 def suggest_weights(
@@ -330,6 +375,13 @@ def suggest_weights(
     y = (scored["status"].to_numpy() == "won").astype(float)
     base = scorecard.weights()
     w_base = np.array([base[k] for k in dims])
+    if min(int(y.sum()), int(len(y) - y.sum())) < MIN_AUC:
+        # a fit on a handful of deals (or on one class) is noise: report nothing rather than it
+        empty = np.full(len(dims), np.nan)
+        weights = pd.DataFrame({"dimension": dims, "baseline": w_base, "suggested": empty, "low": empty, "high": empty})
+        cv = pd.DataFrame({"which": ["baseline", "suggested"], "auc": np.nan, "diff": np.nan, "diff_low": np.nan,
+                           "diff_high": np.nan})
+        return SuggestedWeights(weights, cv, False, "", "few_closed")
 
     fold_of = np.random.default_rng(seed).permutation(len(y)) % folds
     oof = np.full(len(y), np.nan)

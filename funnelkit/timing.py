@@ -154,7 +154,8 @@ def stalled_deals(stays: pd.DataFrame, history: pd.DataFrame | None = None, quan
     for stage, group in history.groupby("stage", observed=True):
         thresholds[stage] = km_quantiles(group["days"], group["censored"], quantiles={"q": quantile})["q"]
     current = stays[stays["censored"]].copy()
-    current["threshold_days"] = current["stage"].map(thresholds)
+    # through object: mapping an Arrow string column with no thresholds would keep it a string
+    current["threshold_days"] = current["stage"].astype(object).map(thresholds).astype(float)
     current["days_over"] = current["days"] - current["threshold_days"]
     stalled = current[current["days_over"] > 0]
     columns = ["deal_id", "team", "rep", "pipeline", "stage", "entered_at", "days", "threshold_days", "days_over"]

@@ -97,8 +97,8 @@ def test_quality_summary_accounts_for_every_row(config):
 
 def test_missing_column_and_empty_table_are_errors(config):
     d, e = make_tables([{"deal_id": "G", "status": "open"}], GOOD)
-    with pytest.raises(fk.DataError, match=r"deals: missing column\(s\) rep"):
-        fk.validate(d.drop(columns="rep"), e, config)
+    with pytest.raises(fk.DataError, match=r"deals: missing column\(s\) status"):
+        fk.validate(d.drop(columns="status"), e, config)
     with pytest.raises(fk.DataError, match="stage_events: has a header but no data rows"):
         fk.validate(d, e.iloc[:0], config)
 

@@ -12,9 +12,12 @@ def test_month_and_quarter_bounds():
     assert (q.label, q.start, q.end) == ("2024-Q1", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-04-01"))
     assert fk.parse_period("2024-01").previous().label == "2023-12"
     assert fk.parse_period("2024-Q1").previous().label == "2023-Q4"
+    y = fk.parse_period("2017")  # a year (issue 17)
+    assert (y.label, y.start, y.end, y.previous().label) == ("2017", pd.Timestamp("2017-01-01"),
+                                                             pd.Timestamp("2018-01-01"), "2016")
 
 
-@pytest.mark.parametrize("bad", ["2024-13", "2024-Q5", "March 2024", "2024"])
+@pytest.mark.parametrize("bad", ["2024-13", "2024-Q5", "March 2024", "24"])
 def test_bad_period_is_named(bad):
     with pytest.raises(ValueError, match=bad):
         fk.parse_period(bad)
