@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="run the report matrix and write HTML reports", parents=[project])
     p.add_argument("--matrix", help="report matrix YAML (default params/reports.yaml)")
-    p.add_argument("--data", help='data for every report: "sample", an export folder or a DuckDB file')
+    p.add_argument("--data", help='data for every report: "sample", an export folder, a DuckDB file, '
+                                  "duckdb:///file.duckdb, duckdb:///parquet-folder or spark:table-or-path")
     p.add_argument("--preset", help="CRM export preset of the data: a name in params/presets or a YAML file")
     p.add_argument("--as-of", dest="as_of", help="analysis date (default: the matrix's, else the latest date in the data)")
     p.add_argument("--language", choices=["en", "zh"], help="report language")

@@ -237,7 +237,7 @@ class MatrixEntry(_Strict):
 class ReportMatrix(_Strict):
     """``params/reports.yaml``: which notebooks run for which teams, reps and periods."""
 
-    data: str = "sample"  # "sample" or a folder / DuckDB file
+    data: str = "sample"  # "sample", a folder / DuckDB file, duckdb:///…, spark:…
     preset: str | None = None  # CRM export shape of `data` (params/presets): salesforce, hubspot, snapshot
     as_of: str | None = None  # ISO date; default: the latest date in the data
     language: Literal["en", "zh"] | None = None  # overrides funnel.yaml for these reports

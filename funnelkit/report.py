@@ -42,6 +42,7 @@ import pandas as pd
 
 from funnelkit.config import NOTEBOOKS_DIR, ConfigError, ReportMatrix, load_config, load_report_matrix, notebooks_dir
 from funnelkit.data import Dataset, nothing_left
+from funnelkit.engine import is_engine_source
 from funnelkit.io import open_dataset, write_dataset
 from funnelkit.pages import notebook_to_html, render_index
 
@@ -608,6 +609,9 @@ def run_reports(
     after another in one warm kernel (``cold``: a new kernel per report). ``verbose`` shows the
     kernels' logs as they run.
 
+    An engine source (``duckdb:///…``, ``spark:…``) is handed to each notebook as it is, so its
+    events stay in the engine; any other is loaded once and cached as Parquet.
+
     One run at a time writes into an output folder: a second run waits for the first's lock
     (and says so on stderr). Each run reads its own cached copy of the data."""
     from filelock import FileLock, Timeout
@@ -644,7 +648,8 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     selected = [j for j in all_jobs if not only or fnmatch.fnmatch(j.relpath, only) or fnmatch.fnmatch(j.title, only)]
     if only_paths is not None:
         selected = [j for j in selected if j.relpath in only_paths]
-    cache = _write_cache(data, out)
+    engine_source = is_engine_source(matrix.data)
+    cache = matrix.data if engine_source else _write_cache(data, out)
     base = {"data": str(cache), "as_of": as_of, "language": matrix.language}
     workers = max(1, min(jobs or os.cpu_count() or 1, len(selected) or 1))
     summary = RunSummary()
@@ -658,7 +663,8 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
                 bar.update(1)
     finally:
         bar.close()
-        shutil.rmtree(cache, ignore_errors=True)
+        if not engine_source:
+            shutil.rmtree(cache, ignore_errors=True)
     summary.results.sort(key=lambda r: r.job.relpath)
     # Reports left out by --only keep their place in the index when an earlier run wrote them.
     earlier = [JobResult(j, True, 0.0, html=str(out / f"{j.relpath}.html")) for j in all_jobs

@@ -12,10 +12,12 @@ def run(*args: str) -> str:
     return result.stdout
 
 
-def test_bench_analytics_smoke():
-    out = run("benchmarks/bench_analytics.py", "--deals", "20000")
-    assert "per-event step agrees with the DuckDB reference: yes" in out
-    assert "whole analytics pass:" in out and "peak memory" in out
+def test_bench_analytics_smoke(tmp_path):
+    out = run("benchmarks/bench_analytics.py", "--engine", "duckdb", "--deals", "5000", "--chunk", "2000",
+              "--folder", str(tmp_path), "--check")
+    assert "per-event step on duckdb agrees with the pandas reference: yes" in out
+    assert "whole analytics pass (duckdb):" in out and "peak memory" in out and "lean DuckDB query" in out
+    assert "rows in = analysed + quarantined: {'deals': 5000," in out
 
 
 def test_bench_reports_smoke():
