@@ -2,17 +2,28 @@
 
 This is the only code that reads event rows; everything downstream works on its outputs. Both
 outputs are simple group-wise aggregations (first entry per stage, next event per deal), so the
-same step can run as SQL where the data lives (see :mod:`funnelkit.sql`).
+same step can run as SQL where the data lives (:mod:`funnelkit.sql`, run by :mod:`funnelkit.engine`).
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from funnelkit import engine as engines
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, isin, positions, take
 
 DEAL_COLUMNS = ["deal_id", "pipeline", "team", "rep", "created_at", "amount", "status", "closed_at", "lost_reason"]
+
+
+def _engine(data: Dataset, engine: engines.Engine | str | None) -> engines.Engine | str | None:
+    """The engine to run the per-event step in, or None for the pandas code."""
+    held = getattr(data, "engine", None)
+    if engine is None:
+        return held
+    if engine == "pandas" and held is not None:
+        raise ValueError(f"this dataset's events are in {held.name}; pandas cannot read them")
+    return None if engine == "pandas" else engine
 
 
 def stage_list(config: FunnelConfig, deals: pd.DataFrame, pipeline: str | None) -> list[str]:
@@ -64,6 +75,7 @@ def reach_table(
     pipeline: str | None = None,
     team: str | None = None,
     rep: str | None = None,
+    engine: engines.Engine | str | None = None,
 ) -> pd.DataFrame:
     """One row per deal: when it reached each stage, its furthest stage and its status at ``as_of``.
 
@@ -78,7 +90,13 @@ def reach_table(
     Columns: the deal columns, ``reached_<stage>`` per stage (datetime), ``furthest_stage``,
     ``furthest_index`` (0-based; −1 when no stage was reached by ``as_of``) and ``skipped_out``.
     The stage order is :func:`stage_list` (a :class:`~funnelkit.scope.Scope` holds it beside the table).
+
+    ``engine`` (``"pandas"``, ``"duckdb"``, ``"spark"`` or an :class:`~funnelkit.engine.Engine`)
+    runs the step there from the SQL in :mod:`funnelkit.sql`; by default a dataset loaded into an
+    engine uses it, any other the pandas code below (the reference).
     """
+    if _engine(data, engine) is not None:
+        return engines.reach_table(data, config, as_of, strict, pipeline, team, rep, engine=_engine(data, engine))
     as_of = as_of if as_of is not None else data.as_of
     deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline)
     stages = stage_list(config, deals, pipeline)
@@ -87,23 +105,33 @@ def reach_table(
     first = events.groupby(["deal_id", "stage"], observed=True)["entered_at"].min().unstack("stage")
     first = first.reindex(index=deals["deal_id"], columns=stages)
     entry = first.to_numpy(dtype="datetime64[ns]").view("int64")
-    never = np.iinfo("int64").min  # NaT's integer value
-    entry = np.where(entry == never, np.iinfo("int64").max, entry)
+    entry = np.where(entry == NAT, NEVER, entry)
+    any_stage = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
+    return reach_frame(deals, stages, any_stage, entry, strict, as_of)
+
+
+NEVER = np.iinfo("int64").max  # "no entry" in integer nanoseconds: later than any entry
+NAT = np.iinfo("int64").min  # NaT's integer value
+
+
+def reach_frame(deals: pd.DataFrame, stages: list[str], any_stage: np.ndarray, entry: np.ndarray | None,
+                strict: bool, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The reach table from two deals × stages matrices of integer nanoseconds (:data:`NEVER`
+    where none): ``any_stage`` = earliest entry into the stage or any later one, ``entry`` =
+    first entry into the stage itself (used by the strict rule only)."""
     if strict:
         reached = entry.copy()
         for j in range(1, len(stages)):
-            reached[:, j] = np.where(reached[:, j - 1] == np.iinfo("int64").max, np.iinfo("int64").max, entry[:, j])
-        any_stage = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
+            reached[:, j] = np.where(reached[:, j - 1] == NEVER, NEVER, entry[:, j])
     else:
-        reached = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
-        any_stage = reached
-    has = reached != np.iinfo("int64").max
+        reached = any_stage
+    has = reached != NEVER
     furthest = np.where(has.any(axis=1), has.shape[1] - 1 - np.argmax(has[:, ::-1], axis=1), -1)
-    furthest_any = np.where((any_stage != np.iinfo("int64").max).any(axis=1),
-                            has.shape[1] - 1 - np.argmax((any_stage != np.iinfo("int64").max)[:, ::-1], axis=1), -1)
+    furthest_any = np.where((any_stage != NEVER).any(axis=1),
+                            has.shape[1] - 1 - np.argmax((any_stage != NEVER)[:, ::-1], axis=1), -1)
 
     out = deals[[c for c in DEAL_COLUMNS if c in deals.columns]].reset_index(drop=True)
-    reached = np.where(has, reached, never).astype("int64").view("datetime64[ns]")
+    reached = np.where(has, reached, NAT).astype("int64").view("datetime64[ns]")
     for j, stage in enumerate(stages):
         out[f"reached_{stage}"] = reached[:, j]
     out["furthest_index"] = furthest
@@ -112,7 +140,8 @@ def reach_table(
     return out
 
 
-def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
+                engine: engines.Engine | str | None = None) -> pd.DataFrame:
     """One row per stay of a deal in a non-final stage, seen at ``as_of``.
 
     A stay starts at an entry into stage s and ends at the deal's next stage event (``outcome``
@@ -124,8 +153,10 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     whose date is unknown (``date_known`` False, from a snapshot export) is left out.
 
     Columns: ``deal_id, team, rep, pipeline, stage, stage_index, entered_at, exited_at, outcome,
-    days, censored``.
+    days, censored``. ``engine`` as in :func:`reach_table`.
     """
+    if _engine(data, engine) is not None:
+        return engines.stage_stays(data, config, as_of, engine=_engine(data, engine))
     as_of = as_of if as_of is not None else data.as_of
     deals = deals_as_of(data.deals, as_of).reset_index(drop=True)
     events = data.events[data.events["entered_at"] < as_of]
@@ -172,11 +203,18 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     for code, name in enumerate(pipelines):
         here = pipeline_codes[deal_pos] == code
         stage_names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
+    return stays_frame(deals, deal_pos, stage_names, stage_index, entered, exited_at, outcome, as_of)
+
+
+def stays_frame(deals: pd.DataFrame, deal_pos: np.ndarray, stage: np.ndarray, stage_index: np.ndarray,
+                entered: np.ndarray, exited_at: np.ndarray, outcome: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The stay table from per-stay arrays (``deal_pos``: the deal's row in ``deals``), with the
+    deal's team, rep and pipeline, ``censored`` and ``days`` (to exit, or to ``as_of`` if open)."""
     stays = pd.DataFrame({
         "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
         "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
         "pipeline": take(deals["pipeline"], deal_pos),
-        "stage": stage_names, "stage_index": stage_index, "entered_at": entered,
+        "stage": stage, "stage_index": stage_index, "entered_at": entered,
         "exited_at": exited_at.astype("datetime64[ns]"), "outcome": outcome,
     })
     stays["censored"] = stays["outcome"] == "open"
@@ -185,9 +223,12 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     return stays
 
 
-def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
+               engine: engines.Engine | str | None = None) -> pd.DataFrame:
     """Deals still open at ``as_of`` with their current ``stage``: the stage of their latest event
-    (after a regression, the earlier stage they fell back to)."""
+    (after a regression, the earlier stage they fell back to). ``engine`` as in :func:`reach_table`."""
+    if _engine(data, engine) is not None:
+        return engines.open_deals(data, config, as_of, engine=_engine(data, engine))
     as_of = as_of if as_of is not None else data.as_of
     deals = deals_as_of(data.deals, as_of)
     deals = deals[deals["status"] == "open"]

@@ -10,21 +10,39 @@ import pandas as pd
 
 from funnelkit.aggregate import reach_table, stage_stays
 from funnelkit.config import FunnelConfig
-from funnelkit.data import Dataset, describe_example, nothing_left, top_reasons
+from funnelkit.data import Dataset, analysed_rows, describe_example, nothing_left, quarantine_counts, top_reasons
+
+
+def _event_facts(data: Dataset) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """Valid events per (pipeline, stage) (column ``n``), their first and last entry, and the
+    number of distinct stages each deal entered — counted where the events are."""
+    engine = getattr(data, "engine", None)
+    if engine is None:
+        events = data.events.assign(pipeline=data.events["deal_id"].map(data.deals.set_index("deal_id")["pipeline"]))
+        counts = events.groupby(["pipeline", "stage"], observed=True).size().rename("n").reset_index()
+        return counts, events["entered_at"], data.events.groupby("deal_id")["stage"].nunique()
+    counts = engine.query("select d.pipeline, e.stage, count(*) as n, min(e.entered_at) as first, "
+                          "max(e.entered_at) as last from fk_events e join fk_deals d on d.deal_id = e.deal_id "
+                          "group by d.pipeline, e.stage")
+    per_deal = engine.query("select deal_id, count(distinct stage) as n from fk_events group by deal_id")
+    entered = pd.concat([counts["first"], counts["last"]]).astype("datetime64[ns]")
+    return counts[["pipeline", "stage", "n"]], entered, per_deal.set_index("deal_id")["n"]
 
 
 def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list[str]:
     """The data check as printable lines (see the module docstring)."""
     lines = [f"Data check of {data.source}", ""]
-    analysed = {"deals": len(data.deals), "stage_events": len(data.events)}
+    analysed = analysed_rows(data)
     q = data.quarantine
+    counts = quarantine_counts(data)
     for table, n_in in data.rows_in.items():
-        n_q = int((q["table"] == table).sum())
+        n_q = int(counts.loc[counts["table"] == table, "rows"].sum())
         lines.append(f"{table}: {n_in:,} rows read = {analysed[table]:,} analysed + {n_q:,} quarantined")
     if len(q):
         lines += ["", "Quarantined rows by reason:"]
-        for (table, reason), group in q.groupby(["table", "reason"], sort=False):
-            lines.append(f"  {table}: {reason}: {len(group):,}")
+        for table, reason, n in counts[["table", "reason", "rows"]].itertuples(index=False):
+            group = q[(q["table"] == table) & (q["reason"] == reason)]
+            lines.append(f"  {table}: {reason}: {n:,}")
             for row in group.head(examples).itertuples():
                 value = "" if pd.isna(row.value) else f" value {row.value!r}"
                 lines.append(f"      {row.file}, row {row.row}, column {row.column}{value} (deal {row.deal_id})")
@@ -32,16 +50,16 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
         lines.append(f"Note: {note}")
 
     lines += ["", "Stages seen against those configured:"]
-    seen = data.events.groupby(data.events["deal_id"].map(data.deals.set_index("deal_id")["pipeline"]))["stage"]
-    for pipeline, stages in seen:
-        counts = stages.value_counts()
+    stage_counts, entered, stages_per_deal = _event_facts(data)
+    for pipeline, group in stage_counts.groupby("pipeline", sort=True):
+        counts = group.set_index("stage")["n"]
         row = ", ".join(f"{s} {int(counts.get(s, 0)):,}" for s in config.stage_keys(pipeline))
         missing = [s for s in config.stage_keys(pipeline) if s not in counts]
         lines.append(f"  {pipeline}: {row}" + (f"; never seen: {', '.join(missing)}" if missing else ""))
 
     lines += ["", "Date ranges:"]
     for name, values in (("created_at", data.deals["created_at"]), ("closed_at", data.deals["closed_at"]),
-                         ("entered_at", data.events["entered_at"])):
+                         ("entered_at", entered)):
         if values.notna().any():
             lines.append(f"  {name}: {values.min():%Y-%m-%d} to {values.max():%Y-%m-%d}")
     lines.append(f"  as-of bound: {data.as_of:%Y-%m-%d %H:%M}")
@@ -50,8 +68,8 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
         per_pipeline = []
         for pipeline in data.deals["pipeline"].unique():
             reach = reach_table(data, config, pipeline=pipeline)
-            entered = data.events[data.events["deal_id"].isin(reach["deal_id"])].groupby("deal_id")["stage"].nunique()
-            per_pipeline.append(((reach["furthest_index"] + 1) - reach["deal_id"].map(entered).fillna(0) > 0).sum())
+            entered = reach["deal_id"].map(stages_per_deal).fillna(0)
+            per_pipeline.append(((reach["furthest_index"] + 1) - entered > 0).sum())
         stays = stage_stays(data, config)
         regressed = stays.loc[stays["outcome"] == "regressed", "deal_id"].nunique()
         lines += ["", f"Implied by the stage history: {int(sum(per_pipeline)):,} deals skipped at least one stage; "
@@ -90,8 +108,8 @@ def verdict(data: Dataset, max_quarantined: float = 0.2) -> tuple[bool, list[str
     """Whether the data can be analysed: some deals left and at most ``max_quarantined`` of the
     rows quarantined (per table). Returns ``(ok, closing lines)``; when not ok, the lines name the
     top reasons with an example row and what to change."""
-    shares = {t: (n - (len(data.deals) if t == "deals" else len(data.events))) / n
-              for t, n in data.rows_in.items() if n}
+    analysed = analysed_rows(data)
+    shares = {t: (n - analysed[t]) / n for t, n in data.rows_in.items() if n}
     worst = max(shares, key=shares.get) if shares else "deals"
     if len(data.deals) and shares.get(worst, 0) <= max_quarantined:
         return True, [f"OK: {len(data.deals):,} deals can be analysed "

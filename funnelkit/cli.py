@@ -46,14 +46,17 @@ def _report(args: argparse.Namespace) -> int:
     periods = [p.strip() for text in args.period or [] for p in text.split(",") if p.strip()]
     matrix = matrix_with(load_report_matrix(args.matrix), data=args.data, preset=args.preset, as_of=args.as_of,
                          language=args.language, periods=periods or None)
-    summary = run_reports(matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet)
+    summary = run_reports(matrix, jobs=args.jobs, only=args.only, output=args.output, progress=not args.quiet,
+                          cold=args.cold, verbose=args.verbose)
     if not summary.results:
         print(f"funnelkit: no report matches --only {args.only!r}", file=sys.stderr)
         return 1
-    ok = len(summary.results) - len(summary.failed)
+    ok = summary.written
     print(f"{ok} of {len(summary.results)} reports written in {summary.seconds:.1f} s; index: {summary.index}")
     for result in summary.failed:
         print(f"FAILED {result.job.title}: {result.error}\n  notebook: {result.notebook}", file=sys.stderr)
+        if result.log:
+            print("  kernel log:\n    " + result.log.replace("\n", "\n    "), file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -283,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="run the report matrix and write HTML reports", parents=[project])
     p.add_argument("--matrix", help="report matrix YAML (default params/reports.yaml)")
-    p.add_argument("--data", help='data for every report: "sample", an export folder or a DuckDB file')
+    p.add_argument("--data", help='data for every report: "sample", an export folder, a DuckDB file, '
+                                  "duckdb:///file.duckdb, duckdb:///parquet-folder or spark:table-or-path")
     p.add_argument("--preset", help="CRM export preset of the data: a name in params/presets or a YAML file")
     p.add_argument("--as-of", dest="as_of", help="analysis date (default: the matrix's, else the latest date in the data)")
     p.add_argument("--language", choices=["en", "zh"], help="report language")
@@ -293,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="run only reports whose path matches this glob, e.g. '2024-Q2/East/*'")
     p.add_argument("--output", help="output folder (default from the matrix: reports)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cold", action="store_true", help="a new kernel for every report (slower; default: one warm kernel per worker)")
+    p.add_argument("--verbose", action="store_true", help="show the report kernels' logs")
     p.set_defaults(func=_report)
     return parser
 

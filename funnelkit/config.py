@@ -179,7 +179,8 @@ def read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's safe loader where PyYAML has it: the same results, ten times faster (every report reads params)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
@@ -238,7 +239,7 @@ class MatrixEntry(StrictModel):
 class ReportMatrix(StrictModel):
     """``params/reports.yaml``: which notebooks run for which teams, reps and periods."""
 
-    data: str = "sample"  # "sample" or a folder / DuckDB file
+    data: str = "sample"  # "sample", a folder / DuckDB file, duckdb:///…, spark:…
     preset: str | None = None  # CRM export shape of `data` (params/presets): salesforce, hubspot, snapshot
     as_of: str | None = None  # ISO date; default: the latest date in the data
     language: Literal["en", "zh"] | None = None  # overrides funnel.yaml for these reports
@@ -267,6 +268,9 @@ def load_report_matrix(path: str | Path | None = None) -> ReportMatrix:
     """
     file = Path(path) if path else params_file("reports.yaml")
     matrix = validate_file(ReportMatrix, file)
+    from funnelkit.report import check_parameter_size  # before model_dump expands YAML aliases
+
+    check_parameter_size(matrix)
     return matrix_with(matrix, base=file.resolve().parent.parent)
 
 

@@ -706,18 +706,33 @@ def quality_summary(data: Dataset) -> pd.DataFrame:
     Columns ``table, reason, rows``; the ``rows in`` / ``analysed`` / ``quarantined`` lines come
     first for each table, so ``rows in = analysed + quarantined`` can be read off directly.
     """
-    analysed = {"deals": len(data.deals), "stage_events": len(data.events)}
+    analysed = analysed_rows(data)
+    counts = quarantine_counts(data)
     rows = []
     for table, n_in in data.rows_in.items():
-        q = data.quarantine[data.quarantine["table"] == table]
+        q = counts[counts["table"] == table]
         rows += [
             {"table": table, "reason": "rows in", "rows": n_in},
             {"table": table, "reason": "analysed", "rows": analysed[table]},
-            {"table": table, "reason": "quarantined", "rows": len(q)},
+            {"table": table, "reason": "quarantined", "rows": int(q["rows"].sum())},
         ]
-        for reason, n in q["reason"].value_counts().items():
+        for reason, n in zip(q["reason"], q["rows"]):
             rows.append({"table": table, "reason": f"  {reason}", "rows": int(n)})
     return pd.DataFrame(rows)
+
+
+def analysed_rows(data: Dataset) -> dict[str, int]:
+    """Valid rows per table (an engine dataset counts its events where they are)."""
+    return getattr(data, "analysed", None) or {"deals": len(data.deals), "stage_events": len(data.events)}
+
+
+def quarantine_counts(data: Dataset) -> pd.DataFrame:
+    """Quarantined rows per ``table`` and ``reason`` (column ``rows``), most frequent first per
+    table; an engine dataset brings these counts back with only example rows."""
+    counts = getattr(data, "quarantine_counts", None)
+    if counts is None:
+        counts = data.quarantine.groupby(["table", "reason"], sort=False).size().rename("rows").reset_index()
+    return counts.sort_values(["table", "rows"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
 def top_reasons(data: Dataset, n: int = 3) -> list[tuple[str, str, int, dict]]:

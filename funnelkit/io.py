@@ -19,6 +19,7 @@ import pandas as pd
 
 from funnelkit.config import FunnelConfig, load_config
 from funnelkit.data import DataError, Dataset, shown, validate
+from funnelkit.engine import is_engine_source, load_source
 from funnelkit.periods import as_of_bound
 from funnelkit.presets import Preset, load_preset
 from funnelkit.readers import READERS, join_extras
@@ -175,7 +176,14 @@ def load_data(
     both tables first. ``as_of`` (a date: end of that day; else the preset's ``as_of``) rejects
     anything dated after it. A folder written by :func:`write_dataset` also carries the quarantine
     of the run that wrote it.
+    ``duckdb:///…`` and ``spark:…`` sources are checked and aggregated in that engine
+    (:func:`funnelkit.engine.load_source`).
     """
+    if is_engine_source(path):
+        if mapping or (preset and preset != "canonical"):
+            raise DataError(f"{path}: an engine source holds canonical tables; a column mapping or preset "
+                            "cannot be applied to it")
+        return load_source(str(path), config or load_config(), as_of_bound(as_of, None) if as_of is not None else None)
     path = Path(path)
     config = config or load_config()
     preset = load_preset(preset)
@@ -231,6 +239,8 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
 
     Parquet output also stores the quarantine, so a cached copy reports the same data quality.
     """
+    if getattr(data, "engine", None) is not None:
+        raise DataError(f"{data.source}: its events stay in {data.engine.name}; write them there, not through pandas")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
@@ -251,10 +261,18 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
 
 def open_dataset(source: str | Path = "sample", as_of: str | None = None, config: FunnelConfig | None = None,
                  preset: str | Path | Preset | None = None) -> Dataset:
-    """What a notebook's ``data`` parameter names: ``"sample"`` or a path for :func:`load_data`."""
+    """What a notebook's ``data`` parameter names: ``"sample"`` or a path for :func:`load_data`.
+
+    Loaded once per process for the same files and settings (a warm report kernel reads its run's
+    data once); each call gets its own copy (:mod:`funnelkit.datacache`)."""
+    from funnelkit import datacache
+
+    config = config or load_config()
+    preset_key = preset.model_dump_json() if hasattr(preset, "model_dump_json") else str(preset)
+    key = (datacache.source_key(source), str(as_of), preset_key, config.model_dump_json())
     if str(source) == "sample":
-        return sample_dataset(config=config)
-    return load_data(source, config=config, as_of=as_of, preset=preset)
+        return datacache.reuse(key, lambda: sample_dataset(config=config))
+    return datacache.reuse(key, lambda: load_data(source, config=config, as_of=as_of, preset=preset))
 
 
 def write_table_export(table: pd.DataFrame, path: str | Path, sheet_by: str | None = None) -> Path:

@@ -16,7 +16,7 @@ from pandas.io.formats.style import Styler
 from pydantic import RootModel
 
 from funnelkit.config import params_file, validate_file
-from funnelkit.data import Dataset, quality_summary
+from funnelkit.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -226,8 +226,9 @@ def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Datase
         by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
         lines.append((text("headline_reason", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
                            share=by_reason.iloc[0] / by_reason.sum()), "losses"))
-    if len(data.quarantine):
-        lines.append((text("headline_quality", quarantined=len(data.quarantine), rows_in=sum(data.rows_in.values())),
+    quarantined = int(quarantine_counts(data)["rows"].sum())
+    if quarantined:
+        lines.append((text("headline_quality", quarantined=quarantined, rows_in=sum(data.rows_in.values())),
                       "quality"))
     return lines
 

@@ -12,15 +12,18 @@ def run(*args: str) -> str:
     return result.stdout
 
 
-def test_bench_analytics_smoke():
-    out = run("benchmarks/bench_analytics.py", "--deals", "20000")
-    assert "per-event step agrees with the DuckDB reference: yes" in out
-    assert "whole analytics pass:" in out and "peak memory" in out
+def test_bench_analytics_smoke(tmp_path):
+    out = run("benchmarks/bench_analytics.py", "--engine", "duckdb", "--deals", "5000", "--chunk", "2000",
+              "--folder", str(tmp_path), "--check")
+    assert "per-event step on duckdb agrees with the pandas reference: yes" in out
+    assert "whole analytics pass (duckdb):" in out and "peak memory" in out and "lean DuckDB query" in out
+    assert "rows in = analysed + quarantined: {'deals': 5000," in out
 
 
 def test_bench_reports_smoke():
-    out = run("benchmarks/bench_reports.py", "--limit", "2")
+    out = run("benchmarks/bench_reports.py", "--limit", "2", "--large-deals", "3000")
     assert "reports/min (0 failed)" in out and "speed-up:" in out
+    assert "large matrix: 2 reports" in out and "peak" in out and "MB" in out
 
 
 def test_bench_fit_smoke():

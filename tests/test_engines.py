@@ -1,0 +1,135 @@
+"""The per-event step and the row checks in DuckDB equal the pandas reference (the sample, a
+damaged sample, the row-level cases of the bad-input corpus), and DuckDB sources load."""
+import duckdb
+import pandas as pd
+import pytest
+
+import funnelkit as fk
+from funnelkit import engine as en
+from funnelkit import sql
+from funnelkit.sample import SAMPLE_END, generate_sample
+
+from engine_cases import (assert_same_checks, assert_same_step, corpus_case, damaged_sample, quarantine_rows,
+                          row_level_cases)
+
+
+@pytest.fixture(scope="module")
+def checked(config):
+    """The raw sample checked inside DuckDB."""
+    engine = en.DuckDBEngine()
+    en.register_tables(engine, *generate_sample(n_deals=3000, seed=0))
+    return en.check_rows(engine, config, SAMPLE_END)
+
+
+@pytest.mark.parametrize("as_of", [None, pd.Timestamp("2024-01-15")])
+def test_step_on_checked_sample_equals_pandas(checked, sample, config, as_of):
+    assert_same_step(sample, checked, config, as_of)
+
+
+def test_step_on_a_pandas_dataset_through_duckdb(sample, config):
+    engine = en.attach(sample, config, "duckdb")
+    for strict in (False, True):
+        pd.testing.assert_frame_equal(fk.reach_table(sample, config, strict=strict, engine=engine),
+                                      fk.reach_table(sample, config, strict=strict))
+    pd.testing.assert_frame_equal(fk.stage_stays(sample, config, engine="duckdb"), fk.stage_stays(sample, config),
+                                  check_dtype=False)
+
+
+def test_checks_on_the_clean_sample_quarantine_nothing(checked, sample):
+    assert_same_checks(checked, sample)
+    assert checked.quarantine.empty and checked.analysed == {"deals": 3000, "stage_events": len(sample.events)}
+
+
+def test_checks_on_a_damaged_sample_equal_pandas(config):
+    deals, events = damaged_sample()
+    want = fk.validate(deals, events, config, as_of=SAMPLE_END)
+    engine = en.DuckDBEngine()
+    en.register_tables(engine, deals, events)
+    got = en.check_rows(engine, config, SAMPLE_END)
+    assert_same_checks(got, want)
+    counts = fk.data.quarantine_counts(got)
+    assert counts["rows"].max() > 20  # so the example cap was exercised
+    reasons = set(counts["reason"])
+    for reason in ("stage is not a stage of the deal's pipeline", "entered_at is not a date", "amount is negative",
+                   "deal_id is duplicated", "entered_at is before the deal's created_at",
+                   "entered_at is after the deal's closed_at", "won deal never reached the final stage",
+                   "created_at is not a date"):
+        assert reason in reasons
+    # and the analysis on what is left is the pandas one
+    assert_same_step(want, got, config)
+
+
+@pytest.mark.parametrize("name", row_level_cases())
+def test_corpus_case_in_duckdb(name, config):
+    deals, events, as_of, want = corpus_case(name)
+    engine = en.DuckDBEngine()
+    en.register_tables(engine, deals, events)
+    got = en.check_rows(engine, config, as_of)
+    assert quarantine_rows(got.quarantine) == want
+    pandas = fk.validate(deals, events, config, as_of=as_of)
+    assert_same_checks(got, pandas)
+
+
+def test_duckdb_file_and_parquet_folder_sources(tmp_path, sample, config):
+    folder = fk.write_dataset(sample, tmp_path / "pq", fmt="parquet")
+    path = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(path)) as con:
+        for table in ("deals", "stage_events"):
+            con.execute(f"create table {table} as select * from read_parquet('{folder}/{table}.parquet')")
+    for source in (f"duckdb:///{path}", f"duckdb:///{folder}"):
+        data = fk.load_data(source, config=config, as_of="2024-06-30")
+        assert isinstance(data, en.EngineDataset) and data.engine.name == "duckdb"
+        assert data.rows_in == {"deals": 3000, "stage_events": len(sample.events)}
+        pd.testing.assert_frame_equal(fk.cohort_funnel(data, config, "2024-Q1"), fk.cohort_funnel(sample, config, "2024-Q1"))
+        assert fk.quality_summary(data).equals(fk.quality_summary(sample))
+        with pytest.raises(ValueError, match="events are in duckdb"):
+            fk.reach_table(data, config, engine="pandas")
+
+
+def test_engine_source_errors_name_the_source(tmp_path, config):
+    with pytest.raises(fk.DataError, match="no such file"):
+        fk.load_data(f"duckdb:///{tmp_path / 'none.duckdb'}", config=config)
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    with pytest.raises(fk.DataError, match="no table deals, stage_events"):
+        fk.load_data(f"duckdb:///{path}", config=config)
+    with pytest.raises(fk.DataError, match="unknown source"):
+        en.load_source("oracle:x", config)
+
+
+def test_one_sql_text_transpiles_for_spark_and_warehouses():
+    text = sql.reach_sql(5, SAMPLE_END, strict=True, scope=sql.scope_filter("d", "O'Brien's team", None, None))
+    spark = sql.transpile(text, "spark")
+    assert "FILTER(WHERE" in spark and "TIMESTAMP_NTZ" in spark and "O\\'Brien\\'s team" in spark
+    assert "MIN(CASE WHEN" in sql.transpile(text, "snowflake").upper().replace("IFF(", "CASE WHEN ") or \
+        "IFF(" in sql.transpile(text, "snowflake")
+    assert sql.transpile(text, "duckdb") == text
+
+
+def test_check_report_from_duckdb_equals_pandas(tmp_path, config):
+    from funnelkit.check import check_report
+
+    deals, events = damaged_sample(1000)
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    deals.astype({"amount": str, "created_at": str}).to_parquet(folder / "deals.parquet", index=False)
+    events.astype({"entered_at": str}).to_parquet(folder / "stage_events.parquet", index=False)
+    pandas_lines = check_report(fk.load_data(folder, config=config), config)
+    engine_lines = check_report(fk.load_data(f"duckdb:///{folder}", config=config), config)
+    assert engine_lines[1:] == pandas_lines[1:]
+    assert any("quarantined" in line and "0 quarantined" not in line for line in engine_lines)
+
+
+def test_spark_that_cannot_start_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    from engine_cases import spark_or_fail
+
+    def no_java(*args, **kwargs):
+        raise RuntimeError("Java gateway process exited before sending its port number")
+
+    monkeypatch.setattr(en, "SparkEngine", no_java)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Spark could not start under CI"):
+        spark_or_fail()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        spark_or_fail()
