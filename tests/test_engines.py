@@ -80,7 +80,7 @@ def test_duckdb_file_and_parquet_folder_sources(tmp_path, sample, config):
         data = fk.load_data(source, config=config, as_of="2024-06-30")
         assert isinstance(data, en.EngineDataset) and data.engine.name == "duckdb"
         assert data.rows_in == {"deals": 3000, "stage_events": len(sample.events)}
-        pd.testing.assert_frame_equal(fk.cohort_funnel(data, config, "2024-Q1"), fk.cohort_funnel(sample, config, "2024-Q1"))
+        pd.testing.assert_frame_equal(fk.cohort_funnel(data, config, "2024-Q1").table, fk.cohort_funnel(sample, config, "2024-Q1").table)
         assert fk.quality_summary(data).equals(fk.quality_summary(sample))
         with pytest.raises(ValueError, match="events are in duckdb"):
             fk.reach_table(data, config, engine="pandas")
