@@ -422,12 +422,13 @@ class _Quarantine:
         )
 
 
-def require_columns(df: pd.DataFrame, required: list[str], file: str, need_rows: bool = True) -> None:
-    """:class:`DataError` naming the file, the missing columns and the columns found; with
-    ``need_rows``, also when the table has a header but no data rows."""
+def require_columns(df: pd.DataFrame, required: list[str], file: str, need_rows: bool = True, what: str = "") -> None:
+    """:class:`DataError` naming the file, the missing columns (and ``what`` asked for them) and the
+    columns found; with ``need_rows``, also when the table has a header but no data rows."""
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DataError(f"{file}: missing column(s) {', '.join(shown(c, 40) for c in missing)}; "
+        hint = f" ({what})" if what else ""
+        raise DataError(f"{file}: missing column(s) {', '.join(shown(c, 40) for c in missing)}{hint}; "
                         f"found {column_list(df.columns)}")
     if need_rows and df.empty:
         raise DataError(f"{file}: has a header but no data rows")

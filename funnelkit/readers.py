@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from funnelkit.config import FunnelConfig, normalise_name
-from funnelkit.data import DataError, column_list, parse_dates, shown
+from funnelkit.data import DataError, parse_dates, require_columns, shown
 from funnelkit.presets import Preset
 
 
@@ -61,14 +61,6 @@ def reader(shape: str, tables: tuple[str, ...]) -> Callable:
     return register
 
 
-def require(df: pd.DataFrame, columns: list[str], file: str, what: str = "") -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        hint = f" ({what})" if what else ""
-        raise DataError(f"{file}: missing column(s) {', '.join(shown(c, 60) for c in missing)}{hint}; "
-                        f"found {column_list(df.columns)}")
-
-
 def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Preset,
                 files: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
     """The raw deals with the preset's lookup files and outcomes file joined on (still source names).
@@ -82,8 +74,8 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
     for lookup in preset.lookups:
         table, name = extras[f"lookup:{lookup.file}"], files[f"lookup:{lookup.file}"]
         right_key = lookup.lookup_key or lookup.key
-        require(deals, [lookup.key], files["deals"], f"the key of lookup {lookup.file}")
-        require(table, [right_key, *lookup.columns], name)
+        require_columns(deals, [lookup.key], files["deals"], need_rows=False, what=f"the key of lookup {lookup.file}")
+        require_columns(table, [right_key, *lookup.columns], name, need_rows=False)
         keys = table[right_key].astype("string").str.strip()
         if keys.duplicated().any():
             dup = keys[keys.duplicated()].iloc[0]
@@ -101,7 +93,8 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
     if outcomes is not None:
         table, name = extras["outcomes"], files["outcomes"]
         id_column = next((s for s, c in preset.columns.items() if c == "deal_id"), "deal_id")
-        require(table, [outcomes.key, *outcomes.columns] + ([outcomes.status_column] if outcomes.status_column else []), name)
+        require_columns(table, [outcomes.key, *outcomes.columns] + ([outcomes.status_column] if outcomes.status_column else []), name,
+                        need_rows=False)
         keys = table[outcomes.key].astype("string").str.strip()
         if keys.duplicated().any():
             raise DataError(f"{name}: deal {shown(keys[keys.duplicated()].iloc[0])!r} appears more than once in "
@@ -127,7 +120,7 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
 
 def rename_deals(raw: pd.DataFrame, preset: Preset, file: str) -> pd.DataFrame:
     """Source columns → canonical ones, and the preset's constants for fields the export lacks."""
-    require(raw, list(preset.columns), file, "named in the preset's columns")
+    require_columns(raw, list(preset.columns), file, need_rows=False, what="named in the preset's columns")
     deals = raw.rename(columns=preset.columns)
     for column, value in preset.defaults.items():
         if column not in deals:
@@ -166,8 +159,9 @@ def read_salesforce(tables: dict[str, pd.DataFrame], preset: Preset, config: Fun
     raw, history = tables["deals"], tables["history"]
     deals_file, history_file = files["deals"], files["history"]
     flags = preset.closed_flags
-    require(raw, [flags["closed"], flags["won"]], deals_file, "the preset's closed_flags")
-    require(history, list(preset.history_columns), history_file, "the preset's history_columns")
+    require_columns(raw, [flags["closed"], flags["won"]], deals_file, need_rows=False, what="the preset's closed_flags")
+    require_columns(history, list(preset.history_columns), history_file, need_rows=False,
+                    what="the preset's history_columns")
     deals = rename_deals(raw, preset, deals_file)
     truthy = lambda s: s.astype("string").str.strip().str.lower().isin(["true", "1", "yes"])  # noqa: E731
     closed, won = truthy(raw[flags["closed"]]), truthy(raw[flags["won"]])
@@ -192,7 +186,7 @@ def read_salesforce(tables: dict[str, pd.DataFrame], preset: Preset, config: Fun
 @reader("hubspot", ("deals",))
 def read_hubspot(tables: dict[str, pd.DataFrame], preset: Preset, config: FunnelConfig, files: dict[str, str]) -> Shaped:
     raw, file = tables["deals"], files["deals"]
-    require(raw, [preset.stage_column], file, "the preset's stage_column")
+    require_columns(raw, [preset.stage_column], file, need_rows=False, what="the preset's stage_column")
     deals = rename_deals(raw, preset, file)
     if "status" not in deals:
         deals["status"] = status_from_stage(raw[preset.stage_column].astype("string").str.strip(), preset)
@@ -221,8 +215,8 @@ def read_snapshot(tables: dict[str, pd.DataFrame], preset: Preset, config: Funne
     """
     raw, file = tables["deals"], files["deals"]
     date_columns = [c for c in preset.stage_dates.values() if c not in raw.columns]
-    require(raw, [c for c in (preset.stage_column, preset.status_column) if c] + date_columns, file,
-            "named in the preset")
+    require_columns(raw, [c for c in (preset.stage_column, preset.status_column) if c] + date_columns, file,
+                    need_rows=False, what="named in the preset")
     deals = rename_deals(raw, preset, file)
     if preset.status_column:
         lookup = {normalise_name(k): v for k, v in preset.status_values.items()}
