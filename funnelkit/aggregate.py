@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from funnelkit import engine as engines
+from funnelkit.arguments import checked_filters
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, isin, positions, take
 
@@ -70,7 +71,7 @@ def filter_scope(frame: pd.DataFrame, team: str | None = None, rep: str | None =
 def reach_table(
     data: Dataset,
     config: FunnelConfig,
-    as_of: pd.Timestamp | None = None,
+    as_of: str | pd.Timestamp | None = None,
     strict: bool = False,
     pipeline: str | None = None,
     team: str | None = None,
@@ -93,11 +94,13 @@ def reach_table(
 
     ``engine`` (``"pandas"``, ``"duckdb"``, ``"spark"`` or an :class:`~funnelkit.engine.Engine`)
     runs the step there from the SQL in :mod:`funnelkit.sql`; by default a dataset loaded into an
-    engine uses it, any other the pandas code below (the reference).
+    engine uses it, any other the pandas code below (the reference). The filters and ``as_of`` are
+    checked as in :func:`funnelkit.arguments.checked_filters`: an unknown team or rep is an error
+    listing the valid ones, not an empty table.
     """
+    as_of, team, rep, pipeline, _ = checked_filters(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline)
     if _engine(data, engine) is not None:
         return engines.reach_table(data, config, as_of, strict, pipeline, team, rep, engine=_engine(data, engine))
-    as_of = as_of if as_of is not None else data.as_of
     deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline)
     stages = stage_list(config, deals, pipeline)
     events = data.events[(data.events["entered_at"] < as_of) & isin(data.events["deal_id"], deals["deal_id"])]
@@ -140,7 +143,7 @@ def reach_frame(deals: pd.DataFrame, stages: list[str], any_stage: np.ndarray, e
     return out
 
 
-def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
+def stage_stays(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp | None = None,
                 engine: engines.Engine | str | None = None) -> pd.DataFrame:
     """One row per stay of a deal in a non-final stage, seen at ``as_of``.
 
@@ -153,11 +156,11 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     whose date is unknown (``date_known`` False, from a snapshot export) is left out.
 
     Columns: ``deal_id, team, rep, pipeline, stage, stage_index, entered_at, exited_at, outcome,
-    days, censored``. ``engine`` as in :func:`reach_table`.
+    days, censored``. ``engine`` and ``as_of`` as in :func:`reach_table`.
     """
+    as_of = checked_filters(data, config, as_of=as_of).as_of
     if _engine(data, engine) is not None:
         return engines.stage_stays(data, config, as_of, engine=_engine(data, engine))
-    as_of = as_of if as_of is not None else data.as_of
     deals = deals_as_of(data.deals, as_of).reset_index(drop=True)
     events = data.events[data.events["entered_at"] < as_of]
     deal_pos = positions(events["deal_id"], deals["deal_id"])  # row of each event's deal, −1 if none
@@ -223,13 +226,14 @@ def stays_frame(deals: pd.DataFrame, deal_pos: np.ndarray, stage: np.ndarray, st
     return stays
 
 
-def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
+def open_deals(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp | None = None,
                engine: engines.Engine | str | None = None) -> pd.DataFrame:
     """Deals still open at ``as_of`` with their current ``stage``: the stage of their latest event
-    (after a regression, the earlier stage they fell back to). ``engine`` as in :func:`reach_table`."""
+    (after a regression, the earlier stage they fell back to). ``engine`` and ``as_of`` as in
+    :func:`reach_table`."""
+    as_of = checked_filters(data, config, as_of=as_of).as_of
     if _engine(data, engine) is not None:
         return engines.open_deals(data, config, as_of, engine=_engine(data, engine))
-    as_of = as_of if as_of is not None else data.as_of
     deals = deals_as_of(data.deals, as_of)
     deals = deals[deals["status"] == "open"]
     events = data.events[(data.events["entered_at"] < as_of) & isin(data.events["deal_id"], deals["deal_id"])]

@@ -75,8 +75,6 @@ def read_deals_table(path: str | Path, status_column: str | None = None) -> pd.D
         out = out.drop(columns=[id_column])
     out.insert(0, "deal_id", ids)
     out.insert(1, "status", status)
-    out.attrs["source"] = str(path)
-    out.attrs["status_values"] = table[name].fillna("").value_counts().to_dict()
     return out
 
 
@@ -87,9 +85,7 @@ def load_deals(source: str | Path, preset: str | None = None, as_of: str | None 
     if preset is None and is_table_file(source):
         return read_deals_table(source, status_column)
     data = open_dataset(source, as_of=as_of, preset=preset)
-    deals = data.deals.copy()
-    deals.attrs["source"] = str(source)
-    return deals
+    return data.deals.copy()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ import pandas as pd
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, percent_as_fraction
 from funnelkit.periods import Period, parse_period
-from funnelkit.scope import Filters, Scope, expect_type
+from funnelkit.arguments import expect_type
+from funnelkit.scope import Filters, Scope
 
 
 def probability(values: pd.Series) -> pd.Series:

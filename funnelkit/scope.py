@@ -14,16 +14,15 @@ end of that day) or a timestamp.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from functools import cached_property
-from typing import Any, Iterable, TypedDict
+from typing import Any, TypedDict
 
 import pandas as pd
 
 from funnelkit.aggregate import deals_as_of, filter_scope, open_deals, reach_table, stage_list, stage_stays
+from funnelkit.arguments import checked_filters
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset
-from funnelkit.periods import as_of_bound
 
 
 class Filters(TypedDict, total=False):
@@ -35,26 +34,6 @@ class Filters(TypedDict, total=False):
     rep: str | None
     pipeline: str | None
     language: str | None  # of stage labels; default params/funnel.yaml's
-
-
-def expect_type(value: Any, types: type | tuple[type, ...], name: str, expected: str) -> None:
-    """Raise ``TypeError`` naming the argument, the expected type and what was given."""
-    if not isinstance(value, types):
-        raise TypeError(f"{name} must be {expected}; got {type(value).__name__}")
-
-
-def choose(value: str, valid: Iterable[str], what: str, where: str = "") -> str:
-    """``value`` if it is one of ``valid``; else a ``ValueError`` listing the valid values, with a
-    "did you mean" found case-insensitively (exact match ignoring case first, then close spellings)."""
-    options = sorted({str(v) for v in valid})
-    if value in options:
-        return value
-    folded = {o.casefold(): o for o in options}
-    close = [folded[value.casefold()]] if value.casefold() in folded else \
-        [folded[m] for m in difflib.get_close_matches(value.casefold(), list(folded), n=3, cutoff=0.6)]
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    listed = ", ".join(options) if options else "none"
-    raise ValueError(f"unknown {what} {value!r}{where}.{hint} Valid: {listed}")
 
 
 class _Computed:
@@ -97,24 +76,10 @@ class Scope:
               language: str | None = None, strict: bool = False) -> "Scope":
         """Check the arguments and make the scope. ``as_of`` defaults to the data's; a date string
         means the end of that day. ``language`` defaults to the config's."""
-        expect_type(data, Dataset, "data", "a Dataset (fk.sample_dataset(), fk.load_data(...), fk.open_dataset(...))")
-        expect_type(config, FunnelConfig, "config", "a FunnelConfig (fk.load_config())")
-        expect_type(as_of, (str, pd.Timestamp, type(None)), "as_of", "a date string like '2024-05-31' or a pd.Timestamp")
-        for name, value in (("team", team), ("rep", rep), ("pipeline", pipeline), ("language", language)):
-            expect_type(value, (str, type(None)), name, "a string or None")
-        bound = as_of_bound(as_of, data.as_of) if isinstance(as_of, str) or as_of is None else as_of
-        if pipeline is not None:
-            choose(pipeline, config.pipelines, "pipeline")
-        if language is not None:
-            choose(language, ("en", "zh"), "language")
-        deals = data.deals
-        if team is not None:
-            team = choose(team, deals["team"].dropna().unique(), "team")
-        if rep is not None:
-            pool = deals.loc[deals["team"] == team, "rep"] if team is not None else deals["rep"]
-            where = f" in team {team!r}" if team is not None else ""
-            rep = choose(rep, pool.dropna().unique(), "rep", where)
-        return cls(data, config, bound, team, rep, pipeline, language or config.language, strict)
+        checked = checked_filters(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline,
+                                  language=language)
+        return cls(data, config, checked.as_of, checked.team, checked.rep, checked.pipeline,
+                   checked.language or config.language, strict)
 
     def narrow(self, **changes: Any) -> "Scope":
         """The same view with other filters (``team=``, ``rep=``, ``pipeline=`` …), sharing the
@@ -178,4 +143,4 @@ class Scope:
                 f"{len(self.deals):,} deals, stages {' → '.join(self.stages)}</p>")
 
 
-__all__ = ["Filters", "Scope", "choose", "expect_type"]
+__all__ = ["Filters", "Scope"]

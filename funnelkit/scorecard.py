@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
+from funnelkit.arguments import choose, expect_type
 from funnelkit.config import StrictModel, load_params
 from funnelkit.data import _rows_text, percent_as_fraction
 from funnelkit.results import TableResult
@@ -118,7 +119,6 @@ class Scorecard(StrictModel):
         if scenario is None:
             return base
         if scenario not in self.scenarios:
-            from funnelkit.scope import choose
 
             choose(scenario, self.scenarios, "scenario")  # raises, listing the scenarios
         spec = self.scenarios[scenario]
@@ -146,7 +146,6 @@ class Scorecard(StrictModel):
         so the total stays 1 — what a scenario's ``set`` does: ``{"competitive_position": 0.3}``
         gives competitive position 30% and the baseline's other weights × 0.7.
         """
-        from funnelkit.scope import choose, expect_type
 
         expect_type(given, dict, "weights", "a dict of dimension → weight")
         given = {choose(k, self.dimensions, "scorecard dimension"): float(w) for k, w in given.items()}
@@ -272,7 +271,6 @@ def score_deals(
     The columns callers need next (:data:`KEPT_COLUMNS`: identity, stage, status, amount, win
     probability, last follow-up) are kept.
     """
-    from funnelkit.scope import expect_type
 
     expect_type(deals, pd.DataFrame, "deals", "a table of deals (scope.open_deals or fk.open_deals(data, config))")
     expect_type(scenario, (str, type(None)), "scenario", "a scenario name or None")

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from funnelkit.arguments import choose
 from funnelkit.periods import Period
 from funnelkit.results import ResultDisplay, TableResult
 from funnelkit.scorecard import TIERS, Scorecard, points_table, score_deals, tier_codes
@@ -59,7 +60,6 @@ def _tiers_of(scores: np.ndarray, scorecard: Scorecard) -> np.ndarray:
 def scenario_names(scorecard: Scorecard, scenarios: str | list[str] | None = None) -> list[str]:
     """The scenarios asked for as a list: ``None`` → every scenario of the scorecard; one name →
     a list of one. An unknown name is an error listing the scenarios (with "did you mean")."""
-    from funnelkit.scope import choose
 
     if scenarios is None:
         return list(scorecard.scenarios)

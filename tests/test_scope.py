@@ -257,3 +257,25 @@ def test_one_required_columns_check():
     with pytest.raises(DataError, match=r"^x\.csv: has a header but no data rows$"):
         require_columns(frame, ["deal_id"], "x.csv")
     require_columns(frame, ["deal_id"], "x.csv", need_rows=False)  # a preset's check of the raw export
+
+
+def test_per_event_step_checks_its_filters_like_the_scope(sample, config):
+    # The per-event step is public API too: a misspelt team must not give an empty table.
+    with pytest.raises(ValueError, match=r"unknown team 'south'.*Did you mean 'South'"):
+        aggregate.reach_table(sample, config, team="south")
+    with pytest.raises(ValueError, match=r"unknown rep 'Nobody'"):
+        aggregate.reach_table(sample, config, rep="Nobody")
+    with pytest.raises(ValueError, match=r"unknown pipeline"):
+        aggregate.reach_table(sample, config, pipeline="retail")
+    with pytest.raises(TypeError, match="as_of must be a date string"):
+        aggregate.stage_stays(sample, config, as_of=20240531)
+
+
+def test_per_event_step_takes_as_of_as_a_string(sample, config):
+    end_of_day = pd.Timestamp("2024-06-01")
+    pd.testing.assert_frame_equal(aggregate.reach_table(sample, config, as_of="2024-05-31"),
+                                  aggregate.reach_table(sample, config, as_of=end_of_day))
+    pd.testing.assert_frame_equal(aggregate.stage_stays(sample, config, as_of="2024-05-31"),
+                                  aggregate.stage_stays(sample, config, as_of=end_of_day))
+    pd.testing.assert_frame_equal(aggregate.open_deals(sample, config, as_of="2024-05-31"),
+                                  aggregate.open_deals(sample, config, as_of=end_of_day))
