@@ -112,9 +112,10 @@ def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecar
     has_amount = "amount" in scored and scored["amount"].notna().any()
     if summary is None:
         summary = tier_summary(scored if "amount" in scored else scored.assign(amount=0.0))
-    print(f"{'tier':<10}{'deals':>8}{'share':>9}" + (f"{'amount':>18}" if has_amount else ""))
+    print(f"{'tier':<10}{'deals':>8}{'of deals':>10}" + (f"{'amount':>18}{'of value':>10}" if has_amount else ""))
     for row in summary.itertuples():
-        print(f"{row.tier:<10}{row.deals:>8,}{row.share:>9.1%}" + (f"{row.amount:>18,.0f}" if has_amount else ""))
+        print(f"{row.tier:<10}{row.deals:>8,}{row.deal_share:>10.1%}"
+              + (f"{row.amount:>18,.0f}{row.value_share:>10.1%}" if has_amount else ""))
     partial = int(scored["partial"].sum()) if card.missing == "renormalise" else 0
     if partial:
         print(f"{partial:,} deals scored on part of the card (missing: renormalise); coverage: "
