@@ -29,11 +29,13 @@ def follow_up_table(plan: pd.DataFrame, text: Text, labels: dict[str, str]) -> p
     """The follow-up list from :func:`funnelkit.playbook.follow_up_plan`, in its order (most days
     overdue first, then the largest amount), worded in the report language: columns
     :data:`FOLLOW_UP_COLUMNS` (``next_action`` = the playbook's actions for the deal's current
-    stage; ``coverage`` appended when the plan has it). Tier and stage show their names."""
+    stage, or its tier's actions where the playbook has none for the stage, e.g. leads;
+    ``coverage`` appended when the plan has it). Tier and stage show their names."""
     tiers = tier_labels(text)
     table = plan.assign(stage=plan["stage"].map(lambda s: labels.get(s, s)),
                         tier=plan["tier"].map(lambda t: tiers.get(t, t)),
-                        cadence=cadence(plan, text), next_action=plan["stage_actions"],
+                        cadence=cadence(plan, text),
+                        next_action=plan["stage_actions"].where(plan["stage_actions"].fillna("") != "", plan["tier_actions"]),
                         next_due=plan["next_due"].dt.strftime("%Y-%m-%d"))
     columns = FOLLOW_UP_COLUMNS + (["coverage"] if "coverage" in plan else [])
     return table[columns].reset_index(drop=True)
@@ -93,8 +95,11 @@ def rate_with_interval(rate: pd.Series, low: pd.Series, high: pd.Series, text: T
 def forecast_summary(f: Forecast, text: Text, currency: str) -> Styler:
     """Both forecasts side by side: expected won value, the history-based interval, and what each
     rests on (a history-based figure without closed deals says so instead of showing 0)."""
+    from funnelkit.sales import missing_pipeline_key
+
     history_known = pd.notna(f.history)
-    rows = [{"forecast_measure": text("fc_row_crm"), "forecast_value": fmt_money(f.crm, currency),
+    crm = fmt_money(f.crm, currency) if pd.notna(f.crm) else text(missing_pipeline_key(f.by_stage["open_amount"]))
+    rows = [{"forecast_measure": text("fc_row_crm"), "forecast_value": crm,
              "forecast_interval": "",
              "forecast_basis": text("fc_basis_crm", deals=int(f.by_stage["open"].sum()), p=f.crm_probability)},
             {"forecast_measure": text("fc_row_history"),
@@ -131,7 +136,7 @@ def calibration_stage_table(f: Forecast, text: Text, labels: dict[str, str], cur
         "crm_forecast": t["crm_forecast"], "history_forecast": t["history_forecast"]})
     return styled(shown, text, ints=("open", "closed_from_stage"), pct=("crm_probability",),
                   money=("open_amount", "crm_forecast", "history_forecast"), currency=currency,
-                  missing={"history_forecast": "fc_no_closed"})
+                  missing={"history_forecast": "fc_no_closed", "crm_forecast": "no_probabilities"})
 
 
 def calibration_band_table(table: pd.DataFrame, text: Text) -> Styler:
@@ -154,6 +159,13 @@ def value_chart_words(text: Text, currency: str) -> dict[str, str]:
     return {"x": text("value_chart_x"), "y": text("value_chart_y", currency=CURRENCY_SYMBOLS.get(currency, currency))}
 
 
-__all__ = ["FOLLOW_UP_COLUMNS", "badge", "calibration_band_table", "calibration_stage_table", "follow_up_export",
+__all__ = ["FOLLOW_UP_COLUMNS", "badge", "caveat", "calibration_band_table", "calibration_stage_table", "follow_up_export",
            "follow_up_styled", "follow_up_table", "forecast_sentences", "forecast_summary", "rate_with_interval",
            "tier_table", "value_chart_words", "with_badges"]
+
+
+def caveat(lines: list[str]) -> Any:
+    """Sentences shown as a highlighted caveat block (escaped), or an empty block when none."""
+    from IPython.display import HTML
+
+    return HTML("".join(f'<p class="fk-caveat">{html.escape(line)}</p>' for line in lines))
