@@ -173,10 +173,17 @@ def _score(args: argparse.Namespace) -> int:
     print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")
     _print_scores(deals, scored, card, summary)
     if args.out:
-        plan = follow_up_plan(scored, load_playbook(), plan_date)
+        from funnelkit.present import load_text
+        from funnelkit.present_opportunities import follow_up_export, follow_up_table
+
+        text = load_text(config.language)
+        plan = follow_up_plan(scored, load_playbook(), plan_date, text.language)
         if card.missing == "renormalise":  # say which scores rest on part of the card
             plan = plan.merge(scored[["deal_id", "coverage"]], on="deal_id", how="left")
-        path = write_table_export(plan, args.out, sheet_by="rep")
+        # the same columns, order and headers as the report's follow-up list
+        labels = {k: v for p in config.pipelines for k, v in config.stage_labels(p, text.language).items()}
+        listed = follow_up_export(follow_up_table(plan, text, labels), text)
+        path = write_table_export(listed, args.out, sheet_by=text.column("rep"))
         print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
     return 0
 
