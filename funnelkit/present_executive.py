@@ -48,7 +48,7 @@ def index_figures(table: pd.DataFrame, text: Text, labels: dict[str, str], curre
             "note": text("index_figures_note", period=period, as_of=as_of, conf=confidence),
             "compare_title": text("index_compare_title"), "cards": cards,
             "headers": [text.column("team")] + [names[k] for k in TABLE_FIGURES], "rows": rows,
-            "caveat": text("index_caveat", teams=text("list_sep").join(differ)) if differ else ""}
+            "caveat": text("index_caveat", teams=text("list_sep").join(differ)) if differ else "", "unavailable": ""}
 
 
 def index_words(text: Text, as_of: str, generated: str, n_reports: int, n_failed: int) -> dict[str, str]:
