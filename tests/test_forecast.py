@@ -147,3 +147,16 @@ def test_sample_crm_probabilities_run_ahead_of_history(sample, config):
     f = forecast.forecast_of(Scope.build(sample, config, as_of="2024-06-30"))
     assert f.crm_probability > 0.5 and f.closed_win_rate < 0.25
     assert f.differs and f.crm_common > f.history_common_high
+
+
+def test_rollup_table_says_the_weighted_pipeline_rests_on_crm_probabilities():
+    from funnelkit.present import load_text, rollup_table
+
+    summary = pd.DataFrame({"rank": [1.0], "rep": ["R"], "closed": [10], "won": [3], "win_rate": [0.3],
+                            "win_rate_low": [0.1], "win_rate_high": [0.6], "flag": ["within"],
+                            "open_pipeline": [1000.0], "weighted_pipeline": [500.0]})
+    for language in ("en", "zh"):
+        text = load_text(language)
+        html = rollup_table(summary, text).to_html()
+        assert f"<caption>{text('rollup_pipeline_caveat')}</caption>" in html
+    assert "<caption>" not in rollup_table(summary.drop(columns="weighted_pipeline"), load_text("en")).to_html()
