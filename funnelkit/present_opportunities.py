@@ -101,9 +101,12 @@ def forecast_summary(f: Forecast, text: Text, currency: str) -> Styler:
     crm = fmt_money(f.crm, currency) if pd.notna(f.crm) else text(missing_pipeline_key(f.by_stage["open_amount"]))
     rows = [{"forecast_measure": text("fc_row_crm"), "forecast_value": crm,
              "forecast_interval": "",
-             "forecast_basis": text("fc_basis_crm", deals=int(f.by_stage["open"].sum()), p=f.crm_probability)},
+             "forecast_basis": (text("fc_basis_crm", deals=int(f.by_stage["open"].sum()), p=f.crm_probability)
+                                if pd.notna(f.crm_probability) else
+                                text("fc_basis_crm_none", deals=int(f.by_stage["open"].sum())))},
             {"forecast_measure": text("fc_row_history"),
-             "forecast_value": fmt_money(f.history, currency) if history_known else text("fc_not_available"),
+             "forecast_value": (fmt_money(f.history, currency) if history_known else
+                                text("no_amounts") if f.closed else text("fc_not_available")),
              "forecast_interval": (f"{fmt_money(f.history_low, currency)} – {fmt_money(f.history_high, currency)}"
                                    if history_known else ""),
              "forecast_basis": (text("fc_basis_history", closed=f.closed, rate=f.closed_win_rate) if f.closed
@@ -116,8 +119,8 @@ def forecast_sentences(f: Forecast, text: Text, currency: str) -> list[str]:
     and the open deals the history cannot weight; nothing to compare without history."""
     lines = []
     if f.differs:
-        lines.append(text("fc_caveat", crm_p=f.crm_probability, hist=f.closed_win_rate, ratio=f.ratio,
-                          conf=f.confidence))
+        key = "fc_caveat" if pd.notna(f.ratio) else "fc_caveat_no_ratio"  # no ratio to a history forecast of 0
+        lines.append(text(key, crm_p=f.crm_probability, hist=f.closed_win_rate, ratio=f.ratio, conf=f.confidence))
     elif pd.notna(f.history_common_low):
         lines.append(text("fc_agree", conf=f.confidence))
     if f.unknown_deals:
