@@ -74,6 +74,11 @@ def follow_up_styled(table: pd.DataFrame, text: Text, currency: str, limit: int 
     shown["amount"] = pd.to_numeric(shown["amount"], errors="coerce")
     shown["days_overdue"] = pd.to_numeric(shown["days_overdue"], errors="coerce")
     style = styled(shown, text, ints=("days_overdue",), money=("amount",), currency=currency)
+    # the total row's cells carry fk-total (kept last when a reader sorts the table), numbers keep fk-num
+    last = shown.tail(1).rename(columns={c: text.column(c) for c in shown.columns})
+    numeric = {text.column(c) for c in ("amount", "days_overdue")}
+    style = style.set_td_classes(pd.DataFrame([["fk-total fk-num" if c in numeric else "fk-total" for c in last.columns]],
+                                              index=last.index, columns=last.columns))
     return with_badges(style, text), note
 
 

@@ -156,5 +156,7 @@ def test_index_shows_key_figures_per_team(opportunities_run):
         assert index.count(f"<dt>{text('fig_' + key)}</dt>") == 2, key
     compare = _cells(_table_after(index, "compare"))
     assert len(compare) == 3  # East, North, all teams (row headers are <th>)
+    footer = index[index.index("<tfoot>"):index.index("</tfoot>")]  # the all-teams row stays last when sorted
+    assert text("all_teams") in footer and "East" not in footer
     assert index.index('id="compare"') < index.index('id="reports"')  # figures, comparison, then the grid
     assert 'href="2024-Q2/East/opportunities.html"' in index
