@@ -58,17 +58,23 @@ def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playb
     }
 
 
+def comparable_pipeline(config: FunnelConfig) -> str | None:
+    """``None`` (all pipelines together) when every pipeline has the same stages, else the default
+    pipeline: funnels of different stage lists cannot be added up."""
+    return None if len({tuple(config.stage_keys(p)) for p in config.pipelines}) == 1 else config.default_pipeline
+
+
 def team_figures(data: Dataset, config: FunnelConfig, period: str | Period, teams: list[str], *,
-                 as_of: str | pd.Timestamp | None = None, language: str | None = None,
+                 as_of: str | pd.Timestamp | None = None, language: str | None = None, pipeline: str | None = None,
                  card: Scorecard | None = None, playbook: Playbook | None = None,
                  settings: ForecastSettings | None = None) -> pd.DataFrame:
     """One row of key figures per team in ``teams`` (in that order), then one for all teams
-    (``team`` None), for ``period`` at ``as_of``; columns :data:`COLUMNS`. The teams share one
-    scope's per-event tables, so the step runs once."""
+    (``team`` None), for ``period`` at ``as_of`` and ``pipeline`` (None: all); columns
+    :data:`COLUMNS`. The teams share one scope's per-event tables, so the step runs once."""
     period = parse_period(period)
     card, playbook = card or load_scorecard(), playbook or load_playbook()
     settings = settings or load_forecast_settings()
-    whole = Scope.build(data, config, as_of=as_of, language=language)
+    whole = Scope.build(data, config, as_of=as_of, language=language, pipeline=pipeline)
     rows = [{"team": team} | scope_figures(whole.narrow(team=team), period, card, playbook, settings) for team in teams]
     rows.append({"team": None} | scope_figures(whole, period, card, playbook, settings))
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -81,4 +87,4 @@ def headline_period(periods: list[str]) -> str:
     return max(parsed, key=lambda p: (p.end, p.end - p.start)).label
 
 
-__all__ = ["COLUMNS", "headline_period", "scope_figures", "team_figures"]
+__all__ = ["COLUMNS", "comparable_pipeline", "headline_period", "scope_figures", "team_figures"]

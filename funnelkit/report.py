@@ -680,7 +680,7 @@ def key_figures(results: list[JobResult], data: Dataset, config: Any, as_of: str
     """The executive index's key figures (:func:`funnelkit.executive.team_figures`) for the run's
     teams in its headline period, worded by :func:`funnelkit.present_executive.index_figures`;
     computed once, here in the main process. A failure shows as a sentence, not a lost index."""
-    from funnelkit.executive import headline_period, team_figures
+    from funnelkit.executive import comparable_pipeline, headline_period, team_figures
     from funnelkit.forecast import load_forecast_settings
     from funnelkit.present import load_text
     from funnelkit.present_executive import index_figures
@@ -692,9 +692,14 @@ def key_figures(results: list[JobResult], data: Dataset, config: Any, as_of: str
     period = headline_period(sorted({r.job.period for r in results}))
     try:
         settings = load_forecast_settings()
-        table = team_figures(data, config, period, teams, as_of=as_of, language=language, settings=settings)
-        labels = {k: v for p in config.pipelines for k, v in config.stage_labels(p, language).items()}
-        return index_figures(table, text, labels, config.currency, period, as_of, settings.confidence)
+        pipeline = comparable_pipeline(config)
+        table = team_figures(data, config, period, teams, as_of=as_of, language=language, pipeline=pipeline,
+                             settings=settings)
+        labels = config.stage_labels(pipeline, language)
+        figures = index_figures(table, text, labels, config.currency, period, as_of, settings.confidence)
+        if pipeline is not None:  # say which pipeline the figures are for
+            figures["note"] += " " + text("index_pipeline_note", pipeline=pipeline)
+        return figures
     except Exception as exc:  # noqa: BLE001 - the index must still list the reports
         return {"title": text("index_figures_title", period=period), "note": "",
                 "unavailable": text("index_unavailable", error=f"{type(exc).__name__}: {exc}")}

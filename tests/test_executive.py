@@ -86,3 +86,11 @@ def test_index_figures_words_and_caveat(figures):
 def test_headline_period():
     assert executive.headline_period(["2024-06", "2024-Q2", "2024-05"]) == "2024-Q2"
     assert executive.headline_period(["2024-Q1", "2024-05"]) == "2024-05"
+
+
+def test_pipelines_with_different_stages_are_not_added_up(config):
+    assert executive.comparable_pipeline(config) is None  # the sample's pipelines share their stages
+    other = config.model_copy(deep=True)
+    first = next(iter(other.pipelines))
+    other.pipelines[first] = other.pipelines[first].model_copy(update={"stages": other.pipelines[first].stages[1:]})
+    assert executive.comparable_pipeline(other) == other.default_pipeline
