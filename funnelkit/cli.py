@@ -112,9 +112,10 @@ def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecar
     has_amount = "amount" in scored and scored["amount"].notna().any()
     if summary is None:
         summary = tier_summary(scored if "amount" in scored else scored.assign(amount=0.0))
-    print(f"{'tier':<10}{'deals':>8}{'share':>9}" + (f"{'amount':>18}" if has_amount else ""))
+    print(f"{'tier':<10}{'deals':>8}{'of deals':>10}" + (f"{'amount':>18}{'of value':>10}" if has_amount else ""))
     for row in summary.itertuples():
-        print(f"{row.tier:<10}{row.deals:>8,}{row.share:>9.1%}" + (f"{row.amount:>18,.0f}" if has_amount else ""))
+        print(f"{row.tier:<10}{row.deals:>8,}{row.deal_share:>10.1%}"
+              + (f"{row.amount:>18,.0f}{row.value_share:>10.1%}" if has_amount else ""))
     partial = int(scored["partial"].sum()) if card.missing == "renormalise" else 0
     if partial:
         print(f"{partial:,} deals scored on part of the card (missing: renormalise); coverage: "
@@ -172,10 +173,17 @@ def _score(args: argparse.Namespace) -> int:
     print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")
     _print_scores(deals, scored, card, summary)
     if args.out:
-        plan = follow_up_plan(scored, load_playbook(), plan_date)
+        from funnelkit.present import load_text
+        from funnelkit.present_opportunities import follow_up_export, follow_up_table
+
+        text = load_text(config.language)
+        plan = follow_up_plan(scored, load_playbook(), plan_date, text.language)
         if card.missing == "renormalise":  # say which scores rest on part of the card
             plan = plan.merge(scored[["deal_id", "coverage"]], on="deal_id", how="left")
-        path = write_table_export(plan, args.out, sheet_by="rep")
+        # the same columns, order and headers as the report's follow-up list
+        labels = {k: v for p in config.pipelines for k, v in config.stage_labels(p, text.language).items()}
+        listed = follow_up_export(follow_up_table(plan, text, labels), text)
+        path = write_table_export(listed, args.out, sheet_by=text.column("rep"))
         print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
     return 0
 

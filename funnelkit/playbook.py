@@ -61,7 +61,8 @@ def follow_up_plan(
     scored: pd.DataFrame, playbook: Playbook, as_of: str | pd.Timestamp, language: str = "en"
 ) -> pd.DataFrame:
     """The plan for every open, scored deal in ``scored`` (from :func:`score_deals`, with
-    ``stage`` and ``last_follow_up_at`` columns), overdue deals first.
+    ``stage`` and ``last_follow_up_at`` columns), sorted by days overdue (most first), then amount
+    (largest first, unknown last), then tier and score, so the deal to call first is on top.
 
     ``as_of`` is the date the plan is for (a date; a timestamp is truncated to its day).
     Columns: ``deal_id, customer, team, rep, stage, tier, score, amount, owner, cadence_days,
@@ -92,5 +93,6 @@ def follow_up_plan(
     plan = plan.astype({"last_follow_up_at": "datetime64[ns]", "next_due": "datetime64[ns]"})  # typed when empty too
     plan["overdue"] = plan["days_overdue"] > 0
     plan["tier_order"] = plan["tier"].map({"high": 0, "medium": 1, "low": 2})
-    plan = plan.sort_values(["overdue", "days_overdue", "tier_order", "score"], ascending=[False, False, True, False])
+    plan = plan.sort_values(["days_overdue", "amount", "tier_order", "score", "deal_id"],
+                            ascending=[False, False, True, False, True], na_position="last", kind="stable")
     return plan.drop(columns="tier_order").reset_index(drop=True)

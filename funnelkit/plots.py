@@ -289,3 +289,39 @@ def evidence_bars(bins: pd.DataFrame, overall: float, title: str, words: dict[st
         ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout()
     return fig
+
+
+TIER_COLORS = {"high": "#c44e52", "medium": "#dd8452", "low": "#4c72b0", "unscored": "#8c8c8c"}  # as report.css's badges
+
+
+def stacked_value_bars(table: pd.DataFrame, title: str, words: dict[str, str], series: dict[str, str],
+                       scale: float = 1e6) -> Figure:
+    """Stacked bars of money per row of ``table`` (rows = x categories, e.g. stage labels; columns =
+    tier keys, stacked in column order and coloured by :data:`TIER_COLORS`), in units of ``scale``.
+    Each bar carries its total; the legend (``series``: column → name) sits outside the plot area.
+
+    ``words`` gives ``x`` and ``y`` (axis titles, the y one with its currency unit).
+    """
+    with font_context():
+        fig = ChartFigure(figsize=(8.5, 4))
+        ax = fig.subplots()
+        x = np.arange(len(table))
+        bottom = np.zeros(len(table))
+        for column in table.columns:
+            values = table[column].fillna(0).to_numpy(dtype=float) / scale
+            if values.any():
+                ax.bar(x, values, 0.6, bottom=bottom, label=series.get(column, column),
+                       color=TIER_COLORS.get(column, DEEP[len(bottom) % len(DEEP)]))
+            bottom = bottom + values
+        for xi, total in zip(x, bottom):
+            ax.annotate(f"{total:,.1f}", (xi, total), ha="center", va="bottom", fontsize=9, xytext=(0, 2),
+                        textcoords="offset points")
+        ax.set_xticks(x, [str(v) for v in table.index])
+        ax.set_xlabel(words["x"])
+        ax.set_ylabel(words["y"])
+        ax.set_ylim(0, max(float(bottom.max()) * 1.12, 1e-9) if len(bottom) else 1)
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+        fig.tight_layout()
+    return fig

@@ -455,10 +455,13 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     from funnelkit.sales import missing_pipeline_key
 
     pipeline_key = missing_pipeline_key(summary["open_pipeline"]) if "open_pipeline" in summary else "no_probabilities"
-    return styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
-                  pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
-                  money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
-                  missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
+    table = styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
+                   pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
+                   money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
+                   missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
+    if "weighted_pipeline" in columns:  # CRM probabilities often run ahead of history: say so where the sum is shown
+        table = table.set_caption(html.escape(text("rollup_pipeline_caveat")))
+    return table
 
 
 def review_findings(review: Any, text: Text) -> list[Finding]:

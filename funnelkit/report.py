@@ -669,21 +669,61 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     # Reports left out by --only keep their place in the index when an earlier run wrote them.
     earlier = [JobResult(j, True, 0.0, html=str(out / f"{j.relpath}.html")) for j in all_jobs
                if j not in selected and _exists(out / f"{j.relpath}.html")]
-    summary.index = write_index(summary.results + earlier, out, as_of)
+    language = matrix.language or config.language
+    summary.index = write_index(summary.results + earlier, out, as_of, language=language,
+                                figures=key_figures(summary.results + earlier, data, config, as_of, language))
     summary.seconds = time.perf_counter() - began
     return summary
 
 
-def write_index(results: list[JobResult], output: Path, as_of: str) -> Path:
-    """``index.html``: a period × team grid of links, rep reports under their team, with status
-    (template ``funnelkit/templates/index.html.j2``, every name escaped)."""
+def key_figures(results: list[JobResult], data: Dataset, config: Any, as_of: str, language: str) -> dict[str, Any]:
+    """The executive index's key figures (:func:`funnelkit.executive.team_figures`) for the run's
+    teams in its headline period, worded by :func:`funnelkit.present_executive.index_figures`;
+    computed once, here in the main process. A failure shows as a sentence, not a lost index."""
+    from funnelkit.executive import comparable_pipeline, headline_period, team_figures
+    from funnelkit.forecast import load_forecast_settings
+    from funnelkit.present import load_text
+    from funnelkit.present_executive import index_figures
+
+    text = load_text(language)
+    teams = sorted({r.job.team for r in results if r.job.team})
+    if not results:
+        return {}
+    period = headline_period(sorted({r.job.period for r in results}))
+    try:
+        settings = load_forecast_settings()
+        pipeline = comparable_pipeline(config)
+        table = team_figures(data, config, period, teams, as_of=as_of, language=language, pipeline=pipeline,
+                             settings=settings)
+        labels = config.stage_labels(pipeline, language)
+        figures = index_figures(table, text, labels, config.currency, period, as_of, settings.confidence)
+        if pipeline is not None:  # say which pipeline the figures are for
+            figures["note"] += " " + text("index_pipeline_note", pipeline=pipeline)
+        return figures
+    except Exception as exc:  # noqa: BLE001 - the index must still list the reports
+        return {"title": text("index_figures_title", period=period), "note": "",
+                "unavailable": text("index_unavailable", error=f"{type(exc).__name__}: {exc}")}
+
+
+def write_index(results: list[JobResult], output: Path, as_of: str, language: str | None = None,
+                figures: dict[str, Any] | None = None) -> Path:
+    """``index.html`` in the report ``language`` (default: params/funnel.yaml's): the key
+    ``figures`` per team and compared (see :func:`key_figures`; none when not given), then a
+    period × team grid of links, rep reports under their team, with status (template
+    ``funnelkit/templates/index.html.j2``, every name escaped)."""
+    from funnelkit.present import load_text
+    from funnelkit.present_executive import index_words
+
+    text = load_text(language or load_config().language)
     periods = sorted({r.job.period for r in results})
     teams = sorted({r.job.team or "" for r in results})
 
     def link(r: JobResult) -> dict[str, Any]:
-        entry = {"name": r.job.notebook.replace("_", " "), "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error}
+        name = text(r.job.notebook) if r.job.notebook in text.entries else r.job.notebook.replace("_", " ")
+        entry = {"name": name, "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error}
         if r.ok:
             entry["written"] = pd.Timestamp(Path(r.html).stat().st_mtime, unit="s").strftime("%Y-%m-%d %H:%M")
+            entry["generated"] = text("index_generated", written=entry["written"])
         return entry
 
     rows = []
@@ -695,9 +735,10 @@ def write_index(results: list[JobResult], output: Path, as_of: str) -> Path:
             cells.append({"team": [link(r) for r in here if r.job.rep is None],
                           "reps": [{"name": rep, "reports": [link(r) for r in here if r.job.rep == rep]} for rep in reps]})
         rows.append({"period": period, "cells": cells})
-    page = render_index({"as_of": as_of, "generated": pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
-                         "n_reports": len(results), "n_failed": sum(not r.ok for r in results),
-                         "teams": teams, "rows": rows})
+    words = index_words(text, as_of, pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"), len(results),
+                        sum(not r.ok for r in results))
+    page = render_index({"as_of": as_of, "w": words, "figures": figures or None, "teams": teams, "rows": rows},
+                        language=text.language, title=words["title"])
     path = output / "index.html"
     _write_atomic(path, page)
     return path

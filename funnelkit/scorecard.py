@@ -335,15 +335,19 @@ def _top_drivers(contributions: pd.DataFrame, scorecard: Scorecard, language: st
 
 
 def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
-    """Deals and pipeline value per tier (unscored last): ``tier, deals, amount, share`` (amount NaN
-    for a tier without deals)."""
+    """Deals and pipeline value per tier (unscored last): ``tier, deals, deal_share, amount,
+    value_share``. ``deal_share = deals / all deals``; ``value_share = amount / Σ amount`` over the
+    deals with a known amount (NaN when no deal has one). A tier without deals has amount NaN
+    (no amount, rather than 0) and value share 0."""
     tier = scored["tier"].astype("object").fillna("unscored")
     table = (scored.assign(tier=tier).groupby("tier")
              .agg(deals=("tier", "size"), amount=("amount", lambda a: a.sum(min_count=1)))
              .reindex(list(TIERS) + ["unscored"], fill_value=0).reset_index())
-    table["share"] = table["deals"] / max(int(table["deals"].sum()), 1)
+    table["deal_share"] = table["deals"] / max(int(table["deals"].sum()), 1)
     table["amount"] = table["amount"].where(table["deals"] > 0)  # no deal: no amount, rather than 0
-    return table
+    total = table["amount"].sum(min_count=1)
+    table["value_share"] = table["amount"].fillna(0) / total if pd.notna(total) and total > 0 else np.nan
+    return table[["tier", "deals", "deal_share", "amount", "value_share"]]
 
 
 def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Scorecard) -> pd.DataFrame:

@@ -227,7 +227,7 @@ def test_fit_on_sample_loads_and_scores_unchanged(tmp_path, capsys):
     assert cli(["score", "sample", "--scorecard", str(card_path), "--out", str(tmp_path / "plan.csv")]) == 0
     assert "unscored:" in capsys.readouterr().out
     plan = pd.read_csv(tmp_path / "plan.csv", encoding="utf-8-sig")
-    assert plan["coverage"].str.fullmatch(rf"\d+/{len(card.dimensions)}").all()
+    assert plan[load_text().column("coverage")].str.fullmatch(rf"\d+/{len(card.dimensions)}").all()
 
 
 def test_fit_errors_are_clear(tmp_path, capsys):

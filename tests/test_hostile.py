@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
+from funnelkit.present import load_text
 from funnelkit import pages, plots, present
 from funnelkit.cli import main as cli
 from funnelkit.safe_output import csv_safe, sheet_names, write_xlsx
@@ -82,7 +83,7 @@ def test_plan_workbook_has_no_formula_cell_and_valid_sheet_names(tmp_path, varia
     for name in names:
         assert 0 < len(name) <= 31 and not re.search(r"[\[\]:*?/\\]", name), name
         assert name.casefold() != "history" and not name.startswith("'") and not name.endswith("'"), name
-    plan_reps = pd.read_excel(path, sheet_name="All")["rep"].nunique()
+    plan_reps = pd.read_excel(path, sheet_name="All")[load_text().column("rep")].nunique()  # headers as in the report
     assert len(names) == 1 + plan_reps, names  # one sheet per rep, none merged
 
 

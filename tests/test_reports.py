@@ -94,3 +94,69 @@ def test_default_matrix_expands_with_known_parameters(sample):
     assert {j.notebook for j in jobs} == {"conversion", "time_in_stage", "opportunities", "weight_sensitivity",
                                           "rep_performance"}
     assert "2024-Q2/East/Li_Na/rep_performance" in {j.relpath for j in jobs}
+
+
+# --- issue 13 part B: opportunities report and executive index -------------------------------
+
+def _cells(table_html: str) -> list[list[str]]:
+    """The text of each body row's cells of one HTML table."""
+    import html as html_module
+
+    rows = re.findall(r"(?s)<tr[^>]*>(.*?)</tr>", table_html)
+    cells = [[html_module.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+              for c in re.findall(r"(?s)<td[^>]*>(.*?)</td>", r)] for r in rows]
+    return [c for c in cells if c]
+
+
+def _table_after(page: str, anchor: str) -> str:
+    start = page.index(f'id="{anchor}"')
+    return page[page.index("<table", start):page.index("</table>", start)]
+
+
+@pytest.fixture(scope="module")
+def opportunities_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("opps")
+    matrix = write_matrix(tmp_path, "  - notebook: opportunities\n    teams: [East, North]\n    periods: [2024-Q2]\n")
+    assert cli(["report", "--matrix", matrix, "--jobs", "2", "--quiet"]) == 0
+    return tmp_path / "out"
+
+
+def test_opportunities_report_has_chart_sorted_list_and_forecast(opportunities_run):
+    from funnelkit.present import load_text
+
+    text = load_text("en")
+    page = (opportunities_run / "2024-Q2" / "East" / "opportunities.html").read_text(encoding="utf-8")
+    assert re.search(rf'<img alt="{text("value_chart_title")}" class="fk-chart" src="data:image/png;base64,', page)
+    rows = _cells(_table_after(page, "plan"))
+    body, total = rows[:-1], rows[-1]
+    header = [text.column(c) for c in ("deal_id", "amount", "days_overdue", "next_action")]
+    assert all(h in _table_after(page, "plan") for h in header)
+    days = [int(r[-1]) for r in body]
+    assert days == sorted(days, reverse=True) and days[0] > 0  # most overdue first
+    amounts = [float(r[5].lstrip("¥").replace(",", "")) for r in body]
+    for i in range(1, len(body)):  # then the largest amount
+        if days[i] == days[i - 1]:
+            assert amounts[i] <= amounts[i - 1]
+    assert total[0] == text("fu_total", deals=len(body)) and total[5] == f"¥{sum(amounts):,.0f}"
+    assert 'class="fk-badge fk-tier-high"' in page and "style=" not in page.split("</head>")[1]
+    assert text("col_deal_share") in page and text("col_value_share") in page
+    assert 'id="forecast"' in page and "Caution: the CRM probabilities average" in page
+    bands = _cells(_table_after(page, "calibration-band"))
+    assert [r[0] for r in bands] == ["0–20%", "20–40%", "40–60%", "60–80%", "80–100%"]
+
+
+def test_index_shows_key_figures_per_team(opportunities_run):
+    from funnelkit.present import load_text
+
+    text = load_text("en")
+    index = (opportunities_run / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in index and text("index_figures_title", period="2024-Q2") in index
+    assert index.count('class="fk-card"') == 2
+    for key in ("won_value", "win_rate", "open_pipeline", "forecast", "overdue", "leak"):
+        assert index.count(f"<dt>{text('fig_' + key)}</dt>") == 2, key
+    compare = _cells(_table_after(index, "compare"))
+    assert len(compare) == 3  # East, North, all teams (row headers are <th>)
+    footer = index[index.index("<tfoot>"):index.index("</tfoot>")]  # the all-teams row stays last when sorted
+    assert text("all_teams") in footer and "East" not in footer
+    assert index.index('id="compare"') < index.index('id="reports"')  # figures, comparison, then the grid
+    assert 'href="2024-Q2/East/opportunities.html"' in index
