@@ -109,11 +109,13 @@ def styled(
     currency: str | None = None,
     decimals: tuple[str, ...] = (),
     missing: dict[str, str] | None = None,
+    pp: tuple[str, ...] = (),
 ) -> Styler:
     """A Styler with formatted numbers, translated headers and no index, ready for the report.
 
     ``missing`` maps a column to the text key shown where its value is unknown (instead of "–"),
-    e.g. ``{"weighted_pipeline": "no_probabilities"}``.
+    e.g. ``{"weighted_pipeline": "no_probabilities"}``. ``pp`` columns are differences of two
+    rates, shown in percentage points (:func:`fmt_pp`).
 
     Every text cell and header is HTML-escaped; numeric columns carry the class ``fk-num``. Money is
     shown in ``currency``, by default the configured one."""
@@ -124,6 +126,7 @@ def styled(
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
     formats |= {c: (lambda x, unit=text("unit_days"): fmt_days(x, unit)) for c in days if c in df}
     formats |= {c: (lambda x: "–" if pd.isna(x) else f"{x:.2f}") for c in decimals if c in df}
+    formats |= {c: (lambda x, unit=text("unit_pp"): fmt_pp(x, unit)) for c in pp if c in df}
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
     numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
@@ -560,3 +563,15 @@ def shown_rows(table: pd.DataFrame, limit: int, text: Text, rest_key: str | None
         return table, None
     note = text("rows_shown", shown=limit, total=len(table)) + (" " + text(rest_key) if rest_key else "")
     return table.head(limit), Markdown(note)
+
+
+def fmt_pp(x: float, unit: str = "pp", decimals: int = 1) -> str:
+    """A difference of two rates (as fractions) in percentage points, signed:
+    ``-0.082 → '−8.2 pp'``, ``0.053 → '+5.3 pp'``, ``0 → '0.0 pp'``; ``unit`` from
+    ``text("unit_pp")`` in a report (百分点 in Chinese); missing → ``'–'``.
+    A typographic minus, as in the reports' prose; a value that rounds to zero has no sign."""
+    if pd.isna(x):
+        return "–"
+    points = round(float(x) * 100, decimals)
+    sign = "+" if points > 0 else "−" if points < 0 else ""
+    return f"{sign}{abs(points):,.{decimals}f} {unit}"
