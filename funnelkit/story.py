@@ -39,8 +39,11 @@ def step_label(text: Text, source: str, target: str) -> str:
 
 def step_rate(text: Text, rate: float, maturing: bool = False, open_n: int = 0) -> str:
     """A step's rate: ``"52.8%"``, or ``"maturing (8 open)"`` when the step is maturing, so a
-    cohort whose deals are still deciding does not read as 0%."""
-    return text("maturing", n=int(open_n)) if maturing else fmt_pct(rate)
+    cohort whose deals are still deciding does not read as 0%; "no deal reached it yet" when no
+    deal reached the step's first stage (no rate, not 0%)."""
+    if maturing:
+        return text("maturing", n=int(open_n))
+    return text("step_none") if pd.isna(rate) else fmt_pct(rate)
 
 
 def cohort_table(funnel: Any, text: Text) -> pd.DataFrame:
@@ -72,7 +75,8 @@ def table1(period_table: Any, text: Text) -> pd.DataFrame:
     the conversion cell names its step: ``"Leads → Prospects: 59.8%"``."""
     t = period_table.table if hasattr(period_table, "table") else period_table
     labels = t["label"].tolist()
-    conversion = [""] + [text("step_rate", step=step_label(text, labels[j - 1], labels[j]), rate=fmt_pct(t["conversion"].iloc[j]))
+    conversion = [""] + [text("step_rate", step=step_label(text, labels[j - 1], labels[j]), rate=text("t1_no_exits") if pd.isna(t["conversion"].iloc[j])
+                                     else fmt_pct(t["conversion"].iloc[j]))
                          for j in range(1, len(t))]
     return pd.DataFrame({"stage": t["label"], "t1_count": t["count"], "t1_period": period_table.period,
                          "t1_new": t["new"], "t1_lost": t["lost"], "t1_conversion": conversion,
