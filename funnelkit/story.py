@@ -186,6 +186,43 @@ def recommendation_sentence(recommendation: Any, names: dict[str, str], text: Te
     return sentence + (" " + text("recommend_caution") if r.caution and r.action != "unknown" else "")
 
 
-__all__ = ["METHODS", "as_of_day", "cohort_headline", "cohort_table", "funnel_chart_frame", "method_section",
+def step_bars(rates: pd.DataFrame, labels: dict[str, str], text: Text, rep: str | None) -> pd.DataFrame:
+    """The rep's and the team's cohort step rates for :func:`funnelkit.plots.compare_bars`, one
+    row per step labelled by :func:`step_label`; a maturing rate is left out (no bar), as its
+    table reads "maturing (N open)". ``rates`` is :func:`funnelkit.reps.rep_vs_team`; with
+    ``rep=None`` (team overview) only the team's column."""
+    index = [step_label(text, labels.get(a, a), labels.get(b, b)) for a, b in zip(rates["stage"], rates["next_stage"])]
+    bars = pd.DataFrame({text("col_rep_value"): rates["rep_rate"].where(~rates["rep_maturing"].astype(bool)).to_numpy(),
+                         text("col_team_value"): rates["team_rate"].where(~rates["team_maturing"].astype(bool)).to_numpy()},
+                        index=index)
+    return bars if rep is not None else bars[[text("col_team_value")]]
+
+
+def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int,
+                 labels: dict[str, str], text: Text) -> list[Finding]:
+    """Headline of a rep report: the trailing-window findings of :func:`funnelkit.present.rep_findings`
+    with the rep's own figures for the report period beside them; for the team overview
+    (``figures.rep`` None) the team's win rate in the period and the window, the reps outside the
+    limits and the deals to act on."""
+    from funnelkit.present import rep_findings, rep_flag_findings
+
+    win = figures.win.set_index(["window", "who"])
+    period, trailing = figures.period.label, window_label(text, figures.period, figures.trailing)
+    if figures.rep is None:
+        team_p, team_t = win.loc[("period", "team")], win.loc[("trailing", "team")]
+        return ([(text("team_overview_line"), "reps"),
+                 (text("rep_headline_team", rate=fmt_pct(team_t["win_rate"]), closed=int(team_t["closed"]),
+                       window=trailing, period=period, period_rate=fmt_pct(team_p["win_rate"]),
+                       period_closed=int(team_p["closed"])), "windows")]
+                + rep_flag_findings(summary, text)
+                + [(text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals")])
+    lines = rep_findings(summary, figures.rep, rates, stalled, overdue, labels, text)
+    mine, team = win.loc[("period", "rep")], win.loc[("period", "team")]
+    lines.insert(1, (text("rep_headline_period", rep=figures.rep, period=period, rate=fmt_pct(mine["win_rate"]),
+                          closed=int(mine["closed"]), team_rate=fmt_pct(team["win_rate"])), "windows"))
+    return lines
+
+
+__all__ = ["rep_headline", "step_bars", "METHODS", "as_of_day", "cohort_headline", "cohort_table", "funnel_chart_frame", "method_section",
            "rates_differ", "rep_period_table", "review_findings", "review_table", "recommendation_sentence",
            "step_label", "step_rate", "table1", "window_label"]
