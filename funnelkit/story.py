@@ -18,7 +18,7 @@ from funnelkit.present import Finding, Text, fmt_pct, fmt_pp
 # Each report's Method appendix: the text keys of its paragraphs, in order.
 METHODS: dict[str, tuple[str, ...]] = {
     "conversion": ("method_cohort", "method_maturing", "method_period", "method_review", "method_rollup"),
-    "time_in_stage": ("method_km", "method_km_ci", "method_logrank", "method_stalled", "method_velocity"),
+    "time_in_stage": ("method_km", "method_km_ci", "method_stalled", "method_velocity"),
     "opportunities": ("method_screening", "method_scorecard", "method_playbook"),
     "weight_sensitivity": ("method_kendall", "method_jaccard", "method_sweep", "method_dirichlet", "method_backtest",
                            "method_suggest", "method_recommend"),
