@@ -114,7 +114,10 @@ def cohort_headline(funnel: Any, period_table: Any, text: Text) -> Finding:
     """The headline's win-rate sentence under one named definition: the cohort win rate (deals
     that entered the funnel in the period, followed to the as-of date), "maturing" while most of
     the cohort is open; it also names Table 1's count of deals that became customers in the period
-    (whenever they entered), so the two figures do not read as a contradiction."""
+    (whenever they entered), so the two figures do not read as a contradiction. An empty cohort
+    has no win rate: the sentence says so and why."""
+    if not funnel.cohort_size:
+        return text("empty_cohort"), "funnel"
     won = int(funnel["reached"].iloc[-1])
     values = dict(period=funnel.period, as_of=as_of_day(funnel.as_of), cohort=funnel.cohort_size, won=won,
                   win=won / funnel.cohort_size, open=funnel.open_deals, age=funnel.median_age_days)
@@ -172,13 +175,23 @@ def method_section(text: Text, report: str) -> list[Any]:
     return [HTML(f'<div class="fk-method"><h2 id="method">{html.escape(text("method_title"))}</h2>{paragraphs}</div>')]
 
 
+def signed(x: float, decimals: int = 2) -> str:
+    """A signed difference with a typographic minus: ``0.012 → '+0.01'``, ``-0.02 → '−0.02'``,
+    ``0 → '0.00'``; missing → ``'–'``."""
+    if pd.isna(x):
+        return "–"
+    rounded = round(float(x), decimals)
+    sign = "+" if rounded > 0 else "−" if rounded < 0 else ""
+    return f"{sign}{abs(rounded):.{decimals}f}"
+
+
 def recommendation_sentence(recommendation: Any, names: dict[str, str], text: Text) -> str:
     """The weight-sensitivity report's closing recommendation (:func:`funnelkit.recommend.recommend_weights`)
     in the report language, with the AUC difference and its interval."""
     r = recommendation
     values = dict(scenario=names.get(r.scenario, r.scenario),
                   compared=names.get(r.compared, r.compared) if r.compared else "",
-                  diff=r.auc_difference, low=r.low, high=r.high)
+                  diff=signed(r.auc_difference), low=signed(r.low), high=signed(r.high))
     key = {"adopt": "recommend_adopt", "unknown": "recommend_unknown"}.get(r.action)
     if key is None:
         key = "recommend_keep" if r.compared else "recommend_keep_only"
