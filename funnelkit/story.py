@@ -223,11 +223,12 @@ def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, 
     period, trailing = figures.period.label, window_label(text, figures.period, figures.trailing)
     if figures.rep is None:
         team_p, team_t = win.loc[("period", "team")], win.loc[("trailing", "team")]
-        return ([(text("team_overview_line"), "reps"),
+        # the rep report lists the reps under its funnel plot (the conversion report's "reps" section)
+        return ([(text("team_overview_line"), "funnel-plot"),
                  (text("rep_headline_team", rate=fmt_pct(team_t["win_rate"]), closed=int(team_t["closed"]),
                        window=trailing, period=period, period_rate=fmt_pct(team_p["win_rate"]),
                        period_closed=int(team_p["closed"])), "windows")]
-                + rep_flag_findings(summary, text)
+                + [(line, "funnel-plot") for line, _ in rep_flag_findings(summary, text)]
                 + [(text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals")])
     lines = rep_findings(summary, figures.rep, rates, stalled, overdue, labels, text)
     mine, team = win.loc[("period", "rep")], win.loc[("period", "team")]

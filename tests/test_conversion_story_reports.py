@@ -119,3 +119,11 @@ def test_team_overview_without_a_rep(pages):
     assert "No rep chosen: this is the team overview" in text
     assert "Team, 2024-Q2" in text and "Li Na" in text  # every rep of the team is listed
     assert "Coaching summary" not in text
+
+
+@pytest.mark.parametrize("key", [("en", CONVERSION), ("en", REP), ("en", TEAM), ("zh", REP)])
+def test_headline_links_point_at_sections(pages, key):
+    page = pages[key]
+    ids = set(re.findall(r'id="([^"]+)"', page))
+    links = re.findall(r'<a href="#([^"]+)"', page)
+    assert links and set(links) <= ids, set(links) - ids
