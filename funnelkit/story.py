@@ -201,10 +201,12 @@ def recommendation_sentence(recommendation: Any, names: dict[str, str], text: Te
 
 def step_bars(rates: pd.DataFrame, labels: dict[str, str], text: Text, rep: str | None) -> pd.DataFrame:
     """The rep's and the team's cohort step rates for :func:`funnelkit.plots.compare_bars`, one
-    row per step labelled by :func:`step_label`; a maturing rate is left out (no bar), as its
+    row per step labelled by :func:`step_label` (on two lines); a maturing rate is left out (no bar), as its
     table reads "maturing (N open)". ``rates`` is :func:`funnelkit.reps.rep_vs_team`; with
     ``rep=None`` (team overview) only the team's column."""
-    index = [step_label(text, labels.get(a, a), labels.get(b, b)) for a, b in zip(rates["stage"], rates["next_stage"])]
+    # the step label broken after its arrow, so neighbouring tick labels do not run into each other
+    index = [step_label(text, labels.get(a, a), labels.get(b, b)).replace(" → ", " →\n", 1)
+             for a, b in zip(rates["stage"], rates["next_stage"])]
     bars = pd.DataFrame({text("col_rep_value"): rates["rep_rate"].where(~rates["rep_maturing"].astype(bool)).to_numpy(),
                          text("col_team_value"): rates["team_rate"].where(~rates["team_maturing"].astype(bool)).to_numpy()},
                         index=index)

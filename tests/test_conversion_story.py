@@ -219,3 +219,15 @@ def test_method_keys_exist_in_both_languages_and_body_has_no_method_names():
     body = {k: v["en"] + " " + v["zh"] for k, v in EN.entries.items() if not k.startswith("method_")}
     offending = {k for k, v in body.items() for n in names if n.lower() in v.lower()}
     assert not offending, sorted(offending)
+
+
+def test_step_bars_leave_maturing_rates_out():
+    rates = pd.DataFrame({"stage": ["leads", "prospects"], "next_stage": ["prospects", "opportunities"],
+                          "rep_rate": [0.5, 0.0], "team_rate": [0.6, 0.2], "rep_open": [0, 3],
+                          "rep_maturing": [False, True], "team_open": [1, 1], "team_maturing": [False, False]})
+    labels = {"leads": "Leads", "prospects": "Prospects", "opportunities": "Opportunities"}
+    bars = story.step_bars(rates, labels, EN, "R1")
+    assert bars.index.tolist() == ["Leads →\nProspects", "Prospects →\nOpportunities"]
+    assert bars["Rep"].tolist()[0] == 0.5 and np.isnan(bars["Rep"].tolist()[1])  # maturing: no bar, not 0%
+    assert bars["Team"].tolist() == [0.6, 0.2]
+    assert story.step_bars(rates, labels, EN, None).columns.tolist() == ["Team"]
