@@ -85,14 +85,14 @@ def table1(period_table: Any, text: Text) -> pd.DataFrame:
 
 def review_table(review: Any, text: Text) -> pd.DataFrame:
     """"What changed" for display: ``step, exits_this, rate_this, exits_previous, rate_previous,
-    difference`` (a difference of rates: shown in percentage points), ``p_adjusted, flag``."""
+    difference`` (a difference of rates: shown in percentage points) and ``beyond_chance`` (dropped /
+    rose where the change is beyond chance; the test and its adjusted p-value are in the Method)."""
     c = review.conversions
     flags = {"drop": text("dropped"), "rise": text("rose"), "": ""}
     return pd.DataFrame({"step": [step_label(text, a, b) for a, b in zip(c["label"], c["next_label"])],
                          "exits_this": c["exits_this"], "rate_this": c["rate_this"],
                          "exits_previous": c["exits_previous"], "rate_previous": c["rate_previous"],
-                         "difference": c["difference"], "p_adjusted": c["p_adjusted"],
-                         "flag": c["flag"].map(flags)})
+                         "difference": c["difference"], "beyond_chance": c["flag"].map(flags)})
 
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
