@@ -9,6 +9,10 @@ Definitions (DESIGN.md §3):
   ``reached[s] = reached[s+1] + lost_at[s] + open_at[s] + skipped_at[s]``
   (``skipped_at`` is 0 unless ``strict``; at the final stage ``reached`` = won).
 * ``next_step_rate[s] = reached[s+1] / reached[s]``; ``cumulative_rate[s] = reached[s] / reached[first]``.
+* A step is *maturing* while most of the deals that reached s are still open there:
+  ``open_at[s] / reached[s] > MATURING_OPEN_SHARE`` (0.5). Its rate is a floor that will rise, so
+  reports show "maturing (N open)" instead of it. The cohort's win rate is maturing likewise when
+  most of the cohort is still open.
 """
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ from funnelkit.periods import Period, parse_period
 from funnelkit.results import TableResult
 from funnelkit.scope import Filters, Scope
 
+# More than this share of a step's deals still open → its rate is not yet a rate (see maturing_steps).
+MATURING_OPEN_SHARE = 0.5
+
 
 def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> np.ndarray:
     num = np.asarray(numerator, dtype=float)
@@ -37,12 +44,17 @@ def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarra
 class CohortFunnel(TableResult):
     """Result of :func:`cohort_funnel`; reads like its ``table``."""
 
-    table: pd.DataFrame  # stage, label, reached, lost_at, open_at, skipped_at, next_step_rate, cumulative_rate, pct_of_previous
+    table: pd.DataFrame  # stage, label, next_stage, next_label, reached, lost_at, open_at, skipped_at, next_step_rate, maturing, cumulative_rate, pct_of_previous
     period: str  # the cohort's period label
     as_of: pd.Timestamp  # exclusive time bound the cohort is seen at
     cohort_size: int  # deals that reached the first stage in the period
     median_age_days: float  # median days from reaching the first stage to as_of (NaN: empty cohort)
     open_deals: int  # cohort deals still open at as_of
+
+    @property
+    def win_maturing(self) -> bool:
+        """Whether the cohort's win rate (won ÷ cohort) is still maturing: most of the cohort is open."""
+        return bool(self.cohort_size) and self.open_deals > MATURING_OPEN_SHARE * self.cohort_size
 
 
 def cohort_funnel(
@@ -62,9 +74,10 @@ def cohort_funnel(
 def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     """The cohort funnel of the scope's deals that reached the first stage in ``period``.
 
-    Columns: ``stage, label, reached, lost_at, open_at, skipped_at, next_step_rate,
-    cumulative_rate, pct_of_previous`` (``reached[s] / reached[s-1]``), labels in the scope's
-    language; the result also holds the period, as_of, cohort size, open deals and the cohort's
+    Columns: ``stage, label, next_stage, next_label, reached, lost_at, open_at, skipped_at,
+    next_step_rate, maturing`` (:func:`maturing_steps`), ``cumulative_rate, pct_of_previous``
+    (``reached[s] / reached[s-1]``), labels in the scope's language (the final stage has no next
+    stage: ``next_stage`` is None and ``maturing`` False); the result also holds the period, as_of, cohort size, open deals and the cohort's
     median age in days at as_of.
     """
     period = parse_period(period)
@@ -94,7 +107,10 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
             "skipped_at": skipped_at,
         }
     )
+    out.insert(2, "next_stage", stages[1:] + [None])
+    out.insert(3, "next_label", [labels.get(s, s) for s in stages[1:]] + [None])
     out["next_step_rate"] = _ratio(np.append(reached[1:].astype(float), np.nan), reached)
+    out["maturing"] = maturing_steps(reached, open_at)
     out["cumulative_rate"] = _ratio(reached, np.full(n, reached[0]))
     out["pct_of_previous"] = _ratio(reached, np.insert(reached[:-1].astype(float), 0, np.nan))
     ages = (as_of - first_at[period.contains(first_at)]) / pd.Timedelta(days=1)
@@ -103,6 +119,20 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
         median_age_days=float(ages.median()) if len(ages) else float("nan"),
         open_deals=int(open_at.sum()),
     )
+
+
+def maturing_steps(reached: np.ndarray | pd.Series, open_at: np.ndarray | pd.Series,
+                   share: float = MATURING_OPEN_SHARE) -> np.ndarray:
+    """Per stage s, whether the step s → s+1 is still maturing: ``open_at[s] > share × reached[s]``
+    (most deals that reached s have not yet moved on or been lost). The final stage has no step and
+    is never maturing. E.g. reached 2, open 2 → maturing (its 0% would only mean "not decided yet");
+    reached 23, open 8 → not maturing."""
+    reached = np.asarray(reached, dtype=float)
+    open_at = np.asarray(open_at, dtype=float)
+    out = (reached > 0) & (open_at > share * reached)
+    if len(out):
+        out[-1] = False
+    return out
 
 
 def biggest_leak(funnel: pd.DataFrame) -> pd.Series | None:
@@ -263,6 +293,6 @@ def months_in(data: Dataset) -> list[str]:
 
 
 __all__ = [
-    "CohortFunnel", "PeriodTable", "biggest_leak", "cohort_funnel", "cohort_funnel_of", "deals_as_of", "loss_reasons",
-    "loss_reasons_of", "months_in", "period_table", "period_table_of", "reach_table", "stage_list", "team_period_grid",
+    "CohortFunnel", "MATURING_OPEN_SHARE", "PeriodTable", "biggest_leak", "cohort_funnel", "cohort_funnel_of", "deals_as_of", "loss_reasons",
+    "loss_reasons_of", "maturing_steps", "months_in", "period_table", "period_table_of", "reach_table", "stage_list", "team_period_grid",
 ]

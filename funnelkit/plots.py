@@ -81,6 +81,8 @@ def funnel_chart(funnel: pd.DataFrame, title: str, labels: dict[str, str] | None
     % of the previous stage and % of the first stage.
 
     ``labels`` translates the annotation words (keys ``deals``, ``of_previous``, ``of_first``).
+    A ``step_text`` column (:func:`funnelkit.story.funnel_chart_frame`) replaces "% of previous"
+    with the step's label and rate, or "maturing (N open)".
     """
     words = {"deals": "deals", "of_previous": "of previous", "of_first": "of first"} | (labels or {})
     with font_context():
@@ -93,7 +95,10 @@ def funnel_chart(funnel: pd.DataFrame, title: str, labels: dict[str, str] | None
         top = max(int(funnel["reached"].max()), 1)
         for yi, row in zip(y, funnel.itertuples()):
             text = f"{row.reached:,} {words['deals']}"
-            if not pd.isna(row.pct_of_previous):
+            step_text = getattr(row, "step_text", "")
+            if step_text:  # the step into this bar, labelled and worded by the caller (maturing or a rate)
+                text += f" · {step_text} · {_pct(row.cumulative_rate)} {words['of_first']}"
+            elif not pd.isna(row.pct_of_previous):
                 text += f" · {_pct(row.pct_of_previous)} {words['of_previous']} · {_pct(row.cumulative_rate)} {words['of_first']}"
             ax.text(row.reached + top * 0.01, yi, text, va="center", fontsize=9)
         ax.set_xlim(0, top * 1.9)

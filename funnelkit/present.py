@@ -109,11 +109,13 @@ def styled(
     currency: str | None = None,
     decimals: tuple[str, ...] = (),
     missing: dict[str, str] | None = None,
+    pp: tuple[str, ...] = (),
 ) -> Styler:
     """A Styler with formatted numbers, translated headers and no index, ready for the report.
 
     ``missing`` maps a column to the text key shown where its value is unknown (instead of "–"),
-    e.g. ``{"weighted_pipeline": "no_probabilities"}``.
+    e.g. ``{"weighted_pipeline": "no_probabilities"}``. ``pp`` columns are differences of two
+    rates, shown in percentage points (:func:`fmt_pp`).
 
     Every text cell and header is HTML-escaped; numeric columns carry the class ``fk-num``. Money is
     shown in ``currency``, by default the configured one."""
@@ -124,6 +126,7 @@ def styled(
     formats |= {c: (lambda x, cur=currency: fmt_money(x, cur)) for c in money if c in df}
     formats |= {c: (lambda x, unit=text("unit_days"): fmt_days(x, unit)) for c in days if c in df}
     formats |= {c: (lambda x: "–" if pd.isna(x) else f"{x:.2f}") for c in decimals if c in df}
+    formats |= {c: (lambda x, unit=text("unit_pp"): fmt_pp(x, unit)) for c in pp if c in df}
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
     numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
@@ -203,25 +206,27 @@ def section(text: Text, title_key: str, anchor: str, note_key: str | None = None
     return HTML(f'<h2 id="{anchor}">{html.escape(text(title_key))}</h2>{note}')
 
 
-def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Dataset, text: Text) -> list[Finding]:
+def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Dataset, text: Text,
+                        table1: Any = None) -> list[Finding]:
     """Headline sentences for the conversion report, computed from its tables.
 
-    The cohort's size, wins and open deals; the biggest leak (:func:`funnelkit.funnel.biggest_leak`);
+    The cohort win rate under its named definition, "maturing" while most of the cohort is open,
+    with Table 1's new customers of the period when ``table1`` is given
+    (:func:`funnelkit.story.cohort_headline`); the biggest leak (:func:`funnelkit.funnel.biggest_leak`);
     the most common loss reason; and the quarantine count when any row was set aside.
     """
     from funnelkit.funnel import biggest_leak
+    from funnelkit.story import cohort_headline
 
     period = funnel.period
     cohort = funnel.cohort_size
     if cohort == 0:
         return [(text("empty_cohort"), "funnel")]
-    won = int(funnel["reached"].iloc[-1])
     leak = biggest_leak(funnel)
     lines = [(text("headline_no_leak") if leak is None else
               text("headline_leak", stage=leak["label"], lost=int(leak["lost_at"]),
                    reached=int(leak["reached"]), rate=leak["loss_rate"]), "funnel"),
-             (text("headline_cohort", cohort=cohort, period=period, won=won, win=won / cohort,
-                   open=funnel.open_deals, age=funnel.median_age_days), "funnel")]
+             cohort_headline(funnel, table1, text)]
     if len(losses):
         by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
         lines.append((text("headline_reason", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
@@ -424,17 +429,33 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
                        flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
     gap = (rates["rep_rate"] - rates["team_rate"]).dropna()
     if len(gap) and gap.min() < 0:
+        from funnelkit.story import step_label
+
         worst = rates.loc[gap.idxmin()]
-        lines.append((text("rep_headline_leak", stage=labels.get(worst["stage"], worst["stage"]),
-                           rep_rate=worst["rep_rate"], team_rate=worst["team_rate"]), "rep-funnel"))
+        step = step_label(text, labels.get(worst["stage"], worst["stage"]),
+                          labels.get(worst["next_stage"], worst["next_stage"]))
+        lines.append((text("rep_step_gap", step=step, rep_rate=fmt_pct(worst["rep_rate"]),
+                           team_rate=fmt_pct(worst["team_rate"]),
+                           diff=fmt_pp(worst["rep_rate"] - worst["team_rate"], text("unit_pp"))), "rep-funnel"))
     lines.append((text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals"))
     return lines
 
 
 def coaching(points: list[tuple[str, dict]], labels: dict[str, str], text: Text) -> list[str]:
     """The coaching points of :func:`funnelkit.reps.coaching_points` worded in the report language."""
+    from funnelkit.story import step_label
+
+    stages = list(labels)
     lines = []
     for key, values in points:
+        if key == "weak":
+            # one label per step, and the gap in percentage points like every difference of rates
+            at = stages.index(values["stage"]) if values["stage"] in stages else -1
+            target = stages[at + 1] if 0 <= at < len(stages) - 1 else values["stage"]
+            lines.append(text("coach_weak_step", step=step_label(text, labels.get(values["stage"], values["stage"]),
+                                                                 labels.get(target, target)),
+                              gap=fmt_pp(-values["gap"] / 100, text("unit_pp"))))
+            continue
         if "stage" in values:
             values = values | {"stage": labels.get(values["stage"], values["stage"])}
         if key == "slow":
@@ -465,16 +486,11 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
 
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
-    """One sentence per flagged stage of a :class:`funnelkit.review.PeriodReview`, or a no-change line."""
-    flagged = review.conversions[review.conversions["flag"] != ""]
-    if (review.conversions["test"] == "none").all():
-        return [(text("review_untestable", previous=review.previous), "changes")]
-    if flagged.empty:
-        return [(text("review_none", previous=review.previous), "changes")]
-    return [(text("review_flag", stage=r["label"], next=r["next_label"],
-                  direction=text("dropped" if r["flag"] == "drop" else "rose"), before=r["rate_previous"],
-                  previous=review.previous, after=r["rate_this"], p=r["p_adjusted"]), "changes")
-            for _, r in flagged.iterrows()]
+    """One sentence per flagged step of a :class:`funnelkit.review.PeriodReview`, or a no-change
+    line (:func:`funnelkit.story.review_findings`: step label and the difference in pp)."""
+    from funnelkit.story import review_findings as step_findings
+
+    return step_findings(review, text)
 
 
 def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
@@ -563,3 +579,15 @@ def shown_rows(table: pd.DataFrame, limit: int, text: Text, rest_key: str | None
         return table, None
     note = text("rows_shown", shown=limit, total=len(table)) + (" " + text(rest_key) if rest_key else "")
     return table.head(limit), Markdown(note)
+
+
+def fmt_pp(x: float, unit: str = "pp", decimals: int = 1) -> str:
+    """A difference of two rates (as fractions) in percentage points, signed:
+    ``-0.082 → '−8.2 pp'``, ``0.053 → '+5.3 pp'``, ``0 → '0.0 pp'``; ``unit`` from
+    ``text("unit_pp")`` in a report (百分点 in Chinese); missing → ``'–'``.
+    A typographic minus, as in the reports' prose; a value that rounds to zero has no sign."""
+    if pd.isna(x):
+        return "–"
+    points = round(float(x) * 100, decimals)
+    sign = "+" if points > 0 else "−" if points < 0 else ""
+    return f"{sign}{abs(points):,.{decimals}f} {unit}"

@@ -193,13 +193,18 @@ def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
     """Next-step rates of ``rep``'s cohort funnel beside the team's (the scope without its rep
     filter), for the cohort that reached the first stage in ``window``.
 
-    Columns ``stage, rep_rate, team_rate`` for every stage but the final one (which has no next step).
+    Columns ``stage, next_stage, rep_rate, team_rate, rep_open, rep_maturing, team_open,
+    team_maturing`` (open deals at the stage and :func:`funnelkit.funnel.maturing_steps`) for every
+    stage but the final one (which has no next step).
     """
     team = scope.widen("rep")
     mine = cohort_funnel_of(team.narrow(rep=rep), window)
     theirs = cohort_funnel_of(team, window)
-    return pd.DataFrame({"stage": theirs["stage"], "rep_rate": mine["next_step_rate"].to_numpy(),
-                         "team_rate": theirs["next_step_rate"].to_numpy()}).iloc[:-1].reset_index(drop=True)
+    return pd.DataFrame({"stage": theirs["stage"], "next_stage": theirs["next_stage"],
+                         "rep_rate": mine["next_step_rate"].to_numpy(), "team_rate": theirs["next_step_rate"].to_numpy(),
+                         "rep_open": mine["open_at"].to_numpy(), "rep_maturing": mine["maturing"].to_numpy(),
+                         "team_open": theirs["open_at"].to_numpy(), "team_maturing": theirs["maturing"].to_numpy(),
+                         }).iloc[:-1].reset_index(drop=True)
 
 
 def rep_vs_team_time(stays: pd.DataFrame, rep: str, stages: list[str]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from funnelkit.cli import main as cli
+from funnelkit.present import load_text
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -87,10 +88,11 @@ def test_chinese_report_has_chinese_headings(sample_run, browser):
 
 def test_tables_sort_on_click(sample_run, browser):
     page, errors = open_page(browser, sample_run / "2024-06" / "South" / "conversion.html")
+    in_stage = load_text("en").column("t1_count")  # Table 1's count column
     table = next(t for t in page.query_selector_all("table.fk-table")
-                 if "In stage" in [h.inner_text() for h in t.query_selector_all("thead th")])  # Table 1
+                 if in_stage in [h.inner_text() for h in t.query_selector_all("thead th")])
     headers = [h.inner_text() for h in table.query_selector_all("thead th")]
-    col = headers.index("In stage")
+    col = headers.index(in_stage)
     column = f"t => Array.from(t.tBodies[0].rows).map(r => r.cells[{col}].innerText)"
     before = table.evaluate(column)
     table.query_selector_all("thead th")[col].click()

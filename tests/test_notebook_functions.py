@@ -82,8 +82,9 @@ def test_coaching_thresholds_at_their_boundaries():
 
 def test_coaching_words_come_from_text_in_the_report_language():
     points = [("weak", {"stage": "b", "gap": 5.0}), ("slow", {"stage": "a", "rep_days": 12.5, "team_days": 10.0})]
-    zh = present.coaching(points, {"a": "潜在客户", "b": "意向客户"}, present.load_text("zh"))
-    assert zh[0] == "辅导重点在意向客户：阶段转化率比团队低 5 个百分点。"
+    zh = present.coaching(points, {"a": "潜在客户", "b": "意向客户", "c": "商机客户"}, present.load_text("zh"))
+    # one label per step, the gap in percentage points (百分点) with its sign
+    assert zh[0] == "辅导重点在意向客户 → 商机客户：转化率与团队相差 −5.0 百分点。"
     assert "潜在客户" in zh[1] and "12.5" in zh[1]
 
 
