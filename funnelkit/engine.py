@@ -390,7 +390,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, as_of_text, _TEXT_COLUMNS),
                   materialise=True)
     engine.define("fk_checked_events", sql.event_checks_sql(as_of, as_of_text), materialise=True)
-    engine.define("fk_final_deals", sql.deal_events_sql(), materialise=True)
+    engine.define("fk_reached", sql.reached_sql(), materialise=True)
+    engine.define("fk_final_deals", sql.deal_events_sql())  # a view: one copy of the deals less
     canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
     columns = [c for c in deal_kinds if c in canonical] + [c for c in canonical if c not in deal_kinds]
     engine.define("fk_deals", sql.clean_deals_sql(columns), materialise=True)

@@ -354,7 +354,7 @@ with copies as (
              when r.is_percent = 1 then f.win_probability / 100 else f.win_probability end as probability
     from fk_parsed_deals f left join copies c on c.deal_id = f.deal_id cross join percent r
 )
-select {kept}, p.probability, cast(p.deal_id_src as varchar) as deal_id_raw,
+select {kept}, p.probability, p.copies, cast(p.deal_id_src as varchar) as deal_id_raw,
     cast(p.status_src as varchar) as status_raw, {_first_reason(checks)}
 from p
 """
@@ -405,8 +405,8 @@ def event_checks_sql(as_of: pd.Timestamp, as_of_text: str) -> str:
         ("e.entered_at_blank", "entered_at", "entered_at is missing", "null"),
         (_outside("e.entered_at"), "entered_at", OUT_OF_RANGE.format(column="entered_at"), entered),
         ("e.entered_at is null and not e.entered_at_placeholder", "entered_at", "entered_at is not a date", entered),
-        ("a.deal_id is null", "deal_id", "event for a deal not in the deals table", deal_id),
-        ("d.deal_id is null", "deal_id", "event for a quarantined deal", deal_id),
+        ("d.deal_id is null and a.deal_id is null", "deal_id", "event for a deal not in the deals table", deal_id),
+        ("a.deal_id is not null or d.reason is not null", "deal_id", "event for a quarantined deal", deal_id),
         ("m.stage is null", "stage", "stage is not a stage of the deal's pipeline", "e.stage_raw"),
         (f"({entered_day} < d.created_at and {created_day}) or (e.entered_at < d.created_at and not ({created_day}))",
          "entered_at", "entered_at is before the deal's created_at", entered),
@@ -418,17 +418,28 @@ def event_checks_sql(as_of: pd.Timestamp, as_of_text: str) -> str:
 select e._row, e.deal_id, e.entered_at, e.date_known, m.stage, m.stage_index, m.final_index,
     {_first_reason(checks)}
 from fk_parsed_events e
-left join (select distinct deal_id from fk_parsed_deals) a on a.deal_id = e.deal_id
-left join (select deal_id, pipeline, created_at,
+-- one deal per deal_id (``d``) and the few duplicated ids (``a``, every copy quarantined): two
+-- joins on the checked deals instead of a distinct over all deals
+left join (select deal_id, pipeline, created_at, reason,
                case when status = 'open' then null else closed_at end as closed_at
-           from fk_checked_deals where reason is null) d on d.deal_id = e.deal_id
+           from fk_checked_deals where copies = 1) d on d.deal_id = e.deal_id
+left join (select distinct deal_id from fk_checked_deals where copies > 1) a on a.deal_id = e.deal_id
 left join fk_stage_names m on m.raw = e.stage_raw and m.pipeline = d.pipeline
 """
 
 
+def reached_sql() -> str:
+    """Per deal with a valid event: whether one of them is its pipeline's final stage."""
+    return """
+select deal_id, max(stage_index = final_index) as reached_final
+from fk_checked_events where reason is null group by deal_id
+"""
+
+
 def deal_events_sql() -> str:
-    """The checks between a deal and its valid events: a deal with none, a won deal that never
-    reached its pipeline's final stage, and a deal that did but is not won."""
+    """The checks between a deal and its valid events (``fk_reached``, :func:`reached_sql`): a
+    deal with none, a won deal that never reached its pipeline's final stage, and a deal that did
+    but is not won."""
     checks = [
         ("v.deal_id is null", "deal_id", "deal has no valid stage event", "null"),
         ("d.status = 'won' and not v.reached_final", "status", "won deal never reached the final stage", "d.status_raw"),
@@ -437,9 +448,7 @@ def deal_events_sql() -> str:
     ]
     return f"""
 select d.*, {_first_reason(checks, "reason2")}
-from fk_checked_deals d
-left join (select deal_id, max(stage_index = final_index) as reached_final
-           from fk_checked_events where reason is null group by deal_id) v on v.deal_id = d.deal_id
+from fk_checked_deals d left join fk_reached v on v.deal_id = d.deal_id
 """
 
 
