@@ -370,10 +370,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     for table, file in (("deals", deals_file), ("stage_events", events_file)):
         if rows_in[table] == 0:
             raise DataError(f"{file}: has a header but no data rows")
-    readings = {column: _reading(engine, table, column, kinds, parsing, file)
-                for table, kinds, file, columns in (("raw_deals", deal_kinds, deals_file, sql.DEAL_DATES),
-                                                    ("raw_events", event_kinds, events_file, ["entered_at"]))
-                for column in columns}
+    readings = _readings(engine, {"raw_deals": (deal_kinds, deals_file, sql.DEAL_DATES),
+                                  "raw_events": (event_kinds, events_file, ["entered_at"])}, parsing)
     notes = []
     if "team" not in deal_kinds:
         notes.append(f"{deals_file}: no team column: every deal is in team {NO_TEAM!r} "
@@ -419,30 +417,40 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     )
 
 
-def _reading(engine: Engine, table: str, column: str, kinds: dict[str, str], parsing: Parsing,
-             file: str) -> sql.DateReading:
-    """How ``column`` of ``table`` is read: the preset's format or day order, else (text dates
-    written ``dd-mm-yyyy`` or ``mm-dd-yyyy``) the order its unambiguous values show, decided once
-    for the column and never per value, with the errors of :func:`funnelkit.data.day_month_order`."""
-    fmt = parsing.format_for(column)
-    if fmt or parsing.dayfirst is not None or kinds.get(column) != "text":
-        return sql.DateReading(dayfirst=parsing.dayfirst, fmt=fmt, no_date=tuple(parsing.no_date))
-    found = engine.query(sql.day_order_sql(table, column))
-    first = {k: (int(found[f"{k}_row"].iloc[0]), found[f"{k}_value"].iloc[0]) if pd.notna(found[f"{k}_row"].iloc[0])
-             else None for k in ("day_first", "month_first", "differ")}
-    where = f"{file}, column {column}"
+def _readings(engine: Engine, tables: dict[str, tuple[dict[str, str], str, list[str]]],
+              parsing: Parsing) -> dict[str, sql.DateReading]:
+    """How each date column is read (``tables``: raw table → its kinds, file name and date
+    columns): the preset's format or day order, else, for text dates written ``dd-mm-yyyy`` or
+    ``mm-dd-yyyy``, the order the column's unambiguous values show, decided once per column and
+    never per value, with the errors of :func:`funnelkit.data.day_month_order`."""
+    readings, undecided = {}, []
+    for table, (kinds, _, columns) in tables.items():
+        for column in columns:
+            fmt = parsing.format_for(column)
+            readings[column] = sql.DateReading(dayfirst=parsing.dayfirst, fmt=fmt, no_date=tuple(parsing.no_date))
+            if not fmt and parsing.dayfirst is None and kinds.get(column) == "text":
+                undecided.append((table, column))
+    if not undecided:
+        return readings
+    found = engine.query(sql.day_order_sql(undecided))
     key = "set `dayfirst: true` or `dayfirst: false` (or `date_formats`) in the preset"
+    for table, column in undecided:
+        rows = found[(found["tab"] == table) & (found["col"] == column)]
 
-    def row(k: str) -> str:
-        return f"row {first[k][0]} {shown(first[k][1])!r}"
+        def first(flag: str) -> str | None:
+            hit = rows[rows[flag].astype(bool)]
+            return None if hit.empty else f"row {int(hit['_row'].iloc[0])} {shown(hit['v'].iloc[0])!r}"
 
-    if first["day_first"] and first["month_first"]:
-        raise DataError(f"{where}: the dates contradict each other: {row('day_first')} put the day first, "
-                        f"{row('month_first')} the month; {key}")
-    if not first["day_first"] and not first["month_first"] and first["differ"]:
-        raise DataError(f"{where}: cannot tell day from month: every date has both numbers at most 12 "
-                        f"({row('differ')}); {key}")
-    return sql.DateReading(dayfirst=first["month_first"] is None, no_date=tuple(parsing.no_date))
+        day_first, month_first, differ = first("first_day_first"), first("first_month_first"), first("first_differ")
+        where = f"{tables[table][1]}, column {column}"
+        if day_first and month_first:
+            raise DataError(f"{where}: the dates contradict each other: {day_first} put the day first, "
+                            f"{month_first} the month; {key}")
+        if not day_first and not month_first and differ:
+            raise DataError(f"{where}: cannot tell day from month: every date has both numbers at most 12 "
+                            f"({differ}); {key}")
+        readings[column] = sql.DateReading(dayfirst=month_first is None, no_date=tuple(parsing.no_date))
+    return readings
 
 
 def _inferred_as_of(engine: Engine, deals_file: str, events_file: str) -> pd.Timestamp:

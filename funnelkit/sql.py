@@ -213,28 +213,33 @@ _DEAL_NUMBERS = ["amount", "win_probability", "payment_days"]
 _DEAL_SHOWN = ["deal_id", "status", "pipeline"] + DEAL_DATES + _DEAL_NUMBERS
 
 
-def day_order_sql(table: str, column: str) -> str:
-    """The first row (and its value) of ``column`` written day-month-year with the day above 12,
-    month-day-year with the month above 12, and with the two numbers different — the evidence
-    :func:`funnelkit.data.day_month_order` decides a column's order from (ISO values aside)."""
-    text = f"trim(cast({column} as varchar))"
+def day_order_sql(columns: list[tuple[str, str]]) -> str:
+    """Per (table, column) of ``columns``: the first row (and its value) written day-month-year
+    with the day above 12, month-day-year with the month above 12, and with the two numbers
+    different — the evidence :func:`funnelkit.data.day_month_order` decides a column's order from
+    (ISO values aside). One query for all columns (each query is a job on Spark)."""
+    parts = []
+    for table, column in columns:
+        text = f"trim(cast({column} as varchar))"
+        parts.append(f"""
+    select {string(table)} as tab, {string(column)} as col, _row, {text} as v, {dmy_part(text, 1)} as a,
+        {dmy_part(text, 2)} as s1, {dmy_part(text, 3)} as b, {dmy_part(text, 4)} as s2
+    from {table} where try_cast({text} as timestamp) is null and {text} <> ''""")
     return f"""
-with t as (
-    select _row, {text} as v, {dmy_part(text, 1)} as a, {dmy_part(text, 2)} as s1, {dmy_part(text, 3)} as b,
-        {dmy_part(text, 4)} as s2
-    from {table} where try_cast({text} as timestamp) is null
+with t as ({" union all".join(parts)}
 ), k as (
-    select _row, v, cast(a as int) as a, cast(b as int) as b from t where a <> '' and s1 = s2
-), firsts as (
-    select min(case when a > 12 and b <= 12 then _row end) as day_first_row,
-        min(case when b > 12 and a <= 12 then _row end) as month_first_row,
-        min(case when a <> b then _row end) as differ_row
+    select tab, col, _row, v, cast(a as int) as a, cast(b as int) as b from t where a <> '' and s1 = s2
+), ranked as (
+    select tab, col, _row, v,
+        row_number() over (partition by tab, col, a > 12 and b <= 12 order by _row) as k1,
+        row_number() over (partition by tab, col, b > 12 and a <= 12 order by _row) as k2,
+        row_number() over (partition by tab, col, a <> b order by _row) as k3,
+        a > 12 and b <= 12 as day_first, b > 12 and a <= 12 as month_first, a <> b as differ
     from k
 )
-select f.*, (select v from k where _row = f.day_first_row) as day_first_value,
-    (select v from k where _row = f.month_first_row) as month_first_value,
-    (select v from k where _row = f.differ_row) as differ_value
-from firsts f
+select tab, col, _row, v, day_first and k1 = 1 as first_day_first, month_first and k2 = 1 as first_month_first,
+    differ and k3 = 1 as first_differ
+from ranked where (day_first and k1 = 1) or (month_first and k2 = 1) or (differ and k3 = 1)
 """
 
 
