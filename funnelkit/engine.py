@@ -289,13 +289,14 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     stages = stage_list(config, deals, pipeline)
     got = engine.query(sql.reach_sql(len(stages), as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
     at = positions(got["deal_id"], deals["deal_id"])
+    held = at >= 0  # rows of deals outside ``deals`` (none on checked data) are left out
 
     def matrix(prefix: str) -> np.ndarray:
         """deals × stages integer nanoseconds from the engine's ``<prefix>_<i>`` columns."""
         out = np.full((len(deals), len(stages)), NEVER, dtype="int64")
         for i in range(len(stages)):
             values = got[f"{prefix}_{i}"]
-            out[at, i] = np.where(values.isna(), NEVER, _nanoseconds(values).view("int64"))
+            out[at[held], i] = np.where(values.isna(), NEVER, _nanoseconds(values).view("int64"))[held]
         return out
 
     return reach_frame(deals, stages, matrix("reached"), matrix("first") if strict else None, strict, as_of)
@@ -556,19 +557,22 @@ def _parquet_part(folder: Path, table: str) -> Path:
 
 
 def _with_row_numbers(frame: Any) -> Any:
-    """The Spark frame with ``_row``: its 1-based position in read order (zipWithIndex is
-    distributed, unlike a global row_number window)."""
-    from pyspark.sql import functions, window
-    from pyspark.sql.types import LongType, StructField, StructType
+    """The Spark frame with ``_row``: its 1-based position in read order, computed in the JVM
+    (no Python RDD, so no row goes through a Python worker, and it works on Spark Connect):
+    ``monotonically_increasing_id`` holds the partition in its upper bits and the position
+    within it in the lower 33, and each partition is offset by the rows of those before it."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
 
-    try:
-        rdd = frame.rdd
-    except Exception:  # noqa: BLE001 - Spark Connect has no RDDs: a global window instead (untested)
-        order = window.Window.orderBy(functions.monotonically_increasing_id())
-        return frame.withColumn("_row", functions.row_number().over(order))
-    schema = StructType(frame.schema.fields + [StructField("_row", LongType(), False)])
-    rows = rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1] + 1))
-    return frame.sparkSession.createDataFrame(rows, schema)
+    ided = frame.withColumn("_fk_id", F.monotonically_increasing_id())
+    ided = ided.withColumn("_fk_part", F.shiftright("_fk_id", 33)) \
+        .withColumn("_fk_pos", F.col("_fk_id").bitwiseAND((1 << 33) - 1))
+    before = Window.orderBy("_fk_part").rowsBetween(Window.unboundedPreceding, -1)
+    offsets = ided.groupBy("_fk_part").agg(F.count(F.lit(1)).alias("_fk_n")) \
+        .withColumn("_fk_offset", F.coalesce(F.sum("_fk_n").over(before), F.lit(0)))
+    return ided.join(F.broadcast(offsets.select("_fk_part", "_fk_offset")), "_fk_part") \
+        .withColumn("_row", (F.col("_fk_offset") + F.col("_fk_pos") + 1).cast("long")) \
+        .drop("_fk_id", "_fk_part", "_fk_pos", "_fk_offset")
 
 
 def register_tables(engine: Engine, deals: pd.DataFrame, events: pd.DataFrame) -> None:

@@ -60,10 +60,14 @@ def reach_sql(n_stages: int, as_of: pd.Timestamp, strict: bool = False, scope: s
     if strict:
         columns += [f"min(e.entered_at) filter (where e.stage_index = {i}) as first_{i}" for i in range(n_stages)]
     at = timestamp(as_of)
+    # Without a scope no join: a valid event is never before its deal's creation, so an event
+    # before as_of is of a deal created before it (the caller still drops ids it does not hold).
+    deals = f" join fk_deals d on d.deal_id = e.deal_id" if scope else ""
+    created = f" and d.created_at < {at}{scope}" if scope else ""
     return f"""
 select e.deal_id, {", ".join(columns)}, max(e.stage_index) as furthest_index
-from fk_events e join fk_deals d on d.deal_id = e.deal_id
-where e.entered_at < {at} and d.created_at < {at}{scope}
+from fk_events e{deals}
+where e.entered_at < {at}{created}
 group by e.deal_id
 """
 

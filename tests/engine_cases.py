@@ -148,7 +148,11 @@ def spark_or_fail():
     try:
         from funnelkit.engine import SparkEngine
 
-        return SparkEngine(conf={"spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1"})
+        # Test-sized data: one shuffle partition, no adaptive re-planning and no whole-stage code
+        # generation (compiling generated Java took longer than running it on a few thousand rows).
+        return SparkEngine(conf={"spark.sql.shuffle.partitions": "1", "spark.default.parallelism": "1",
+                                 "spark.sql.adaptive.enabled": "false", "spark.sql.codegen.wholeStage": "false",
+                                 "spark.ui.enabled": "false"})
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
         if os.environ.get("CI") == "true":
             pytest.fail(f"Spark could not start under CI: {exc!r}")
