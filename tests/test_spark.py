@@ -54,8 +54,9 @@ def test_step_on_a_spark_parquet_source_equals_pandas(from_parquet, sample, conf
 def test_checks_on_a_damaged_sample_equal_pandas(spark, config, tmp_path):
     """Read from Parquet by Spark (so the example rows' numbers come from the read order)."""
     deals, events = damaged_sample()
-    deals.astype({"amount": str, "created_at": str}).to_parquet(tmp_path / "deals.parquet", index=False)
-    events.astype({"entered_at": str}).to_parquet(tmp_path / "stage_events.parquet", index=False)
+    micro = {"index": False, "coerce_timestamps": "us", "allow_truncated_timestamps": True}  # Spark reads no ns
+    deals.astype({"amount": str, "created_at": str}).to_parquet(tmp_path / "deals.parquet", **micro)
+    events.astype({"entered_at": str}).to_parquet(tmp_path / "stage_events.parquet", **micro)
     want = fk.load_data(tmp_path, config=config, as_of=SAMPLE_END - pd.Timedelta(days=1))
     got = en.load_source(f"spark:{tmp_path}", config, SAMPLE_END, engine=spark)
     assert_same_checks(got, want)
