@@ -152,3 +152,21 @@ def test_spark_that_cannot_start_fails_under_ci_and_skips_elsewhere(monkeypatch)
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception):
         spark_or_fail()
+
+
+def test_an_engine_source_takes_how_dates_are_written_from_the_preset(tmp_path, config):
+    """`dayfirst:` in a canonical preset reaches the engine's SQL; a preset of another shape is refused."""
+    from engine_cases import CORPUS
+
+    deals, events, _, _ = corpus_case("dates_ambiguous_with_preset")
+    deals.to_parquet(tmp_path / "deals.parquet", index=False)
+    events.to_parquet(tmp_path / "stage_events.parquet", index=False)
+    preset = CORPUS / "dates_ambiguous_with_preset" / "preset.yaml"
+    data = fk.load_data(f"duckdb:///{tmp_path}", config=config, preset=preset)
+    assert data.quarantine.empty
+    created = data.deals.set_index("deal_id")["created_at"]
+    assert created["D4"] == pd.Timestamp("2024-03-04") and created["D1"] == pd.Timestamp("2024-03-01 09:00")
+    with pytest.raises(fk.DataError, match="cannot tell day from month"):  # no preset: ambiguous, as in pandas
+        fk.load_data(f"duckdb:///{tmp_path}", config=config)
+    with pytest.raises(fk.DataError, match="preset other than the canonical shape"):
+        fk.load_data(f"duckdb:///{tmp_path}", config=config, preset="salesforce")
