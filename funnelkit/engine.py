@@ -428,6 +428,9 @@ def _readings(engine: Engine, tables: dict[str, tuple[dict[str, str], str, list[
     for table, (kinds, _, columns) in tables.items():
         for column in columns:
             fmt = parsing.format_for(column)
+            if fmt and engine.dialect != "duckdb":  # try_strptime has no SQLGlot translation
+                raise DataError(f"{tables[table][1]}, column {column}: a date format ({fmt!r}) is read by DuckDB "
+                                f"only, not by {engine.name}; write the dates in ISO 8601 or load through DuckDB")
             readings[column] = sql.DateReading(dayfirst=parsing.dayfirst, fmt=fmt, no_date=tuple(parsing.no_date))
             if not fmt and parsing.dayfirst is None and kinds.get(column) == "text":
                 undecided.append((table, column))

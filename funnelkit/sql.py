@@ -286,7 +286,7 @@ def parsed_deals_sql(kinds: dict[str, str], default_pipeline: str, text_columns:
         out.append(f"{_blank(col(name), kind(name))} as {name}_blank")
     out.append(f"{_number(col('amount'), kind('amount'), AMOUNT_NOISE)} as amount")
     out.append(f"{_number(col('win_probability'), kind('win_probability'), AMOUNT_NOISE + ('%',))} as win_probability")
-    percent = f"trim(cast({col('win_probability')} as varchar)) like '%\\%' escape '\\'" \
+    percent = f"right(trim(cast({col('win_probability')} as varchar)), 1) = '%'" \
         if kind("win_probability") == "text" else "false"
     out.append(f"coalesce({percent}, false) as win_probability_percent")
     out.append(f"{_number(col('payment_days'), kind('payment_days'))} as payment_days")
