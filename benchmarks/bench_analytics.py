@@ -58,10 +58,14 @@ def write_chunks(folder: Path, n_deals: int, chunk: int) -> tuple[int, int]:
     return n_deals, n_events
 
 
-def timed(label: str, fn, times: dict[str, list[float]]):
-    start = time.perf_counter()
+def timed(label: str, fn, times: dict[str, list[float]], cpu: dict[str, list[float]] | None = None):
+    """Run ``fn``, adding its wall seconds to ``times[label]`` and its CPU seconds (all threads of
+    this process: less sensitive than wall time to other work on a shared machine) to ``cpu``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = fn()
     times.setdefault(label, []).append(time.perf_counter() - start)
+    if cpu is not None:
+        cpu.setdefault(label, []).append(time.process_time() - start_cpu)
     return result
 
 
@@ -136,40 +140,49 @@ def main() -> None:
     stages = config.stage_keys()
 
     times: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    loads = [os.getloadavg()[0]]
     for _ in range(args.repeat):
-        data = timed("load + row checks", lambda: load(args.engine, folder, config), times)
+        data = timed("load + row checks", lambda: load(args.engine, folder, config), times, cpu)
         scope = fk.Scope.build(data, config)
-        reach = timed("reach_table", lambda: scope.reach, times)
+        reach = timed("reach_table", lambda: scope.reach, times, cpu)
         months = months_in(data)
         timed(f"cohort_funnel, {reach['team'].nunique()} teams × {len(months)} months",
-              lambda: fk.team_period_grid(scope, months), times)
-        stays = timed("stage_stays", lambda: fk.stage_stays(data, config), times)
-        timed("time_in_stage", lambda: fk.time_in_stage(stays), times)
-        timed("score_deals", lambda: fk.score_deals(data.deals, card), times)
-        timed("rep_summary", lambda: reps.rep_summary_of(scope, "2024-Q2"), times)
+              lambda: fk.team_period_grid(scope, months), times, cpu)
+        stays = timed("stage_stays", lambda: fk.stage_stays(data, config), times, cpu)
+        timed("time_in_stage", lambda: fk.time_in_stage(stays), times, cpu)
+        timed("score_deals", lambda: fk.score_deals(data.deals, card), times, cpu)
+        timed("rep_summary", lambda: reps.rep_summary_of(scope, "2024-Q2"), times, cpu)
+        loads.append(os.getloadavg()[0])
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     children_gb = peak_children_gb()
-    lean = []
+    lean, lean_cpu = [], []
     for _ in range(args.repeat):
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.process_time()
         lean_reach = lean_query(folder, stages)
         lean.append(time.perf_counter() - begin)
+        lean_cpu.append(time.process_time() - begin_cpu)
     assert len(lean_reach) == n_deals
 
     median = {k: statistics.median(v) for k, v in times.items()}
+    median_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     width = max(map(len, median))
-    print(f"\nengine: {args.engine}; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'step':<{width}}  seconds (median of {args.repeat})")
+    print(f"\nengine: {args.engine}; {n_deals:,} deals; 1-minute load average during the runs "
+          f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores (timings are inflated above {os.cpu_count()})")
+    print(f"{'step':<{width}}  wall s  CPU s  (median of {args.repeat})")
     for label, seconds in median.items():
-        print(f"{label:<{width}}  {seconds:7.2f}")
+        print(f"{label:<{width}}  {seconds:6.2f}  {median_cpu[label]:5.2f}")
     analytics = sum(median.values())
     step = median["reach_table"]
-    print(f"\nwhole analytics pass ({args.engine}): {analytics:.1f} s")
+    print(f"\nwhole analytics pass ({args.engine}): {analytics:.1f} s wall, {sum(median_cpu.values()):.1f} s CPU "
+          f"(all runs: {', '.join(f'{sum(run):.1f}' for run in zip(*times.values()))} s wall)")
     print(f"peak memory (max RSS): driver {peak_gb:.2f} GB" +
           (f", child processes (Spark JVM) {children_gb:.2f} GB" if children_gb else ""))
-    print(f"lean DuckDB query (Parquet → pandas reach, no checks): {statistics.median(lean):.2f} s")
+    print(f"lean DuckDB query (Parquet → pandas reach, no checks): {statistics.median(lean):.2f} s wall, "
+          f"{statistics.median(lean_cpu):.2f} s CPU")
     print(f"per-event step, reach_table ÷ lean query: {step:.2f} s ÷ {statistics.median(lean):.2f} s = "
-          f"{step / statistics.median(lean):.2f}× (stage_stays {median['stage_stays']:.2f} s besides)")
+          f"{step / statistics.median(lean):.2f}× wall, {median_cpu['reach_table'] / statistics.median(lean_cpu):.2f}× "
+          f"CPU (stage_stays {median['stage_stays']:.2f} s besides)")
     counts = fk.data.quarantine_counts(data)
     print(f"rows in = analysed + quarantined: {data.rows_in} = {fk.data.analysed_rows(data)} + "
           f"{int(counts['rows'].sum())} quarantined")

@@ -17,7 +17,10 @@ Sources (:func:`load_source`):
   ``?remote=sc://host:15002`` (Spark Connect) after the source, or the environment variables
   ``FUNNELKIT_SPARK_MASTER`` / ``FUNNELKIT_SPARK_REMOTE``, point elsewhere.
 
-Dates in text columns must be ISO 8601 in an engine (``2024-03-01 09:00``); anything else is
+Dates in text columns are read as the pandas path reads them, except Excel serial numbers, times
+with a zone offset and month names: ISO 8601 (``2024-03-01 09:00``), and ``dd-mm-yyyy`` /
+``mm-dd-yyyy`` with the order decided once per column (by the preset's ``dayfirst``, else by the
+column's unambiguous values); ``date_formats`` (strptime) run in DuckDB. Anything else is
 quarantined as "not a date", like any unparseable date.
 """
 from __future__ import annotations
@@ -37,8 +40,8 @@ import pandas as pd
 
 from funnelkit import sql
 from funnelkit.config import FunnelConfig, normalise_name
-from funnelkit.data import (DEAL_OPTIONAL, DEAL_REQUIRED, DataError, Dataset, _normalise_categories,
-                            empty_quarantine, positions, take)
+from funnelkit.data import (AS_OF_HORIZON, DEAL_OPTIONAL, DEAL_REQUIRED, NO_TEAM, DataError, Dataset, Parsing,
+                            _normalise_categories, empty_quarantine, positions, shown, take)
 
 ENGINES = ("pandas", "duckdb", "spark")
 EXAMPLES = 20  # example rows per quarantine reason
@@ -286,13 +289,14 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     stages = stage_list(config, deals, pipeline)
     got = engine.query(sql.reach_sql(len(stages), as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
     at = positions(got["deal_id"], deals["deal_id"])
+    held = at >= 0  # rows of deals outside ``deals`` (none on checked data) are left out
 
     def matrix(prefix: str) -> np.ndarray:
         """deals × stages integer nanoseconds from the engine's ``<prefix>_<i>`` columns."""
         out = np.full((len(deals), len(stages)), NEVER, dtype="int64")
         for i in range(len(stages)):
             values = got[f"{prefix}_{i}"]
-            out[at, i] = np.where(values.isna(), NEVER, _nanoseconds(values).view("int64"))
+            out[at[held], i] = np.where(values.isna(), NEVER, _nanoseconds(values).view("int64"))[held]
         return out
 
     return reach_frame(deals, stages, matrix("reached"), matrix("first") if strict else None, strict, as_of)
@@ -337,18 +341,23 @@ def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None =
 
 def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None = None,
                deals_file: str = "deals", events_file: str = "stage_events", examples: int = EXAMPLES,
-               source: str = "") -> EngineDataset:
+               source: str = "", parsing: Parsing | None = None) -> EngineDataset:
     """Validate ``raw_deals`` and ``raw_events`` (each with a 1-based ``_row``) inside ``engine``.
 
     Every rule of :func:`funnelkit.data.validate` that looks at one row or one deal runs as SQL
     (:mod:`funnelkit.sql`), with the same reasons and the same first-reason order: missing values,
-    dates that do not parse, unknown status / pipeline / stage, bad amounts and probabilities,
-    duplicate deals, closing before creation, dates after ``as_of``, events for unknown or
-    quarantined deals, before creation or after closing, and the deal–event checks (no valid
-    event, won without the final stage and the reverse). The valid tables stay in the engine as
-    ``fk_deals`` / ``fk_events``; the valid deals, the counts by reason and up to ``examples``
-    rows per reason come back. Rows in = analysed + quarantined for both tables.
+    dates out of pandas' range (1677–2262) or that do not parse, unknown status / pipeline /
+    stage, amounts and probabilities that are not numbers, not finite or out of range, duplicate
+    deals, closing before creation, dates after ``as_of``, events for unknown or quarantined
+    deals, before creation or after closing, and the deal–event checks (no valid event, won
+    without the final stage and the reverse). ``parsing`` (the preset's) says how text dates are
+    written: day-first or month-first is decided per column (by the preset, else by the column's
+    unambiguous values, as the pandas path does), ``no_date`` placeholders are no date. The valid
+    tables stay in the engine as ``fk_deals`` / ``fk_events``; the valid deals, the counts by
+    reason and up to ``examples`` rows per reason come back. Rows in = analysed + quarantined for
+    both tables.
     """
+    parsing = parsing or Parsing(timezone=config.timezone)
     deal_kinds, event_kinds = engine.kinds("raw_deals"), engine.kinds("raw_events")
     missing = {"deals": [c for c in DEAL_REQUIRED if c not in deal_kinds],
                "stage_events": [c for c in ("deal_id", "stage", "entered_at") if c not in event_kinds]}
@@ -357,24 +366,31 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
             found = deal_kinds if table == "deals" else event_kinds
             raise DataError(f"{file}: missing column(s) {', '.join(missing[table])}; "
                             f"found {', '.join(c for c in found if c != '_row') or 'none'}")
-    engine.define("fk_parsed_deals", sql.parsed_deals_sql(deal_kinds, config.default_pipeline, _TEXT_COLUMNS))
-    engine.define("fk_parsed_events", sql.parsed_events_sql(event_kinds))
     counts = engine.query("select (select count(*) from raw_deals) as d, (select count(*) from raw_events) as e")
     rows_in = {"deals": int(counts["d"].iloc[0]), "stage_events": int(counts["e"].iloc[0])}
     for table, file in (("deals", deals_file), ("stage_events", events_file)):
         if rows_in[table] == 0:
             raise DataError(f"{file}: has a header but no data rows")
+    readings = _readings(engine, {"raw_deals": (deal_kinds, deals_file, sql.DEAL_DATES),
+                                  "raw_events": (event_kinds, events_file, ["entered_at"])}, parsing)
+    notes = []
+    if "team" not in deal_kinds:
+        notes.append(f"{deals_file}: no team column: every deal is in team {NO_TEAM!r} "
+                     "(map a column to team, or set `defaults: {team: ...}` in the preset)")
+    engine.define("fk_parsed_deals", sql.parsed_deals_sql(deal_kinds, config.default_pipeline, _TEXT_COLUMNS,
+                                                          readings, NO_TEAM))
+    engine.define("fk_parsed_events", sql.parsed_events_sql(event_kinds, readings["entered_at"]))
     if as_of is None:
-        latest = engine.query(sql.date_range_sql())["latest"].iloc[0]
-        as_of = pd.Timestamp(latest).normalize() + pd.Timedelta(days=1) if pd.notna(latest) else \
-            pd.Timestamp.now().normalize()
+        as_of = _inferred_as_of(engine, deals_file, events_file)
     as_of_text = f"{as_of - pd.Timedelta(days=1):%Y-%m-%d}" if as_of == as_of.normalize() else f"{as_of:%Y-%m-%d %H:%M}"
 
     spellings = engine.query("select distinct stage_raw from fk_parsed_events where stage_raw is not null")
     engine.register("fk_stage_names", _stage_table(config, {s: normalise_name(s) for s in spellings["stage_raw"]}))
-    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, as_of_text), materialise=True)
+    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, as_of_text, _TEXT_COLUMNS),
+                  materialise=True)
     engine.define("fk_checked_events", sql.event_checks_sql(as_of, as_of_text), materialise=True)
-    engine.define("fk_final_deals", sql.deal_events_sql(), materialise=True)
+    engine.define("fk_reached", sql.reached_sql(), materialise=True)
+    engine.define("fk_final_deals", sql.deal_events_sql())  # a view: one copy of the deals less
     canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
     columns = [c for c in deal_kinds if c in canonical] + [c for c in canonical if c not in deal_kinds]
     engine.define("fk_deals", sql.clean_deals_sql(columns), materialise=True)
@@ -396,10 +412,64 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
                            "entered_at": pd.Series(dtype="datetime64[ns]"), "date_known": pd.Series(dtype=bool)})
     return EngineDataset(
         deals=deals, events=events, quarantine=quarantine, rows_in=rows_in, as_of=as_of,
-        source=source or f"{deals_file}, {events_file}", notes=deals.attrs.pop("notes", []),
+        source=source or f"{deals_file}, {events_file}", notes=notes + deals.attrs.pop("notes", []),
         engine=engine, analysed={"deals": len(deals), "stage_events": n_events},
         quarantine_counts=counts_by_reason.astype({"rows": "int64"}),
     )
+
+
+def _readings(engine: Engine, tables: dict[str, tuple[dict[str, str], str, list[str]]],
+              parsing: Parsing) -> dict[str, sql.DateReading]:
+    """How each date column is read (``tables``: raw table → its kinds, file name and date
+    columns): the preset's format or day order, else, for text dates written ``dd-mm-yyyy`` or
+    ``mm-dd-yyyy``, the order the column's unambiguous values show, decided once per column and
+    never per value, with the errors of :func:`funnelkit.data.day_month_order`."""
+    readings, undecided = {}, []
+    for table, (kinds, _, columns) in tables.items():
+        for column in columns:
+            fmt = parsing.format_for(column)
+            if fmt and engine.dialect != "duckdb":  # try_strptime has no SQLGlot translation
+                raise DataError(f"{tables[table][1]}, column {column}: a date format ({fmt!r}) is read by DuckDB "
+                                f"only, not by {engine.name}; write the dates in ISO 8601 or load through DuckDB")
+            readings[column] = sql.DateReading(dayfirst=parsing.dayfirst, fmt=fmt, no_date=tuple(parsing.no_date))
+            if not fmt and parsing.dayfirst is None and kinds.get(column) == "text":
+                undecided.append((table, column))
+    if not undecided:
+        return readings
+    found = engine.query(sql.day_order_sql(undecided))
+    key = "set `dayfirst: true` or `dayfirst: false` (or `date_formats`) in the preset"
+    for table, column in undecided:
+        rows = found[(found["tab"] == table) & (found["col"] == column)]
+
+        def first(flag: str) -> str | None:
+            hit = rows[rows[flag].astype(bool)]
+            return None if hit.empty else f"row {int(hit['_row'].iloc[0])} {shown(hit['v'].iloc[0])!r}"
+
+        day_first, month_first, differ = first("first_day_first"), first("first_month_first"), first("first_differ")
+        where = f"{tables[table][1]}, column {column}"
+        if day_first and month_first:
+            raise DataError(f"{where}: the dates contradict each other: {day_first} put the day first, "
+                            f"{month_first} the month; {key}")
+        if not day_first and not month_first and differ:
+            raise DataError(f"{where}: cannot tell day from month: every date has both numbers at most 12 "
+                            f"({differ}); {key}")
+        readings[column] = sql.DateReading(dayfirst=month_first is None, no_date=tuple(parsing.no_date))
+    return readings
+
+
+def _inferred_as_of(engine: Engine, deals_file: str, events_file: str) -> pd.Timestamp:
+    """The day after the latest date seen; an error if it is more than a year past today (as
+    :func:`funnelkit.data._inferred_as_of`)."""
+    latest = engine.query(sql.date_range_sql())
+    if latest.empty or pd.isna(latest["latest"].iloc[0]):
+        return pd.Timestamp.now().normalize()
+    when = pd.Timestamp(latest["latest"].iloc[0])
+    if when > pd.Timestamp.now() + AS_OF_HORIZON:
+        file = deals_file if latest["tab"].iloc[0] == "deals" else events_file
+        raise DataError(f"{file}: row {int(latest['row_number'].iloc[0])}, column {latest['col'].iloc[0]}: "
+                        f"{when:%Y-%m-%d} is more than a year past today, so it cannot set the as-of date; "
+                        "pass --as-of (or `as_of:` in the preset or report matrix)")
+    return when.normalize() + pd.Timedelta(days=1)
 
 
 def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> pd.DataFrame:
@@ -429,8 +499,9 @@ def is_engine_source(source: str | Path) -> bool:
 
 
 def load_source(source: str, config: FunnelConfig, as_of: pd.Timestamp | None = None,
-                engine: Engine | None = None, examples: int = EXAMPLES) -> EngineDataset:
-    """Open an engine source (see the module docstring) and run the row checks in its engine."""
+                engine: Engine | None = None, examples: int = EXAMPLES, parsing: Parsing | None = None) -> EngineDataset:
+    """Open an engine source (see the module docstring) and run the row checks in its engine
+    (``parsing``: how text dates are written, from the preset)."""
     kind, _, target = source.partition(":")
     target, _, query = target.partition("?")
     options = {k: v[-1] for k, v in parse_qs(query).items()}
@@ -477,7 +548,8 @@ def load_source(source: str, config: FunnelConfig, as_of: pd.Timestamp | None = 
     else:
         raise DataError(f"{source}: unknown source; expected duckdb:///… or spark:…")
     bound = pd.Timestamp(as_of) if as_of is not None else None
-    return check_rows(engine, config, bound, files["deals"], files["stage_events"], examples, source=source)
+    return check_rows(engine, config, bound, files["deals"], files["stage_events"], examples, source=source,
+                      parsing=parsing)
 
 
 def _parquet_part(folder: Path, table: str) -> Path:
@@ -488,19 +560,22 @@ def _parquet_part(folder: Path, table: str) -> Path:
 
 
 def _with_row_numbers(frame: Any) -> Any:
-    """The Spark frame with ``_row``: its 1-based position in read order (zipWithIndex is
-    distributed, unlike a global row_number window)."""
-    from pyspark.sql import functions, window
-    from pyspark.sql.types import LongType, StructField, StructType
+    """The Spark frame with ``_row``: its 1-based position in read order, computed in the JVM
+    (no Python RDD, so no row goes through a Python worker, and it works on Spark Connect):
+    ``monotonically_increasing_id`` holds the partition in its upper bits and the position
+    within it in the lower 33, and each partition is offset by the rows of those before it."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
 
-    try:
-        rdd = frame.rdd
-    except Exception:  # noqa: BLE001 - Spark Connect has no RDDs: a global window instead (untested)
-        order = window.Window.orderBy(functions.monotonically_increasing_id())
-        return frame.withColumn("_row", functions.row_number().over(order))
-    schema = StructType(frame.schema.fields + [StructField("_row", LongType(), False)])
-    rows = rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1] + 1))
-    return frame.sparkSession.createDataFrame(rows, schema)
+    ided = frame.withColumn("_fk_id", F.monotonically_increasing_id())
+    ided = ided.withColumn("_fk_part", F.shiftright("_fk_id", 33)) \
+        .withColumn("_fk_pos", F.col("_fk_id").bitwiseAND((1 << 33) - 1))
+    before = Window.orderBy("_fk_part").rowsBetween(Window.unboundedPreceding, -1)
+    offsets = ided.groupBy("_fk_part").agg(F.count(F.lit(1)).alias("_fk_n")) \
+        .withColumn("_fk_offset", F.coalesce(F.sum("_fk_n").over(before), F.lit(0)))
+    return ided.join(F.broadcast(offsets.select("_fk_part", "_fk_offset")), "_fk_part") \
+        .withColumn("_row", (F.col("_fk_offset") + F.col("_fk_pos") + 1).cast("long")) \
+        .drop("_fk_id", "_fk_part", "_fk_pos", "_fk_offset")
 
 
 def register_tables(engine: Engine, deals: pd.DataFrame, events: pd.DataFrame) -> None:

@@ -180,10 +180,14 @@ def load_data(
     (:func:`funnelkit.engine.load_source`).
     """
     if is_engine_source(path):
-        if mapping or (preset and preset != "canonical"):
-            raise DataError(f"{path}: an engine source holds canonical tables; a column mapping or preset "
-                            "cannot be applied to it")
-        return load_source(str(path), config or load_config(), as_of_bound(as_of, None) if as_of is not None else None)
+        engine_preset = load_preset(preset)
+        if mapping or engine_preset.shape != "canonical" or engine_preset.decimal != ".":
+            raise DataError(f"{path}: an engine source holds canonical tables; a column mapping or a preset other "
+                            "than the canonical shape (with how dates are written) cannot be applied to it")
+        config = config or load_config()
+        as_of = as_of if as_of is not None else engine_preset.as_of
+        return load_source(str(path), config, as_of_bound(as_of, None) if as_of is not None else None,
+                           parsing=engine_preset.parsing(config.timezone))
     path = Path(path)
     config = config or load_config()
     preset = load_preset(preset)

@@ -9,8 +9,8 @@ from funnelkit import engine as en
 from funnelkit import sql
 from funnelkit.sample import SAMPLE_END, generate_sample
 
-from engine_cases import (assert_same_checks, assert_same_step, corpus_case, damaged_sample, quarantine_rows,
-                          row_level_cases)
+from engine_cases import (ENGINE_ERRORS, assert_same_checks, assert_same_step, corpus_case, corpus_parsing,
+                          damaged_sample, quarantine_rows, row_level_cases)
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +62,31 @@ def test_checks_on_a_damaged_sample_equal_pandas(config):
 @pytest.mark.parametrize("name", row_level_cases())
 def test_corpus_case_in_duckdb(name, config):
     deals, events, as_of, want = corpus_case(name)
+    parsing = corpus_parsing(name)
     engine = en.DuckDBEngine()
     en.register_tables(engine, deals, events)
-    got = en.check_rows(engine, config, as_of)
+    got = en.check_rows(engine, config, as_of, parsing=parsing)
     assert quarantine_rows(got.quarantine) == want
-    pandas = fk.validate(deals, events, config, as_of=as_of)
+    pandas = fk.validate(deals, events, config, as_of=as_of, parsing=parsing)
     assert_same_checks(got, pandas)
+
+
+def test_the_newer_rules_are_in_the_corpus_cases_duckdb_runs():
+    """Non-finite amounts, out-of-range and placeholder dates, day-first dates (by the values and
+    by the preset) are row-level cases the engines run, not left out."""
+    assert {"infinite_amount", "placeholder_date", "placeholder_no_date", "dates_day_first",
+            "dates_ambiguous_with_preset"} <= set(row_level_cases())
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE_ERRORS))
+def test_corpus_errors_in_duckdb_as_in_pandas(name, config):
+    deals, events, as_of, _ = corpus_case(name)
+    with pytest.raises(fk.DataError, match=ENGINE_ERRORS[name]):
+        fk.validate(deals, events, config, as_of=as_of)
+    engine = en.DuckDBEngine()
+    en.register_tables(engine, deals, events)
+    with pytest.raises(fk.DataError, match=ENGINE_ERRORS[name]):
+        en.check_rows(engine, config, as_of, parsing=corpus_parsing(name))
 
 
 def test_duckdb_file_and_parquet_folder_sources(tmp_path, sample, config):
@@ -133,3 +152,21 @@ def test_spark_that_cannot_start_fails_under_ci_and_skips_elsewhere(monkeypatch)
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception):
         spark_or_fail()
+
+
+def test_an_engine_source_takes_how_dates_are_written_from_the_preset(tmp_path, config):
+    """`dayfirst:` in a canonical preset reaches the engine's SQL; a preset of another shape is refused."""
+    from engine_cases import CORPUS
+
+    deals, events, _, _ = corpus_case("dates_ambiguous_with_preset")
+    deals.to_parquet(tmp_path / "deals.parquet", index=False)
+    events.to_parquet(tmp_path / "stage_events.parquet", index=False)
+    preset = CORPUS / "dates_ambiguous_with_preset" / "preset.yaml"
+    data = fk.load_data(f"duckdb:///{tmp_path}", config=config, preset=preset)
+    assert data.quarantine.empty
+    created = data.deals.set_index("deal_id")["created_at"]
+    assert created["D4"] == pd.Timestamp("2024-03-04") and created["D1"] == pd.Timestamp("2024-03-01 09:00")
+    with pytest.raises(fk.DataError, match="cannot tell day from month"):  # no preset: ambiguous, as in pandas
+        fk.load_data(f"duckdb:///{tmp_path}", config=config)
+    with pytest.raises(fk.DataError, match="preset other than the canonical shape"):
+        fk.load_data(f"duckdb:///{tmp_path}", config=config, preset="salesforce")

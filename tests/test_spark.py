@@ -13,12 +13,15 @@ import funnelkit as fk
 from funnelkit import engine as en
 from funnelkit.sample import SAMPLE_END
 
-from engine_cases import assert_same_checks, assert_same_step, corpus_case, damaged_sample, quarantine_rows, \
-    spark_or_fail
+from engine_cases import assert_same_checks, assert_same_step, corpus_case, corpus_parsing, damaged_sample, \
+    quarantine_rows, spark_or_fail
 
-# Three corpus cases (an event rule, a deal rule, a deal–event rule): DuckDB runs every row-level case,
-# and the damaged sample below breaks every row-level rule at once in Spark; each case is a Spark job.
-SPARK_CASES = ["unknown_stage", "negative_amount", "won_without_final_stage"]
+# Corpus cases (an event rule, deal rules, a deal–event rule, and the dialect-sensitive ones: regular
+# expressions for day-first dates, NaN/infinity, placeholder dates): DuckDB runs every row-level
+# case, and the damaged sample below breaks the classic row-level rules at once in Spark; each case
+# is a few Spark jobs, so the list stays short (the Spark tests must stay under 3 minutes).
+SPARK_CASES = ["unknown_stage", "negative_amount", "won_without_final_stage", "infinite_amount",
+               "placeholder_no_date", "dates_day_first"]
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +51,14 @@ def test_step_on_a_spark_parquet_source_equals_pandas(from_parquet, sample, conf
     assert_same_step(sample, from_parquet, config)
 
 
-def test_checks_on_a_damaged_sample_equal_pandas(spark, config):
+def test_checks_on_a_damaged_sample_equal_pandas(spark, config, tmp_path):
+    """Read from Parquet by Spark (so the example rows' numbers come from the read order)."""
     deals, events = damaged_sample()
-    want = fk.validate(deals, events, config, as_of=SAMPLE_END)
-    en.register_tables(spark, deals, events)
-    got = en.check_rows(spark, config, SAMPLE_END)
+    micro = {"index": False, "coerce_timestamps": "us", "allow_truncated_timestamps": True}  # Spark reads no ns
+    deals.astype({"amount": str, "created_at": str}).to_parquet(tmp_path / "deals.parquet", **micro)
+    events.astype({"entered_at": str}).to_parquet(tmp_path / "stage_events.parquet", **micro)
+    want = fk.load_data(tmp_path, config=config, as_of=SAMPLE_END - pd.Timedelta(days=1))
+    got = en.load_source(f"spark:{tmp_path}", config, SAMPLE_END, engine=spark)
     assert_same_checks(got, want)
     assert fk.data.quarantine_counts(got)["rows"].max() > 20
     pd.testing.assert_frame_equal(fk.cohort_funnel(got, config, "2024-Q1").table, fk.cohort_funnel(want, config, "2024-Q1").table)
@@ -61,8 +67,11 @@ def test_checks_on_a_damaged_sample_equal_pandas(spark, config):
 @pytest.mark.parametrize("name", SPARK_CASES)
 def test_corpus_case_in_spark(spark, name, config):
     deals, events, as_of, want = corpus_case(name)
+    parsing = corpus_parsing(name)
     en.register_tables(spark, deals, events)
-    assert quarantine_rows(en.check_rows(spark, config, as_of).quarantine) == want
+    got = en.check_rows(spark, config, as_of, parsing=parsing)
+    assert quarantine_rows(got.quarantine) == want
+    assert_same_checks(got, fk.validate(deals, events, config, as_of=as_of, parsing=parsing))
 
 
 def tables(page: str) -> list[str]:
