@@ -183,8 +183,11 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
                 else:
                     reps = [r for r in entry.reps if (team_deals["rep"] == r).any()]
                 for rep in reps:
-                    parts = [period, team_slug[team]] + ([rep_slug[rep]] if rep else []) + [entry.notebook]
+                    # an entry with its own language gets its own file name, beside the run's language
+                    name = f"{entry.notebook}.{entry.language}" if entry.language else entry.notebook
+                    parts = [period, team_slug[team]] + ([rep_slug[rep]] if rep else []) + [name]
                     params = {"period": period, "team": team, "rep": rep, "pipeline": entry.pipeline}
+                    params |= {"language": entry.language} if entry.language else {}
                     params |= entry.parameters
                     jobs.append(Job(entry.notebook, period, team, rep, params, "/".join(parts)))
     if not jobs:
@@ -520,7 +523,7 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
         memory, kernel_cpu = kernel.memory(), kernel.cpu_seconds() - kernel_cpu
         if cold:
             kernel.shutdown()
-        _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), job.title))
+        _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), page_title(job, nb_language(nb))))
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
                          worker=os.getpid(), memory=memory, cpu=kernel_cpu + time.process_time() - cpu_start)
     except papermill.PapermillExecutionError as exc:
@@ -537,6 +540,29 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             _worker_kernel.clear()
     return JobResult(job, False, time.perf_counter() - start, error=error, notebook=str(out_nb), log=log,
                      worker=os.getpid())
+
+
+def index_words(text: Any) -> dict[str, str]:
+    """The index page's fixed wording in ``text``'s language (``params/text.yaml`` ``index_*``)."""
+    return {key: text(f"index_{key}") for key in ("period", "ok", "failed", "generated")}
+
+
+def nb_language(nb: Any) -> str:
+    """The language an executed notebook's report is in: its ``language`` parameter, else
+    ``params/funnel.yaml``'s."""
+    from funnelkit.pages import report_language
+
+    return report_language(nb) or load_config().language
+
+
+def page_title(job: Job, language: str) -> str:
+    """The page ``<title>``: period, team, rep and the report's name in its own language
+    (``2024-Q2 / North / 转化分析``), not the notebook's file key."""
+    from funnelkit.present import load_text
+
+    text = load_text(language)
+    name = text(job.notebook) if job.notebook in text.entries else job.notebook
+    return " / ".join(x for x in (job.period, job.team, job.rep, name) if x)
 
 
 def _run_job_star(args: tuple) -> JobResult:
@@ -669,19 +695,29 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     # Reports left out by --only keep their place in the index when an earlier run wrote them.
     earlier = [JobResult(j, True, 0.0, html=str(out / f"{j.relpath}.html")) for j in all_jobs
                if j not in selected and _exists(out / f"{j.relpath}.html")]
-    summary.index = write_index(summary.results + earlier, out, as_of)
+    summary.index = write_index(summary.results + earlier, out, as_of, matrix.language or config.language)
     summary.seconds = time.perf_counter() - began
     return summary
 
 
-def write_index(results: list[JobResult], output: Path, as_of: str) -> Path:
-    """``index.html``: a period × team grid of links, rep reports under their team, with status
-    (template ``funnelkit/templates/index.html.j2``, every name escaped)."""
+def write_index(results: list[JobResult], output: Path, as_of: str, language: str = "en") -> Path:
+    """``index.html`` in ``language``: a period × team grid of links, rep reports under their team,
+    with status (template ``funnelkit/templates/index.html.j2``, every name escaped). A report in
+    another language is linked by its name in that language, marked with its ``lang``."""
+    from funnelkit.pages import HTML_LANG
+    from funnelkit.present import load_text
+
+    texts = {code: load_text(code) for code in ("en", "zh")}
+    text = texts.get(language, texts["en"])
     periods = sorted({r.job.period for r in results})
     teams = sorted({r.job.team or "" for r in results})
 
     def link(r: JobResult) -> dict[str, Any]:
-        entry = {"name": r.job.notebook.replace("_", " "), "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error}
+        own = r.job.parameters.get("language") or language
+        words = texts.get(own, text)
+        name = words(r.job.notebook) if r.job.notebook in words.entries else r.job.notebook.replace("_", " ")
+        entry = {"name": name, "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error,
+                 "lang": HTML_LANG.get(own, own) if own != language else ""}
         if r.ok:
             entry["written"] = pd.Timestamp(Path(r.html).stat().st_mtime, unit="s").strftime("%Y-%m-%d %H:%M")
         return entry
@@ -695,9 +731,12 @@ def write_index(results: list[JobResult], output: Path, as_of: str) -> Path:
             cells.append({"team": [link(r) for r in here if r.job.rep is None],
                           "reps": [{"name": rep, "reports": [link(r) for r in here if r.job.rep == rep]} for rep in reps]})
         rows.append({"period": period, "cells": cells})
-    page = render_index({"as_of": as_of, "generated": pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"),
-                         "n_reports": len(results), "n_failed": sum(not r.ok for r in results),
-                         "teams": teams, "rows": rows})
+    generated, n_failed = pd.Timestamp.now().strftime("%Y-%m-%d %H:%M"), sum(not r.ok for r in results)
+    page = render_index({"as_of": as_of, "generated": generated, "n_reports": len(results), "n_failed": n_failed,
+                         "subtitle": text("index_subtitle", as_of=as_of, generated=generated, n_reports=len(results),
+                                          n_failed=n_failed),
+                         "teams": teams, "rows": rows, "words": index_words(text)}, language=language,
+                        title=text("index_title"))
     path = output / "index.html"
     _write_atomic(path, page)
     return path
