@@ -494,10 +494,10 @@ def win_rate_notes(data: Dataset, text: Text) -> list[str]:
 
 def unscored_sentence(test: Any, text: Text) -> str:
     """Why the backtest counts fewer closed deals than the window holds: ``"17 closed deals could
-    not be scored: missing win_probability (12), …"``; empty when every closed deal was scored."""
+    not be scored: no win probability (12), …"``; empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = ", ".join(f"{reason} ({n:,})" for reason, n in test.unscored_reasons.items())
+    reasons = ", ".join(f"{unscored_words(reason, text)} ({n:,})" for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
 
@@ -560,3 +560,31 @@ def shown_rows(table: pd.DataFrame, limit: int, text: Text, rest_key: str | None
         return table, None
     note = text("rows_shown", shown=limit, total=len(table)) + (" " + text(rest_key) if rest_key else "")
     return table.head(limit), Markdown(note)
+
+
+# --- bilingual ---------------------------------------------------------------------------------
+
+
+def field_label(column: str, text: Text) -> str:
+    """A deal column's name for readers: the scorecard dimension's label in the report language,
+    else the column's table header (``col_<column>``), else the column as named in the data."""
+    from funnelkit.scorecard import load_scorecard
+
+    for dim in load_scorecard().dimensions.values():
+        if dim.column == column:
+            return dim.label.get(text.language, column) if isinstance(dim.label, dict) else column
+    return text.column(column)
+
+
+def unscored_words(reason: Any, text: Text) -> Any:
+    """A scorecard's unscored reason (``"missing:win_probability; no_band:amount"``, see
+    :func:`funnelkit.scorecard.unscored_reason`) in the report language, each part from
+    ``unscored_<key>`` in text.yaml with the field's label; anything else is returned unchanged."""
+    if not isinstance(reason, str):
+        return reason
+    parts = []
+    for part in reason.split("; "):
+        key, _, column = part.partition(":")
+        entry = f"unscored_{key}"
+        parts.append(text(entry, field=field_label(column, text)) if column and entry in text.entries else part)
+    return text("list_separator").join(parts)

@@ -265,7 +265,7 @@ def test_backtest_states_closed_deals_it_could_not_score(card):
     test = S.backtest(backtest_history(card, won=12, lost=30, unscored=17), card, n_boot=50)
     assert int(test.auc["closed"].iloc[0]) == 42
     assert test.unscored == 17
-    assert test.unscored_reasons == {"missing win_probability": 17}
+    assert test.unscored_reasons == {"missing:win_probability": 17}
     text = present.load_text("en")
     sentence = present.unscored_sentence(test, text)
     assert sentence.startswith("17 closed deals could not be scored: missing win_probability (17)")
