@@ -9,6 +9,7 @@ import functools
 import html
 import re
 from pathlib import Path
+from collections.abc import Hashable
 from typing import Any, Literal
 
 import pandas as pd
@@ -109,6 +110,7 @@ def styled(
     currency: str | None = None,
     decimals: tuple[str, ...] = (),
     missing: dict[str, str] | None = None,
+    order: dict[str, list[Any]] | None = None,
 ) -> Styler:
     """A Styler with formatted numbers, translated headers and no index, ready for the report.
 
@@ -116,7 +118,12 @@ def styled(
     e.g. ``{"weighted_pipeline": "no_probabilities"}``.
 
     Every text cell and header is HTML-escaped; numeric columns carry the class ``fk-num``. Money is
-    shown in ``currency``, by default the configured one."""
+    shown in ``currency``, by default the configured one.
+
+    Sorting in the page (``sort-tables.js``): ``order`` maps a column to its values in rank order,
+    and each such cell gets the class ``fk-o-<rank>`` (a ``tier`` column is ranked high > medium >
+    low > unscored by default, by key or by its name in the report language); a row whose first
+    column reads "Total" in the report language is a total row (``fk-total``) kept at the bottom."""
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
     if money and currency is None:
         currency = configured_currency()
@@ -127,8 +134,11 @@ def styled(
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
     numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
-    classes = pd.DataFrame([["fk-num" if n else "" for n in numeric]] * len(shown), index=shown.index,
-                           columns=shown.columns)
+    classes = sort_classes(df, text, order)
+    classes.columns, classes.index = shown.columns, shown.index
+    for i, is_number in enumerate(numeric):
+        if is_number:
+            classes.iloc[:, i] = (classes.iloc[:, i] + " fk-num").str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
         if c in df:
@@ -140,6 +150,27 @@ def styled(
         .set_td_classes(classes)
         .set_table_attributes('class="fk-table"')
     )
+
+
+def sort_classes(df: pd.DataFrame, text: Text, order: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Per cell of ``df``, the classes the page's table sort reads (see :func:`styled`):
+    ``fk-o-<rank>`` where ``order[column]`` ranks the value (a list in rank order, or a dict value →
+    rank), and ``fk-total`` on every cell of a total row. A ``tier`` column is ranked high (0) >
+    medium > low > unscored unless ``order`` says otherwise, whether it holds keys or names."""
+    order = dict(order or {})
+    if "tier" in df and "tier" not in order:
+        order["tier"] = {spelling: rank for rank, (key, name) in enumerate(tier_labels(text).items())
+                         for spelling in (key, name)}
+    classes = pd.DataFrame("", index=df.index, columns=df.columns, dtype=object)
+    for column, values in order.items():
+        if column in df:
+            rank = values if isinstance(values, dict) else {v: i for i, v in reversed(list(enumerate(values)))}
+            ranks = df[column].astype(object).map(lambda v: rank.get(v) if isinstance(v, Hashable) else None)
+            classes[column] = [f"fk-o-{int(r)}" if r is not None and pd.notna(r) else "" for r in ranks]
+    if df.shape[1]:
+        total = df.iloc[:, 0].astype(object).isin([text("total"), "total", "Total"]).to_numpy()
+        classes.loc[total, :] = classes.loc[total, :].apply(lambda c: (c + " fk-total").str.strip())
+    return classes
 
 
 def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
