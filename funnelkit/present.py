@@ -618,4 +618,4 @@ def unscored_words(reason: Any, text: Text) -> Any:
         key, _, column = part.partition(":")
         entry = f"unscored_{key}"
         parts.append(text(entry, field=field_label(column, text)) if column and entry in text.entries else part)
-    return text("list_separator").join(parts)
+    return text("clause_sep").join(parts)

@@ -22,6 +22,8 @@ from funnelkit.present import load_text, styled
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 KINDS = ("conversion", "time_in_stage", "opportunities", "weight_sensitivity", "rep_performance")
+# Kinds with a chart today (the opportunities chart is issue 13's item 4, on another branch).
+CHARTED = set(KINDS) - {"opportunities"}
 # Names of methods and acronyms a Chinese statistics text writes in Latin letters.
 PROPER_NAMES = {"Kaplan", "Meier", "Fisher", "Wilson", "Kendall", "Jaccard", "Dirichlet", "AUC", "CRM", "Benjamini",
                 "Hochberg", "Greenwood", "IV"}
@@ -102,7 +104,7 @@ def test_reports_speak_one_language_and_load_every_chart(rendered_sample, browse
         title = page.title()
         assert not re.search(r"[A-Za-z_]+$", title) if language == "zh" else title.endswith(load_text("en")(kind)), title
         images = page.eval_on_selector_all("img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])")
-        assert images, f"no chart in {path}"
+        assert images or kind not in CHARTED, f"no chart in {path}"
         assert all(complete and width > 0 for _, complete, width in images), images
         left = words_of_the_other_language(page.evaluate(VISIBLE_TEXT, language), language, values)
         assert not left, f"{kind} ({language}): words of the other language: {sorted(left)}"
