@@ -21,6 +21,7 @@ from funnelkit.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+SHORT_CELL = 26  # characters: a text column whose cells are all this short is kept unwrapped
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
 
@@ -137,8 +138,10 @@ def styled(
     classes = sort_classes(df, text, order)
     classes.columns, classes.index = shown.columns, shown.index
     for i, is_number in enumerate(numeric):
-        if is_number:
-            classes.iloc[:, i] = (classes.iloc[:, i] + " fk-num").str.strip()
+        # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
+        short = not is_number and shown.iloc[:, i].astype(str).str.len().max() <= SHORT_CELL if len(shown) else False
+        if is_number or short:
+            classes.iloc[:, i] = (classes.iloc[:, i] + (" fk-num" if is_number else " fk-nowrap")).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
         if c in df:

@@ -695,12 +695,17 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     # Reports left out by --only keep their place in the index when an earlier run wrote them.
     earlier = [JobResult(j, True, 0.0, html=str(out / f"{j.relpath}.html")) for j in all_jobs
                if j not in selected and _exists(out / f"{j.relpath}.html")]
-    summary.index = write_index(summary.results + earlier, out, as_of, matrix.language or config.language)
+    language = matrix.language or config.language
+    summary.index = write_index(summary.results + earlier, out, as_of, language)
+    # a reader of another language the run writes reports in gets the index in theirs too
+    for other in sorted({r.job.parameters.get("language") for r in summary.results + earlier} - {None, language}):
+        write_index(summary.results + earlier, out, as_of, other, name=f"index.{other}.html")
     summary.seconds = time.perf_counter() - began
     return summary
 
 
-def write_index(results: list[JobResult], output: Path, as_of: str, language: str = "en") -> Path:
+def write_index(results: list[JobResult], output: Path, as_of: str, language: str = "en",
+                name: str = "index.html") -> Path:
     """``index.html`` in ``language``: a period × team grid of links, rep reports under their team,
     with status (template ``funnelkit/templates/index.html.j2``, every name escaped). A report in
     another language is linked by its name in that language, marked with its ``lang``."""
@@ -737,6 +742,6 @@ def write_index(results: list[JobResult], output: Path, as_of: str, language: st
                                           n_failed=n_failed),
                          "teams": teams, "rows": rows, "words": index_words(text)}, language=language,
                         title=text("index_title"))
-    path = output / "index.html"
+    path = output / name
     _write_atomic(path, page)
     return path

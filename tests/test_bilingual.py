@@ -3,6 +3,7 @@ layer, index and page titles, and the table sort keys the styled tables carry.""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pandas as pd
 import pytest
@@ -90,3 +91,25 @@ def test_unscored_reason_is_a_key_and_a_column(sample):
         for reason in scored["unscored_reason"]:
             assert all(part.split(":")[0] in UNSCORED_REASONS for part in reason.split("; "))
             assert "missing:win_probability" in reason
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_styled_tables_carry_sort_ranks_totals_and_no_wrap_classes(language):
+    from funnelkit.present import sort_classes, tier_labels
+
+    text = load_text(language)
+    tiers = tier_labels(text)
+    frame = pd.DataFrame({"rep": ["Sun Qiang", "Li Na", text("total")],
+                          "tier": [tiers["low"], "high", None],
+                          "note": ["short", "a sentence long enough that it has to wrap in a narrow column", "x"],
+                          "deals": [3, 4, 7]})
+    classes = sort_classes(frame, text)
+    assert classes["tier"].tolist()[:2] == ["fk-o-2", "fk-o-0"]  # by name or by key
+    assert all("fk-total" in c for c in classes.iloc[2]) and not any("fk-total" in c for c in classes.iloc[0])
+    html = styled(frame, text).to_html()
+
+    def cell(row: int, col: int) -> str:
+        return re.search(rf'<td id="T_\w+_row{row}_col{col}" class="([^"]*)"', html).group(1)
+
+    assert "fk-nowrap" in cell(0, 0) and "fk-nowrap" not in cell(0, 2) and "fk-num" in cell(0, 3)
+    assert "fk-o-2" in cell(0, 1) and "fk-total" in cell(2, 3)

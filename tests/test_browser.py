@@ -61,7 +61,7 @@ def report_pages(root: Path) -> dict[tuple[str, str], Path]:
     """(kind, language) → report file of the rendered sample."""
     pages = {}
     for path in root.rglob("*.html"):
-        if path.name != "index.html":
+        if not path.name.startswith("index."):
             kind, _, language = path.stem.partition(".")
             pages[(kind, language or "en")] = path
     return pages
@@ -77,19 +77,25 @@ def test_every_kind_is_rendered_in_both_languages(rendered_sample):
     assert set(report_pages(rendered_sample)) == {(k, lang) for k in KINDS for lang in ("en", "zh")}
 
 
-def test_index_links_resolve_and_is_in_english(rendered_sample, browser, sample):
-    index, errors = open_page(browser, rendered_sample / "index.html")
-    assert index.evaluate("document.documentElement.lang") == "en"
+@pytest.mark.parametrize("language, file", [("en", "index.html"), ("zh", "index.zh.html")])
+def test_index_links_resolve_and_speak_the_index_language(rendered_sample, browser, sample, language, file):
+    """The run's index is in its language (en); a run with Chinese reports also writes index.zh.html.
+    A link to a report of the other language is named in that language and marked with its lang."""
+    index, errors = open_page(browser, rendered_sample / file)
+    html_lang = {"en": "en", "zh": "zh-CN"}
+    assert index.evaluate("document.documentElement.lang") == html_lang[language]
     links = index.eval_on_selector_all("a", "els => els.map(e => [e.href, e.lang, e.innerText])")
     assert len(links) == 2 * len(KINDS), links
     for href, lang, name in links:
         assert Path(href.replace("file://", "")).exists(), f"broken link {href}"
-        assert (lang == "zh-CN") == (".zh.html" in href), (href, lang)  # a Chinese report's link says so
-        assert re.search(WORDS["en"], name) if lang else name.isascii(), name
-    assert not words_of_the_other_language(index.evaluate(VISIBLE_TEXT, "en"), "en", data_values(sample))
+        own = "zh" if ".zh.html" in href else "en"
+        assert lang == ("" if own == language else html_lang[own]), (href, lang)
+        assert name.isascii() == (own == "en"), name
+    assert not words_of_the_other_language(index.evaluate(VISIBLE_TEXT, html_lang[language]), language,
+                                           data_values(sample))
     assert not errors, errors
     ARTIFACTS.mkdir(exist_ok=True)
-    index.screenshot(path=str(ARTIFACTS / "index_en.png"), full_page=True)
+    index.screenshot(path=str(ARTIFACTS / f"index_{language}.png"), full_page=True)
     index.close()
 
 
