@@ -699,16 +699,17 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     summary.index = write_index(summary.results + earlier, out, as_of, language)
     # a reader of another language the run writes reports in gets the index in theirs too
     for other in sorted({r.job.parameters.get("language") for r in summary.results + earlier} - {None, language}):
-        write_index(summary.results + earlier, out, as_of, other, name=f"index.{other}.html")
+        write_index(summary.results + earlier, out, as_of, other, name=f"index.{other}.html", run_language=language)
     summary.seconds = time.perf_counter() - began
     return summary
 
 
 def write_index(results: list[JobResult], output: Path, as_of: str, language: str = "en",
-                name: str = "index.html") -> Path:
+                name: str = "index.html", run_language: str | None = None) -> Path:
     """``index.html`` in ``language``: a period × team grid of links, rep reports under their team,
     with status (template ``funnelkit/templates/index.html.j2``, every name escaped). A report in
-    another language is linked by its name in that language, marked with its ``lang``."""
+    another language is linked by its name in that language, marked with its ``lang``; a report
+    without a language of its own is in ``run_language`` (default ``language``)."""
     from funnelkit.pages import HTML_LANG
     from funnelkit.present import load_text
 
@@ -718,7 +719,7 @@ def write_index(results: list[JobResult], output: Path, as_of: str, language: st
     teams = sorted({r.job.team or "" for r in results})
 
     def link(r: JobResult) -> dict[str, Any]:
-        own = r.job.parameters.get("language") or language
+        own = r.job.parameters.get("language") or run_language or language
         words = texts.get(own, text)
         name = words(r.job.notebook) if r.job.notebook in words.entries else r.job.notebook.replace("_", " ")
         entry = {"name": name, "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error,
