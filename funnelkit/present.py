@@ -190,6 +190,7 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
                         styled(summary, text, ints=("rows",))]
     if len(q):
+        q = q.assign(column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
         parts += [note] if note is not None else []
