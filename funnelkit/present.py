@@ -611,15 +611,16 @@ def field_label(column: str, text: Text) -> str:
     return text.column(column)
 
 
-def unscored_words(reason: Any, text: Text) -> Any:
+def unscored_words(reason: Any, text: Text, name: Any = None) -> Any:
     """A scorecard's unscored reason (``"missing:win_probability; no_band:amount"``, see
     :func:`funnelkit.scorecard.unscored_reason`) in the report language, each part from
-    ``unscored_<key>`` in text.yaml with the field's label; anything else is returned unchanged."""
+    ``unscored_<key>`` in text.yaml with the field's label (``name(column, text)``, default
+    :func:`field_label`); anything else is returned unchanged."""
     if not isinstance(reason, str):
         return reason
     parts = []
     for part in reason.split("; "):
         key, _, column = part.partition(":")
         entry = f"unscored_{key}"
-        parts.append(text(entry, field=field_label(column, text)) if column and entry in text.entries else part)
+        parts.append(text(entry, field=(name or field_label)(column, text)) if column and entry in text.entries else part)
     return text("clause_sep").join(parts)
