@@ -368,12 +368,11 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
         latest = engine.query(sql.date_range_sql())["latest"].iloc[0]
         as_of = pd.Timestamp(latest).normalize() + pd.Timedelta(days=1) if pd.notna(latest) else \
             pd.Timestamp.now().normalize()
-    as_of_text = f"{as_of - pd.Timedelta(days=1):%Y-%m-%d}" if as_of == as_of.normalize() else f"{as_of:%Y-%m-%d %H:%M}"
 
     spellings = engine.query("select distinct stage_raw from fk_parsed_events where stage_raw is not null")
     engine.register("fk_stage_names", _stage_table(config, {s: normalise_name(s) for s in spellings["stage_raw"]}))
-    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, as_of_text), materialise=True)
-    engine.define("fk_checked_events", sql.event_checks_sql(as_of, as_of_text), materialise=True)
+    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of), materialise=True)
+    engine.define("fk_checked_events", sql.event_checks_sql(as_of), materialise=True)
     engine.define("fk_final_deals", sql.deal_events_sql(), materialise=True)
     canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
     columns = [c for c in deal_kinds if c in canonical] + [c for c in canonical if c not in deal_kinds]

@@ -186,11 +186,13 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     words = {k: text(f"quality_{k.replace(' ', '_')}") for k in ("rows in", "analysed", "quarantined", "deals",
                                                                   "stage_events")}
     summary = summary.assign(table=summary["table"].map(words).fillna(summary["table"]),
-                             reason=summary["reason"].map(words).fillna(summary["reason"]))
+                             reason=[words.get(r) or "  " + quarantine_words(r.strip(), text, data.as_of)
+                                     for r in summary["reason"]])
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
                         styled(summary, text, ints=("rows",))]
     if len(q):
-        q = q.assign(column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c))
+        q = q.assign(column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
+                     reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
         parts += [note] if note is not None else []
@@ -624,3 +626,21 @@ def unscored_words(reason: Any, text: Text, name: Any = None) -> Any:
         entry = f"unscored_{key}"
         parts.append(text(entry, field=(name or field_label)(column, text)) if column and entry in text.entries else part)
     return text("clause_sep").join(parts)
+
+
+def quarantine_words(reason: Any, text: Text, as_of: pd.Timestamp | None = None) -> Any:
+    """A quarantine reason (``missing:team``, see :func:`funnelkit.data.reason`) in the report
+    language, from ``quarantine_<key>`` in text.yaml with the column's name for readers; text that
+    is not a reason key (e.g. from an older cache) is returned unchanged."""
+    from funnelkit.config import load_config
+    from funnelkit.data import QUARANTINE_REASONS, as_of_label, reason_parts
+
+    if not isinstance(reason, str):
+        return reason
+    key, column = reason_parts(reason)
+    if key not in QUARANTINE_REASONS:
+        return reason
+    values = {"column": field_label(column, text) if column else "",
+              "as_of": as_of_label(as_of) if as_of is not None else "",
+              "pipelines": text("list_sep").join(load_config().pipelines) if key == "unknown_pipeline" else ""}
+    return text(f"quarantine_{key}", **values)

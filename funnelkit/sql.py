@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from funnelkit.data import reason
+
 BASE_DIALECT = "duckdb"
 
 
@@ -180,34 +182,34 @@ def parsed_deals_sql(kinds: dict[str, str], default_pipeline: str, text_columns:
     return f"select {', '.join(out)} from raw_deals"
 
 
-def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, as_of_text: str) -> str:
+def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp) -> str:
     """Each parsed deal with the first reason it cannot be analysed, in the order of
     :func:`funnelkit.data.validate` (so the same reason wins), its column and raw value."""
     at = timestamp(as_of)
     pipes = ", ".join(string(p) for p in pipelines)
     date_only = "closed_at = date_trunc('day', closed_at)"
-    checks = [(f"{c} is null", c, f"{c} is missing", "null") for c in ["deal_id", "customer", "team", "rep", "status"]]
-    checks.append(("created_at_blank", "created_at", "created_at is missing", "null"))
-    checks += [(f"{c} is null and not {c}_blank", c, f"{c} is not a date", f"{c}_raw")
+    checks = [(f"{c} is null", c, reason("missing", c), "null") for c in ["deal_id", "customer", "team", "rep", "status"]]
+    checks.append(("created_at_blank", "created_at", reason("missing", "created_at"), "null"))
+    checks += [(f"{c} is null and not {c}_blank", c, reason("not_a_date", c), f"{c}_raw")
                for c in ["created_at", "closed_at", "expected_start", "last_follow_up_at"]]
     checks += [
-        ("status not in ('open', 'won', 'lost')", "status", "status is not one of open, won, lost", "status_raw"),
-        (f"pipeline not in ({pipes})", "pipeline", f"pipeline is not one of {', '.join(pipelines)}", "pipeline_raw"),
-        ("amount is null and not amount_blank", "amount", "amount is not a number", "amount_raw"),
-        ("amount < 0", "amount", "amount is negative", "amount_raw"),
+        ("status not in ('open', 'won', 'lost')", "status", reason("unknown_status"), "status_raw"),
+        (f"pipeline not in ({pipes})", "pipeline", reason("unknown_pipeline"), "pipeline_raw"),
+        ("amount is null and not amount_blank", "amount", reason("not_a_number", "amount"), "amount_raw"),
+        ("amount < 0", "amount", reason("negative", "amount"), "amount_raw"),
         ("win_probability is null and not win_probability_blank", "win_probability",
-         "win_probability is not a number", "win_probability_raw"),
-        ("payment_days is null and not payment_days_blank", "payment_days", "payment_days is not a number",
+         reason("not_a_number", "win_probability"), "win_probability_raw"),
+        ("payment_days is null and not payment_days_blank", "payment_days", reason("not_a_number", "payment_days"),
          "payment_days_raw"),
         ("probability < 0 or probability > 1", "win_probability",
-         "win_probability is not between 0 and 1 (or 0 and 100 %)", "win_probability_raw"),
-        ("payment_days < 0", "payment_days", "payment_days is negative", "payment_days_raw"),
-        ("copies > 1", "deal_id", "deal_id is duplicated", "deal_id_raw"),
-        ("status in ('won', 'lost') and closed_at is null", "closed_at", "closed deal has no closed_at", "null"),
+         reason("probability_range"), "win_probability_raw"),
+        ("payment_days < 0", "payment_days", reason("negative", "payment_days"), "payment_days_raw"),
+        ("copies > 1", "deal_id", reason("duplicated", "deal_id"), "deal_id_raw"),
+        ("status in ('won', 'lost') and closed_at is null", "closed_at", reason("closed_no_date"), "null"),
         (f"({date_only} and closed_at < date_trunc('day', created_at)) or "
-         f"(not ({date_only}) and closed_at < created_at)", "closed_at", "closed_at is before created_at",
+         f"(not ({date_only}) and closed_at < created_at)", "closed_at", reason("closed_before_created"),
          "closed_at_raw"),
-        (f"created_at >= {at}", "created_at", f"created_at is after the as-of date {as_of_text}", "created_at_raw"),
+        (f"created_at >= {at}", "created_at", reason("after_as_of", "created_at"), "created_at_raw"),
     ]
     return f"""
 with p as (
@@ -245,7 +247,7 @@ from raw_events
 """
 
 
-def event_checks_sql(as_of: pd.Timestamp, as_of_text: str) -> str:
+def event_checks_sql(as_of: pd.Timestamp) -> str:
     """Each parsed event with its deal's stage key and index, and the first reason it cannot be
     analysed, in the order of :func:`funnelkit.data.validate`. ``fk_stage_names`` maps each raw
     stage spelling per pipeline to its key (built in Python by the config's own lookup)."""
@@ -254,18 +256,18 @@ def event_checks_sql(as_of: pd.Timestamp, as_of_text: str) -> str:
     closed_day = "d.closed_at = date_trunc('day', d.closed_at)"
     entered_day = "date_trunc('day', e.entered_at)"
     checks = [
-        ("e.deal_id is null", "deal_id", "deal_id is missing", "null"),
-        ("e.stage_blank", "stage", "stage is missing", "null"),
-        ("e.entered_at_blank", "entered_at", "entered_at is missing", "null"),
-        ("e.entered_at is null", "entered_at", "entered_at is not a date", "e.entered_at_raw"),
-        ("a.deal_id is null", "deal_id", "event for a deal not in the deals table", "e.deal_id_raw"),
-        ("d.deal_id is null", "deal_id", "event for a quarantined deal", "e.deal_id_raw"),
-        ("m.stage is null", "stage", "stage is not a stage of the deal's pipeline", "e.stage_raw"),
+        ("e.deal_id is null", "deal_id", reason("missing", "deal_id"), "null"),
+        ("e.stage_blank", "stage", reason("missing", "stage"), "null"),
+        ("e.entered_at_blank", "entered_at", reason("missing", "entered_at"), "null"),
+        ("e.entered_at is null", "entered_at", reason("not_a_date", "entered_at"), "e.entered_at_raw"),
+        ("a.deal_id is null", "deal_id", reason("unknown_deal"), "e.deal_id_raw"),
+        ("d.deal_id is null", "deal_id", reason("quarantined_deal"), "e.deal_id_raw"),
+        ("m.stage is null", "stage", reason("unknown_stage"), "e.stage_raw"),
         (f"({entered_day} < d.created_at and {created_day}) or (e.entered_at < d.created_at and not ({created_day}))",
-         "entered_at", "entered_at is before the deal's created_at", "e.entered_at_raw"),
+         "entered_at", reason("before_created"), "e.entered_at_raw"),
         (f"({entered_day} > d.closed_at and {closed_day}) or (e.entered_at > d.closed_at and not ({closed_day}))",
-         "entered_at", "entered_at is after the deal's closed_at", "e.entered_at_raw"),
-        (f"e.entered_at >= {at}", "entered_at", f"entered_at is after the as-of date {as_of_text}",
+         "entered_at", reason("after_closed"), "e.entered_at_raw"),
+        (f"e.entered_at >= {at}", "entered_at", reason("after_as_of", "entered_at"),
          "e.entered_at_raw"),
     ]
     return f"""
@@ -284,9 +286,9 @@ def deal_events_sql() -> str:
     """The checks between a deal and its valid events: a deal with none, a won deal that never
     reached its pipeline's final stage, and a deal that did but is not won."""
     checks = [
-        ("v.deal_id is null", "deal_id", "deal has no valid stage event", "null"),
-        ("d.status = 'won' and not v.reached_final", "status", "won deal never reached the final stage", "d.status_raw"),
-        ("d.status <> 'won' and v.reached_final", "status", "deal reached the final stage but is not won",
+        ("v.deal_id is null", "deal_id", reason("no_event"), "null"),
+        ("d.status = 'won' and not v.reached_final", "status", reason("won_not_final"), "d.status_raw"),
+        ("d.status <> 'won' and v.reached_final", "status", reason("final_not_won"),
          "d.status_raw"),
     ]
     return f"""
@@ -334,7 +336,7 @@ with q as (
     union all
     select 'stage_events', {string(events_file)}, e._row, e.deal_id_raw,
         coalesce(e.reason_column, 'deal_id'), coalesce(e.reason_value, e.deal_id_raw),
-        coalesce(e.reason, 'event for a quarantined deal')
+        coalesce(e.reason, 'quarantined_deal')
     from fk_checked_events e left join fk_final_deals d on d.deal_id = e.deal_id and e.reason is null
     where e.reason is not null or d.reason2 is not null
 ), ranked as (
