@@ -113,3 +113,31 @@ def test_styled_tables_carry_sort_ranks_totals_and_no_wrap_classes(language):
 
     assert "fk-nowrap" in cell(0, 0) and "fk-nowrap" not in cell(0, 2) and "fk-num" in cell(0, 3)
     assert "fk-o-2" in cell(0, 1) and "fk-total" in cell(2, 3)
+
+
+def test_quarantine_reasons_are_keys_worded_per_language(config):
+    from conftest import make_data
+    from funnelkit.data import QUARANTINE_REASONS, reason, reason_text
+    from funnelkit.present import quality_section, quarantine_words
+
+    with pytest.raises(KeyError):
+        reason("amount is negative")  # a sentence is not a reason key
+    data = make_data([{"deal_id": "G", "status": "open"}, {"deal_id": "X", "status": "open", "amount": -5},
+                      {"deal_id": "Y", "status": "open", "team": " "}],
+                     [("G", "leads", "2024-03-01"), ("X", "leads", "2024-03-01"), ("Y", "leads", "2024-03-01")], config)
+    deals = data.quarantine[data.quarantine["table"] == "deals"].set_index("deal_id")["reason"]
+    assert deals.to_dict() == {"X": "negative:amount", "Y": "missing:team"}
+    assert all(r.partition(":")[0] in QUARANTINE_REASONS for r in data.quarantine["reason"])
+    assert reason_text("negative:amount") == "amount is negative"  # the command line's English
+    assert quarantine_words("negative:amount", load_text("en")) == "Amount: negative"
+    assert quarantine_words("missing:team", load_text("zh")) == "缺少团队"
+    assert quarantine_words("after_as_of:created_at", load_text("zh"), pd.Timestamp("2024-07-01")) == \
+        "创建时间晚于数据截止日 2024-06-30"
+    assert quarantine_words("typed by hand", load_text("zh")) == "typed by hand"
+    for language, expected, pattern in (("zh", "缺少团队", r"[A-Za-z]{3,}"), ("en", "Team: missing", r"[\u3400-\u9fff]")):
+        page = "".join(p.to_html() if hasattr(p, "to_html") else getattr(p, "data", str(p))
+                       for p in quality_section(data, load_text(language)))
+        shown = re.sub(r"<[^>]+>", " ", page)
+        for value in ("deals", "stage_events"):  # file names are data values
+            shown = shown.replace(f" {value} ", " ")
+        assert expected in shown and not re.findall(pattern, shown), re.findall(pattern, shown)
