@@ -62,7 +62,8 @@ def test_checks_on_a_damaged_sample_equal_pandas(spark, config):
 def test_corpus_case_in_spark(spark, name, config):
     deals, events, as_of, want = corpus_case(name)
     en.register_tables(spark, deals, events)
-    assert quarantine_rows(en.check_rows(spark, config, as_of).quarantine) == want
+    got = en.check_rows(spark, config, as_of)
+    assert quarantine_rows(got.quarantine, got.as_of) == want
 
 
 def tables(page: str) -> list[str]:

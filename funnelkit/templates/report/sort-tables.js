@@ -6,7 +6,7 @@
 (function () {
   var PERIOD = /^(\d{4})-(Q[1-4]|H[12]|\d{2})(?:-(\d{2}))?/;
   var START = {Q1: "01", Q2: "04", Q3: "07", Q4: "10", H1: "01", H2: "07"};
-  var NUMBER = /^[-+]?[¥$€£]?[-+]?\d+(?:\.\d+)?/;
+  var NUMBER = /^[-+]?[\u00a5$\u20ac\u00a3]?[-+]?\d+(?:\.\d+)?/;  // yen, dollar, euro, pound
   function sortKey(cell) {
     var rank = cell ? /(?:^|\s)fk-o-(\d+)(?:\s|$)/.exec(cell.className) : null;
     if (rank) return {kind: 0, value: +rank[1]};
