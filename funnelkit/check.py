@@ -10,7 +10,8 @@ import pandas as pd
 
 from funnelkit.aggregate import reach_table, stage_stays
 from funnelkit.config import FunnelConfig
-from funnelkit.data import Dataset, analysed_rows, describe_example, nothing_left, quarantine_counts, top_reasons
+from funnelkit.data import (Dataset, analysed_rows, describe_example, nothing_left, quarantine_counts, reason_text,
+                            top_reasons)
 
 
 def _event_facts(data: Dataset) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
@@ -42,7 +43,7 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
         lines += ["", "Quarantined rows by reason:"]
         for table, reason, n in counts[["table", "reason", "rows"]].itertuples(index=False):
             group = q[(q["table"] == table) & (q["reason"] == reason)]
-            lines.append(f"  {table}: {reason}: {n:,}")
+            lines.append(f"  {table}: {reason_text(reason, data.as_of)}: {n:,}")
             for row in group.head(examples).itertuples():
                 value = "" if pd.isna(row.value) else f" value {row.value!r}"
                 lines.append(f"      {row.file}, row {row.row}, column {row.column}{value} (deal {row.deal_id})")
@@ -100,7 +101,7 @@ HINTS = [
 
 
 def hint(reason: str) -> str:
-    """What to change in the preset or the data for a quarantine ``reason``."""
+    """What to change in the preset or the data for a quarantine ``reason`` (in English, :func:`reason_text`)."""
     return next((h for prefix, h in HINTS if prefix in reason), "see the example rows above")
 
 
@@ -123,6 +124,7 @@ def verdict(data: Dataset, max_quarantined: float = 0.2) -> tuple[bool, list[str
     reasons = top_reasons(data, 20)
     reasons = sorted(reasons, key=lambda r: r[0] != worst)[:3]  # the table over the threshold first
     for table, reason, rows, example in reasons:
-        lines.append(f"  {table}: {reason}: {rows:,} rows, e.g. {describe_example(example)}")
-        lines.append(f"      → {hint(reason)}")
+        words = reason_text(reason, data.as_of)
+        lines.append(f"  {table}: {words}: {rows:,} rows, e.g. {describe_example(example)}")
+        lines.append(f"      → {hint(words)}")
     return False, lines

@@ -120,11 +120,15 @@ def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecar
     if partial:
         print(f"{partial:,} deals scored on part of the card (missing: renormalise); coverage: "
               + ", ".join(f"{k} {v:,}" for k, v in scored.loc[scored["partial"], "coverage"].value_counts().items()))
+    from funnelkit.present import load_text, unscored_words
+
     reasons = unscored_summary(deals, scored, card)
     print(f"unscored: {int(reasons['deals'].sum()):,} deals")
+    english = load_text("en")
     for row in reasons.head(10).itertuples():
         absent = f" (no {row.absent} column in the data)" if row.absent else ""
-        print(f"  {row.deals:>7,}  {row.reason}; would be scored with: {row.fields}{absent}")
+        reason = unscored_words(row.reason, english, name=lambda column, _: column)  # columns as the data names them
+        print(f"  {row.deals:>7,}  {reason}; would be scored with: {row.fields}{absent}")
     if len(reasons) > 10:
         print(f"  {int(reasons['deals'].iloc[10:].sum()):,} more deals, {len(reasons) - 10} other reasons")
     if len(reasons) and card.missing == "unscored":

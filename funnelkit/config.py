@@ -226,6 +226,7 @@ class MatrixEntry(StrictModel):
     teams: Literal["all"] | list[str] = "all"
     reps: Literal["all"] | list[str] | None = None  # None: team-level reports
     pipeline: str | None = None
+    language: Literal["en", "zh"] | None = None  # this entry's reports in this language (file name `<notebook>.<language>`)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("periods", mode="before")

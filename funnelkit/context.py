@@ -16,6 +16,7 @@ import pandas as pd
 
 from funnelkit.config import FunnelConfig, load_config
 from funnelkit.data import Dataset
+from funnelkit.loss_reasons import in_language as loss_reasons_in_language
 from funnelkit.periods import Period, parse_period, trailing_window
 from funnelkit.present import Text, load_text, tier_labels, title
 from funnelkit.scope import Scope
@@ -92,6 +93,7 @@ def report_context(
     text = load_text(language or config.language)
     if not isinstance(data, Dataset):
         data = open_dataset(data, as_of=as_of, config=config)
+    data = loss_reasons_in_language(data, text.language)
     scope = Scope.build(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline, language=text.language)
     return ReportContext(scope, text, parse_period(period), notebook)
 

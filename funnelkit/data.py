@@ -28,7 +28,63 @@ DEAL_OPTIONAL = [
 ]
 DEAL_FIELDS = DEAL_OPTIONAL  # every deal column besides the required ones
 NO_TEAM = "All"  # the team of every deal when the export has no team column
-OUT_OF_RANGE = "{column} is outside 1677–2262 (list placeholder dates such as 9999-12-31 under `no_date` in the preset)"
+# Why a row was quarantined: a reason key, with the column for the keys that name one
+# (``missing:team``, see :func:`reason`). Reports word the key in their language (text.yaml
+# ``quarantine_<key>``, :func:`funnelkit.present.quarantine_words`); the command line in English
+# (:func:`reason_text`, from these templates).
+QUARANTINE_REASONS = {
+    "missing": "{column} is missing",
+    "out_of_range": "{column} is outside 1677–2262 (list placeholder dates such as 9999-12-31 under `no_date` in the preset)",
+    "not_a_date": "{column} is not a date",
+    "no_date": "deal has no date: no created_at and no dated stage entry",
+    "unknown_status": "status is not one of open, won, lost",
+    "unknown_pipeline": "pipeline is not one of {pipelines}",
+    "not_a_number": "{column} is not a number",
+    "not_finite": "{column} is not a finite number",
+    "negative": "{column} is negative",
+    "probability_range": "win_probability is not between 0 and 1 (or 0 and 100 %)",
+    "duplicated": "{column} is duplicated",
+    "closed_no_date": "closed deal has no closed_at",
+    "closed_before_created": "closed_at is before created_at",
+    "after_as_of": "{column} is after the as-of date {as_of}",
+    "unknown_deal": "event for a deal not in the deals table",
+    "quarantined_deal": "event for a quarantined deal",
+    "unknown_stage": "stage is not a stage of the deal's pipeline",
+    "before_created": "entered_at is before the deal's created_at",
+    "after_closed": "entered_at is after the deal's closed_at",
+    "no_event": "deal has no valid stage event",
+    "won_not_final": "won deal never reached the final stage",
+    "final_not_won": "deal reached the final stage but is not won",
+}
+
+
+def reason(key: str, column: str | None = None) -> str:
+    """A quarantine reason: ``key`` of :data:`QUARANTINE_REASONS`, with ``:column`` for the keys
+    whose wording names the column (``missing:team``), so each column's reason is counted apart."""
+    if key not in QUARANTINE_REASONS:
+        raise KeyError(f"unknown quarantine reason {key!r}")
+    return f"{key}:{column}" if column else key
+
+
+def reason_parts(text: str) -> tuple[str, str | None]:
+    """``(key, column)`` of a quarantine reason made by :func:`reason`."""
+    key, _, column = str(text).partition(":")
+    return key, column or None
+
+
+def as_of_label(as_of: pd.Timestamp) -> str:
+    """The as-of date as readers know it: the last day included (the bound is exclusive)."""
+    return f"{as_of - pd.Timedelta(days=1):%Y-%m-%d}" if as_of == as_of.normalize() else f"{as_of:%Y-%m-%d %H:%M}"
+
+
+def reason_text(text: str, as_of: pd.Timestamp | None = None, pipelines: list[str] | None = None) -> str:
+    """A quarantine reason in English, for the command line and error messages (reports word it
+    in their language); text that is not a reason key is returned as it is."""
+    key, column = reason_parts(text)
+    if key not in QUARANTINE_REASONS:
+        return str(text)
+    return QUARANTINE_REASONS[key].format(column=column or "", as_of=as_of_label(as_of) if as_of is not None else "the as-of date",
+                                          pipelines=", ".join(pipelines) if pipelines else "the configured pipelines")
 AS_OF_HORIZON = pd.Timedelta(days=365)  # an inferred as-of date may be at most this far past today
 DEAL_DATES = ["created_at", "closed_at", "expected_start", "last_follow_up_at"]
 EVENT_REQUIRED = ["deal_id", "stage", "entered_at"]
@@ -524,42 +580,42 @@ def validate(
     deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
 
     for column in ["deal_id", "team", "status"]:  # stripped above: blank is missing or ""
-        qd.flag(deals[column].isna() | deals[column].eq(""), column, f"{column} is missing")
+        qd.flag(deals[column].isna() | deals[column].eq(""), column, reason("missing", column))
 
     # --- event dates first: they give created_at where the export has none, and the as-of date
     qe = _Quarantine("stage_events", events_file, len(events))
     raw_events = events.copy()
     events["deal_id"] = events["deal_id"].astype("string").str.strip()
     for column in EVENT_REQUIRED:
-        qe.flag(_blank(raw_events[column]), column, f"{column} is missing")
+        qe.flag(_blank(raw_events[column]), column, reason("missing", column))
     events["entered_at"], outside = parse_dates(raw_events["entered_at"], parsing, "entered_at",
                                                 f"{events_file}, column entered_at")
-    qe.flag(outside, "entered_at", OUT_OF_RANGE.format(column="entered_at"), raw_events["entered_at"])
+    qe.flag(outside, "entered_at", reason("out_of_range", "entered_at"), raw_events["entered_at"])
     qe.flag(events["entered_at"].isna() & ~_blank(raw_events["entered_at"]) & ~_placeholder(raw_events["entered_at"], events["entered_at"], parsing),
-            "entered_at", "entered_at is not a date", raw_events["entered_at"])
+            "entered_at", reason("not_a_date", "entered_at"), raw_events["entered_at"])
 
     if "created_at" in absent:
         first = events[~qe.bad].groupby("deal_id")["entered_at"].min()
         raw["created_at"] = deals["deal_id"].map(first)
         notes.append(f"{deals_file}: no created_at column: a deal is created when it first enters a stage")
     else:
-        qd.flag(_blank(raw["created_at"]), "created_at", "created_at is missing")
+        qd.flag(_blank(raw["created_at"]), "created_at", reason("missing", "created_at"))
     for column in DEAL_DATES:
         deals[column], outside = parse_dates(raw[column], parsing, column, f"{deals_file}, column {column}")
-        qd.flag(outside, column, OUT_OF_RANGE.format(column=column), raw[column])
+        qd.flag(outside, column, reason("out_of_range", column), raw[column])
         qd.flag(deals[column].isna() & ~_blank(raw[column]) & ~_placeholder(raw[column], deals[column], parsing),
-                column, f"{column} is not a date", raw[column])
+                column, reason("not_a_date", column), raw[column])
     if "created_at" in absent:
-        qd.flag(deals["created_at"].isna(), "created_at", "deal has no date: no created_at and no dated stage entry")
-    qd.flag(~deals["status"].isin(STATUSES), "status", "status is not one of open, won, lost", raw["status"])
+        qd.flag(deals["created_at"].isna(), "created_at", reason("no_date"))
+    qd.flag(~deals["status"].isin(STATUSES), "status", reason("unknown_status"), raw["status"])
     qd.flag(~deals["pipeline"].isin(config.pipelines), "pipeline",
-            f"pipeline is not one of {', '.join(config.pipelines)}", raw["pipeline"])
+            reason("unknown_pipeline"), raw["pipeline"])
 
     amount_text = raw["amount"]
     deals["amount"] = parse_amounts(amount_text, parsing.decimal, f"{deals_file}, column amount")
-    qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", "amount is not a number", amount_text)
-    qd.flag(np.isinf(deals["amount"]), "amount", "amount is not a finite number", amount_text)
-    qd.flag(deals["amount"] < 0, "amount", "amount is negative", amount_text)
+    qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", reason("not_a_number", "amount"), amount_text)
+    qd.flag(np.isinf(deals["amount"]), "amount", reason("not_finite", "amount"), amount_text)
+    qd.flag(deals["amount"] < 0, "amount", reason("negative", "amount"), amount_text)
     for column in ["win_probability", "payment_days"]:
         if pd.api.types.is_numeric_dtype(raw[column]):
             values = raw[column].astype(float)
@@ -568,32 +624,31 @@ def validate(
                                    f"{deals_file}, column {column}")
         else:
             values = pd.to_numeric(raw[column], errors="coerce")
-        qd.flag(values.isna() & ~_blank(raw[column]), column, f"{column} is not a number", raw[column])
-        qd.flag(np.isinf(values), column, f"{column} is not a finite number", raw[column])
+        qd.flag(values.isna() & ~_blank(raw[column]), column, reason("not_a_number", column), raw[column])
+        qd.flag(np.isinf(values), column, reason("not_finite", column), raw[column])
         deals[column] = values.where(np.isfinite(values))
     # Probability as a fraction: a column whose values exceed 1 (or carry "%") is in percent.
     percent_sign = raw["win_probability"].astype("string").str.strip().str.endswith("%")
     deals["win_probability"] = percent_as_fraction(deals["win_probability"], "win_probability", percent_sign,
                                                    deals_file, raw["win_probability"])
     qd.flag(~deals["win_probability"].between(0, 1) & deals["win_probability"].notna(), "win_probability",
-            "win_probability is not between 0 and 1 (or 0 and 100 %)", raw["win_probability"])
-    qd.flag(deals["payment_days"] < 0, "payment_days", "payment_days is negative", raw["payment_days"])
+            reason("probability_range"), raw["win_probability"])
+    qd.flag(deals["payment_days"] < 0, "payment_days", reason("negative", "payment_days"), raw["payment_days"])
 
     qd.flag(deals["deal_id"].duplicated(keep=False) & deals["deal_id"].notna(), "deal_id",
-            "deal_id is duplicated", raw["deal_id"])
+            reason("duplicated", "deal_id"), raw["deal_id"])
     closed = deals["status"].isin(["won", "lost"])
-    qd.flag(closed & deals["closed_at"].isna(), "closed_at", "closed deal has no closed_at")
+    qd.flag(closed & deals["closed_at"].isna(), "closed_at", reason("closed_no_date"))
     # a close *date* (no time) covers its whole day, so a deal created and closed that day is fine
     close_date_only = deals["closed_at"] == deals["closed_at"].dt.normalize()
     closed_before = (deals["closed_at"] < deals["created_at"].dt.normalize()) & close_date_only | \
         (deals["closed_at"] < deals["created_at"]) & ~close_date_only
-    qd.flag(closed_before, "closed_at", "closed_at is before created_at", raw["closed_at"])
+    qd.flag(closed_before, "closed_at", reason("closed_before_created"), raw["closed_at"])
 
     if as_of is None:
         as_of = _inferred_as_of({(deals_file, "created_at"): deals["created_at"], (deals_file, "closed_at"): deals["closed_at"],
                                  (events_file, "entered_at"): events["entered_at"]})
-    as_of_text = (f"{as_of - pd.Timedelta(days=1):%Y-%m-%d}" if as_of == as_of.normalize() else f"{as_of:%Y-%m-%d %H:%M}")
-    qd.flag(deals["created_at"] >= as_of, "created_at", f"created_at is after the as-of date {as_of_text}", raw["created_at"])
+    qd.flag(deals["created_at"] >= as_of, "created_at", reason("after_as_of", "created_at"), raw["created_at"])
     notes += _normalise_categories(deals, raw, config)
     missing = [c for c in absent if c in ("customer", "rep", "amount")]
     if missing:
@@ -605,8 +660,8 @@ def validate(
 
     good_deals = deals[~qd.bad].reset_index(drop=True)
     at = positions(events["deal_id"], good_deals["deal_id"])
-    qe.flag(~isin(events["deal_id"], deals["deal_id"]), "deal_id", "event for a deal not in the deals table", raw_events["deal_id"])
-    qe.flag(pd.Series(at < 0), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
+    qe.flag(~isin(events["deal_id"], deals["deal_id"]), "deal_id", reason("unknown_deal"), raw_events["deal_id"])
+    qe.flag(pd.Series(at < 0), "deal_id", reason("quarantined_deal"), raw_events["deal_id"])
 
     def per_event(column: str) -> pd.Series:
         """The event's deal's ``column`` (dtype kept even when no deal is left)."""
@@ -614,7 +669,7 @@ def validate(
 
     pipeline = per_event("pipeline")
     events["stage"] = _stage_keys(raw_events["stage"], pipeline, config)
-    qe.flag(events["stage"].isna(), "stage", "stage is not a stage of the deal's pipeline", raw_events["stage"])
+    qe.flag(events["stage"].isna(), "stage", reason("unknown_stage"), raw_events["stage"])
     created, closed_at = per_event("created_at"), per_event("closed_at")
     # A date without a time (midnight) covers that whole day: CRMs export close and create *dates*
     # while stage history carries times.
@@ -623,9 +678,9 @@ def validate(
     event_day = events["entered_at"].dt.normalize()
     before_created = (event_day < created) & created_is_date | (events["entered_at"] < created) & ~created_is_date
     after_closed = (event_day > closed_at) & closed_is_date | (events["entered_at"] > closed_at) & ~closed_is_date
-    qe.flag(before_created, "entered_at", "entered_at is before the deal's created_at", raw_events["entered_at"])
-    qe.flag(after_closed, "entered_at", "entered_at is after the deal's closed_at", raw_events["entered_at"])
-    qe.flag(events["entered_at"] >= as_of, "entered_at", f"entered_at is after the as-of date {as_of_text}", raw_events["entered_at"])
+    qe.flag(before_created, "entered_at", reason("before_created"), raw_events["entered_at"])
+    qe.flag(after_closed, "entered_at", reason("after_closed"), raw_events["entered_at"])
+    qe.flag(events["entered_at"] >= as_of, "entered_at", reason("after_as_of", "entered_at"), raw_events["entered_at"])
 
     # --- consistency of each deal with its events ---
     ok_events = events[~qe.bad]
@@ -633,12 +688,12 @@ def validate(
     is_final = ok_events["stage"].to_numpy() == pipeline[~qe.bad].map(final).astype("object").to_numpy()
     reached_final = isin(deals["deal_id"], ok_events.loc[is_final, "deal_id"])
     has_events = isin(deals["deal_id"], ok_events["deal_id"])
-    qd.flag(~has_events, "deal_id", "deal has no valid stage event")
-    qd.flag((deals["status"] == "won") & ~reached_final, "status", "won deal never reached the final stage", raw["status"])
-    qd.flag((deals["status"] != "won") & reached_final, "status", "deal reached the final stage but is not won", raw["status"])
+    qd.flag(~has_events, "deal_id", reason("no_event"))
+    qd.flag((deals["status"] == "won") & ~reached_final, "status", reason("won_not_final"), raw["status"])
+    qd.flag((deals["status"] != "won") & reached_final, "status", reason("final_not_won"), raw["status"])
     bad_ids = deals.loc[qd.bad, "deal_id"].dropna()
     newly_bad = bad_ids[~isin(bad_ids, deals.loc[~qd.bad, "deal_id"])]
-    qe.flag(isin(events["deal_id"], newly_bad), "deal_id", "event for a quarantined deal", raw_events["deal_id"])
+    qe.flag(isin(events["deal_id"], newly_bad), "deal_id", reason("quarantined_deal"), raw_events["deal_id"])
 
     quarantine = pd.concat([qd.frame(raw["deal_id"]), qe.frame(raw_events["deal_id"])], ignore_index=True)
     if quarantine.empty:
@@ -764,8 +819,8 @@ def nothing_left(data: Dataset) -> str:
     text = f"{n_in - len(data.deals):,} of {n_in:,} deals were quarantined"
     reasons = [r for r in top_reasons(data, 5) if r[0] == "deals"] or top_reasons(data, 1)
     if reasons:
-        table, reason, rows, example = reasons[0]
-        text += f"; top reason: {reason} ({rows:,} {table} rows, e.g. {describe_example(example)})"
+        table, why, rows, example = reasons[0]
+        text += f"; top reason: {reason_text(why, data.as_of)} ({rows:,} {table} rows, e.g. {describe_example(example)})"
     return text
 
 

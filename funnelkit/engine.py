@@ -382,13 +382,12 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.define("fk_parsed_events", sql.parsed_events_sql(event_kinds, readings["entered_at"]))
     if as_of is None:
         as_of = _inferred_as_of(engine, deals_file, events_file)
-    as_of_text = f"{as_of - pd.Timedelta(days=1):%Y-%m-%d}" if as_of == as_of.normalize() else f"{as_of:%Y-%m-%d %H:%M}"
 
     spellings = engine.query("select distinct stage_raw from fk_parsed_events where stage_raw is not null")
     engine.register("fk_stage_names", _stage_table(config, {s: normalise_name(s) for s in spellings["stage_raw"]}))
-    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, as_of_text, _TEXT_COLUMNS),
+    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, _TEXT_COLUMNS),
                   materialise=True)
-    engine.define("fk_checked_events", sql.event_checks_sql(as_of, as_of_text), materialise=True)
+    engine.define("fk_checked_events", sql.event_checks_sql(as_of), materialise=True)
     engine.define("fk_reached", sql.reached_sql(), materialise=True)
     engine.define("fk_final_deals", sql.deal_events_sql())  # a view: one copy of the deals less
     canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]

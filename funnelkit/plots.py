@@ -76,6 +76,34 @@ def _pct(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:.1%}"
 
 
+def fitted_limit(top: float, headroom: float = 0.12) -> float:
+    """Upper axis limit fitted to the data: ``top`` plus ``headroom`` of it (room for the value
+    labels), at least 1, so a maximum of 161 gets an axis to about 180, not 300."""
+    return max(float(top) * (1 + headroom), 1.0) if np.isfinite(top) else 1.0
+
+
+def legend_outside(ax, **kwargs) -> None:
+    """The legend to the right of the plotting area, so it never covers bars, lines or points
+    (the PNG is saved with ``bbox_inches="tight"``, which keeps it in the picture)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False, **kwargs)
+
+
+def label_bars(ax, bars, texts: list[str], fontsize: int = 8) -> None:
+    """Write each bar's value on top of it (``texts`` in bar order)."""
+    ax.bar_label(bars, labels=texts, padding=2, fontsize=fontsize)
+
+
+def reps_to_label(reps: pd.DataFrame, highlight: str | None = None, most: int = 12, each_end: int = 3) -> set[str]:
+    """Which reps a scatter names: all of them when there are at most ``most``; otherwise the
+    ``each_end`` highest and lowest win rates, every flagged rep and the highlighted one."""
+    if len(reps) <= most:
+        return set(reps["rep"])
+    ranked = reps.sort_values("win_rate", kind="stable")
+    chosen = set(ranked["rep"].head(each_end)) | set(ranked["rep"].tail(each_end))
+    chosen |= set(reps.loc[reps["flag"] != "within", "rep"])
+    return chosen | ({highlight} if highlight else set())
+
+
 def funnel_chart(funnel: pd.DataFrame, title: str, labels: dict[str, str] | None = None) -> Figure:
     """Horizontal funnel of ``reached`` per stage, each bar labelled with its count,
     % of the previous stage and % of the first stage.
@@ -100,8 +128,8 @@ def funnel_chart(funnel: pd.DataFrame, title: str, labels: dict[str, str] | None
                 text += f" · {step_text} · {_pct(row.cumulative_rate)} {words['of_first']}"
             elif not pd.isna(row.pct_of_previous):
                 text += f" · {_pct(row.pct_of_previous)} {words['of_previous']} · {_pct(row.cumulative_rate)} {words['of_first']}"
-            ax.text(row.reached + top * 0.01, yi, text, va="center", fontsize=9)
-        ax.set_xlim(0, top * 1.9)
+            ax.text(row.reached + top * 0.01, yi, text, va="center", fontsize=9, clip_on=False)
+        ax.set_xlim(0, fitted_limit(top, 0.05))  # the labels run on into the right margin
         ax.set_xlabel(words.get("axis", "Deals (count)"))
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
@@ -121,7 +149,9 @@ def loss_pareto(losses: pd.DataFrame, title: str, labels: dict[str, str] | None 
             ax.set_axis_off()
         else:
             x = np.arange(len(by_reason))
-            ax.bar(x, by_reason.to_numpy(), color=CREST[2])
+            bars = ax.bar(x, by_reason.to_numpy(), color=CREST[2])
+            label_bars(ax, bars, [f"{int(v):,}" for v in by_reason.to_numpy()])
+            ax.set_ylim(0, fitted_limit(by_reason.max()))
             ax.set_xticks(x, by_reason.index, rotation=30, ha="right")
             ax.set_ylabel(words["loss_axis"])
             cum = by_reason.cumsum() / by_reason.sum() * 100
@@ -139,7 +169,7 @@ def km_curves(curves: pd.DataFrame, title: str, labels: dict[str, str] | None = 
     survival, low, high``): the share of stays still in the stage after t days, with its band."""
     words = {"x": "Days in stage", "y": "Still in stage (%)"} | (labels or {})
     with font_context():
-        fig = ChartFigure(figsize=(8, 4.5))
+        fig = ChartFigure(figsize=(9, 4.5))
         ax = fig.subplots()
         groups = list(dict.fromkeys(curves["group"]))
         for color, group in zip(DEEP * 2, groups):
@@ -152,7 +182,7 @@ def km_curves(curves: pd.DataFrame, title: str, labels: dict[str, str] | None = 
         ax.set_ylabel(words["y"])
         ax.set_ylim(0, 102)
         ax.set_xlim(0, max(float(curves["days"].quantile(0.98)), 1.0))
-        ax.legend(frameon=False)
+        legend_outside(ax)
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout()
@@ -207,9 +237,11 @@ def sweep_lines(counts: pd.DataFrame, current: dict[str, float], labels: dict[st
         for ax in axes[len(dims):]:
             ax.set_axis_off()
         axes[0].set_ylabel(words["deals"])
-        axes[0].legend(frameon=False, fontsize=8)
+        handles, names = axes[0].get_legend_handles_labels()
         fig.suptitle(title)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        # below the small multiples, so no panel's lines are covered
+        fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=9)
     return fig
 
 
@@ -224,24 +256,26 @@ def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, titl
              "l998": "99.8% limits"} | (words or {})
     colors = {"above": "#2f855a", "below": "#c53030", "within": "#4a5568"}
     with font_context():
-        fig = ChartFigure(figsize=(8, 4.5))
+        fig = ChartFigure(figsize=(9, 4.5))
         ax = fig.subplots()
         ax.plot(limits["n"], limits["upper_95"] * 100, color="#a0aec0", linestyle="--", label=words["l95"])
         ax.plot(limits["n"], limits["lower_95"] * 100, color="#a0aec0", linestyle="--")
         ax.plot(limits["n"], limits["upper_99_8"] * 100, color="#718096", linestyle=":", label=words["l998"])
         ax.plot(limits["n"], limits["lower_99_8"] * 100, color="#718096", linestyle=":")
         ax.axhline(team_rate * 100, color="#2a6f97", linewidth=1, label=words["team"])
+        named = reps_to_label(reps, highlight)
         for row in reps.itertuples():
             big = row.rep == highlight
             ax.scatter(row.closed, row.win_rate * 100, s=90 if big else 30, color=colors.get(row.flag, "#4a5568"),
                        edgecolor="black" if big else "none", zorder=3)
-            if big or row.flag != "within":
+            if row.rep in named:
                 ax.annotate(row.rep, (row.closed, row.win_rate * 100), textcoords="offset points", xytext=(6, 4),
                             fontsize=9)
         ax.set_xlabel(words["x"])
         ax.set_ylabel(words["y"])
-        ax.set_ylim(0, max(100 * float(reps["win_rate"].max()) * 1.2, 100 * team_rate * 2, 10))
-        ax.legend(frameon=False, fontsize=8)
+        ax.set_ylim(0, min(100.0, fitted_limit(100 * max(float(reps["win_rate"].max()), team_rate), 0.25)))
+        ax.set_xlim(0, fitted_limit(float(reps["closed"].max()), 0.1))
+        legend_outside(ax, fontsize=8)
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout()
@@ -251,15 +285,18 @@ def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, titl
 def compare_bars(table: pd.DataFrame, title: str, ylabel: str) -> Figure:
     """Grouped bars of a wide table (rows = categories on the x axis, columns = series), in %."""
     with font_context():
-        fig = ChartFigure(figsize=(8, 4))
+        fig = ChartFigure(figsize=(9, 4))
         ax = fig.subplots()
         x = np.arange(len(table))
         width = 0.8 / max(len(table.columns), 1)
         for i, (column, color) in enumerate(zip(table.columns, DEEP * 2)):
-            ax.bar(x + i * width - 0.4 + width / 2, table[column] * 100, width, label=column, color=color)
+            bars = ax.bar(x + i * width - 0.4 + width / 2, table[column] * 100, width, label=column, color=color)
+            label_bars(ax, bars, ["" if pd.isna(v) else f"{v:.0%}" for v in table[column]], fontsize=7)
         ax.set_xticks(x, table.index)
         ax.set_ylabel(ylabel)
-        ax.legend(frameon=False)
+        top = np.nanmax(table.to_numpy(dtype=float)) * 100 if table.size and np.isfinite(table.to_numpy(dtype=float)).any() else 0
+        ax.set_ylim(0, min(fitted_limit(top, 0.15), 105))
+        legend_outside(ax)
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout()
@@ -289,7 +326,7 @@ def evidence_bars(bins: pd.DataFrame, overall: float, title: str, words: dict[st
                       fontsize=8)
         ax.set_ylabel(words["win_rate"])
         ax.set_ylim(0, max(float(bins["win_rate"].max()) * 100 * 1.3, overall * 100 * 1.3, 1))
-        ax.legend(frameon=False, fontsize=8, loc="upper left")
+        legend_outside(ax, fontsize=8)
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)
         fig.tight_layout()

@@ -9,6 +9,7 @@ import functools
 import html
 import re
 from pathlib import Path
+from collections.abc import Hashable
 from typing import Any, Literal
 
 import pandas as pd
@@ -20,6 +21,7 @@ from funnelkit.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+SHORT_CELL = 26  # characters: a text column whose cells are all this short is kept unwrapped
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
 
@@ -110,6 +112,7 @@ def styled(
     decimals: tuple[str, ...] = (),
     missing: dict[str, str] | None = None,
     pp: tuple[str, ...] = (),
+    order: dict[str, list[Any]] | None = None,
 ) -> Styler:
     """A Styler with formatted numbers, translated headers and no index, ready for the report.
 
@@ -118,7 +121,12 @@ def styled(
     rates, shown in percentage points (:func:`fmt_pp`).
 
     Every text cell and header is HTML-escaped; numeric columns carry the class ``fk-num``. Money is
-    shown in ``currency``, by default the configured one."""
+    shown in ``currency``, by default the configured one.
+
+    Sorting in the page (``sort-tables.js``): ``order`` maps a column to its values in rank order,
+    and each such cell gets the class ``fk-o-<rank>`` (a ``tier`` column is ranked high > medium >
+    low > unscored by default, by key or by its name in the report language); a row whose first
+    column reads "Total" in the report language is a total row (``fk-total``) kept at the bottom."""
     formats: dict[str, Any] = {c: fmt_pct for c in pct if c in df}
     if money and currency is None:
         currency = configured_currency()
@@ -130,8 +138,13 @@ def styled(
     shown = df.rename(columns={c: text.column(c) for c in df.columns})
     formats = {text.column(c): f for c, f in formats.items()}
     numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
-    classes = pd.DataFrame([["fk-num" if n else "" for n in numeric]] * len(shown), index=shown.index,
-                           columns=shown.columns)
+    classes = sort_classes(df, text, order)
+    classes.columns, classes.index = shown.columns, shown.index
+    for i, is_number in enumerate(numeric):
+        # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
+        short = not is_number and shown.iloc[:, i].astype(str).str.len().max() <= SHORT_CELL if len(shown) else False
+        if is_number or short:
+            classes.iloc[:, i] = (classes.iloc[:, i] + (" fk-num" if is_number else " fk-nowrap")).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
         if c in df:
@@ -145,6 +158,27 @@ def styled(
     )
 
 
+def sort_classes(df: pd.DataFrame, text: Text, order: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Per cell of ``df``, the classes the page's table sort reads (see :func:`styled`):
+    ``fk-o-<rank>`` where ``order[column]`` ranks the value (a list in rank order, or a dict value →
+    rank), and ``fk-total`` on every cell of a total row. A ``tier`` column is ranked high (0) >
+    medium > low > unscored unless ``order`` says otherwise, whether it holds keys or names."""
+    order = dict(order or {})
+    if "tier" in df and "tier" not in order:
+        order["tier"] = {spelling: rank for rank, (key, name) in enumerate(tier_labels(text).items())
+                         for spelling in (key, name)}
+    classes = pd.DataFrame("", index=df.index, columns=df.columns, dtype=object)
+    for column, values in order.items():
+        if column in df:
+            rank = values if isinstance(values, dict) else {v: i for i, v in reversed(list(enumerate(values)))}
+            ranks = df[column].astype(object).map(lambda v: rank.get(v) if isinstance(v, Hashable) else None)
+            classes[column] = [f"fk-o-{int(r)}" if r is not None and pd.notna(r) else "" for r in ranks]
+    if df.shape[1]:
+        total = df.iloc[:, 0].astype(object).isin([text("total"), "total", "Total"]).to_numpy()
+        classes.loc[total, :] = classes.loc[total, :].apply(lambda c: (c + " fk-total").str.strip())
+    return classes
+
+
 def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     """The report's data-quality section: heading and note, the summary (rows in / analysed /
     quarantined by reason) and the first quarantined rows with file, row, column and reason."""
@@ -155,10 +189,13 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     words = {k: text(f"quality_{k.replace(' ', '_')}") for k in ("rows in", "analysed", "quarantined", "deals",
                                                                   "stage_events")}
     summary = summary.assign(table=summary["table"].map(words).fillna(summary["table"]),
-                             reason=summary["reason"].map(words).fillna(summary["reason"]))
+                             reason=[words.get(r) or "  " + quarantine_words(r.strip(), text, data.as_of)
+                                     for r in summary["reason"]])
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
                         styled(summary, text, ints=("rows",))]
     if len(q):
+        q = q.assign(column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
+                     reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
         parts += [note] if note is not None else []
@@ -513,10 +550,10 @@ def win_rate_notes(data: Dataset, text: Text) -> list[str]:
 
 def unscored_sentence(test: Any, text: Text) -> str:
     """Why the backtest counts fewer closed deals than the window holds: ``"17 closed deals could
-    not be scored: missing win_probability (12), …"``; empty when every closed deal was scored."""
+    not be scored: no win probability (12), …"``; empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = ", ".join(f"{reason} ({n:,})" for reason, n in test.unscored_reasons.items())
+    reasons = ", ".join(f"{unscored_words(reason, text)} ({n:,})" for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
 
@@ -591,3 +628,48 @@ def fmt_pp(x: float, unit: str = "pp", decimals: int = 1) -> str:
     points = round(float(x) * 100, decimals)
     sign = "+" if points > 0 else "−" if points < 0 else ""
     return f"{sign}{abs(points):,.{decimals}f} {unit}"
+# --- bilingual ---------------------------------------------------------------------------------
+
+
+def field_label(column: str, text: Text) -> str:
+    """A deal column's name for readers: the scorecard dimension's label in the report language,
+    else the column's table header (``col_<column>``), else the column as named in the data."""
+    from funnelkit.scorecard import load_scorecard
+
+    for dim in load_scorecard().dimensions.values():
+        if dim.column == column:
+            return dim.label.get(text.language, column) if isinstance(dim.label, dict) else column
+    return text.column(column)
+
+
+def unscored_words(reason: Any, text: Text, name: Any = None) -> Any:
+    """A scorecard's unscored reason (``"missing:win_probability; no_band:amount"``, see
+    :func:`funnelkit.scorecard.unscored_reason`) in the report language, each part from
+    ``unscored_<key>`` in text.yaml with the field's label (``name(column, text)``, default
+    :func:`field_label`); anything else is returned unchanged."""
+    if not isinstance(reason, str):
+        return reason
+    parts = []
+    for part in reason.split("; "):
+        key, _, column = part.partition(":")
+        entry = f"unscored_{key}"
+        parts.append(text(entry, field=(name or field_label)(column, text)) if column and entry in text.entries else part)
+    return text("clause_sep").join(parts)
+
+
+def quarantine_words(reason: Any, text: Text, as_of: pd.Timestamp | None = None) -> Any:
+    """A quarantine reason (``missing:team``, see :func:`funnelkit.data.reason`) in the report
+    language, from ``quarantine_<key>`` in text.yaml with the column's name for readers; text that
+    is not a reason key (e.g. from an older cache) is returned unchanged."""
+    from funnelkit.config import load_config
+    from funnelkit.data import QUARANTINE_REASONS, as_of_label, reason_parts
+
+    if not isinstance(reason, str):
+        return reason
+    key, column = reason_parts(reason)
+    if key not in QUARANTINE_REASONS:
+        return reason
+    values = {"column": field_label(column, text) if column else "",
+              "as_of": as_of_label(as_of) if as_of is not None else "",
+              "pipelines": text("list_sep").join(load_config().pipelines) if key == "unknown_pipeline" else ""}
+    return text(f"quarantine_{key}", **values)

@@ -183,8 +183,11 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
                 else:
                     reps = [r for r in entry.reps if (team_deals["rep"] == r).any()]
                 for rep in reps:
-                    parts = [period, team_slug[team]] + ([rep_slug[rep]] if rep else []) + [entry.notebook]
+                    # an entry with its own language gets its own file name, beside the run's language
+                    name = f"{entry.notebook}.{entry.language}" if entry.language else entry.notebook
+                    parts = [period, team_slug[team]] + ([rep_slug[rep]] if rep else []) + [name]
                     params = {"period": period, "team": team, "rep": rep, "pipeline": entry.pipeline}
+                    params |= {"language": entry.language} if entry.language else {}
                     params |= entry.parameters
                     jobs.append(Job(entry.notebook, period, team, rep, params, "/".join(parts)))
     if not jobs:
@@ -520,7 +523,7 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
         memory, kernel_cpu = kernel.memory(), kernel.cpu_seconds() - kernel_cpu
         if cold:
             kernel.shutdown()
-        _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), job.title))
+        _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), page_title(job, nb_language(nb))))
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
                          worker=os.getpid(), memory=memory, cpu=kernel_cpu + time.process_time() - cpu_start)
     except papermill.PapermillExecutionError as exc:
@@ -537,6 +540,24 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             _worker_kernel.clear()
     return JobResult(job, False, time.perf_counter() - start, error=error, notebook=str(out_nb), log=log,
                      worker=os.getpid())
+
+
+def nb_language(nb: Any) -> str:
+    """The language an executed notebook's report is in: its ``language`` parameter, else
+    ``params/funnel.yaml``'s."""
+    from funnelkit.pages import report_language
+
+    return report_language(nb) or load_config().language
+
+
+def page_title(job: Job, language: str) -> str:
+    """The page ``<title>``: period, team, rep and the report's name in its own language
+    (``2024-Q2 / North / 转化分析``), not the notebook's file key."""
+    from funnelkit.present import load_text
+
+    text = load_text(language)
+    name = text(job.notebook) if job.notebook in text.entries else job.notebook
+    return " / ".join(x for x in (job.period, job.team, job.rep, name) if x)
 
 
 def _run_job_star(args: tuple) -> JobResult:
@@ -670,8 +691,12 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     earlier = [JobResult(j, True, 0.0, html=str(out / f"{j.relpath}.html")) for j in all_jobs
                if j not in selected and _exists(out / f"{j.relpath}.html")]
     language = matrix.language or config.language
-    summary.index = write_index(summary.results + earlier, out, as_of, language=language,
-                                figures=key_figures(summary.results + earlier, data, config, as_of, language))
+    listed = summary.results + earlier
+    summary.index = write_index(listed, out, as_of, language, figures=key_figures(listed, data, config, as_of, language))
+    # a reader of another language the run writes reports in gets the index in theirs too
+    for other in sorted({r.job.parameters.get("language") for r in listed} - {None, language}):
+        write_index(listed, out, as_of, other, figures=key_figures(listed, data, config, as_of, other),
+                    name=f"index.{other}.html", run_language=language)
     summary.seconds = time.perf_counter() - began
     return summary
 
@@ -706,21 +731,30 @@ def key_figures(results: list[JobResult], data: Dataset, config: Any, as_of: str
 
 
 def write_index(results: list[JobResult], output: Path, as_of: str, language: str | None = None,
-                figures: dict[str, Any] | None = None) -> Path:
-    """``index.html`` in the report ``language`` (default: params/funnel.yaml's): the key
+                figures: dict[str, Any] | None = None, name: str = "index.html",
+                run_language: str | None = None) -> Path:
+    """``index.html`` (or ``name``) in ``language`` (default: params/funnel.yaml's): the key
     ``figures`` per team and compared (see :func:`key_figures`; none when not given), then a
     period × team grid of links, rep reports under their team, with status (template
-    ``funnelkit/templates/index.html.j2``, every name escaped)."""
+    ``funnelkit/templates/index.html.j2``, every name escaped). A report in another language is
+    linked by its name in that language, marked with its ``lang``; a report without a language of
+    its own is in ``run_language`` (default ``language``)."""
+    from funnelkit.pages import HTML_LANG
     from funnelkit.present import load_text
     from funnelkit.present_executive import index_words
 
-    text = load_text(language or load_config().language)
+    language = language or load_config().language
+    texts = {code: load_text(code) for code in ("en", "zh")}
+    text = texts.get(language, texts["en"])
     periods = sorted({r.job.period for r in results})
     teams = sorted({r.job.team or "" for r in results})
 
     def link(r: JobResult) -> dict[str, Any]:
-        name = text(r.job.notebook) if r.job.notebook in text.entries else r.job.notebook.replace("_", " ")
-        entry = {"name": name, "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error}
+        own = r.job.parameters.get("language") or run_language or language
+        words = texts.get(own, text)
+        name = words(r.job.notebook) if r.job.notebook in words.entries else r.job.notebook.replace("_", " ")
+        entry = {"name": name, "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error,
+                 "lang": HTML_LANG.get(own, own) if own != language else ""}
         if r.ok:
             entry["written"] = pd.Timestamp(Path(r.html).stat().st_mtime, unit="s").strftime("%Y-%m-%d %H:%M")
             entry["generated"] = text("index_generated", written=entry["written"])
@@ -739,6 +773,6 @@ def write_index(results: list[JobResult], output: Path, as_of: str, language: st
                         sum(not r.ok for r in results))
     page = render_index({"as_of": as_of, "w": words, "figures": figures or None, "teams": teams, "rows": rows},
                         language=text.language, title=words["title"])
-    path = output / "index.html"
+    path = output / name
     _write_atomic(path, page)
     return path

@@ -174,15 +174,26 @@ def load_scorecard(path: str | Path | None = None) -> Scorecard:
     return load_params(Scorecard, "scorecard.yaml", path)
 
 
+UNSCORED_REASONS = ("missing", "not_listed", "no_band")  # no value; a value the card does not list; outside every band
+
+
+def unscored_reason(key: str, column: str) -> str:
+    """Why a deal got no points on ``column``, as ``"<key>:<column>"`` (``missing:win_probability``):
+    a reason key of :data:`UNSCORED_REASONS` and the column, which reports word in their language
+    (:func:`funnelkit.present.unscored_words`)."""
+    return f"{key}:{column}"
+
+
 def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.Series]:
-    """Points (1–5, NaN when unknown) of one dimension, and why a value got none."""
+    """Points (1–5, NaN when unknown) of one dimension, and why a value got none
+    (:func:`unscored_reason`)."""
     why = pd.Series(pd.NA, index=values.index, dtype="object")
     if dim.points is not None:
         text = values.astype("object")
         unlisted = np.nan if dim.other is None else dim.other
         points = text.map({v: dim.points.get(str(v), unlisted) for v in pd.unique(text.dropna())}).astype(float)
-        why[text.isna()] = f"missing {dim.column}"
-        why[text.notna() & points.isna()] = f"{dim.column} value not in the scorecard"
+        why[text.isna()] = unscored_reason("missing", dim.column)
+        why[text.notna() & points.isna()] = unscored_reason("not_listed", dim.column)
         return points, why
     numbers = pd.to_numeric(values, errors="coerce")
     # Frames that did not come through validation (an analyst's own) are checked here.
@@ -197,8 +208,8 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
     conditions = [band.matches(x) for band in dim.bands]
     points = pd.Series(np.select(conditions, [b.points for b in dim.bands], default=np.nan), index=values.index)
     points[np.isnan(x)] = np.nan
-    why[values.isna()] = f"missing {dim.column}"
-    why[values.notna() & points.isna()] = f"{dim.column} is not a number in any band"
+    why[values.isna()] = unscored_reason("missing", dim.column)
+    why[values.notna() & points.isna()] = unscored_reason("no_band", dim.column)
     return points, why
 
 
@@ -290,7 +301,7 @@ def score_deals(
     for key in scorecard.dimensions:
         out[f"points_{key}"] = points[key]
         out[f"contribution_{key}"] = contributions[key]
-    reasons = _join_reasons(why[used]).replace("", pd.NA)
+    reasons = _join_reasons(why[used]).replace("", pd.NA)  # "missing:a; missing:b" (keys, worded in present)
     if scorecard.missing == "renormalise":  # unscored only when no weighted dimension is known
         reasons = reasons.where(~has.any(axis=1))
     out["unscored_reason"] = reasons

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from funnelkit.data import reason
+
 BASE_DIALECT = "duckdb"
 
 
@@ -307,42 +309,40 @@ def _finite(column: str) -> str:
     return f"abs({column}) <= {LARGEST_DOUBLE}"
 
 
-def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, as_of_text: str, text_columns: list[str],
+def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, text_columns: list[str],
                     created_column: bool = True) -> str:
     """Each parsed deal with the first reason it cannot be analysed, in the order of
     :func:`funnelkit.data.validate` (so the same reason wins), its column and raw value; the
     kept columns are :func:`parsed_deal_columns`, ``probability`` (a fraction) and the raw
     ``deal_id`` / ``status`` as written."""
-    from funnelkit.data import OUT_OF_RANGE
-
     at = timestamp(as_of)
     pipes = ", ".join(string(p) for p in pipelines)
     date_only = "closed_at = date_trunc('day', closed_at)"
-    checks = [(f"{c} is null", c, f"{c} is missing", "null") for c in ["deal_id", "team", "status"]]
+    checks = [(f"{c} is null", c, reason("missing", c), "null") for c in ["deal_id", "team", "status"]]
     if created_column:
-        checks.append(("created_at_blank", "created_at", "created_at is missing", "null"))
+        checks.append(("created_at_blank", "created_at", reason("missing", "created_at"), "null"))
     for c in DEAL_DATES:
-        checks += [(_outside(c), c, OUT_OF_RANGE.format(column=c), _shown(c)),
-                   (f"{c} is null and not {c}_blank and not {c}_placeholder", c, f"{c} is not a date", _shown(c))]
+        checks += [(_outside(c), c, reason("out_of_range", c), _shown(c)),
+                   (f"{c} is null and not {c}_blank and not {c}_placeholder", c, reason("not_a_date", c), _shown(c))]
     checks += [
-        ("status not in ('open', 'won', 'lost')", "status", "status is not one of open, won, lost", _shown("status")),
-        (f"pipeline not in ({pipes})", "pipeline", f"pipeline is not one of {', '.join(pipelines)}", _shown("pipeline")),
+        ("status not in ('open', 'won', 'lost')", "status", reason("unknown_status"), _shown("status")),
+        (f"pipeline not in ({pipes})", "pipeline", reason("unknown_pipeline"), _shown("pipeline")),
     ]
     for c in _DEAL_NUMBERS:
-        checks += [(f"({c} is null or isnan({c})) and not {c}_blank", c, f"{c} is not a number", _shown(c)),
-                   (f"not {_finite(c)} and not isnan({c})", c, f"{c} is not a finite number", _shown(c))]
+        checks += [(f"({c} is null or isnan({c})) and not {c}_blank", c, reason("not_a_number", c), _shown(c)),
+                   (f"not {_finite(c)} and not isnan({c})", c, reason("not_finite", c), _shown(c))]
         if c == "amount":
-            checks.append(("amount < 0", "amount", "amount is negative", _shown(c)))
+            checks.append(("amount < 0", "amount", reason("negative", "amount"), _shown(c)))
     checks += [
-        ("probability < 0 or probability > 1", "win_probability",
-         "win_probability is not between 0 and 1 (or 0 and 100 %)", _shown("win_probability")),
-        ("payment_days < 0", "payment_days", "payment_days is negative", _shown("payment_days")),
-        ("copies > 1", "deal_id", "deal_id is duplicated", _shown("deal_id")),
-        ("status in ('won', 'lost') and closed_at is null", "closed_at", "closed deal has no closed_at", "null"),
+        ("probability < 0 or probability > 1", "win_probability", reason("probability_range"),
+         _shown("win_probability")),
+        ("payment_days < 0", "payment_days", reason("negative", "payment_days"), _shown("payment_days")),
+        ("copies > 1", "deal_id", reason("duplicated", "deal_id"), _shown("deal_id")),
+        ("status in ('won', 'lost') and closed_at is null", "closed_at", reason("closed_no_date"), "null"),
         (f"({date_only} and closed_at < date_trunc('day', created_at)) or "
-         f"(not ({date_only}) and closed_at < created_at)", "closed_at", "closed_at is before created_at",
+         f"(not ({date_only}) and closed_at < created_at)", "closed_at", reason("closed_before_created"),
          _shown("closed_at")),
-        (f"created_at >= {at}", "created_at", f"created_at is after the as-of date {as_of_text}", _shown("created_at")),
+        (f"created_at >= {at}", "created_at", reason("after_as_of", "created_at"), _shown("created_at")),
     ]
     kept = ", ".join(f"p.{c}" for c in parsed_deal_columns(text_columns))
     finite_probability = f"{_finite('win_probability')}"
@@ -396,12 +396,10 @@ from raw_events
 """
 
 
-def event_checks_sql(as_of: pd.Timestamp, as_of_text: str) -> str:
+def event_checks_sql(as_of: pd.Timestamp) -> str:
     """Each parsed event with its deal's stage key and index, and the first reason it cannot be
     analysed, in the order of :func:`funnelkit.data.validate`. ``fk_stage_names`` maps each raw
     stage spelling per pipeline to its key (built in Python by the config's own lookup)."""
-    from funnelkit.data import OUT_OF_RANGE
-
     at = timestamp(as_of)
     created_day = "d.created_at = date_trunc('day', d.created_at)"
     closed_day = "d.closed_at = date_trunc('day', d.closed_at)"
@@ -409,19 +407,19 @@ def event_checks_sql(as_of: pd.Timestamp, as_of_text: str) -> str:
     entered = "cast(e.entered_at_src as varchar)"
     deal_id = "cast(e.deal_id_src as varchar)"
     checks = [
-        ("e.deal_id is null", "deal_id", "deal_id is missing", "null"),
-        ("e.stage_blank", "stage", "stage is missing", "null"),
-        ("e.entered_at_blank", "entered_at", "entered_at is missing", "null"),
-        (_outside("e.entered_at"), "entered_at", OUT_OF_RANGE.format(column="entered_at"), entered),
-        ("e.entered_at is null and not e.entered_at_placeholder", "entered_at", "entered_at is not a date", entered),
-        ("d.deal_id is null and a.deal_id is null", "deal_id", "event for a deal not in the deals table", deal_id),
-        ("a.deal_id is not null or d.reason is not null", "deal_id", "event for a quarantined deal", deal_id),
-        ("m.stage is null", "stage", "stage is not a stage of the deal's pipeline", "e.stage_raw"),
+        ("e.deal_id is null", "deal_id", reason("missing", "deal_id"), "null"),
+        ("e.stage_blank", "stage", reason("missing", "stage"), "null"),
+        ("e.entered_at_blank", "entered_at", reason("missing", "entered_at"), "null"),
+        (_outside("e.entered_at"), "entered_at", reason("out_of_range", "entered_at"), entered),
+        ("e.entered_at is null and not e.entered_at_placeholder", "entered_at", reason("not_a_date", "entered_at"), entered),
+        ("d.deal_id is null and a.deal_id is null", "deal_id", reason("unknown_deal"), deal_id),
+        ("a.deal_id is not null or d.reason is not null", "deal_id", reason("quarantined_deal"), deal_id),
+        ("m.stage is null", "stage", reason("unknown_stage"), "e.stage_raw"),
         (f"({entered_day} < d.created_at and {created_day}) or (e.entered_at < d.created_at and not ({created_day}))",
-         "entered_at", "entered_at is before the deal's created_at", entered),
+         "entered_at", reason("before_created"), entered),
         (f"({entered_day} > d.closed_at and {closed_day}) or (e.entered_at > d.closed_at and not ({closed_day}))",
-         "entered_at", "entered_at is after the deal's closed_at", entered),
-        (f"e.entered_at >= {at}", "entered_at", f"entered_at is after the as-of date {as_of_text}", entered),
+         "entered_at", reason("after_closed"), entered),
+        (f"e.entered_at >= {at}", "entered_at", reason("after_as_of", "entered_at"), entered),
     ]
     return f"""
 select e._row, e.deal_id, e.entered_at, e.date_known, m.stage, m.stage_index, m.final_index,
@@ -450,9 +448,9 @@ def deal_events_sql() -> str:
     deal with none, a won deal that never reached its pipeline's final stage, and a deal that did
     but is not won."""
     checks = [
-        ("v.deal_id is null", "deal_id", "deal has no valid stage event", "null"),
-        ("d.status = 'won' and not v.reached_final", "status", "won deal never reached the final stage", "d.status_raw"),
-        ("d.status <> 'won' and v.reached_final", "status", "deal reached the final stage but is not won",
+        ("v.deal_id is null", "deal_id", reason("no_event"), "null"),
+        ("d.status = 'won' and not v.reached_final", "status", reason("won_not_final"), "d.status_raw"),
+        ("d.status <> 'won' and v.reached_final", "status", reason("final_not_won"),
          "d.status_raw"),
     ]
     return f"""
@@ -498,7 +496,7 @@ with q as (
     from fk_final_deals where coalesce(reason, reason2) is not null
     union all
     select 'stage_events', {string(events_file)}, e._row, cast(null as varchar),
-        coalesce(e.reason_column, 'deal_id'), e.reason_value, coalesce(e.reason, 'event for a quarantined deal')
+        coalesce(e.reason_column, 'deal_id'), e.reason_value, coalesce(e.reason, {string(reason('quarantined_deal'))})
     from fk_checked_events e left join fk_final_deals d on d.deal_id = e.deal_id and e.reason is null
     where e.reason is not null or d.reason2 is not null
 ), ranked as (

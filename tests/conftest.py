@@ -60,3 +60,26 @@ def make_data(deals: list[dict], events: list[tuple[str, str, str]], config=None
     """A validated Dataset from short specs (see :func:`make_tables`); ``as_of`` is the exclusive bound."""
     d, e = make_tables(deals, events)
     return fk.validate(d, e, config or fk.load_config(), as_of=pd.Timestamp(as_of))
+
+
+# Every report kind of the default matrix for one team in English and one in Chinese, plus a rep
+# report in each language: the browser tests and the language checks share this one run.
+SAMPLE_NOTEBOOKS = ("conversion", "time_in_stage", "opportunities", "weight_sensitivity")
+
+
+@pytest.fixture(scope="session")
+def rendered_sample(tmp_path_factory) -> Path:
+    """A sample run (English index) with an English set for South and a Chinese set for North;
+    returns the output folder. Files: ``<period>/<team>/[<rep>/]<notebook>[.zh].html``."""
+    from funnelkit.cli import main as cli
+
+    out = tmp_path_factory.mktemp("rendered")
+    entries = "".join(f"  - {{notebook: {nb}, teams: [{team}], periods: [2024-Q2]{lang}}}\n"
+                      for nb in SAMPLE_NOTEBOOKS for team, lang in (("South", ""), ("North", ", language: zh")))
+    entries += ("  - {notebook: rep_performance, teams: [South], reps: [Ma Lin], periods: [2024-Q2]}\n"
+                "  - {notebook: rep_performance, teams: [North], reps: [Zhao Lei], periods: [2024-Q2], language: zh}\n")
+    matrix = out / "reports.yaml"
+    matrix.write_text(f"data: sample\nas_of: 2024-06-30\nlanguage: en\noutput: {out / 'reports'}\nentries:\n{entries}",
+                      encoding="utf-8")
+    assert cli(["report", "--matrix", str(matrix), "--jobs", "2", "--quiet"]) == 0
+    return out / "reports"

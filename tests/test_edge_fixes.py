@@ -265,10 +265,11 @@ def test_backtest_states_closed_deals_it_could_not_score(card):
     test = S.backtest(backtest_history(card, won=12, lost=30, unscored=17), card, n_boot=50)
     assert int(test.auc["closed"].iloc[0]) == 42
     assert test.unscored == 17
-    assert test.unscored_reasons == {"missing win_probability": 17}
+    assert test.unscored_reasons == {"missing:win_probability": 17}
     text = present.load_text("en")
     sentence = present.unscored_sentence(test, text)
-    assert sentence.startswith("17 closed deals could not be scored: missing win_probability (17)")
+    assert sentence.startswith("17 closed deals could not be scored: Win probability: no value (17)")
+    assert "缺少成交概率 (17)" in present.unscored_sentence(test, present.load_text("zh"))  # worded, not the key
 
 
 def test_kendall_tau_needs_ten_scored_deals(card, sample, config):

@@ -111,7 +111,7 @@ def test_edge_report_renders_clean(edge_reports, case, notebook):
     ("usd", "rep_performance", "too few closed deals to rank"),
     ("usd", "opportunities", "$"),
     ("all_closed", "opportunities", "There is no open deal at the as-of date"),
-    ("no_scoring", "weight_sensitivity", "could not be scored: missing win_probability"),
+    ("no_scoring", "weight_sensitivity", "could not be scored: Win probability: no value"),
     ("no_scoring", "weight_sensitivity", "so no AUC is shown"),
     ("empty_period", "conversion", "No deal entered the funnel in this period"),
     ("three_stages", "conversion", "Lead"),

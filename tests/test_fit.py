@@ -164,7 +164,7 @@ def test_renormalise_policy_by_hand():
     assert scored.loc["no_b", "partial"] and scored.loc["no_b", "tier"] == "medium"
     # only_c: 20·0.2·2 / 0.2 = 40
     assert scored.loc["only_c", "score"] == pytest.approx(40) and scored.loc["only_c", "coverage"] == "1/3"
-    assert np.isnan(scored.loc["none", "score"]) and scored.loc["none", "unscored_reason"] == "missing a; missing b; missing c"
+    assert np.isnan(scored.loc["none", "score"]) and scored.loc["none", "unscored_reason"] == "missing:a; missing:b; missing:c"
     # an unlisted level takes `other`: 20·(0.5·1 + 0.3·1 + 0.2·4) = 32
     assert scored.loc["other_c", "score"] == pytest.approx(32) and not scored.loc["other_c", "partial"]
     assert scored["contribution_a"].fillna(0).add(scored["contribution_b"].fillna(0)).add(
@@ -172,10 +172,10 @@ def test_renormalise_policy_by_hand():
 
     strict = score_deals(deals, renorm_card("unscored")).set_index("deal_id")
     assert strict["score"].notna().tolist() == [True, False, False, False, True]
-    assert strict.loc["no_b", "unscored_reason"] == "missing b"
+    assert strict.loc["no_b", "unscored_reason"] == "missing:b"
     summary = unscored_summary(deals, strict.reset_index(), renorm_card("unscored"))
     assert summary["deals"].sum() == 3
-    assert dict(zip(summary["reason"], summary["fields"]))["missing b"] == "b"
+    assert dict(zip(summary["reason"], summary["fields"]))["missing:b"] == "b"
 
 
 def test_unscored_summary_names_absent_columns(sample):

@@ -82,7 +82,7 @@ C,leads,2024-03-03T00:20:00+08:00
     utc = fk.load_data(folder, config=config, as_of="2024-06-30",
                        preset=fk.presets.Preset(shape="canonical", timezone="UTC"))
     assert set(utc.quarantine.loc[utc.quarantine["table"] == "stage_events", "reason"]) == {
-        "entered_at is before the deal's created_at"}
+        "before_created"}
 
 
 def test_the_configured_zone_is_the_default_for_naive_times(config):

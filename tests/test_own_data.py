@@ -41,8 +41,8 @@ def test_snapshot_with_agents_lookup(monkeypatch, config):
     assert own.stage_keys() == ["prospecting", "engaging", "won"] and own.currency == "USD"
     assert data.rows_in["deals"] == 12 and len(data.deals) == 9
     reasons = data.quarantine[data.quarantine["table"] == "deals"].set_index("deal_id")["reason"].to_dict()
-    assert reasons == {"S01": "deal has no date: no created_at and no dated stage entry",
-                       "S11": "deal has no date: no created_at and no dated stage entry", "S12": "team is missing"}
+    assert reasons == {"S01": "no_date",
+                       "S11": "no_date", "S12": "missing:team"}
     assert rates(data, own, "2017") == {"prospecting": 9, "engaging": 9, "won": 4}
     assert rates(data, own, "2017", "Dustin Brinkmann") == {"prospecting": 6, "engaging": 6, "won": 3}
     assert rates(data, own, "2017", "Melvin Marxen") == {"prospecting": 3, "engaging": 3, "won": 1}

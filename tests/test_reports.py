@@ -90,7 +90,9 @@ def test_default_matrix_expands_with_known_parameters(sample):
 
     jobs = expand_matrix(load_report_matrix(), sample)
     check_parameters(jobs)  # papermill would only warn about an unknown name
-    assert len(jobs) == 30 and sum(j.rep is not None for j in jobs) == 15
+    assert len(jobs) == 36 and sum(j.rep is not None for j in jobs) == 16
+    zh = [j for j in jobs if j.parameters.get("language") == "zh"]
+    assert len(zh) == 6 and all(j.relpath.endswith(f"{j.notebook}.zh") and j.team == "North" for j in zh)
     assert {j.notebook for j in jobs} == {"conversion", "time_in_stage", "opportunities", "weight_sensitivity",
                                           "rep_performance"}
     assert "2024-Q2/East/Li_Na/rep_performance" in {j.relpath for j in jobs}

@@ -71,7 +71,7 @@ def test_79_99_is_medium(card):
 def test_missing_input_is_unscored_not_scored_as_one(card):
     row = score_deals(one_deal(strategic_value=None, payment_days=np.nan), card).iloc[0]
     assert np.isnan(row["score"]) and pd.isna(row["tier"])
-    assert row["unscored_reason"] == "missing strategic_value; missing payment_days"
+    assert row["unscored_reason"] == "missing:strategic_value; missing:payment_days"
     # a dimension with weight 0 in the baseline is not needed
     assert score_deals(one_deal(competitive_position=None), card).iloc[0]["score"] == pytest.approx(60)
 

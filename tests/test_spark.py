@@ -70,7 +70,7 @@ def test_corpus_case_in_spark(spark, name, config):
     parsing = corpus_parsing(name)
     en.register_tables(spark, deals, events)
     got = en.check_rows(spark, config, as_of, parsing=parsing)
-    assert quarantine_rows(got.quarantine) == want
+    assert quarantine_rows(got.quarantine, got.as_of) == want
     assert_same_checks(got, fk.validate(deals, events, config, as_of=as_of, parsing=parsing))
 
 

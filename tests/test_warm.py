@@ -128,11 +128,11 @@ def test_warm_and_cold_runs_of_the_sample_matrix_give_the_same_html(tmp_path):
     warm = run_reports(output=tmp_path / "warm", progress=False, jobs=2)
     cold = run_reports(output=tmp_path / "cold", progress=False, jobs=2, cold=True)
     assert not warm.failed and not cold.failed, [r.error for r in warm.failed + cold.failed]
-    assert len(warm.results) == len(cold.results) == 30
+    assert len(warm.results) == len(cold.results) == 36
     for w, c in zip(warm.results, cold.results):
         assert w.job == c.job
         assert normalised(Path(w.html).read_text(encoding="utf-8")) == normalised(Path(c.html).read_text(encoding="utf-8")), w.job.relpath
-    assert len({r.worker for r in warm.results}) <= 2  # two workers, two kernels, 30 reports
+    assert len({r.worker for r in warm.results}) <= 2  # two workers, two kernels, 36 reports
 
 
 def test_a_clean_run_prints_only_the_progress_bar_and_summary(tmp_path):
