@@ -24,6 +24,7 @@ from funnelkit.data import UNSPECIFIED_REASON, Dataset
 from funnelkit.periods import Period, parse_period
 from funnelkit.results import TableResult
 from funnelkit.scope import Filters, Scope
+from funnelkit.memo import reused
 
 
 def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> np.ndarray:
@@ -59,6 +60,7 @@ def cohort_funnel(
     return cohort_funnel_of(scope, period)
 
 
+@reused
 def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     """The cohort funnel of the scope's deals that reached the first stage in ``period``.
 
@@ -144,6 +146,7 @@ def period_table(
     return period_table_of(scope, period)
 
 
+@reused
 def period_table_of(scope: Scope, period: str | Period) -> PeriodTable:
     """The seed template's Table 1 (销售漏斗阶段统计表) for ``period``.
 
@@ -216,6 +219,7 @@ def loss_reasons(
     return loss_reasons_of(scope, period)
 
 
+@reused
 def loss_reasons_of(scope: Scope, period: str | Period | None = None) -> pd.DataFrame:
     """Lost deals by the stage they were lost at and their reason (blank → ``unspecified``).
 

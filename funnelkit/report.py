@@ -40,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from funnelkit import memo
 from funnelkit.config import NOTEBOOKS_DIR, ConfigError, ReportMatrix, load_config, load_report_matrix, notebooks_dir
 from funnelkit.data import Dataset, nothing_left
 from funnelkit.engine import is_engine_source
@@ -397,6 +398,7 @@ def kernel_warm_up() -> None:
         warnings=list(warnings.filters), numpy=np.geterr(), cwd=os.getcwd(), path=list(sys.path),
         environ=dict(os.environ),
     )
+    memo.enable()
     gc.collect()
     gc.freeze()
 
@@ -428,6 +430,7 @@ def kernel_reset() -> None:
     if dict(os.environ) != _fresh_state["environ"]:
         os.environ.clear()
         os.environ.update(_fresh_state["environ"])
+    memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
 
 
@@ -539,8 +542,21 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
                      worker=os.getpid())
 
 
-def _run_job_star(args: tuple) -> JobResult:
-    return run_job(*args)
+def _run_batch(args: tuple) -> list[JobResult]:
+    """Run a batch's reports one after another in this worker (see :func:`batches`)."""
+    batch, rest = args[0], args[1:]
+    return [run_job(job, *rest) for job in batch]
+
+
+def batches(jobs: list[Job]) -> list[list[Job]]:
+    """The jobs grouped by notebook, team and rep (the periods of one report), in the order of
+    their first job. A group runs in one worker, one report after another: reports of one rep
+    for periods with the same trailing window compute the same analyses, which a warm kernel
+    then computes once (:mod:`funnelkit.memo`)."""
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault((job.notebook, job.team, job.rep), []).append(job)
+    return list(groups.values())
 
 
 def _worker_init() -> None:
@@ -656,11 +672,12 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
     bar = tqdm(total=len(selected), desc="reports", unit="report", disable=not progress)
     try:
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-            futures = [pool.submit(_run_job_star, (job, out, base, notebooks, cold, verbose))
-                       for job in selected]
+            futures = [pool.submit(_run_batch, (batch, out, base, notebooks, cold, verbose))
+                       for batch in batches(selected)]
             for future in as_completed(futures):
-                summary.results.append(future.result())
-                bar.update(1)
+                done = future.result()
+                summary.results.extend(done)
+                bar.update(len(done))
     finally:
         bar.close()
         if not engine_source:

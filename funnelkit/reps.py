@@ -30,6 +30,7 @@ from funnelkit.results import TableResult
 from funnelkit.sales import sales_metrics_of
 from funnelkit.scope import Filters, Scope
 from funnelkit.sensitivity import wilson_interval
+from funnelkit.memo import reused
 
 LIMITS = {"95": (0.025, 0.975), "99.8": (0.001, 0.999)}
 
@@ -126,6 +127,7 @@ def rep_summary(data: Dataset, config: FunnelConfig, period: str | Period, **arg
     return rep_summary_of(Scope.build(data, config, **filters), period, **options)
 
 
+@reused
 def rep_summary_of(
     scope: Scope,
     period: str | Period,

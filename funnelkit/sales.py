@@ -19,6 +19,7 @@ from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, percent_as_fraction
 from funnelkit.periods import Period, parse_period
 from funnelkit.scope import Filters, Scope, expect_type
+from funnelkit.memo import reused
 
 
 def probability(values: pd.Series) -> pd.Series:
@@ -85,6 +86,7 @@ def sales_metrics(
     return sales_metrics_of(scope, period, by=by)
 
 
+@reused
 def sales_metrics_of(scope: Scope, period: str | Period, by: str | None = None) -> pd.DataFrame:
     """Win rate, cycle, velocity and pipeline for ``period``, one row per ``by`` group (or one row).
 

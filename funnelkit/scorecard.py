@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from funnelkit.config import StrictModel, load_params
 from funnelkit.data import _rows_text, percent_as_fraction
 from funnelkit.results import TableResult
+from funnelkit.memo import reused
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9
@@ -248,6 +249,7 @@ KEPT_COLUMNS = ("deal_id", "customer", "team", "rep", "pipeline", "stage", "stat
                 "last_follow_up_at")
 
 
+@reused
 def score_deals(
     deals: pd.DataFrame,
     scorecard: Scorecard,
