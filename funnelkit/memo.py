@@ -12,8 +12,9 @@ A call is only reused when every argument has a key that stands for its content:
 * a :class:`~funnelkit.scope.Scope` whose data is a copy handed out by :mod:`funnelkit.datacache`
   and still unchanged (:func:`funnelkit.datacache.pristine_key`), plus its config and filters;
 * a DataFrame or Series, by a hash of its values, index, columns and dtypes;
-* a pydantic model by its JSON; a :class:`~funnelkit.periods.Period`, numbers, strings, ``None``
-  and lists, tuples and dicts of those by value.
+* a pydantic model by its JSON; a result object (a dataclass) by its fields;
+  a :class:`~funnelkit.periods.Period`, numbers, strings, ``None`` and lists, tuples and dicts of
+  those by value.
 
 Anything else (a modified dataset, a frame of unhashable cells) makes the call run as usual. Each
 caller gets its own copy of a reused result (tables as copy-on-write shallow copies, containers
@@ -100,6 +101,9 @@ def key_of(value: Any) -> Any:
             return ("frame", frame_digest(value))
         except TypeError as exc:  # unhashable cells (lists, dicts)
             raise _NoKey(str(exc)) from exc
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # result objects (scored deals, a plan)
+        return (type(value).__qualname__,) + tuple((f.name, key_of(getattr(value, f.name)))
+                                                    for f in dataclasses.fields(value))
     if isinstance(value, BaseModel):
         return (type(value).__qualname__, value.model_dump_json())
     if isinstance(value, (list, tuple)):
