@@ -13,6 +13,9 @@ removed at the end); a lock file keeps a second run into the same folder waiting
 is done. Reports run in worker processes (not threads: papermill changes the working directory);
 each worker keeps one kernel ("warm") that runs report after report through a papermill engine,
 reset before each report, and reads the cached data once (``--cold``: a kernel per report).
+A warm kernel also reuses the analyses one report shares with the next (a team's roll-up in
+each of its reps' reports; :mod:`funnelkit.memo`), so the periods of one report run in one
+worker, one after the other (:func:`batches`).
 Kernels talk over IPC sockets and log to a file, shown only with ``--verbose`` or for a report
 that failed. A failing report does not stop the others; it is listed with its error and the path
 of its failed notebook, and a warm kernel is restarted after it. Each HTML file is written to a

@@ -119,3 +119,8 @@ def test_batches_keep_a_reports_periods_together_in_first_seen_order():
         [("a", "x", "2024-Q2"), ("a", "x", "2024-06")], [("a", "y", "2024-Q2"), ("a", "y", "2024-06")],
         [("b", "x", "2024-Q2"), ("b", "x", "2024-06")], [("b", "y", "2024-Q2"), ("b", "y", "2024-06")]]
     assert sorted(j.relpath for b in grouped for j in b) == sorted(j.relpath for j in jobs)
+
+
+def test_calls_inside_a_reused_analysis_are_not_kept_on_their_own(reuse):
+    fk.rep_summary_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2")  # one cohort funnel per rep inside
+    assert reuse() == {"hits": 0, "misses": 1} and memo.stats()["kept"] == 1
