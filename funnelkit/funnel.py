@@ -21,10 +21,10 @@ import pandas as pd
 from funnelkit.aggregate import deals_as_of, reach_table, stage_list
 from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.results import TableResult
 from funnelkit.scope import Filters, Scope
-from funnelkit.memo import reused
 
 
 def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> np.ndarray:

@@ -24,13 +24,13 @@ from funnelkit.aggregate import deals_as_of
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset
 from funnelkit.funnel import cohort_funnel_of
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.periods import trailing_window as rep_window
 from funnelkit.results import TableResult
 from funnelkit.sales import sales_metrics_of
 from funnelkit.scope import Filters, Scope
 from funnelkit.sensitivity import wilson_interval
-from funnelkit.memo import reused
 
 LIMITS = {"95": (0.025, 0.975), "99.8": (0.001, 0.999)}
 

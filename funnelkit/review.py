@@ -22,10 +22,10 @@ from scipy import stats
 
 from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.results import ResultDisplay
 from funnelkit.scope import Filters, Scope
-from funnelkit.memo import reused
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,9 +17,9 @@ import pandas as pd
 
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, percent_as_fraction
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.scope import Filters, Scope, expect_type
-from funnelkit.memo import reused
 
 
 def probability(values: pd.Series) -> pd.Series:

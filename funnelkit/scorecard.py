@@ -21,8 +21,8 @@ from pydantic import Field, model_validator
 
 from funnelkit.config import StrictModel, load_params
 from funnelkit.data import _rows_text, percent_as_fraction
-from funnelkit.results import TableResult
 from funnelkit.memo import reused
+from funnelkit.results import TableResult
 
 TIERS = ("high", "medium", "low")
 _SUM_TOL = 1e-9

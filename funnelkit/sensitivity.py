@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from funnelkit.memo import reused
 from funnelkit.periods import Period
 from funnelkit.results import ResultDisplay, TableResult
 from funnelkit.scorecard import TIERS, Scorecard, points_table, score_deals, tier_codes
-from funnelkit.memo import reused
 
 MIN_CLASS = 40  # fewer won or lost deals than this and the backtest warns
 MIN_AUC = 10  # fewer won or lost scored deals than this and no AUC is computed at all

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from funnelkit.periods import Period
 from funnelkit.memo import reused
+from funnelkit.periods import Period
 
 QUANTILES = {"median": 0.5, "p75": 0.75, "p90": 0.9}
 _TOL = 1e-12  # S(t) is a product of fractions; compare with a little slack
