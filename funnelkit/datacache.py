@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from funnelkit.data import Dataset
 
 KEEP = 2  # datasets kept per process (a run reads one; a notebook may compare two)
 _loaded: OrderedDict[tuple, Dataset] = OrderedDict()
+# id of a handed-out copy → (its key, a weak reference to it, the buffers it was handed out with)
+_handed: dict[int, tuple[tuple, Any, tuple]] = {}
 
 
 def source_key(source: str | Path) -> tuple:
@@ -53,4 +57,62 @@ def reuse(key: tuple, load: Callable[[], Dataset]) -> Dataset:
         _loaded[key] = load()
         while len(_loaded) > KEEP:
             _loaded.popitem(last=False)
-    return handout(_loaded[key])
+    copy_ = handout(_loaded[key])
+    _handed[id(copy_)] = (key, weakref.ref(copy_), fingerprint(copy_))
+    weakref.finalize(copy_, _handed.pop, id(copy_), None)
+    return copy_
+
+
+def _buffers(values: Any) -> Any:
+    """Where a column block's values live: the addresses of its memory buffers (numpy, Arrow or
+    pandas masked arrays), or ``None`` for a kind of array not known here."""
+    if isinstance(values, np.ndarray):
+        return (values.__array_interface__["data"][0], values.shape, values.strides, values.dtype.str)
+    if hasattr(values, "_pa_array"):  # Arrow-backed arrays (the string dtype)
+        chunks = values._pa_array.chunks
+        return tuple((c.offset, len(c), tuple(b.address if b is not None else 0 for b in c.buffers())) for c in chunks)
+    if hasattr(values, "_data") and hasattr(values, "_mask"):  # masked arrays (boolean, Int64, Float64)
+        return (_buffers(values._data), _buffers(values._mask))
+    if hasattr(values, "_ndarray"):  # datetimes, timedeltas, numpy-backed extension arrays
+        return (_buffers(values._ndarray), str(values.dtype))
+    if hasattr(values, "_codes"):  # categoricals
+        return (_buffers(values._codes), id(values.categories))
+    return None
+
+
+def _frame_buffers(frame: pd.DataFrame) -> tuple | None:
+    try:
+        blocks = tuple((tuple(b.mgr_locs.as_array), _buffers(b.values)) for b in frame._mgr.blocks)
+    except AttributeError:  # a pandas without block managers: no fingerprint, no reuse
+        return None
+    if any(buffers is None for _, buffers in blocks):
+        return None
+    return (tuple(frame.columns), tuple(frame.index.names), len(frame), _buffers(frame.index.array), blocks)
+
+
+def fingerprint(data: Dataset) -> tuple | None:
+    """The memory buffers behind each table of ``data`` and the values of its other fields.
+    With copy-on-write, any change to a table through pandas (a set value, a new or dropped
+    column, an in-place sort or drop) moves it to new buffers, so an unchanged fingerprint
+    means unchanged tables. ``None`` when a table holds an array kind not known here."""
+    parts: list[Any] = []
+    for f in dataclasses.fields(data):
+        value = getattr(data, f.name)
+        if isinstance(value, pd.DataFrame):
+            buffers = _frame_buffers(value)
+            if buffers is None:
+                return None
+            parts.append(buffers)
+        else:
+            parts.append(repr(value))
+    return tuple(parts)
+
+
+def pristine_key(data: Dataset) -> tuple | None:
+    """The key ``data`` was loaded under, when it is a copy handed out by :func:`reuse` and
+    nothing in it has changed since; else ``None``. Results computed from an unchanged copy
+    hold for every copy of the same load (:mod:`funnelkit.memo`)."""
+    entry = _handed.get(id(data))
+    if entry is None or entry[1]() is not data or entry[2] is None or entry[0] not in _loaded:
+        return None
+    return entry[0] if fingerprint(data) == entry[2] else None

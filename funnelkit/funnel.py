@@ -25,6 +25,7 @@ import pandas as pd
 from funnelkit.aggregate import deals_as_of, reach_table, stage_list
 from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.results import TableResult
 from funnelkit.scope import Filters, Scope
@@ -71,6 +72,7 @@ def cohort_funnel(
     return cohort_funnel_of(scope, period)
 
 
+@reused
 def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     """The cohort funnel of the scope's deals that reached the first stage in ``period``.
 
@@ -174,6 +176,7 @@ def period_table(
     return period_table_of(scope, period)
 
 
+@reused
 def period_table_of(scope: Scope, period: str | Period) -> PeriodTable:
     """The seed template's Table 1 (销售漏斗阶段统计表) for ``period``.
 
@@ -246,6 +249,7 @@ def loss_reasons(
     return loss_reasons_of(scope, period)
 
 
+@reused
 def loss_reasons_of(scope: Scope, period: str | Period | None = None) -> pd.DataFrame:
     """Lost deals by the stage they were lost at and their reason (blank → ``unspecified``).
 

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from funnelkit.config import StrictModel, load_params
+from funnelkit.memo import reused
 
 Bilingual = dict[Literal["en", "zh"], str]
 
@@ -57,6 +58,7 @@ def load_playbook(path: str | Path | None = None) -> Playbook:
     return load_params(Playbook, "playbook.yaml", path)
 
 
+@reused
 def follow_up_plan(
     scored: pd.DataFrame, playbook: Playbook, as_of: str | pd.Timestamp, language: str = "en"
 ) -> pd.DataFrame:

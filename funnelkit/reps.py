@@ -24,6 +24,7 @@ from funnelkit.aggregate import deals_as_of
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset
 from funnelkit.funnel import cohort_funnel_of
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.periods import trailing_window as rep_window
 from funnelkit.results import TableResult
@@ -147,10 +148,15 @@ def rep_summary_of(
     99.8% funnel limits). ``min_volume`` defaults to ``config.reps.min_volume`` (params). The result
     also holds the team win rate θ0 (``team_rate``), the window, ``min_volume`` and the currency.
     """
-    period = parse_period(period)
+    scope = scope.widen("rep") if scope.rep is not None else scope
+    return _team_summary(scope, parse_period(period), window_months, min_volume, stays, plan)
+
+
+@reused  # one team's roll-up, the same for each rep's report of the team
+def _team_summary(scope: Scope, period: Period, window_months: int | None, min_volume: int | None,
+                  stays: pd.DataFrame | None, plan: pd.DataFrame | None) -> RepSummary:
     min_volume = scope.config.reps.min_volume if min_volume is None else min_volume
     window = rep_window(period, window_months)
-    scope = scope.widen("rep") if scope.rep is not None else scope
     as_of = scope.as_of
     stages: list[str] = scope.stages
     metrics = sales_metrics_of(scope, window, by="rep")

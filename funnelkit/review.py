@@ -22,6 +22,7 @@ from scipy import stats
 
 from funnelkit.config import FunnelConfig
 from funnelkit.data import UNSPECIFIED_REASON, Dataset
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.results import ResultDisplay
 from funnelkit.scope import Filters, Scope
@@ -61,6 +62,7 @@ def period_review(
     return period_review_of(scope, period, previous, alpha=alpha)
 
 
+@reused
 def period_review_of(scope: Scope, period: str | Period, previous: str | Period | None = None,
                      alpha: float = 0.05) -> PeriodReview:
     """Compare ``period`` with ``previous`` (default: the period just before, of the same length);

@@ -17,6 +17,7 @@ import pandas as pd
 
 from funnelkit.config import FunnelConfig
 from funnelkit.data import Dataset, percent_as_fraction
+from funnelkit.memo import reused
 from funnelkit.periods import Period, parse_period
 from funnelkit.arguments import expect_type
 from funnelkit.scope import Filters, Scope
@@ -86,6 +87,7 @@ def sales_metrics(
     return sales_metrics_of(scope, period, by=by)
 
 
+@reused
 def sales_metrics_of(scope: Scope, period: str | Period, by: str | None = None) -> pd.DataFrame:
     """Win rate, cycle, velocity and pipeline for ``period``, one row per ``by`` group (or one row).
 

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from funnelkit.arguments import choose, expect_type
 from funnelkit.config import StrictModel, load_params
 from funnelkit.data import _rows_text, percent_as_fraction
+from funnelkit.memo import reused
 from funnelkit.results import TableResult
 
 TIERS = ("high", "medium", "low")
@@ -258,6 +259,7 @@ KEPT_COLUMNS = ("deal_id", "customer", "team", "rep", "pipeline", "stage", "stat
                 "last_follow_up_at")
 
 
+@reused
 def score_deals(
     deals: pd.DataFrame,
     scorecard: Scorecard,

@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from funnelkit.arguments import choose
+from funnelkit.memo import reused
 from funnelkit.periods import Period
 from funnelkit.results import ResultDisplay, TableResult
 from funnelkit.scorecard import TIERS, Scorecard, points_table, score_deals, tier_codes
@@ -67,6 +68,7 @@ def scenario_names(scorecard: Scorecard, scenarios: str | list[str] | None = Non
     return [choose(n, scorecard.scenarios, "scenario") for n in names]
 
 
+@reused
 def compare_scenarios(deals: pd.DataFrame, scorecard: Scorecard, scenarios: str | list[str] | None = None
                       ) -> ScenarioComparison:
     """Compare each named scenario (one name, a list, or ``None`` for all) with the baseline on the
@@ -199,6 +201,7 @@ def _tipping(x_k: np.ndarray, s_rest: np.ndarray, w0: float, scorecard: Scorecar
     return np.where(found, tips[rows, best], np.nan), np.where(found, tiers[rows, best], now), now
 
 
+@reused
 def sweep_counts(deals: pd.DataFrame, scorecard: Scorecard) -> pd.DataFrame:
     """:func:`weight_sweep` tier counts of every dimension with a baseline weight above 0, stacked
     with a ``dimension`` column."""
@@ -235,6 +238,7 @@ class WeightStability(TableResult):
     sd: dict[str, float]  # standard deviation of each drawn weight
 
 
+@reused
 def weight_monte_carlo(
     deals: pd.DataFrame, scorecard: Scorecard, n: int = 2000, concentration: float | None = None,
     sd: float = 0.05, seed: int = 0, stable_at: float = 0.9,
@@ -316,6 +320,7 @@ class Backtest(ResultDisplay):
     unscored_reasons: dict[str, int] = field(default_factory=dict)  # reason → deals
 
 
+@reused
 def backtest(
     deals: pd.DataFrame, scorecard: Scorecard, scenarios: str | list[str] | None = None, n_boot: int = 1000,
     seed: int = 0, confidence: float = 0.95,
@@ -418,6 +423,7 @@ class SuggestedWeights(ResultDisplay):
     unavailable: str | None = None  # "few_closed": fewer than MIN_AUC won or lost scored deals, nothing fitted
 
 
+@reused
 def suggest_weights(
     deals: pd.DataFrame, scorecard: Scorecard, dimensions: list[str] | None = None, folds: int = 5,
     seed: int = 0, n_boot: int = 200, confidence: float = 0.95,

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from funnelkit.memo import reused
 from funnelkit.periods import Period
 
 QUANTILES = {"median": 0.5, "p75": 0.75, "p90": 0.9}
@@ -91,6 +92,7 @@ def km_curve(durations: pd.Series, event_observed: pd.Series | None = None, *, c
     return pd.concat([start, _km(days, censored, confidence, method)], ignore_index=True)
 
 
+@reused
 def stage_curves(stays: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
     """:func:`km_curve` of each of ``stages`` that has stays, stacked: ``stage, days, survival, low, high``."""
     curves = [km_curve(group["days"], ~group["censored"]).assign(stage=stage)
@@ -123,6 +125,7 @@ def _groups(stays: pd.DataFrame, by: str | list[str] | None) -> tuple[pd.DataFra
     return stays, ["stage_index", "stage"] + keys if "stage_index" in stays else ["stage"] + keys
 
 
+@reused
 def time_in_stage(
     stays: pd.DataFrame, by: str | list[str] | None = None, confidence: float = 0.95, method: str = "log-log"
 ) -> pd.DataFrame:
@@ -148,6 +151,7 @@ def time_in_stage(
     return out.drop(columns="stage_index") if "stage_index" in out else out
 
 
+@reused
 def cohort_medians(stays: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
     """Kaplan–Meier median days in stage by entry month: one row per cohort (``YYYY-MM``), one
     column per stage of ``stages`` that has stays (NaN: not reached); empty when there are no stays."""
@@ -186,6 +190,7 @@ def compare_time_in_stage(stays: pd.DataFrame, stage: str, by: str) -> pd.DataFr
     return out
 
 
+@reused
 def stalled_deals(stays: pd.DataFrame, history: pd.DataFrame | None = None, quantile: float = 0.75) -> pd.DataFrame:
     """Open deals whose current stay exceeds the stage's historical ``quantile`` (KM, default p75).
 

@@ -110,6 +110,7 @@ def test_a_failing_report_fails_alone_and_restarts_the_kernel(notebooks, tmp_pat
     pid = report._worker_kernel[0].km.provisioner.pid
     slow = run("slow", out, notebooks, "d")
     assert not slow.ok and "CellTimeoutError" in slow.error
+    assert Path(slow.notebook).exists()  # written once at the end, also when the report ends in a timeout
     assert report._worker_kernel[0].km.provisioner.pid != pid
     after = run("probe", out, notebooks, "e")
     assert after.ok and "defined: False" in stream_text(after.notebook)
@@ -155,3 +156,16 @@ def test_verbose_shows_the_kernel_log_as_it_runs(notebooks, tmp_path, capfd):
                      cold=True, verbose=True)
     assert not result.ok and result.log == ""  # nothing kept back: it went to the console
     assert "kernel says: about to fail" in capfd.readouterr().err
+
+
+def test_a_worker_grown_past_the_memory_limit_gets_a_new_kernel(notebooks, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert run("probe", out, notebooks, "a").ok
+    pid = report._worker_kernel[0].km.provisioner.pid
+    monkeypatch.setattr(report, "WORKER_MEMORY_LIMIT", 1)
+    grown = run("probe", out, notebooks, "b")
+    assert grown.ok and Path(grown.html).exists()  # the report itself is done and kept
+    assert report._worker_kernel[0].km.provisioner.pid != pid
+    monkeypatch.setattr(report, "WORKER_MEMORY_LIMIT", 2**62)
+    after = run("probe", out, notebooks, "c")
+    assert after.ok and stream_text(after.notebook) == stream_text(grown.notebook)

@@ -1,0 +1,126 @@
+"""Results reused across the reports of a warm kernel: only for unchanged inputs, handed out as copies."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import funnelkit as fk
+from funnelkit import datacache, memo
+from funnelkit.io import open_dataset
+from funnelkit.report import Job, batches
+from funnelkit.scope import Scope
+
+
+@pytest.fixture()
+def reuse():
+    memo.enable()
+    before = memo.stats()
+    yield lambda: {k: memo.stats()[k] - before[k] for k in ("hits", "misses")}
+    memo.enable(False)
+
+
+def scope_of(data, **filters) -> Scope:
+    return Scope.build(data, fk.load_config(), as_of="2024-06-30", **filters)
+
+
+MUTATIONS = {
+    "set a value": lambda d: d.deals.__setitem__("amount", 0.0),
+    "set one cell": lambda d: d.deals.iloc.__setitem__((0, 0), "changed"),
+    "drop rows in place": lambda d: d.deals.drop(index=d.deals.index[:5], inplace=True),  # deprecated, still possible
+    "add a column": lambda d: d.deals.__setitem__("extra", 1),
+    "rename columns": lambda d: setattr(d.deals, "columns", [*d.deals.columns[:-1], "renamed"]),
+    "change events": lambda d: d.events.loc.__setitem__((slice(None), "stage"), "leads"),
+    "append a note": lambda d: d.notes.append("changed"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")
+@pytest.mark.parametrize("change", MUTATIONS, ids=list(MUTATIONS))
+def test_a_changed_copy_of_the_cached_data_is_no_longer_pristine(change):
+    data = open_dataset("sample")
+    assert datacache.pristine_key(data) is not None
+    MUTATIONS[change](data)
+    assert datacache.pristine_key(data) is None
+    assert datacache.pristine_key(open_dataset("sample")) is not None  # the next copy is unchanged
+
+
+def test_a_dataset_not_from_the_cache_has_no_key():
+    assert datacache.pristine_key(fk.sample_dataset(n_deals=200)) is None
+
+
+def test_frame_digest_follows_content_not_identity():
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    assert memo.frame_digest(frame) == memo.frame_digest(frame.copy())
+    for other in (frame.assign(a=[1, 2, 4]), frame.rename(columns={"b": "c"}), frame.astype({"a": float}),
+                  frame.set_axis([0, 1, 5]), frame.iloc[:2]):
+        assert memo.frame_digest(other) != memo.frame_digest(frame)
+
+
+def test_off_by_default_so_library_calls_compute_each_time():
+    assert not memo.enabled()
+    data = open_dataset("sample")
+    before = memo.stats()
+    fk.sales_metrics_of(scope_of(data, team="East"), "2024-Q2", by="rep")
+    assert memo.stats() == before
+
+
+def test_same_inputs_reuse_the_result_and_each_caller_gets_its_own_copy(reuse):
+    first = fk.rep_summary_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2")
+    expected = first.table.copy()
+    first.table.loc[:, "won"] = -1  # the first report changes what it got
+    first.stages.append("changed")
+    second = fk.rep_summary_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2")
+    assert reuse() == {"hits": 1, "misses": 1}
+    pd.testing.assert_frame_equal(second.table, expected)
+    assert "changed" not in second.stages
+    # and the reused result equals a fresh computation
+    memo.enable(False)
+    fresh = fk.rep_summary_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2")
+    pd.testing.assert_frame_equal(second.table, fresh.table)
+    assert second.team_rate == fresh.team_rate and second.window == fresh.window
+
+
+def test_changed_data_or_other_arguments_compute_afresh(reuse):
+    fk.sales_metrics_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2", by="rep")
+    changed = open_dataset("sample")
+    changed.deals["amount"] = changed.deals["amount"] * 2
+    doubled = fk.sales_metrics_of(scope_of(changed, team="East"), "2024-Q2", by="rep")
+    fk.sales_metrics_of(scope_of(open_dataset("sample"), team="North"), "2024-Q2", by="rep")
+    fk.sales_metrics_of(scope_of(open_dataset("sample"), team="East"), "2024-06", by="rep")
+    assert reuse() == {"hits": 0, "misses": 3}  # the changed data is not even looked up
+    memo.enable(False)
+    plain = fk.sales_metrics_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2", by="rep")
+    assert doubled["open_pipeline"].sum() == pytest.approx(2 * plain["open_pipeline"].sum())
+
+
+def test_frames_are_keyed_by_content(reuse):
+    card = fk.load_scorecard()
+    deals = scope_of(open_dataset("sample"), team="East").open_deals
+    fk.score_deals(deals, card)
+    fk.score_deals(deals.copy(), card)  # equal content: reused
+    fk.score_deals(deals.assign(amount=deals["amount"] + 1), card)  # other content: computed
+    fk.score_deals(deals, card.model_copy(update={"tiers": {"high": 70, "medium": 50}}))  # another scorecard: computed
+    assert reuse() == {"hits": 1, "misses": 3}
+
+
+def test_the_store_is_bounded(reuse, monkeypatch):
+    monkeypatch.setattr(memo, "MAX_ENTRIES", 3)
+    data = open_dataset("sample")
+    for month in ("2024-01", "2024-02", "2024-03", "2024-04", "2024-05"):
+        fk.sales_metrics_of(scope_of(data), month)
+    assert memo.stats()["kept"] == 3
+
+
+def test_batches_keep_a_reports_periods_together_in_first_seen_order():
+    jobs = [Job(nb, period, team, rep, {}, f"{period}/{team}/{rep}/{nb}")
+            for nb in ("a", "b") for period in ("2024-Q2", "2024-06") for team, rep in (("East", "x"), ("East", "y"))]
+    grouped = batches(jobs)
+    assert [[(j.notebook, j.rep, j.period) for j in b] for b in grouped] == [
+        [("a", "x", "2024-Q2"), ("a", "x", "2024-06")], [("a", "y", "2024-Q2"), ("a", "y", "2024-06")],
+        [("b", "x", "2024-Q2"), ("b", "x", "2024-06")], [("b", "y", "2024-Q2"), ("b", "y", "2024-06")]]
+    assert sorted(j.relpath for b in grouped for j in b) == sorted(j.relpath for j in jobs)
+
+
+def test_calls_inside_a_reused_analysis_are_not_kept_on_their_own(reuse):
+    fk.rep_summary_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2")  # one cohort funnel per rep inside
+    assert reuse() == {"hits": 0, "misses": 1} and memo.stats()["kept"] == 1
