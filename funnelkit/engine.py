@@ -395,7 +395,7 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.define("fk_deals", sql.clean_deals_sql(columns), materialise=True)
     engine.define("fk_events", sql.clean_events_sql(), materialise=True)
 
-    deals = _typed_deals(engine.query("select * from fk_deals"), config)
+    deals, category_notes = _typed_deals(engine.query("select * from fk_deals"), config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))
     quarantine = pd.DataFrame({
@@ -411,7 +411,7 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
                            "entered_at": pd.Series(dtype="datetime64[ns]"), "date_known": pd.Series(dtype=bool)})
     return EngineDataset(
         deals=deals, events=events, quarantine=quarantine, rows_in=rows_in, as_of=as_of,
-        source=source or f"{deals_file}, {events_file}", notes=notes + deals.attrs.pop("notes", []),
+        source=source or f"{deals_file}, {events_file}", notes=notes + category_notes,
         engine=engine, analysed={"deals": len(deals), "stage_events": n_events},
         quarantine_counts=counts_by_reason.astype({"rows": "int64"}),
     )
@@ -471,9 +471,10 @@ def _inferred_as_of(engine: Engine, deals_file: str, events_file: str) -> pd.Tim
     return when.normalize() + pd.Timedelta(days=1)
 
 
-def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> pd.DataFrame:
+def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> tuple[pd.DataFrame, list[str]]:
     """Valid deals from the engine in the dtypes :func:`funnelkit.data.validate` gives, with
-    categorical spellings mapped to canonical values (the same rule as the pandas path)."""
+    categorical spellings mapped to canonical values (the same rule as the pandas path), and the
+    notes that mapping makes."""
     raw = deals[[c for c in config.categories if c in deals]].copy()  # spellings before mapping
     for column in ["created_at", "closed_at", "expected_start", "last_follow_up_at"]:
         deals[column] = pd.to_datetime(deals[column]).astype("datetime64[ns]")
@@ -486,8 +487,7 @@ def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> pd.DataFrame:
         if deals[column].dtype == object:
             deals[column] = deals[column].astype("str")
     deals = deals.sort_values("deal_id", kind="stable").reset_index(drop=True)
-    deals.attrs["notes"] = notes
-    return deals
+    return deals, notes
 
 
 # --- sources ---------------------------------------------------------------------------------
