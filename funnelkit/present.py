@@ -22,6 +22,7 @@ from funnelkit.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 SHORT_CELL = 26  # characters: a text column whose cells are all this short is kept unwrapped
+SHORT_HEADER = 10  # characters: a header this short is kept on one line; longer ones wrap at spaces and punctuation
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
 
@@ -151,11 +152,17 @@ def styled(
             style = style.format(formats.get(text.column(c)), subset=[text.column(c)], na_rep=text(key),
                                  escape="html")
     return (
-        style.format_index(escape="html", axis=1)
+        style.format_index(_header_html, axis=1)
         .hide(axis="index")
         .set_td_classes(classes)
         .set_table_attributes('class="fk-table"')
     )
+
+
+def _header_html(name: Any) -> str:
+    """A column header, escaped; a short one ("得分", "意向客户") in a span that does not wrap."""
+    escaped = html.escape(str(name))
+    return f'<span class="fk-nowrap">{escaped}</span>' if len(str(name)) <= SHORT_HEADER else escaped
 
 
 def sort_classes(df: pd.DataFrame, text: Text, order: dict[str, Any] | None = None) -> pd.DataFrame:
