@@ -44,7 +44,7 @@ def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playb
     open_deals = scope.open_deals
     forecast = forecast_of(scope, settings)
     plan_date = (scope.as_of - pd.Timedelta(microseconds=1)).normalize()
-    plan = follow_up_plan(score_deals(open_deals, card, language=scope.language), playbook, plan_date,
+    plan = follow_up_plan(score_deals(open_deals, card), playbook, plan_date,
                           scope.language) if len(open_deals) else pd.DataFrame({"overdue": []})
     leak = biggest_leak(cohort_funnel_of(scope, period))
     return {

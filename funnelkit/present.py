@@ -649,6 +649,23 @@ def field_label(column: str, text: Text) -> str:
     return text.column(column)
 
 
+def drivers_words(drivers: Any, text: Text) -> Any:
+    """A scored deal's top drivers (``"amount:30; win_probability:25"``, see
+    :func:`funnelkit.scorecard.score_deals`) for readers: ``"Amount 30 · Win probability 25"``, each
+    dimension by its label in the report language; a missing value is returned unchanged."""
+    from funnelkit.scorecard import load_scorecard
+
+    if not isinstance(drivers, str):
+        return drivers
+    dimensions = load_scorecard().dimensions
+    shown = []
+    for part in drivers.split("; "):
+        key, _, points = part.partition(":")
+        label = dimensions[key].label.get(text.language, key) if key in dimensions else key
+        shown.append(f"{label} {points}")
+    return " · ".join(shown)
+
+
 def unscored_words(reason: Any, text: Text, name: Any = None) -> Any:
     """A scorecard's unscored reason (``"missing:win_probability; no_band:amount"``, see
     :func:`funnelkit.scorecard.unscored_reason`) in the report language, each part from

@@ -266,11 +266,11 @@ def score_deals(
     scenario: str | None = None,
     weights: dict[str, float] | None = None,
     mode: str | None = None,
-    language: str = "en",
     drivers: int = 2,
 ) -> pd.DataFrame:
     """Score each deal: ``points_<dim>``, ``contribution_<dim>``, ``score``, ``tier``,
-    ``unscored_reason`` and ``top_drivers`` (the ``drivers`` largest weighted contributions).
+    ``unscored_reason`` and ``top_drivers`` (the ``drivers`` largest weighted contributions, as
+    ``"amount:30; win_probability:25"``; both are keys, worded by the presentation layer).
 
     Weights come from ``weights`` if given (:meth:`Scorecard.weights_for`: a dict naming every
     dimension must sum to 1 within 1e-9, as in the YAML; a partial dict rescales the other
@@ -311,7 +311,7 @@ def score_deals(
     out["partial"] = has.any(axis=1) & ~has.all(axis=1)
     out["score"] = contributions[used].sum(axis=1).where(out["unscored_reason"].isna()).round(9)
     out["tier"] = assign_tiers(out["score"], scorecard, mode)
-    out["top_drivers"] = _top_drivers(contributions[used], scorecard, language, drivers).where(out["score"].notna())
+    out["top_drivers"] = _top_drivers(contributions[used], drivers).where(out["score"].notna())
     return ScoredDeals(out, weights=weights, scenario=scenario, mode=mode or scorecard.mode)
 
 
@@ -327,11 +327,12 @@ def _join_reasons(why: pd.DataFrame) -> pd.Series:
     return joined
 
 
-def _top_drivers(contributions: pd.DataFrame, scorecard: Scorecard, language: str, k: int) -> pd.Series:
-    """``"<label> <contribution>"`` of the ``k`` largest weighted contributions, joined by `` · ``."""
+def _top_drivers(contributions: pd.DataFrame, k: int) -> pd.Series:
+    """``"<dimension>:<contribution>; …"`` of the ``k`` largest weighted contributions, in whole
+    points (keys, worded for readers by :func:`funnelkit.present.drivers_words`)."""
     if contributions.empty:
         return pd.Series(pd.NA, index=contributions.index, dtype="object")
-    labels = np.asarray([scorecard.dimensions[key].label[language] for key in contributions], dtype=object)
+    keys = np.asarray(list(contributions.columns), dtype=object)
     values = contributions.to_numpy(dtype=float)
     order = np.argsort(-np.nan_to_num(values, nan=-1), axis=1, kind="stable")[:, :k]
     rows = np.arange(len(values))[:, None]
@@ -341,8 +342,8 @@ def _top_drivers(contributions: pd.DataFrame, scorecard: Scorecard, language: st
     key = np.zeros(len(parts), dtype=np.int64)
     for column in parts.T:
         key = key * 128 + column
-    keys, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    text = np.array([" · ".join(f"{labels[d]} {v - 1}" for d, v in zip(parts[i, :k], parts[i, k:])) for i in first],
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    text = np.array(["; ".join(f"{keys[d]}:{v - 1}" for d, v in zip(parts[i, :k], parts[i, k:])) for i in first],
                     dtype=object)
     return pd.Series(text[inverse.ravel()], index=contributions.index, dtype="object")
 

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
+from funnelkit import present
 from funnelkit.cli import main as cli
 from funnelkit.config import ConfigError
 from funnelkit.playbook import follow_up_plan, load_playbook
@@ -56,7 +57,9 @@ def test_score_is_twenty_times_weighted_points(card):
                                follow_up_cost="high", payment_days=90), card).iloc[0]
     assert row["score"] == 80.0 and row["tier"] == "high"
     assert row["contribution_amount"] == pytest.approx(30.0)
-    assert row["top_drivers"] == "Amount 30 · Win probability 25"
+    assert row["top_drivers"] == "amount:30; win_probability:25"
+    assert present.drivers_words(row["top_drivers"], present.load_text("en")) == "Amount 30 · Win probability 25"
+    assert present.drivers_words(row["top_drivers"], present.load_text("zh")) == "预计金额 30 · 成交概率 25"
 
 
 def test_79_99_is_medium(card):
