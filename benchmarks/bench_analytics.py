@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 
 import funnelkit as fk
-from funnelkit import reps, sql
-from funnelkit.funnel import months_in
-from funnelkit.sample import generate_sample
+from funnelkit.analyses import reps
+from funnelkit.events import sql
+from funnelkit.analyses.funnel import months_in
+from funnelkit.inputs.sample import generate_sample
 
 warnings.simplefilter("ignore", FutureWarning)  # pyspark's note about pandas 3
 
@@ -116,8 +117,8 @@ def check_same(data: fk.Dataset, folder: Path, config, reach: pd.DataFrame, stay
     b = fk.stage_stays(ref, config).sort_values(order).reset_index(drop=True)
     for column in ["deal_id", "stage", "stage_index", "entered_at", "exited_at", "outcome", "days"]:
         assert (a[column].astype(object).fillna(-1).to_numpy() == b[column].astype(object).fillna(-1).to_numpy()).all(), column
-    assert fk.data.quarantine_counts(data).equals(fk.data.quarantine_counts(ref)) or \
-        len(fk.data.quarantine_counts(data)) == len(fk.data.quarantine_counts(ref)) == 0
+    assert fk.inputs.data.quarantine_counts(data).equals(fk.inputs.data.quarantine_counts(ref)) or \
+        len(fk.inputs.data.quarantine_counts(data)) == len(fk.inputs.data.quarantine_counts(ref)) == 0
 
 
 def main() -> None:
@@ -183,8 +184,8 @@ def main() -> None:
     print(f"per-event step, reach_table ÷ lean query: {step:.2f} s ÷ {statistics.median(lean):.2f} s = "
           f"{step / statistics.median(lean):.2f}× wall, {median_cpu['reach_table'] / statistics.median(lean_cpu):.2f}× "
           f"CPU (stage_stays {median['stage_stays']:.2f} s besides)")
-    counts = fk.data.quarantine_counts(data)
-    print(f"rows in = analysed + quarantined: {data.rows_in} = {fk.data.analysed_rows(data)} + "
+    counts = fk.inputs.data.quarantine_counts(data)
+    print(f"rows in = analysed + quarantined: {data.rows_in} = {fk.inputs.data.analysed_rows(data)} + "
           f"{int(counts['rows'].sum())} quarantined")
     if args.check:
         check_same(data, folder, config, reach, stays)

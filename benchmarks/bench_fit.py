@@ -12,9 +12,9 @@ import argparse
 import time
 
 import funnelkit as fk
-from funnelkit import fit
-from funnelkit.present import load_text
-from funnelkit.scorecard import load_scorecard
+from funnelkit.analyses import fit
+from funnelkit.presentation.present import load_text
+from funnelkit.analyses.scorecard import load_scorecard
 
 TEXT = load_text("en")
 

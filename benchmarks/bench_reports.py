@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import funnelkit as fk
-from funnelkit.report import KERNEL_NAME, NOTEBOOKS_DIR, RunSummary, expand_matrix, run_reports
+from funnelkit.runner.report import KERNEL_NAME, NOTEBOOKS_DIR, RunSummary, expand_matrix, run_reports
 
 BIN = Path(sys.executable).parent
 NOTEBOOKS = ["conversion", "time_in_stage", "opportunities", "weight_sensitivity", "rep_performance"]

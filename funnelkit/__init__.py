@@ -1,26 +1,28 @@
 """funnelkit: B2B sales-funnel analysis as pure functions over tidy DataFrames."""
-from funnelkit import aggregate, sales, sensitivity
-from funnelkit.aggregate import open_deals, reach_table, stage_stays
-from funnelkit.config import ConfigError, load_config, load_report_matrix
-from funnelkit.data import DataError, Dataset, quality_summary, validate
-from funnelkit.funnel import (
+from funnelkit.analyses import sales, sensitivity
+from funnelkit.analyses.funnel import (
     biggest_leak, cohort_funnel, cohort_funnel_of, loss_reasons, loss_reasons_of, period_table, period_table_of,
     team_period_grid,
 )
-from funnelkit.io import load_data, open_dataset, sample_dataset, write_dataset
+from funnelkit.analyses.playbook import follow_up_plan, load_playbook
+from funnelkit.analyses.reps import rep_summary, rep_summary_of
+from funnelkit.analyses.review import period_review, period_review_of
+from funnelkit.analyses.sales import sales_metrics, sales_metrics_of
+from funnelkit.analyses.scorecard import load_scorecard, score_deals, tier_summary
+from funnelkit.analyses.screening import load_screening, screen_opportunities
+from funnelkit.analyses.timing import compare_time_in_stage, stalled_deals, time_in_stage
+from funnelkit.config import ConfigError, load_config, load_report_matrix
+from funnelkit.events import aggregate
+from funnelkit.events.aggregate import open_deals, reach_table, stage_stays
+from funnelkit.events.scope import Scope
+from funnelkit.inputs.data import DataError, Dataset, quality_summary, validate
+from funnelkit.inputs.io import load_data, open_dataset, sample_dataset, write_dataset
 from funnelkit.periods import Period, as_of_bound, parse_period
-from funnelkit.playbook import follow_up_plan, load_playbook
-from funnelkit.reps import rep_summary, rep_summary_of
-from funnelkit.review import period_review, period_review_of
-from funnelkit.sales import sales_metrics, sales_metrics_of
-from funnelkit.scope import Scope
-from funnelkit.scorecard import load_scorecard, score_deals, tier_summary
-from funnelkit.screening import load_screening, screen_opportunities
-from funnelkit.timing import compare_time_in_stage, stalled_deals, time_in_stage
 
 # Loaded on first use: they pull in matplotlib and the pandas Styler, which the command line and
 # plain analysis code do not need.
-_LAZY = {"ReportContext": "funnelkit.context", "report_context": "funnelkit.context", "use_cjk_font": "funnelkit.plots"}
+_LAZY = {"ReportContext": "funnelkit.presentation.context", "report_context": "funnelkit.presentation.context",
+         "use_cjk_font": "funnelkit.presentation.plots"}
 
 
 def __getattr__(name: str) -> object:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, NamedTuple
 import pandas as pd
 
 from funnelkit.config import FunnelConfig
-from funnelkit.data import Dataset
+from funnelkit.inputs.data import Dataset
 from funnelkit.periods import as_of_bound
 
 

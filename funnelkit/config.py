@@ -269,7 +269,7 @@ def load_report_matrix(path: str | Path | None = None) -> ReportMatrix:
     """
     file = Path(path) if path else params_file("reports.yaml")
     matrix = validate_file(ReportMatrix, file)
-    from funnelkit.report import check_parameter_size  # before model_dump expands YAML aliases
+    from funnelkit.runner.report import check_parameter_size  # before model_dump expands YAML aliases
 
     check_parameter_size(matrix)
     return matrix_with(matrix, base=file.resolve().parent.parent)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from funnelkit.data import Dataset
+from funnelkit.inputs.data import Dataset
 
 KEEP = 2  # datasets kept per process (a run reads one; a notebook may compare two)
 _loaded: OrderedDict[tuple, Dataset] = OrderedDict()

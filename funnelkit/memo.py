@@ -9,7 +9,7 @@ result computed before.
 
 A call is only reused when every argument has a key that stands for its content:
 
-* a :class:`~funnelkit.scope.Scope` whose data is a copy handed out by :mod:`funnelkit.datacache`
+* a :class:`~funnelkit.events.scope.Scope` whose data is a copy handed out by :mod:`funnelkit.datacache`
   and still unchanged (:func:`funnelkit.datacache.pristine_key`), plus its config and filters;
 * a DataFrame or Series, by a hash of its values, index, columns and dtypes;
 * a pydantic model by its JSON; a result object (a dataclass) by its fields;
@@ -80,7 +80,7 @@ def key_of(value: Any) -> Any:
     from pydantic import BaseModel
 
     from funnelkit.periods import Period
-    from funnelkit.scope import Scope
+    from funnelkit.events.scope import Scope
 
     if value is None or isinstance(value, (str, bool, int, float, np.integer, np.floating)):
         return (type(value).__name__, value)

@@ -71,7 +71,7 @@ SAMPLE_NOTEBOOKS = ("conversion", "time_in_stage", "opportunities", "weight_sens
 def rendered_sample(tmp_path_factory) -> Path:
     """A sample run (English index) with an English set for South and a Chinese set for North;
     returns the output folder. Files: ``<period>/<team>/[<rep>/]<notebook>[.zh].html``."""
-    from funnelkit.cli import main as cli
+    from funnelkit.runner.cli import main as cli
 
     out = tmp_path_factory.mktemp("rendered")
     entries = "".join(f"  - {{notebook: {nb}, teams: [{team}], periods: [2024-Q2]{lang}}}\n"

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 import funnelkit as fk
-from funnelkit import io
-from funnelkit.presets import load_preset
-from funnelkit.sample import generate_sample
+from funnelkit.inputs import io
+from funnelkit.inputs.presets import load_preset
+from funnelkit.inputs.sample import generate_sample
 
 CORPUS = Path(__file__).parent / "data" / "bad"
 # Cases whose input an engine reads as it is: the corpus minus loader errors (missing files or
@@ -47,7 +47,7 @@ def row_level_cases() -> list[str]:
     return cases
 
 
-def corpus_parsing(name: str) -> fk.data.Parsing:
+def corpus_parsing(name: str) -> fk.inputs.data.Parsing:
     """The parsing a case's preset gives (canonical: none)."""
     expect = _expect(name)
     preset = load_preset(CORPUS / name / expect["preset"]) if "preset" in expect else load_preset(None)
@@ -69,7 +69,7 @@ def corpus_case(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp | N
 def quarantine_rows(quarantine: pd.DataFrame, as_of: pd.Timestamp | None = None) -> list[tuple]:
     """Sorted (table, row, column, reason), the reason in the command line's English as the
     corpus states it (the data holds reason keys)."""
-    from funnelkit.data import reason_text
+    from funnelkit.inputs.data import reason_text
 
     pipelines = list(fk.load_config().pipelines)
     return sorted((r.table, int(r.row), r.column, reason_text(r.reason, as_of, pipelines)) for r in quarantine.itertuples())
@@ -103,13 +103,13 @@ def damaged_sample(n_deals: int = 3000) -> tuple[pd.DataFrame, pd.DataFrame]:
 def assert_same_checks(got: fk.Dataset, want: fk.Dataset, examples: int = 20) -> None:
     """Same rows in, analysed rows, counts by reason, valid deals; examples = the first rows."""
     assert got.rows_in == want.rows_in
-    assert fk.data.analysed_rows(got) == fk.data.analysed_rows(want)
+    assert fk.inputs.data.analysed_rows(got) == fk.inputs.data.analysed_rows(want)
     for table, n_in in got.rows_in.items():
-        counts = fk.data.quarantine_counts(got)
-        assert n_in == fk.data.analysed_rows(got)[table] + counts.loc[counts["table"] == table, "rows"].sum()
+        counts = fk.inputs.data.quarantine_counts(got)
+        assert n_in == fk.inputs.data.analysed_rows(got)[table] + counts.loc[counts["table"] == table, "rows"].sum()
     key = ["table", "reason"]
-    a = fk.data.quarantine_counts(got).sort_values(key).reset_index(drop=True)
-    b = fk.data.quarantine_counts(want).sort_values(key).reset_index(drop=True)
+    a = fk.inputs.data.quarantine_counts(got).sort_values(key).reset_index(drop=True)
+    b = fk.inputs.data.quarantine_counts(want).sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
     expected_examples = (want.quarantine.sort_values(["table", "row"]).groupby(["table", "reason"]).head(examples))
     assert quarantine_rows(got.quarantine, got.as_of) == quarantine_rows(expected_examples, got.as_of)
@@ -151,7 +151,7 @@ def spark_or_fail():
     import os
 
     try:
-        from funnelkit.engine import SparkEngine
+        from funnelkit.events.engine import SparkEngine
 
         # Test-sized data: one shuffle partition, no adaptive re-planning and no whole-stage code
         # generation (compiling generated Java took longer than running it on a few thousand rows).

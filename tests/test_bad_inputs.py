@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funnelkit as fk
-from funnelkit.data import reason_text
+from funnelkit.inputs.data import reason_text
 
 CORPUS = Path(__file__).parent / "data" / "bad"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expect.yaml").exists())

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from funnelkit.config import ConfigError
-from funnelkit.loss_reasons import LossReasons, in_language, load_loss_reasons
-from funnelkit.present import load_text, styled, unscored_words
-from funnelkit.sample import LOSS_REASONS
+from funnelkit.presentation.loss_reasons import LossReasons, in_language, load_loss_reasons
+from funnelkit.presentation.present import load_text, styled, unscored_words
+from funnelkit.inputs.sample import LOSS_REASONS
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_unscored_reason_keys_are_worded_in_the_report_language(language, expect
 
 
 def test_unscored_reason_is_a_key_and_a_column(sample):
-    from funnelkit.scorecard import UNSCORED_REASONS, load_scorecard, score_deals
+    from funnelkit.analyses.scorecard import UNSCORED_REASONS, load_scorecard, score_deals
 
     deals = sample.deals[sample.deals["status"] == "open"].head(3).copy()
     deals["win_probability"] = float("nan")
@@ -95,7 +95,7 @@ def test_unscored_reason_is_a_key_and_a_column(sample):
 
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_styled_tables_carry_sort_ranks_totals_and_no_wrap_classes(language):
-    from funnelkit.present import sort_classes, tier_labels
+    from funnelkit.presentation.present import sort_classes, tier_labels
 
     text = load_text(language)
     tiers = tier_labels(text)
@@ -117,8 +117,8 @@ def test_styled_tables_carry_sort_ranks_totals_and_no_wrap_classes(language):
 
 def test_quarantine_reasons_are_keys_worded_per_language(config):
     from conftest import make_data
-    from funnelkit.data import QUARANTINE_REASONS, reason, reason_text
-    from funnelkit.present import quality_section, quarantine_words
+    from funnelkit.inputs.data import QUARANTINE_REASONS, reason, reason_text
+    from funnelkit.presentation.present import quality_section, quarantine_words
 
     with pytest.raises(KeyError):
         reason("amount is negative")  # a sentence is not a reason key

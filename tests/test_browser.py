@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from funnelkit.pages import assets, content_security_policy
-from funnelkit.present import load_text, styled
+from funnelkit.presentation.pages import assets, content_security_policy
+from funnelkit.presentation.present import load_text, styled
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 KINDS = ("conversion", "time_in_stage", "opportunities", "weight_sensitivity", "rep_performance")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from funnelkit import plots
-
-
+from funnelkit.presentation import plots
 def test_funnel_axis_is_fitted_to_the_largest_bar():
     funnel = pd.DataFrame({"label": ["A", "B", "C"], "reached": [161, 80, 20],
                            "pct_of_previous": [float("nan"), 80 / 161, 0.25], "cumulative_rate": [1, 80 / 161, 20 / 161]})

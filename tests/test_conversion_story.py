@@ -10,11 +10,11 @@ import pytest
 from conftest import make_data
 
 import funnelkit as fk
-from funnelkit import present, story
-from funnelkit.funnel import maturing_steps
+from funnelkit.presentation import present, story
+from funnelkit.analyses.funnel import maturing_steps
 from funnelkit.periods import parse_period, trailing_window
-from funnelkit.recommend import recommend_weights
-from funnelkit.rep_periods import rep_period_figures
+from funnelkit.analyses.recommend import recommend_weights
+from funnelkit.analyses.rep_periods import rep_period_figures
 
 EN, ZH = present.load_text("en"), present.load_text("zh")
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 import funnelkit as fk
-from funnelkit.cli import main as cli
+from funnelkit.runner.cli import main as cli
 
 
 def visible_text(page: str) -> str:

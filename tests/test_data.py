@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit.cli import main as cli
+from funnelkit.runner.cli import main as cli
 
 from conftest import make_tables
 

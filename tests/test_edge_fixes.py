@@ -6,10 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import funnelkit as fk
-from funnelkit import present, reps
-from funnelkit import sensitivity as S
-from funnelkit.data import DataError
-from funnelkit.scorecard import Scorecard, load_scorecard, score_deals, tier_codes
+from funnelkit.analyses import reps
+from funnelkit.presentation import present
+from funnelkit.analyses import sensitivity as S
+from funnelkit.inputs.data import DataError
+from funnelkit.analyses.scorecard import Scorecard, load_scorecard, score_deals, tier_codes
 
 from conftest import make_data, make_tables
 
@@ -335,8 +336,7 @@ def test_sensitivity_on_no_deals_raises_no_warning(card, sample, config):
 def test_heatmap_leaves_out_empty_rows_and_refuses_an_empty_table():
     import warnings
 
-    from funnelkit import plots
-
+    from funnelkit.presentation import plots
     grid = pd.DataFrame({"a": [1.0, np.nan], "b": [np.nan, np.nan]}, index=["2024-01", "2024-02"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -347,7 +347,7 @@ def test_heatmap_leaves_out_empty_rows_and_refuses_an_empty_table():
 
 def test_review_with_nothing_to_test_says_so(config):
     data = make_data([{"deal_id": "A", "status": "open"}], [("A", "leads", "2024-05-01")], config)
-    from funnelkit.review import period_review
+    from funnelkit.analyses.review import period_review
 
     review = period_review(data, config, "2024-06")
     lines = present.review_findings(review, present.load_text("en"))

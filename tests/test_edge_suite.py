@@ -4,7 +4,7 @@ Each dataset folder holds canonical CSVs (written by ``make_edge.py``), a ``case
 notebook parameters, and maybe a ``params/funnel.yaml`` passed as ``config_path``. The notebooks
 run with papermill in the "funnelkit" kernel after a first cell that turns every warning into an
 error (removed from the HTML with the other hidden cells); the HTML is exported with
-:func:`funnelkit.pages.notebook_to_html` (as the report run does). The reports run in two worker
+:func:`funnelkit.presentation.pages.notebook_to_html` (as the report run does). The reports run in two worker
 processes; the run time is printed (``-s``), never asserted.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from funnelkit.pages import notebook_to_html
-from funnelkit.report import KERNEL_NAME, NOTEBOOKS_DIR
+from funnelkit.presentation.pages import notebook_to_html
+from funnelkit.runner.report import KERNEL_NAME, NOTEBOOKS_DIR
 
 EDGE = Path(__file__).resolve().parent / "data" / "edge"
 NOTEBOOKS = ["conversion", "time_in_stage", "opportunities", "weight_sensitivity", "rep_performance"]

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit import engine as en
-from funnelkit import sql
-from funnelkit.sample import SAMPLE_END, generate_sample
+from funnelkit.events import engine as en
+from funnelkit.events import sql
+from funnelkit.inputs.sample import SAMPLE_END, generate_sample
 
 from engine_cases import (ENGINE_ERRORS, assert_same_checks, assert_same_step, corpus_case, corpus_parsing,
                           damaged_sample, quarantine_rows, row_level_cases)
@@ -47,7 +47,7 @@ def test_checks_on_a_damaged_sample_equal_pandas(config):
     en.register_tables(engine, deals, events)
     got = en.check_rows(engine, config, SAMPLE_END)
     assert_same_checks(got, want)
-    counts = fk.data.quarantine_counts(got)
+    counts = fk.inputs.data.quarantine_counts(got)
     assert counts["rows"].max() > 20  # so the example cap was exercised
     reasons = set(counts["reason"])
     for reason in ("unknown_stage", "not_a_date:entered_at", "negative:amount",
@@ -126,7 +126,7 @@ def test_one_sql_text_transpiles_for_spark_and_warehouses():
 
 
 def test_check_report_from_duckdb_equals_pandas(tmp_path, config):
-    from funnelkit.check import check_report
+    from funnelkit.runner.check import check_report
 
     deals, events = damaged_sample(1000)
     folder = tmp_path / "raw"

@@ -1,14 +1,14 @@
-"""Key figures of the executive index (funnelkit.executive) against hand-worked values."""
+"""Key figures of the executive index (funnelkit.analyses.executive) against hand-worked values."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from funnelkit import executive
-from funnelkit.forecast import ForecastSettings
-from funnelkit.present import load_text
-from funnelkit.present_executive import index_figures
+from funnelkit.analyses import executive
+from funnelkit.analyses.forecast import ForecastSettings
+from funnelkit.presentation.present import load_text
+from funnelkit.presentation.present_executive import index_figures
 from tests.conftest import make_data
 
 STAGES = ["leads", "prospects", "opportunities", "negotiation", "customers"]

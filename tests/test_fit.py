@@ -9,10 +9,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from funnelkit import fit
-from funnelkit.cli import main as cli
-from funnelkit.present import load_text
-from funnelkit.scorecard import Scorecard, load_scorecard, score_deals, unscored_summary
+from funnelkit.analyses import fit
+from funnelkit.runner.cli import main as cli
+from funnelkit.presentation.present import load_text
+from funnelkit.analyses.scorecard import Scorecard, load_scorecard, score_deals, unscored_summary
 
 WINLOSS = Path(__file__).parent / "data" / "winloss" / "winloss.csv"
 
@@ -291,8 +291,7 @@ def test_notebook_runs_on_the_winloss_table_in_chinese(tmp_path):
 def test_evidence_chart_labels_points_and_escapes_data_text():
     import warnings
 
-    from funnelkit import plots
-
+    from funnelkit.presentation import plots
     bins = pd.DataFrame({"label": ["$5 & up$", "行业标杆", "a\nb"], "deals": [10, 1200, 30],
                          "win_rate": [0.1, 0.25, 0.4], "points": [1, 3, 5]})
     words = {"win_rate": "赢单率（%）", "points": "分", "deals": "个", "overall": "总体赢单率"}
@@ -320,7 +319,7 @@ def test_a_field_recorded_at_the_close_is_left_out():
 
 
 def test_notebook_takes_what_the_report_runner_passes():
-    from funnelkit.report import Job, check_parameters
+    from funnelkit.runner.report import Job, check_parameters
 
     job = Job("fitted_scorecard", "2024-Q2", "East", None,
               {"period": "2024-Q2", "team": "East", "rep": None, "pipeline": None, "data": "x", "as_of": None,

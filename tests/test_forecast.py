@@ -1,4 +1,4 @@
-"""History-based forecast and calibration (funnelkit.forecast) against hand-worked values."""
+"""History-based forecast and calibration (funnelkit.analyses.forecast) against hand-worked values."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnelkit import forecast
-from funnelkit.scope import Scope
+from funnelkit.analyses import forecast
+from funnelkit.events.scope import Scope
 from tests.conftest import make_data
 
 STAGES = ["leads", "prospects", "opportunities", "negotiation", "customers"]
@@ -150,7 +150,7 @@ def test_sample_crm_probabilities_run_ahead_of_history(sample, config):
 
 
 def test_rollup_table_says_the_weighted_pipeline_rests_on_crm_probabilities():
-    from funnelkit.present import load_text, rollup_table
+    from funnelkit.presentation.present import load_text, rollup_table
 
     summary = pd.DataFrame({"rank": [1.0], "rep": ["R"], "closed": [10], "won": [3], "win_rate": [0.3],
                             "win_rate_low": [0.1], "win_rate_high": [0.6], "flag": ["within"],

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit.funnel import months_in
+from funnelkit.analyses.funnel import months_in
 
 from conftest import make_data
 

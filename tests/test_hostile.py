@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit.present import load_text
-from funnelkit import pages, plots, present
-from funnelkit.cli import main as cli
-from funnelkit.safe_output import csv_safe, sheet_names, write_xlsx
+from funnelkit.presentation.present import load_text
+from funnelkit.presentation import pages, plots, present
+from funnelkit.runner.cli import main as cli
+from funnelkit.presentation.safe_output import csv_safe, sheet_names, write_xlsx
 
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
 _spec = importlib.util.spec_from_file_location("hostile_generate", HOSTILE / "generate.py")
@@ -164,7 +164,7 @@ def test_chart_text_is_shown_as_written():
 
 
 def test_index_escapes_names_and_has_a_policy(tmp_path):
-    from funnelkit.report import Job, JobResult, write_index
+    from funnelkit.runner.report import Job, JobResult, write_index
 
     team, rep = hostile.SCRIPT.format("team"), hostile.IMG.format("rep")
     (tmp_path / "r.html").write_text("x")

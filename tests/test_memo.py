@@ -6,9 +6,9 @@ import pytest
 
 import funnelkit as fk
 from funnelkit import datacache, memo
-from funnelkit.io import open_dataset
-from funnelkit.report import Job, batches
-from funnelkit.scope import Scope
+from funnelkit.inputs.io import open_dataset
+from funnelkit.runner.report import Job, batches
+from funnelkit.events.scope import Scope
 
 
 @pytest.fixture()

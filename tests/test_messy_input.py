@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit.cli import main as cli
-from funnelkit.data import parse_amounts, parse_dates, Parsing
+from funnelkit.runner.cli import main as cli
+from funnelkit.inputs.data import parse_amounts, parse_dates, Parsing
 
 
 def write(folder: Path, deals: str, events: str, preset: str | None = None) -> Path:
@@ -41,7 +41,7 @@ def test_dd_mm_yyyy_without_a_preset_gives_the_dates_of_an_explicit_format(tmp_p
     """Fails on the code before issue 17: 05-03-2024 became 3 May while 20-03-2024 was 20 March."""
     folder = write(tmp_path, DMY_DEALS, DMY_EVENTS)
     guessed = fk.load_data(folder, config=config, as_of="2024-06-30")
-    explicit = fk.load_data(folder, config=config, as_of="2024-06-30", preset=fk.presets.Preset(
+    explicit = fk.load_data(folder, config=config, as_of="2024-06-30", preset=fk.inputs.presets.Preset(
         shape="canonical", date_formats={"created_at": "%d-%m-%Y", "closed_at": "%d-%m-%Y %H:%M",
                                          "entered_at": "%d-%m-%Y %H:%M"}))
     assert guessed.quarantine.empty and explicit.quarantine.empty
@@ -80,7 +80,7 @@ C,leads,2024-03-03T00:20:00+08:00
     assert data.events.set_index(["deal_id", "stage"]).loc[("B", "prospects"), "entered_at"] == pd.Timestamp("2024-03-05 10:00")
     # the same file read as if the naive times were UTC: 09:30+08:00 is 01:30 UTC, before 09:00
     utc = fk.load_data(folder, config=config, as_of="2024-06-30",
-                       preset=fk.presets.Preset(shape="canonical", timezone="UTC"))
+                       preset=fk.inputs.presets.Preset(shape="canonical", timezone="UTC"))
     assert set(utc.quarantine.loc[utc.quarantine["table"] == "stage_events", "reason"]) == {
         "before_created"}
 
@@ -160,5 +160,5 @@ def test_missing_fields_are_named(config):
     events = pd.DataFrame({"deal_id": ["A"], "stage": ["leads"], "entered_at": ["2024-03-01"]})
     data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-07-01"))
     assert data.quarantine.empty and data.deals["team"].tolist() == ["All"]
-    assert fk.data.missing_fields(data, ["amount", "customer", "team", "created_at"]) == ["amount", "customer"]
+    assert fk.inputs.data.missing_fields(data, ["amount", "customer", "team", "created_at"]) == ["amount", "customer"]
     assert any("no customer, rep, amount column" in n for n in data.notes)

@@ -7,10 +7,11 @@ import pytest
 from conftest import make_data
 
 import funnelkit as fk
-from funnelkit import present, reps, sales, screening, sensitivity, timing
+from funnelkit.analyses import reps, sales, screening, sensitivity, timing
+from funnelkit.presentation import present
 from funnelkit.periods import parse_period, trailing_window
-from funnelkit.reps import RepSummary
-from funnelkit.screening import Screening
+from funnelkit.analyses.reps import RepSummary
+from funnelkit.analyses.screening import Screening
 
 
 @pytest.fixture(scope="module")

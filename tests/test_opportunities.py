@@ -7,12 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from funnelkit import opportunities, plots
-from funnelkit import present_opportunities as po
-from funnelkit.cli import main as cli
-from funnelkit.playbook import follow_up_plan, load_playbook
-from funnelkit.present import load_text
-from funnelkit.scorecard import tier_summary
+from funnelkit.analyses import opportunities
+
+from funnelkit.presentation import plots
+from funnelkit.presentation import present_opportunities as po
+from funnelkit.runner.cli import main as cli
+from funnelkit.analyses.playbook import follow_up_plan, load_playbook
+from funnelkit.presentation.present import load_text
+from funnelkit.analyses.scorecard import tier_summary
 
 AS_OF = pd.Timestamp("2024-06-30")
 

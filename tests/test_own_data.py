@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import funnelkit as fk
-from funnelkit.cli import main as cli
+from funnelkit.runner.cli import main as cli
 from funnelkit.config import PROJECT_ENV
 
 EXPORTS = Path(__file__).parent / "data" / "exports"
@@ -205,7 +205,7 @@ def test_init_from_an_export_drafts_a_preset(tmp_path, monkeypatch, capsys):
 
 
 def test_init_from_detects_separator_and_day_first_dates(tmp_path):
-    from funnelkit.project import draft_preset
+    from funnelkit.runner.project import draft_preset
 
     text, stages, _ = draft_preset(EXPORTS / "winloss_semicolon" / "winloss.csv")
     draft = yaml.safe_load(text)
@@ -225,6 +225,6 @@ def test_a_project_found_from_the_current_folder_reaches_the_kernels(tmp_path, m
     monkeypatch.chdir(project)
     monkeypatch.delenv(PROJECT_ENV, raising=False)
     seen = {}
-    monkeypatch.setattr("funnelkit.cli._report", lambda args: seen.setdefault("env", os.environ.get(PROJECT_ENV)) and 0)
+    monkeypatch.setattr("funnelkit.runner.cli._report", lambda args: seen.setdefault("env", os.environ.get(PROJECT_ENV)) and 0)
     cli(["report"])
     assert seen["env"] == str(project.resolve())

@@ -4,9 +4,7 @@ import warnings
 import pandas as pd
 
 import funnelkit as fk
-from funnelkit import plots, present
-
-
+from funnelkit.presentation import plots, present
 def test_a_cjk_font_is_installed():
     # Fails (does not skip) where set-up did not install a CJK font: reports would show boxes.
     assert plots.cjk_font() is not None, "no CJK font found; run .ci/install"

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit import crm_shapes
-from funnelkit.cli import main as cli
-from funnelkit.data import parse_amounts, parse_datetimes
+from funnelkit.inputs import crm_shapes
+from funnelkit.runner.cli import main as cli
+from funnelkit.inputs.data import parse_amounts, parse_datetimes
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from funnelkit.present import load_text
+from funnelkit.presentation.present import load_text
 
 
 # Names of methods and acronyms a Chinese statistics text writes in Latin letters.

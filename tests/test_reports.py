@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from funnelkit.cli import main as cli
+from funnelkit.runner.cli import main as cli
 from funnelkit.config import ConfigError
-from funnelkit.report import notebook_to_html, slug
+from funnelkit.runner.report import notebook_to_html, slug
 
 
 def write_matrix(tmp_path, entries: str, language: str = "en") -> str:
@@ -72,7 +72,7 @@ def test_no_temporary_files_left(sample_run):
 def test_unknown_notebook_parameter_is_an_error(tmp_path):
     matrix = write_matrix(tmp_path, "  - notebook: conversion\n    periods: [2024-06]\n    parameters: {colour: red}\n")
     with pytest.raises(ConfigError, match="no parameter.*colour"):
-        from funnelkit.report import run_reports
+        from funnelkit.runner.report import run_reports
 
         run_reports(matrix, progress=False)
     assert cli(["report", "--matrix", matrix, "--quiet"]) == 2
@@ -86,7 +86,7 @@ def test_slug_keeps_names_readable():
 
 def test_default_matrix_expands_with_known_parameters(sample):
     from funnelkit.config import load_report_matrix
-    from funnelkit.report import check_parameters, expand_matrix
+    from funnelkit.runner.report import check_parameters, expand_matrix
 
     jobs = expand_matrix(load_report_matrix(), sample)
     check_parameters(jobs)  # papermill would only warn about an unknown name
@@ -124,7 +124,7 @@ def opportunities_run(tmp_path_factory):
 
 
 def test_opportunities_report_has_chart_sorted_list_and_forecast(opportunities_run):
-    from funnelkit.present import load_text
+    from funnelkit.presentation.present import load_text
 
     text = load_text("en")
     page = (opportunities_run / "2024-Q2" / "East" / "opportunities.html").read_text(encoding="utf-8")
@@ -148,7 +148,7 @@ def test_opportunities_report_has_chart_sorted_list_and_forecast(opportunities_r
 
 
 def test_index_shows_key_figures_per_team(opportunities_run):
-    from funnelkit.present import load_text
+    from funnelkit.presentation.present import load_text
 
     text = load_text("en")
     index = (opportunities_run / "index.html").read_text(encoding="utf-8")

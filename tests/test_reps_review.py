@@ -5,10 +5,10 @@ import pytest
 from scipy import stats
 
 import funnelkit as fk
-from funnelkit import reps
-from funnelkit.review import period_review
-from funnelkit.sample import STRONG_REP, WEAK_REP
-from funnelkit.sensitivity import wilson_interval
+from funnelkit.analyses import reps
+from funnelkit.analyses.review import period_review
+from funnelkit.inputs.sample import STRONG_REP, WEAK_REP
+from funnelkit.analyses.sensitivity import wilson_interval
 
 
 @pytest.mark.parametrize("k, n", [(0, 10), (3, 3), (40, 60), (17, 141), (55, 140)])

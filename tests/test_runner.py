@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 import funnelkit as fk
-from funnelkit.cli import main as cli
+from funnelkit.runner.cli import main as cli
 from funnelkit.config import ConfigError
-from funnelkit.report import Job, SLUG_MAX_BYTES, run_job, run_reports, slug, unique_slugs
+from funnelkit.runner.report import Job, SLUG_MAX_BYTES, run_job, run_reports, slug, unique_slugs
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_REP = "R" * 300
@@ -110,7 +110,7 @@ def test_a_billion_laughs_in_report_parameters_is_refused_at_once(tmp_path):
 
 def test_report_parameters_under_the_cap_pass(tmp_path):
     from funnelkit.config import load_report_matrix
-    from funnelkit.report import check_parameter_size
+    from funnelkit.runner.report import check_parameter_size
 
     matrix = write_matrix(tmp_path / "m.yaml", "sample", tmp_path / "out",
                           "  - notebook: conversion\n    periods: [2024-06]\n    parameters: {pipeline: new_business}\n")
@@ -128,7 +128,7 @@ def test_two_concurrent_runs_into_one_folder_keep_their_own_data(tmp_path):
     entry = "  - notebook: conversion\n    teams: [East]\n    periods: [{period}]\n"
     matrices = [write_matrix(tmp_path / "a.yaml", "sample", out, entry.format(period="2024-06")),
                 write_matrix(tmp_path / "b.yaml", str(small), out, entry.format(period="2024-05"))]
-    runs = [subprocess.Popen([sys.executable, "-m", "funnelkit.cli", "report", "--matrix", m, "--quiet", "--jobs", "1"],
+    runs = [subprocess.Popen([sys.executable, "-m", "funnelkit.runner.cli", "report", "--matrix", m, "--quiet", "--jobs", "1"],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in matrices]
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
@@ -146,7 +146,7 @@ def test_two_concurrent_runs_into_one_folder_keep_their_own_data(tmp_path):
 def test_workers_and_kernels_exit_when_the_run_is_killed(tmp_path):
     matrix = write_matrix(tmp_path / "m.yaml", "sample", tmp_path / "out",
                           "  - notebook: conversion\n    periods: [2024-Q2, 2024-06, 2024-05]\n")
-    run = subprocess.Popen([sys.executable, "-m", "funnelkit.cli", "report", "--matrix", matrix, "--quiet", "--jobs", "2"],
+    run = subprocess.Popen([sys.executable, "-m", "funnelkit.runner.cli", "report", "--matrix", matrix, "--quiet", "--jobs", "2"],
                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parent = psutil.Process(run.pid)
     deadline = time.monotonic() + 240

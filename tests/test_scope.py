@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit import aggregate, present, sensitivity
-from funnelkit.scorecard import load_scorecard, score_deals
+from funnelkit.analyses import sensitivity
+from funnelkit.events import aggregate
+from funnelkit.presentation import present
+from funnelkit.analyses.scorecard import load_scorecard, score_deals
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -48,7 +50,7 @@ def run_notebook_code(name: str, **parameters) -> dict:
 
 
 def test_conversion_report_computes_the_per_event_step_once(count_calls, sample, monkeypatch):
-    monkeypatch.setattr(fk.io, "sample_dataset", lambda config=None: sample)
+    monkeypatch.setattr(fk.inputs.io, "sample_dataset", lambda config=None: sample)
     namespace = run_notebook_code("conversion", team="East", period="2024-Q2")
     # the cohort funnel, Table 1, loss reasons, the period review and the rep roll-up all ran …
     assert namespace["funnel"].cohort_size > 0 and len(namespace["summary"]) == 5
@@ -58,7 +60,7 @@ def test_conversion_report_computes_the_per_event_step_once(count_calls, sample,
 
 
 def test_rep_report_shares_the_team_tables(count_calls, sample, monkeypatch):
-    monkeypatch.setattr(fk.io, "sample_dataset", lambda config=None: sample)
+    monkeypatch.setattr(fk.inputs.io, "sample_dataset", lambda config=None: sample)
     run_notebook_code("rep_performance", team="East", rep="Li Na", period="2024-Q2")
     assert count_calls == {"reach_table": 1, "stage_stays": 1, "open_deals": 1}
 
@@ -183,8 +185,7 @@ def test_one_name_per_dimension():
 
 
 def test_returned_figures_display_and_cjk_font(sample, config):
-    from funnelkit import plots
-
+    from funnelkit.presentation import plots
     fig = plots.funnel_chart(fk.cohort_funnel(sample, config, "2024-Q2"), "t")
     assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib
@@ -201,10 +202,10 @@ def test_km_curve_takes_lifelines_argument_order():
     # durations 2, 3 (censored), 5, 7: S drops to 3/4 at 2, to 3/4 · 1/2 at 5, to 0 at 7 (by hand)
     durations = pd.Series([2.0, 3.0, 5.0, 7.0])
     observed = pd.Series([True, False, True, True])
-    curve = fk.timing.km_curve(durations, observed)
+    curve = fk.analyses.timing.km_curve(durations, observed)
     assert curve["days"].tolist() == [0.0, 2.0, 3.0, 5.0, 7.0]
     assert curve["survival"].tolist() == pytest.approx([1.0, 0.75, 0.75, 0.375, 0.0])
-    everyone = fk.timing.km_curve(durations)  # event_observed=None: every stay ended
+    everyone = fk.analyses.timing.km_curve(durations)  # event_observed=None: every stay ended
     assert everyone["survival"].tolist() == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
 
 
@@ -221,7 +222,9 @@ def test_plan_cell_says_how_many_rows_it_shows():
 
 
 def test_one_strict_base_for_every_params_model():
-    from funnelkit import config, playbook, presets, scorecard, screening
+    from funnelkit import config
+    from funnelkit.analyses import playbook, scorecard, screening
+    from funnelkit.inputs import presets
     from funnelkit.config import StrictModel
 
     models = [config.FunnelConfig, config.ReportMatrix, playbook.Playbook, scorecard.Scorecard,
@@ -234,7 +237,7 @@ def test_one_strict_base_for_every_params_model():
 @pytest.mark.parametrize("values, fractions", [([35, 80, None], [0.35, 0.8, None]), ([0.35, 1.0], [0.35, 1.0]),
                                                ([0, 1.5, 80], [0.0, 0.015, 0.8])])
 def test_percent_as_fraction_by_hand(values, fractions):
-    from funnelkit.data import percent_as_fraction
+    from funnelkit.inputs.data import percent_as_fraction
 
     got = percent_as_fraction(pd.Series(values, dtype=float))
     np.testing.assert_allclose(got.to_numpy(), np.array(fractions, dtype=float))
@@ -242,14 +245,14 @@ def test_percent_as_fraction_by_hand(values, fractions):
 
 def test_percent_as_fraction_refuses_a_mixed_column():
     """The one helper also carries issue 20's rule: 0.5 (a fraction) beside 1.5 (a percent) is an error."""
-    from funnelkit.data import DataError, percent_as_fraction
+    from funnelkit.inputs.data import DataError, percent_as_fraction
 
     with pytest.raises(DataError, match=r"^win_probability mixes fractions and percents: row 1 \(0\.5\) .* row 2 \(1\.5\)"):
         percent_as_fraction(pd.Series([0.5, 1.5], name="win_probability"))
 
 
 def test_one_required_columns_check():
-    from funnelkit.data import DataError, require_columns
+    from funnelkit.inputs.data import DataError, require_columns
 
     frame = pd.DataFrame({"deal_id": [], "stage": []})
     with pytest.raises(DataError, match=r"^x\.csv: missing column\(s\) entered_at; found deal_id, stage$"):

@@ -4,11 +4,11 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit import present
-from funnelkit.cli import main as cli
+from funnelkit.presentation import present
+from funnelkit.runner.cli import main as cli
 from funnelkit.config import ConfigError
-from funnelkit.playbook import follow_up_plan, load_playbook
-from funnelkit.scorecard import load_scorecard, score_deals
+from funnelkit.analyses.playbook import follow_up_plan, load_playbook
+from funnelkit.analyses.scorecard import load_scorecard, score_deals
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit import present
-from funnelkit.screening import MET, NOT_MET, UNKNOWN, failing_criteria, load_screening, screen_opportunities
+from funnelkit.presentation import present
+from funnelkit.analyses.screening import MET, NOT_MET, UNKNOWN, failing_criteria, load_screening, screen_opportunities
 
 AS_OF = pd.Timestamp("2024-06-30")
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from funnelkit import present
-from funnelkit import sensitivity as S
-from funnelkit.scorecard import Scenario, Scorecard, load_scorecard
+from funnelkit.presentation import present
+from funnelkit.analyses import sensitivity as S
+from funnelkit.analyses.scorecard import Scenario, Scorecard, load_scorecard
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_sweep_weights_rescale_the_others_by_hand():
 
 def test_sweep_counts_equal_scoring_with_the_swept_weights(card, open_deals):
     """The sweep's closed-form scores give the tiers that scoring each deal with the swept weights gives."""
-    from funnelkit.scorecard import score_deals
+    from funnelkit.analyses.scorecard import score_deals
 
     grid = [0.0, 0.15, 0.3, 0.55, 1.0]
     counts, _ = S.weight_sweep(open_deals, card, "amount", grid=grid)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit import engine as en
-from funnelkit.sample import SAMPLE_END
+from funnelkit.events import engine as en
+from funnelkit.inputs.sample import SAMPLE_END
 
 from engine_cases import assert_same_checks, assert_same_step, corpus_case, corpus_parsing, damaged_sample, \
     quarantine_rows, spark_or_fail
@@ -60,7 +60,7 @@ def test_checks_on_a_damaged_sample_equal_pandas(spark, config, tmp_path):
     want = fk.load_data(tmp_path, config=config, as_of=SAMPLE_END - pd.Timedelta(days=1))
     got = en.load_source(f"spark:{tmp_path}", config, SAMPLE_END, engine=spark)
     assert_same_checks(got, want)
-    assert fk.data.quarantine_counts(got)["rows"].max() > 20
+    assert fk.inputs.data.quarantine_counts(got)["rows"].max() > 20
     pd.testing.assert_frame_equal(fk.cohort_funnel(got, config, "2024-Q1").table, fk.cohort_funnel(want, config, "2024-Q1").table)
 
 
@@ -81,7 +81,7 @@ def tables(page: str) -> list[str]:
 
 
 def test_report_on_a_spark_source_shows_the_pandas_figures(tmp_path, parquet, from_parquet):
-    from funnelkit.cli import main as cli
+    from funnelkit.runner.cli import main as cli
 
     pages = {}
     for name, source in (("pandas", str(parquet)), ("spark", f"spark:{parquet}")):

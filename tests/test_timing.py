@@ -4,8 +4,7 @@ import pandas as pd
 import pytest
 
 import funnelkit as fk
-from funnelkit import sales, timing
-
+from funnelkit.analyses import sales, timing
 from conftest import make_data
 
 # R survival's `aml` data: weeks to relapse, status 1 = relapse (event), 0 = censored.

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from funnelkit import report
-from funnelkit.report import Job, run_job
+from funnelkit.runner import report
+from funnelkit.runner.report import Job, run_job
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,7 +124,7 @@ def normalised(page: str) -> str:
 
 
 def test_warm_and_cold_runs_of_the_sample_matrix_give_the_same_html(tmp_path):
-    from funnelkit.report import run_reports
+    from funnelkit.runner.report import run_reports
 
     warm = run_reports(output=tmp_path / "warm", progress=False, jobs=2)
     cold = run_reports(output=tmp_path / "cold", progress=False, jobs=2, cold=True)
@@ -141,7 +141,7 @@ def test_a_clean_run_prints_only_the_progress_bar_and_summary(tmp_path):
     matrix.write_text(f"data: sample\nas_of: 2024-06-30\nlanguage: en\noutput: {tmp_path / 'out'}\nentries:\n"
                       "  - notebook: conversion\n    teams: [East]\n    periods: [2024-06, 2024-05]\n", encoding="utf-8")
     for cold in ([], ["--cold"]):
-        done = subprocess.run([sys.executable, "-m", "funnelkit.cli", "report", "--matrix", str(matrix), "--jobs", "1",
+        done = subprocess.run([sys.executable, "-m", "funnelkit.runner.cli", "report", "--matrix", str(matrix), "--jobs", "1",
                                *cold], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         assert re.fullmatch(r"2 of 2 reports written in [\d.]+ s; index: \S+index.html\n", done.stdout), done.stdout

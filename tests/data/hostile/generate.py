@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from funnelkit.safe_output import write_xlsx
-from funnelkit.sample import TEAMS, generate_sample
+from funnelkit.presentation.safe_output import write_xlsx
+from funnelkit.inputs.sample import TEAMS, generate_sample
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = '<script>alert("{}")</script>'

@@ -1,0 +1,241 @@
+"""The per-event step: stage events → one row per deal (reach) and one row per stay.
+
+This is the only code that reads event rows; everything downstream works on its outputs. Both
+outputs are simple group-wise aggregations (first entry per stage, next event per deal), so the
+same step can run as SQL where the data lives (:mod:`funnelkit.events.sql`, run by :mod:`funnelkit.events.engine`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from funnelkit.events import engine as engines
+from funnelkit.arguments import checked_filters
+from funnelkit.config import FunnelConfig
+from funnelkit.inputs.data import Dataset, isin, positions, take
+
+DEAL_COLUMNS = ["deal_id", "pipeline", "team", "rep", "created_at", "amount", "status", "closed_at", "lost_reason"]
+
+
+def _engine(data: Dataset, engine: engines.Engine | str | None) -> engines.Engine | str | None:
+    """The engine to run the per-event step in, or None for the pandas code."""
+    held = getattr(data, "engine", None)
+    if engine is None:
+        return held
+    if engine == "pandas" and held is not None:
+        raise ValueError(f"this dataset's events are in {held.name}; pandas cannot read them")
+    return None if engine == "pandas" else engine
+
+
+def stage_list(config: FunnelConfig, deals: pd.DataFrame, pipeline: str | None) -> list[str]:
+    """Stage keys for ``pipeline``, or the stages shared by every pipeline in ``deals``.
+
+    Funnels of pipelines with different stage lists cannot be added up: name one.
+    """
+    if pipeline is not None:
+        if pipeline not in config.pipelines:
+            raise ValueError(f"pipeline {pipeline!r} is not one of {', '.join(config.pipelines)}")
+        return config.stage_keys(pipeline)
+    present = list(pd.unique(deals["pipeline"])) or [config.default_pipeline]
+    lists = {tuple(config.stage_keys(p)) for p in present}
+    if len(lists) > 1:
+        raise ValueError(f"pipelines {', '.join(present)} have different stages; choose one with pipeline=")
+    return list(lists.pop())
+
+
+def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Deals created before ``as_of``, with status and closed_at as they stood then.
+
+    A deal closed at or after ``as_of`` was still open at ``as_of``.
+    """
+    seen = deals[deals["created_at"] < as_of]
+    closed_later = seen["closed_at"].notna() & (seen["closed_at"] >= as_of)
+    if closed_later.any():
+        seen = seen.copy()
+        seen.loc[closed_later, "status"] = "open"
+        seen.loc[closed_later, "closed_at"] = pd.NaT
+        seen.loc[closed_later, "lost_reason"] = pd.NA
+    return seen
+
+
+def filter_scope(frame: pd.DataFrame, team: str | None = None, rep: str | None = None,
+                 pipeline: str | None = None) -> pd.DataFrame:
+    """Rows of ``frame`` for one team, rep and/or pipeline (``None`` keeps all)."""
+    mask = pd.Series(True, index=frame.index)
+    for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
+        if value is not None:
+            mask &= frame[column] == value
+    return frame[mask]
+
+
+def reach_table(
+    data: Dataset,
+    config: FunnelConfig,
+    as_of: str | pd.Timestamp | None = None,
+    strict: bool = False,
+    pipeline: str | None = None,
+    team: str | None = None,
+    rep: str | None = None,
+    engine: engines.Engine | str | None = None,
+) -> pd.DataFrame:
+    """One row per deal: when it reached each stage, its furthest stage and its status at ``as_of``.
+
+    Any-stage rule (default): a deal reaches stage s at its earliest entry into s *or any later
+    stage*, so a skipped stage counts as passed at the time of the later entry::
+
+        reached_at[s] = min(first_entry[j] for j >= s)
+
+    Strict rule (``strict=True``): a deal reaches s only by entering s after reaching s−1;
+    a deal whose chain breaks is marked ``skipped_out`` at its last in-order stage.
+
+    Columns: the deal columns, ``reached_<stage>`` per stage (datetime), ``furthest_stage``,
+    ``furthest_index`` (0-based; −1 when no stage was reached by ``as_of``) and ``skipped_out``.
+    The stage order is :func:`stage_list` (a :class:`~funnelkit.events.scope.Scope` holds it beside the table).
+
+    ``engine`` (``"pandas"``, ``"duckdb"``, ``"spark"`` or an :class:`~funnelkit.events.engine.Engine`)
+    runs the step there from the SQL in :mod:`funnelkit.events.sql`; by default a dataset loaded into an
+    engine uses it, any other the pandas code below (the reference). The filters and ``as_of`` are
+    checked as in :func:`funnelkit.arguments.checked_filters`: an unknown team or rep is an error
+    listing the valid ones, not an empty table.
+    """
+    as_of, team, rep, pipeline, _ = checked_filters(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline)
+    if _engine(data, engine) is not None:
+        return engines.reach_table(data, config, as_of, strict, pipeline, team, rep, engine=_engine(data, engine))
+    deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline)
+    stages = stage_list(config, deals, pipeline)
+    events = data.events[(data.events["entered_at"] < as_of) & isin(data.events["deal_id"], deals["deal_id"])]
+
+    first = events.groupby(["deal_id", "stage"], observed=True)["entered_at"].min().unstack("stage")
+    first = first.reindex(index=deals["deal_id"], columns=stages)
+    entry = first.to_numpy(dtype="datetime64[ns]").view("int64")
+    entry = np.where(entry == NAT, NEVER, entry)
+    any_stage = np.minimum.accumulate(entry[:, ::-1], axis=1)[:, ::-1]
+    return reach_frame(deals, stages, any_stage, entry, strict, as_of)
+
+
+NEVER = np.iinfo("int64").max  # "no entry" in integer nanoseconds: later than any entry
+NAT = np.iinfo("int64").min  # NaT's integer value
+
+
+def reach_frame(deals: pd.DataFrame, stages: list[str], any_stage: np.ndarray, entry: np.ndarray | None,
+                strict: bool, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The reach table from two deals × stages matrices of integer nanoseconds (:data:`NEVER`
+    where none): ``any_stage`` = earliest entry into the stage or any later one, ``entry`` =
+    first entry into the stage itself (used by the strict rule only)."""
+    if strict:
+        reached = entry.copy()
+        for j in range(1, len(stages)):
+            reached[:, j] = np.where(reached[:, j - 1] == NEVER, NEVER, entry[:, j])
+    else:
+        reached = any_stage
+    has = reached != NEVER
+    furthest = np.where(has.any(axis=1), has.shape[1] - 1 - np.argmax(has[:, ::-1], axis=1), -1)
+    furthest_any = np.where((any_stage != NEVER).any(axis=1),
+                            has.shape[1] - 1 - np.argmax((any_stage != NEVER)[:, ::-1], axis=1), -1)
+
+    out = deals[[c for c in DEAL_COLUMNS if c in deals.columns]].reset_index(drop=True)
+    reached = np.where(has, reached, NAT).astype("int64").view("datetime64[ns]")
+    for j, stage in enumerate(stages):
+        out[f"reached_{stage}"] = reached[:, j]
+    out["furthest_index"] = furthest
+    out["furthest_stage"] = pd.Series(np.asarray(stages + [pd.NA], dtype=object)[furthest], dtype="string")
+    out["skipped_out"] = furthest_any > furthest
+    return out
+
+
+def stage_stays(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp | None = None,
+                engine: engines.Engine | str | None = None) -> pd.DataFrame:
+    """One row per stay of a deal in a non-final stage, seen at ``as_of``.
+
+    A stay starts at an entry into stage s and ends at the deal's next stage event (``outcome``
+    ``progressed`` if that stage is later, ``regressed`` if earlier — a regression starts a new
+    stay of the earlier stage), at ``closed_at`` for a lost deal (``lost``), or is right-censored
+    at ``as_of`` for a deal still open (``open``, ``censored=True``, ``exited_at`` empty).
+    A skipped stage has no stay; repeated entries into the same stage in a row are one stay.
+    ``days = (exited_at or as_of − entered_at) / 1 day``. A stay that starts or ends at an entry
+    whose date is unknown (``date_known`` False, from a snapshot export) is left out.
+
+    Columns: ``deal_id, team, rep, pipeline, stage, stage_index, entered_at, exited_at, outcome,
+    days, censored``. ``engine`` and ``as_of`` as in :func:`reach_table`.
+    """
+    as_of = checked_filters(data, config, as_of=as_of).as_of
+    if _engine(data, engine) is not None:
+        return engines.stage_stays(data, config, as_of, engine=_engine(data, engine))
+    deals = deals_as_of(data.deals, as_of).reset_index(drop=True)
+    events = data.events[data.events["entered_at"] < as_of]
+    deal_pos = positions(events["deal_id"], deals["deal_id"])  # row of each event's deal, −1 if none
+    keep = deal_pos >= 0
+    deal_pos = deal_pos[keep]
+    entered = events["entered_at"].to_numpy(dtype="datetime64[ns]")[keep]
+    known = events["date_known"].to_numpy(dtype=bool)[keep] if "date_known" in events else np.ones(len(deal_pos), bool)
+
+    # Work on integer codes: the deal's row and the stage's position in its pipeline.
+    pipeline_codes, pipelines = pd.factorize(deals["pipeline"])
+    event_pipeline = pipeline_codes[deal_pos]
+    stage_codes, stage_names_seen = pd.factorize(events["stage"])
+    stage_codes = stage_codes[keep]
+    stage_index = np.full(len(deal_pos), -1)
+    for code, name in enumerate(pipelines):
+        rows = event_pipeline == code
+        index_of = {s: i for i, s in enumerate(config.stage_keys(name))}
+        lookup = np.array([index_of.get(n, -1) for n in stage_names_seen] + [-1])
+        stage_index[rows] = lookup[stage_codes[rows]]
+    order = np.lexsort((stage_index, entered, deal_pos))
+    deal_pos, entered, stage_index, known = deal_pos[order], entered[order], stage_index[order], known[order]
+    first_of_run = np.ones(len(deal_pos), bool)
+    first_of_run[1:] = (deal_pos[1:] != deal_pos[:-1]) | (stage_index[1:] != stage_index[:-1])
+    deal_pos, entered, stage_index, known = (a[first_of_run] for a in (deal_pos, entered, stage_index, known))
+
+    same_deal_next = np.zeros(len(deal_pos), bool)
+    same_deal_next[:-1] = deal_pos[:-1] == deal_pos[1:]
+    next_at = np.where(same_deal_next, np.roll(entered, -1), np.datetime64("NaT"))
+    next_index = np.where(same_deal_next, np.roll(stage_index, -1), -1)
+    dated = known & np.where(same_deal_next, np.roll(known, -1), True)
+    lost = (deals["status"].to_numpy(dtype=object) == "lost")[deal_pos]
+    closed_at = deals["closed_at"].to_numpy(dtype="datetime64[ns]")[deal_pos]
+    has_next = same_deal_next
+    outcome = np.select([has_next & (next_index > stage_index), has_next, lost],
+                        ["progressed", "regressed", "lost"], "open")
+    exited_at = np.where(has_next, next_at, np.where(lost, closed_at, np.datetime64("NaT")))
+    final_index = np.array([len(config.stage_keys(p)) - 1 for p in pipelines])[pipeline_codes[deal_pos]]
+    rows = (stage_index != final_index) & dated
+    deal_pos, stage_index, entered, exited_at, outcome = (
+        a[rows] for a in (deal_pos, stage_index, entered, exited_at, outcome))
+
+    stage_names = np.empty(len(stage_index), dtype=object)
+    for code, name in enumerate(pipelines):
+        here = pipeline_codes[deal_pos] == code
+        stage_names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
+    return stays_frame(deals, deal_pos, stage_names, stage_index, entered, exited_at, outcome, as_of)
+
+
+def stays_frame(deals: pd.DataFrame, deal_pos: np.ndarray, stage: np.ndarray, stage_index: np.ndarray,
+                entered: np.ndarray, exited_at: np.ndarray, outcome: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The stay table from per-stay arrays (``deal_pos``: the deal's row in ``deals``), with the
+    deal's team, rep and pipeline, ``censored`` and ``days`` (to exit, or to ``as_of`` if open)."""
+    stays = pd.DataFrame({
+        "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
+        "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
+        "pipeline": take(deals["pipeline"], deal_pos),
+        "stage": stage, "stage_index": stage_index, "entered_at": entered,
+        "exited_at": exited_at.astype("datetime64[ns]"), "outcome": outcome,
+    })
+    stays["censored"] = stays["outcome"] == "open"
+    end = stays["exited_at"].fillna(as_of)
+    stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
+    return stays
+
+
+def open_deals(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp | None = None,
+               engine: engines.Engine | str | None = None) -> pd.DataFrame:
+    """Deals still open at ``as_of`` with their current ``stage``: the stage of their latest event
+    (after a regression, the earlier stage they fell back to). ``engine`` and ``as_of`` as in
+    :func:`reach_table`."""
+    as_of = checked_filters(data, config, as_of=as_of).as_of
+    if _engine(data, engine) is not None:
+        return engines.open_deals(data, config, as_of, engine=_engine(data, engine))
+    deals = deals_as_of(data.deals, as_of)
+    deals = deals[deals["status"] == "open"]
+    events = data.events[(data.events["entered_at"] < as_of) & isin(data.events["deal_id"], deals["deal_id"])]
+    latest = events.sort_values(["deal_id", "entered_at"], kind="stable").groupby("deal_id")["stage"].last()
+    return deals.assign(stage=deals["deal_id"].map(latest).astype("object")).reset_index(drop=True)

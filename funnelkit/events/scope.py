@@ -1,0 +1,146 @@
+"""The scoped view: data, config, as-of date, team, rep and pipeline of one report, built once.
+
+A :class:`Scope` computes the per-event step (:func:`funnelkit.events.aggregate.reach_table`,
+:func:`funnelkit.events.aggregate.stage_stays`) and the open deals at most once each, for the whole
+dataset at its as-of date and pipeline; a scope for one team or rep filters those tables. Scopes
+made from it with :meth:`Scope.narrow` / :meth:`Scope.widen` (a team's scope inside a rep report)
+share the same computed tables. Analyses take a scope; the public functions that take
+``(data, config, …)`` build one and call them, so both ways give the same numbers.
+
+Filters are checked when the scope is built: an unknown team or rep is an error listing the valid
+ones with a case-insensitive "did you mean"; the as-of date may be a string (``"2024-05-31"``, the
+end of that day) or a timestamp.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import cached_property
+from typing import Any, TypedDict
+
+import pandas as pd
+
+from funnelkit.events.aggregate import deals_as_of, filter_scope, open_deals, reach_table, stage_list, stage_stays
+from funnelkit.arguments import checked_filters
+from funnelkit.config import FunnelConfig
+from funnelkit.inputs.data import Dataset
+
+
+class Filters(TypedDict, total=False):
+    """The keyword-only filters every analysis that can filter accepts (``**filters: Unpack[Filters]``)
+    and passes to :meth:`Scope.build`."""
+
+    as_of: str | pd.Timestamp | None  # a date string (the end of that day) or an exclusive timestamp bound
+    team: str | None
+    rep: str | None
+    pipeline: str | None
+    language: str | None  # of stage labels; default params/funnel.yaml's
+
+
+class _Computed:
+    """Per-event tables shared by a scope and the scopes narrowed or widened from it, keyed by what
+    they depend on (as_of, strict, pipeline). Holding them here, not in a module global, keeps
+    separate reports independent."""
+
+    def __init__(self) -> None:
+        self.tables: dict[tuple, pd.DataFrame] = {}
+
+    def get(self, key: tuple, make: Any) -> pd.DataFrame:
+        if key not in self.tables:
+            self.tables[key] = make()
+        return self.tables[key]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Scope:
+    """What one report (or notebook) looks at. Build it with :meth:`build`.
+
+    Fields: ``data``, ``config``, ``as_of`` (exclusive time bound: nothing at or after it is seen),
+    ``team``, ``rep``, ``pipeline`` (``None`` = all), ``language`` (of stage labels) and ``strict``
+    (the in-order reach rule). Lazily computed, once each: ``deals`` (as they stood at as_of, in
+    scope), ``reach`` (one row per deal), ``stays`` (one row per stay), ``open_deals``.
+    """
+
+    data: Dataset
+    config: FunnelConfig
+    as_of: pd.Timestamp
+    team: str | None = None
+    rep: str | None = None
+    pipeline: str | None = None
+    language: str = "en"
+    strict: bool = False
+    computed: _Computed = dataclasses.field(default_factory=_Computed, repr=False)
+
+    @classmethod
+    def build(cls, data: Dataset, config: FunnelConfig, *, as_of: str | pd.Timestamp | None = None,
+              team: str | None = None, rep: str | None = None, pipeline: str | None = None,
+              language: str | None = None, strict: bool = False) -> "Scope":
+        """Check the arguments and make the scope. ``as_of`` defaults to the data's; a date string
+        means the end of that day. ``language`` defaults to the config's."""
+        checked = checked_filters(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline,
+                                  language=language)
+        return cls(data, config, checked.as_of, checked.team, checked.rep, checked.pipeline,
+                   checked.language or config.language, strict)
+
+    def narrow(self, **changes: Any) -> "Scope":
+        """The same view with other filters (``team=``, ``rep=``, ``pipeline=`` …), sharing the
+        computed tables; ``None`` removes a filter (see :meth:`widen`)."""
+        fields = {f: getattr(self, f) for f in ("team", "rep", "pipeline", "language", "strict")}
+        as_of = changes.pop("as_of", self.as_of)
+        built = Scope.build(self.data, self.config, as_of=as_of, **(fields | changes))
+        return dataclasses.replace(built, computed=self.computed)
+
+    def widen(self, *filters: str) -> "Scope":
+        """The same view without the named filters, e.g. ``scope.widen("rep")`` for the rep's team."""
+        return self.narrow(**{f: None for f in filters})
+
+    @cached_property
+    def deals(self) -> pd.DataFrame:
+        """Deals in scope as they stood at as_of (created before it; later closes undone)."""
+        return filter_scope(deals_as_of(self.data.deals, self.as_of), self.team, self.rep, self.pipeline)
+
+    @cached_property
+    def stages(self) -> list[str]:
+        """Stage keys of the scope's pipeline (or the stages every pipeline in scope shares)."""
+        return stage_list(self.config, self.deals, self.pipeline)
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        """Stage key → label in the scope's language."""
+        return self.config.stage_labels(self.pipeline, self.language)
+
+    @cached_property
+    def reach(self) -> pd.DataFrame:
+        """:func:`funnelkit.events.aggregate.reach_table` of the scope's deals, from one table per as_of,
+        rule and pipeline."""
+        key = ("reach", self.as_of, self.strict, self.pipeline)
+        try:
+            whole = self.computed.get(key, lambda: reach_table(self.data, self.config, as_of=self.as_of,
+                                                               strict=self.strict, pipeline=self.pipeline))
+        except ValueError:
+            # The pipelines in the whole dataset differ in stages but those in scope do not.
+            return reach_table(self.data, self.config, as_of=self.as_of, strict=self.strict,
+                               pipeline=self.pipeline, team=self.team, rep=self.rep)
+        return filter_scope(whole, self.team, self.rep)
+
+    @cached_property
+    def stays(self) -> pd.DataFrame:
+        """:func:`funnelkit.events.aggregate.stage_stays` of the scope's deals, from one table per as_of."""
+        whole = self.computed.get(("stays", self.as_of),
+                                  lambda: stage_stays(self.data, self.config, as_of=self.as_of))
+        return filter_scope(whole, self.team, self.rep, self.pipeline)
+
+    @cached_property
+    def open_deals(self) -> pd.DataFrame:
+        """:func:`funnelkit.events.aggregate.open_deals` in scope: open at as_of, with their current stage."""
+        whole = self.computed.get(("open", self.as_of),
+                                  lambda: open_deals(self.data, self.config, as_of=self.as_of))
+        return filter_scope(whole, self.team, self.rep, self.pipeline).reset_index(drop=True)
+
+    def _repr_html_(self) -> str:
+        filters = ", ".join(f"{k} = {v}" for k, v in (("team", self.team), ("rep", self.rep),
+                                                        ("pipeline", self.pipeline)) if v) or "all deals"
+        return (f"<p><strong>Scope</strong>: {filters}; as of {self.as_of:%Y-%m-%d %H:%M} (exclusive); "
+                f"{len(self.deals):,} deals, stages {' → '.join(self.stages)}</p>")
+
+
+__all__ = ["Filters", "Scope"]
