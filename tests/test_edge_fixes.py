@@ -107,7 +107,7 @@ def test_period_table_count_at_least_new_and_rates_in_0_1(config, log):
 
 def test_period_table_note_says_what_the_rate_is():
     text = present.load_text("en")
-    assert "advanced" in text("table1_note") and "lost" in text("table1_note")
+    assert "moved on ÷ (moved on + lost or moved back)" in text("table1_note")
 
 
 # --- reps --------------------------------------------------------------------------------------
