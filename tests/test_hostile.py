@@ -260,8 +260,8 @@ def test_policy_hashes_and_template_files_ship_with_the_package():
     import tomllib
 
     root = Path(__file__).resolve().parent.parent
-    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["funnelkit"]
-    package = root / "funnelkit"
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["funnelkit.presentation"]
+    package = root / "funnelkit" / "presentation"
     shipped = {p for g in globs for p in package.glob(g)}
     files = {p for p in pages.TEMPLATES.rglob("*") if p.is_file()}
     assert files and files <= shipped, sorted(files - shipped)
