@@ -160,3 +160,16 @@ def test_rollup_table_says_the_weighted_pipeline_rests_on_crm_probabilities():
         html = rollup_table(summary, text).to_html()
         assert f"<caption>{text('rollup_pipeline_caveat')}</caption>" in html
     assert "<caption>" not in rollup_table(summary.drop(columns="weighted_pipeline"), load_text("en")).to_html()
+
+
+def test_time_in_stage_report_gives_the_weighted_pipeline_its_caveat(tmp_path):
+    # the weighted pipeline appears in the time-in-stage report's cycle table too: same caveat there
+    from funnelkit.presentation.present import load_text
+    from funnelkit.runner.cli import main as cli
+
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(f"data: sample\nas_of: 2024-06-30\nlanguage: en\noutput: {tmp_path / 'out'}\nentries:\n"
+                      "  - {notebook: time_in_stage, teams: [East], periods: [2024-Q2]}\n", encoding="utf-8")
+    assert cli(["report", "--matrix", str(matrix), "--quiet"]) == 0
+    page = (tmp_path / "out" / "2024-Q2" / "East" / "time_in_stage.html").read_text(encoding="utf-8")
+    assert f"<caption>{load_text('en')('rollup_pipeline_caveat')}</caption>" in page

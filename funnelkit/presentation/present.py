@@ -524,9 +524,14 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
                    pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
                    money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
                    missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
-    if "weighted_pipeline" in columns:  # CRM probabilities often run ahead of history: say so where the sum is shown
-        table = table.set_caption(html.escape(text("rollup_pipeline_caveat")))
-    return table
+    return with_pipeline_caveat(table, text) if "weighted_pipeline" in columns else table
+
+
+def with_pipeline_caveat(table: Styler, text: Text) -> Styler:
+    """``table`` with a caption saying that the weighted pipeline (Σ amount × CRM probability) rests
+    on the CRM's probabilities, which often run ahead of what closed deals support: for every table
+    that shows the weighted pipeline."""
+    return table.set_caption(html.escape(text("rollup_pipeline_caveat")))
 
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
