@@ -2,7 +2,9 @@
 hand-made datasets."""
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -83,3 +85,11 @@ def rendered_sample(tmp_path_factory) -> Path:
                       encoding="utf-8")
     assert cli(["report", "--matrix", str(matrix), "--jobs", "2", "--quiet"]) == 0
     return out / "reports"
+
+
+def visible_text(page: str) -> str:
+    """What a reader sees: text outside tags, styles and scripts. The page <title> is set by the
+    report runner from the file path, so it is left out here, and so are commands (``<code>``), which
+    are typed as written."""
+    page = re.sub(r"(?s)<(style|script|title|code)[^>]*>.*?</\1>", " ", page)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))

@@ -2,18 +2,18 @@
 differences in pp, the named cohort win rate, the rep windows and the Method appendix last."""
 from __future__ import annotations
 
-import html
 import re
 
 import pytest
 
 import funnelkit as fk
+from conftest import visible_text as shown_text
 from funnelkit.runner.cli import main as cli
 
 
 def visible_text(page: str) -> str:
-    page = re.sub(r"(?s)<(style|script|title)[^>]*>.*?</\1>", " ", page)
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    """What a reader sees (conftest's :func:`visible_text`), with runs of whitespace as one space."""
+    return re.sub(r"\s+", " ", shown_text(page))
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ English one, outside data values (customer, team and rep names, free-text loss r
 reasons the vocabulary knows (params/loss_reasons.yaml) must be in the report language too."""
 from __future__ import annotations
 
-import html
 import re
 
 import pytest
 
+from conftest import visible_text
 from funnelkit.presentation.present import load_text
 
 
@@ -25,14 +25,6 @@ def data_values(sample) -> list[str]:
                                                             or str(frame[column].dtype).startswith("string")):
                 values |= {str(v) for v in frame[column].dropna().unique() if len(str(v)) > 1}
     return sorted(values, key=len, reverse=True)
-
-
-def visible_text(page: str) -> str:
-    """What a reader sees: text outside tags, styles and scripts. The page <title> is set by the
-    report runner from the file path, so it is left out here, and so are commands (``<code>``), which
-are typed as written."""
-    page = re.sub(r"(?s)<(style|script|title|code)[^>]*>.*?</\1>", " ", page)
-    return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
 @pytest.fixture(scope="module")
