@@ -127,3 +127,10 @@ def test_headline_links_point_at_sections(pages, key):
     ids = set(re.findall(r'id="([^"]+)"', page))
     links = re.findall(r'<a href="#([^"]+)"', page)
     assert links and set(links) <= ids, set(links) - ids
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_rep_report_shows_tiers_as_badges(pages, language):
+    # the overdue deals carry their tier as in the opportunities report: a coloured badge, not plain text
+    page = pages[(language, REP)]
+    assert 'class="fk-badge fk-tier-' in page
