@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 import html
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from collections.abc import Hashable
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 from pydantic import RootModel
@@ -188,7 +189,9 @@ def sort_classes(df: pd.DataFrame, text: Text, order: dict[str, Any] | None = No
 
 def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     """The report's data-quality section: heading and note, the summary (rows in / analysed /
-    quarantined by reason) and the first quarantined rows with file, row, column and reason."""
+    quarantined by reason) and examples of quarantined rows with file name, row, column and reason:
+    the first row of every reason, then the next rows in file order, so a reason with many rows
+    does not hide the others."""
     from IPython.display import Markdown
 
     q = data.quarantine
@@ -201,7 +204,11 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
                         styled(summary, text, ints=("rows",))]
     if len(q):
-        q = q.assign(column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
+        q = q.iloc[np.argsort(q.groupby("reason", sort=False).cumcount().to_numpy() > 0, kind="stable")]
+        # an absolute path names the analyst's machine, not the export: the file name is what a reader looks for
+        q = q.assign(file=q["file"].map(lambda f: PurePath(f).name if isinstance(f, str) and PurePath(f).is_absolute()
+                                        else f),
+                     column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
                      reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
@@ -543,12 +550,15 @@ def review_findings(review: Any, text: Text) -> list[Finding]:
 
 
 def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
-    """One sentence naming the reps outside the team's 99.8% funnel limits, if any."""
+    """One sentence naming the reps outside the team's 99.8% funnel limits, if any: each rep with
+    the side, win rate and closed deals, worded and punctuated in the report language
+    (``rep_flag_item``; full-width brackets and commas on a Chinese page)."""
     flagged = summary[summary["flag"] != "within"]
     if flagged.empty:
         return []
-    names = ", ".join(f"{r.rep} ({text(f'flag_{r.flag}')}, {r.win_rate:.1%}, n = {int(r.closed):,})"
-                      for r in flagged.itertuples())
+    names = text("clause_sep").join(text("rep_flag_item", rep=r.rep, side=text(f"flag_side_{r.flag}"),
+                                         rate=r.win_rate, closed=int(r.closed))
+                                    for r in flagged.itertuples())
     return [(text("headline_reps", names=names, team_rate=summary.team_rate), "reps")]
 
 

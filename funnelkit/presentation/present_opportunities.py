@@ -120,11 +120,17 @@ def forecast_summary(f: Forecast, text: Text, currency: str) -> Styler:
 
 
 def forecast_sentences(f: Forecast, text: Text, currency: str) -> list[str]:
-    """The caveat when the CRM forecast is outside the history interval (or the agreement line),
-    and the open deals the history cannot weight; nothing to compare without history."""
+    """The caveat when the CRM forecast is outside the history interval, worded by which side the
+    CRM is on (or the agreement line); when the history holds no lost deal, a warning that the
+    history-based forecast counts every open deal as won instead; and the open deals the history
+    cannot weight; nothing to compare without history."""
     lines = []
-    if f.differs:
-        key = "fc_caveat" if pd.notna(f.ratio) else "fc_caveat_no_ratio"  # no ratio to a history forecast of 0
+    if f.closed and f.closed_win_rate >= 1:
+        # Nothing lost on record: the history weighs every open deal as won, so it can check nothing.
+        lines.append(text("fc_no_losses", closed=f.closed))
+    elif f.differs:
+        key = ("fc_caveat_under" if f.crm_probability < f.closed_win_rate else
+               "fc_caveat" if pd.notna(f.ratio) else "fc_caveat_no_ratio")  # no ratio to a history forecast of 0
         lines.append(text(key, crm_p=f.crm_probability, hist=f.closed_win_rate, ratio=f.ratio, conf=f.confidence))
     elif pd.notna(f.history_common_low):
         lines.append(text("fc_agree", conf=f.confidence))

@@ -72,7 +72,8 @@ def funnel_chart_frame(funnel: Any, text: Text) -> pd.DataFrame:
 def table1(period_table: Any, text: Text) -> pd.DataFrame:
     """The seed template's Table 1 for display, its columns and row order kept (stage, count,
     period, new, lost, conversion, main loss reasons) under headers that say what each number is;
-    the conversion cell names its step: ``"Leads → Prospects: 59.8%"``."""
+    the conversion cell names its step: ``"Leads → Prospects: 59.8%"``; the main loss reasons read
+    ``"price (4); no budget (2)"`` (``"价格（4）；预算不足（2）"`` on a Chinese page)."""
     t = period_table.table if hasattr(period_table, "table") else period_table
     labels = t["label"].tolist()
     conversion = [""] + [text("step_rate", step=step_label(text, labels[j - 1], labels[j]), rate=text("t1_no_exits") if pd.isna(t["conversion"].iloc[j])
@@ -80,7 +81,8 @@ def table1(period_table: Any, text: Text) -> pd.DataFrame:
                          for j in range(1, len(t))]
     return pd.DataFrame({"stage": t["label"], "t1_count": t["count"], "t1_period": period_table.period,
                          "t1_new": t["new"], "t1_lost": t["lost"], "t1_conversion": conversion,
-                         "t1_main_loss_reasons": t["main_loss_reasons"]})
+                         "t1_main_loss_reasons": [text("clause_sep").join(text("reason_count", reason=r, n=n) for r, n in pairs)
+                                                  for pairs in t["main_loss_reasons"]]})
 
 
 def review_table(review: Any, text: Text) -> pd.DataFrame:
