@@ -217,3 +217,20 @@ def test_reports_from_the_own_export(rendered_own):
         text = visible_text(page)
         assert "plan on the history-based forecast" not in text and "请以按历史赢单率的预测为准" not in text
         assert ("只是上限" if ".zh." in name else "an upper bound, not a plan") in text
+
+
+def test_long_text_keeps_a_readable_width_and_cadence_reads_naturally():
+    """A long text column (a next action) gets ``fk-text`` (a minimum width in report.css), so the
+    one-line columns beside it cannot squeeze it to a word per line; one month reads "every month"."""
+    from funnelkit.presentation.pages import assets
+    from funnelkit.presentation.present import cadence, styled
+
+    text = load_text("en")
+    frame = pd.DataFrame({"deal_id": ["CN-0259"], "amount": [847000.0],
+                          "next_action": ["Lead personally; bring in technical and product teams for a tailored solution"]})
+    page = styled(frame, text, money=("amount",), currency="CNY").to_html()
+    assert re.search(r'class="data row0 col2 fk-text"', page) and re.search(r'col0 fk-nowrap"', page)
+    assert "td.fk-text{min-width:" in assets().css
+    plan = pd.DataFrame({"cadence_days": [None, None, 7], "cadence_months": [1, 3, None]})
+    assert cadence(plan, text).tolist() == ["every month", "every 3 months", "every 7 days"]
+    assert cadence(plan, load_text("zh")).tolist() == ["每月", "每 3 个月", "每 7 天"]

@@ -145,8 +145,9 @@ def styled(
     for i, is_number in enumerate(numeric):
         # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
         short = not is_number and shown.iloc[:, i].astype(str).str.len().max() <= SHORT_CELL if len(shown) else False
-        if is_number or short:
-            classes.iloc[:, i] = (classes.iloc[:, i] + (" fk-num" if is_number else " fk-nowrap")).str.strip()
+        # long text (a next action, a screening result) keeps a readable width beside the one-line columns
+        kind = " fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else ""
+        classes.iloc[:, i] = (classes.iloc[:, i] + kind).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
         if c in df:
@@ -620,11 +621,13 @@ def screen_reasons(screened: Any, text: Text) -> pd.Series:
 
 
 def cadence(plan: pd.DataFrame, text: Text) -> pd.Series:
-    """The follow-up cadence of each plan row (``cadence_days`` / ``cadence_months``) in words."""
+    """The follow-up cadence of each plan row (``cadence_days`` / ``cadence_months``) in words;
+    one month reads "every month", not "every 1 month(s)"."""
     def one(row: pd.Series) -> str:
         if pd.notna(row["cadence_days"]):
             return text("cadence_days", n=int(row["cadence_days"]))
-        return text("cadence_months", n=int(row["cadence_months"]))
+        months = int(row["cadence_months"])
+        return text("cadence_month_one") if months == 1 else text("cadence_months", n=months)
 
     return plan.apply(one, axis=1) if len(plan) else pd.Series(dtype=str)
 
