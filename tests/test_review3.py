@@ -234,3 +234,33 @@ def test_long_text_keeps_a_readable_width_and_cadence_reads_naturally():
     plan = pd.DataFrame({"cadence_days": [None, None, 7], "cadence_months": [1, 3, None]})
     assert cadence(plan, text).tolist() == ["every month", "every 3 months", "every 7 days"]
     assert cadence(plan, load_text("zh")).tolist() == ["每月", "每 3 个月", "每 7 天"]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_funnel_plot_of_a_team_that_never_lost(language):
+    """华南 South's reps won every closed deal: their names, drawn above the points at 100%, stay
+    inside the axes (not over the title), the axis still ends its ticks at 100, and every word of
+    the legend is in the report language (the limit lines were English on Chinese pages)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from funnelkit.presentation import plots
+    from funnelkit.presentation.present import funnel_plot_words
+
+    text = load_text(language)
+    words = funnel_plot_words(text)
+    assert set(words) == {"x", "y", "team", "l95", "l998"}
+    if language == "zh":
+        assert not any(re.search("[A-Za-z]", w) for w in words.values())
+    reps = pd.DataFrame({"rep": ["Liu Yang", "陈静"], "closed": [8, 17], "win_rate": [1.0, 1.0],
+                         "flag": ["within", "within"]})
+    limits = pd.DataFrame({"n": [1, 20], "upper_95": [1.0, 1.0], "lower_95": [0.0, 0.83],
+                           "upper_99_8": [1.0, 1.0], "lower_99_8": [0.0, 0.7]})
+    fig = plots.funnel_plot(reps, limits, 1.0, text("funnel_plot_title"), highlight="陈静", words=words)
+    ax = fig.axes[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    title, frame = ax.title.get_window_extent(renderer), ax.get_window_extent(renderer)
+    for label in ax.texts:
+        box = label.get_window_extent(renderer)
+        assert not box.overlaps(title) and box.y1 <= frame.y1, label.get_text()
+    assert max(t for t in ax.get_yticks()) == 100
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [words["l95"], words["l998"], words["team"]]

@@ -299,6 +299,13 @@ def chart_words(text: Text) -> dict[str, str]:
     }
 
 
+def funnel_plot_words(text: Text) -> dict[str, str]:
+    """Every word :func:`funnelkit.presentation.plots.funnel_plot` prints (axes, team line and the
+    95% / 99.8% limit lines of its legend), in the report language."""
+    return {"x": text("chart_closed"), "y": text("chart_win_rate"), "team": text("chart_team_rate"),
+            "l95": text("chart_limits_95"), "l998": text("chart_limits_998")}
+
+
 def figure_html(fig: Any, alt: str = "", dpi: int = 110) -> Any:
     """The figure as an inline PNG ``<img>`` (base64), so the report carries its charts and
     needs no file beside it. Returns an ``IPython.display.HTML`` object for ``display``."""
