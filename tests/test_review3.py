@@ -263,4 +263,20 @@ def test_funnel_plot_of_a_team_that_never_lost(language):
         box = label.get_window_extent(renderer)
         assert not box.overlaps(title) and box.y1 <= frame.y1, label.get_text()
     assert max(t for t in ax.get_yticks()) == 100
+    assert all(float(t).is_integer() for t in ax.get_xticks())  # whole deals, not 2.5
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [words["l95"], words["l998"], words["team"]]
+
+
+def test_unranked_reps_read_not_ranked_with_the_reason_under_the_table(own):
+    """华南 South's reps have 17 and 8 closed deals, under the 30 needed: the rank cell is short
+    ("未排名"), so the roll-up keeps all its columns on the page, and the caption gives the reason
+    with the threshold, before the weighted-pipeline caveat."""
+    from funnelkit.presentation.present import rollup_table
+
+    data, config = own
+    summary = fk.rep_summary(data, config, "2024-Q4", team="华南 South", as_of=AS_OF)
+    assert summary["rank"].isna().all() and summary.min_volume == 30
+    text = load_text("zh")
+    page = rollup_table(summary, text).to_html()
+    assert page.count(">未排名<") == 2 and "不参与排名" not in page
+    assert f"<caption>{text('rollup_not_ranked', min_volume=30)}{text('rollup_pipeline_caveat')}</caption>" in page

@@ -525,7 +525,9 @@ def coaching(points: list[tuple[str, dict]], labels: dict[str, str], text: Text)
 
 
 def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
-    """The team roll-up of :func:`funnelkit.analyses.reps.rep_summary`: one row per rep with intervals."""
+    """The team roll-up of :func:`funnelkit.analyses.reps.rep_summary`: one row per rep with intervals;
+    a rep below the minimum volume reads "not ranked", and the caption says why (and, where the
+    weighted pipeline is shown, that it rests on the CRM's probabilities)."""
     shown = summary.assign(
         win_rate=interval(summary, "win_rate", "win_rate_low", "win_rate_high", "{:.1%}"),
         flag=summary["flag"].map(lambda f: text(f"flag_{f}") if f != "within" else ""),
@@ -538,8 +540,15 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     table = styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                    pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
                    money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
-                   missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
-    return with_pipeline_caveat(table, text) if "weighted_pipeline" in columns else table
+                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key})
+    # the reason under the table, not in the rank cell: a sentence there pushed the last columns off the page
+    captions = []
+    if "rank" in columns and shown["rank"].isna().any():
+        volume = getattr(summary, "min_volume", None)
+        captions.append(text("rollup_not_ranked", min_volume=volume) if volume else text("too_few_to_rank_note"))
+    if "weighted_pipeline" in columns:
+        captions.append(text("rollup_pipeline_caveat"))
+    return table.set_caption(html.escape(text("sentence_sep").join(captions))) if captions else table
 
 
 def with_pipeline_caveat(table: Styler, text: Text) -> Styler:
