@@ -189,7 +189,8 @@ def rendered_own(tmp_path_factory) -> Path:
     entries = "".join(f"  - {{notebook: {nb}, teams: ['{team}'], periods: [2024-Q4]{lang}}}\n"
                       for nb, team in (("conversion", "North Star"), ("opportunities", "华南 South"))
                       for lang in ("", ", language: zh"))
-    entries += "  - {notebook: opportunities, teams: ['North Star'], periods: [2024-Q4]}\n"
+    entries += ("  - {notebook: opportunities, teams: ['North Star'], periods: [2024-Q4]}\n"
+                "  - {notebook: conversion, teams: ['华南 South'], periods: [2024-Q4], language: zh}\n")
     matrix = out / "reports.yaml"
     matrix.write_text(f"data: {FOLDER}\npreset: review3\nas_of: {AS_OF}\nlanguage: en\noutput: {out / 'reports'}\n"
                       f"entries:\n{entries}", encoding="utf-8")
@@ -280,3 +281,23 @@ def test_unranked_reps_read_not_ranked_with_the_reason_under_the_table(own):
     page = rollup_table(summary, text).to_html()
     assert page.count(">未排名<") == 2 and "不参与排名" not in page
     assert f"<caption>{text('rollup_not_ranked', min_volume=30)}{text('rollup_pipeline_caveat')}</caption>" in page
+
+
+def test_what_changed_when_every_deal_moved_on_in_both_periods(own, rendered_own):
+    """华南 South lost nothing: 15 / 12 / 7 / 2 exits this quarter and 18 / 16 / 13 / 11 last, all
+    moving on (100% and 100%). No test can run, but not for want of deals deciding in both periods,
+    as the page said: it says nothing changed. Its loss-reason comparison, with no row, is left out
+    instead of showing headers only."""
+    data, config = own
+    review = fk.period_review(data, config, "2024-Q4", team="华南 South", as_of=AS_OF)
+    c = review.conversions
+    assert c["exits_this"].tolist() == [15, 12, 7, 2] and c["exits_previous"].tolist() == [18, 16, 13, 11]
+    for language in ("en", "zh"):
+        text = load_text(language)
+        assert story.review_findings(review, text) == [(text("review_no_variation", previous="2024-Q3"), "changes")]
+    north = fk.period_review(data, config, "2024-Q4", team="North Star", as_of=AS_OF)
+    assert story.review_findings(north, load_text("en"))[0][0] != load_text("en")("review_no_variation", previous="2024-Q3")
+    page = (rendered_own / "2024-Q4" / "华南_South" / "conversion.zh.html").read_text(encoding="utf-8")
+    shown = visible_text(page)
+    assert load_text("zh")("review_no_variation", previous="2024-Q3") in shown
+    assert load_text("zh").column("lost_this") not in shown

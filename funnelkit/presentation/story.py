@@ -99,9 +99,14 @@ def review_table(review: Any, text: Text) -> pd.DataFrame:
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
     """One sentence per flagged step of a :class:`funnelkit.analyses.review.PeriodReview` (step label,
-    before, after, difference in pp), or a no-change / untestable line."""
+    before, after, difference in pp), or a no-change line, or, when no test could run, why: no
+    step decided in both periods, or every step that did moved on at the same rate in both."""
     c = review.conversions
     if (c["test"] == "none").all():
+        # deals did decide in both periods, every one the same way (nothing lost): no change, not "no data"
+        both = (c["exits_this"] > 0) & (c["exits_previous"] > 0)
+        if both.any() and (c.loc[both, "difference"] == 0).all():
+            return [(text("review_no_variation", previous=review.previous), "changes")]
         return [(text("review_untestable", previous=review.previous), "changes")]
     flagged = c[c["flag"] != ""]
     if flagged.empty:
