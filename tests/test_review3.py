@@ -301,3 +301,19 @@ def test_what_changed_when_every_deal_moved_on_in_both_periods(own, rendered_own
     shown = visible_text(page)
     assert load_text("zh")("review_no_variation", previous="2024-Q3") in shown
     assert load_text("zh").column("lost_this") not in shown
+
+
+def test_intervals_are_punctuated_in_the_report_language(own):
+    """Every "value (low–high)" of a report uses full-width brackets on a Chinese page: days in
+    stage, a rep's win rate, a stage's historical win rate (they were ASCII among Chinese text)."""
+    from funnelkit.presentation.present import interval, with_ci
+    from funnelkit.presentation.present_opportunities import rate_with_interval
+
+    table = pd.DataFrame({"median": [22.0, 35.0], "median_low": [18.2, 29.1], "median_high": [25.0, float("nan")],
+                          "rate": [0.4, 1.0], "rate_low": [0.263, 0.816], "rate_high": [0.554, 1.0]})
+    zh, en = load_text("zh"), load_text("en")
+    assert with_ci(table, "median", zh).tolist() == ["22.0 天（18.2–25.0）", f"35.0 天（29.1–{zh('not_reached')}）"]
+    assert with_ci(table, "median", en).tolist()[0] == "22.0 days (18.2–25.0)"
+    assert interval(table, "rate", "rate_low", "rate_high", "{:.1%}", zh).tolist()[0] == "40.0%（26.3%–55.4%）"
+    assert interval(table, "rate", "rate_low", "rate_high", "{:.1%}").tolist()[0] == "40.0% (26.3%–55.4%)"
+    assert rate_with_interval(table["rate"], table["rate_low"], table["rate_high"], zh).tolist()[1] == "100.0%（81.6%–100.0%）"

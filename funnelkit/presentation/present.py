@@ -329,8 +329,8 @@ def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
         value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
         if pd.isna(value):
             return nr
-        bounds = f"{'–' if pd.isna(low) else f'{low:,.1f}'}–{nr if pd.isna(high) else f'{high:,.1f}'}"
-        return f"{fmt_days(value, text('unit_days'))} ({bounds})"
+        return text("with_interval", value=fmt_days(value, text("unit_days")),
+                    low="–" if pd.isna(low) else f"{low:,.1f}", high=nr if pd.isna(high) else f"{high:,.1f}")
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
 
@@ -400,13 +400,16 @@ def tier_labels(text: Text) -> dict[str, str]:
     return {t: text(f"tier_{t}") for t in ("high", "medium", "low", "unscored")}
 
 
-def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str) -> pd.Series:
-    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` applied to each; '–' when missing."""
+def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str, text: Text | None = None) -> pd.Series:
+    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` applied to each; '–' when missing.
+    With ``text``, punctuated in the report language (``with_interval``: full-width brackets in Chinese)."""
     def one(row: pd.Series) -> str:
         if pd.isna(row[value]):
             return "–"
-        bounds = "" if pd.isna(row[low]) else f" ({fmt.format(row[low])} – {fmt.format(row[high])})"
-        return fmt.format(row[value]) + bounds
+        if pd.isna(row[low]):
+            return fmt.format(row[value])
+        values = {"value": fmt.format(row[value]), "low": fmt.format(row[low]), "high": fmt.format(row[high])}
+        return text("with_interval", **values) if text else "{value} ({low}–{high})".format(**values)
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
 
@@ -529,7 +532,7 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     a rep below the minimum volume reads "not ranked", and the caption says why (and, where the
     weighted pipeline is shown, that it rests on the CRM's probabilities)."""
     shown = summary.assign(
-        win_rate=interval(summary, "win_rate", "win_rate_low", "win_rate_high", "{:.1%}"),
+        win_rate=interval(summary, "win_rate", "win_rate_low", "win_rate_high", "{:.1%}", text),
         flag=summary["flag"].map(lambda f: text(f"flag_{f}") if f != "within" else ""),
     )
     columns = [c for c in ["rank", "rep", "closed", "won", "win_rate", "shrunk_win_rate", "value_win_rate",

@@ -93,7 +93,8 @@ def tier_table(summary: pd.DataFrame, text: Text, currency: str, missing: dict[s
 
 def rate_with_interval(rate: pd.Series, low: pd.Series, high: pd.Series, text: Text) -> pd.Series:
     """``'29.4% (27.2%–31.6%)'`` per row; "no closed deals yet" where the rate is unknown."""
-    return pd.Series([text("fc_no_closed") if pd.isna(r) else f"{fmt_pct(r)} ({fmt_pct(lo)}–{fmt_pct(hi)})"
+    return pd.Series([text("fc_no_closed") if pd.isna(r) else text("with_interval", value=fmt_pct(r), low=fmt_pct(lo),
+                                                                    high=fmt_pct(hi))
                       for r, lo, hi in zip(rate, low, high)], index=rate.index, dtype=object)
 
 
