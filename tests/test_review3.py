@@ -317,3 +317,24 @@ def test_intervals_are_punctuated_in_the_report_language(own):
     assert interval(table, "rate", "rate_low", "rate_high", "{:.1%}", zh).tolist()[0] == "40.0%（26.3%–55.4%）"
     assert interval(table, "rate", "rate_low", "rate_high", "{:.1%}").tolist()[0] == "40.0% (26.3%–55.4%)"
     assert rate_with_interval(table["rate"], table["rate_low"], table["rate_high"], zh).tolist()[1] == "100.0%（81.6%–100.0%）"
+
+
+def test_stage_actions_follow_this_funnels_stages(own):
+    """The packaged playbook keys its stage actions by the sample's stages (prospects,
+    opportunities, negotiation): the table lists this funnel's open stages by label, says where
+    no action is set, and names the playbook's other stages in a sentence instead of showing
+    "prospects" and "opportunities" as rows."""
+    from funnelkit.analyses.playbook import load_playbook
+    from funnelkit.presentation.present_opportunities import stage_actions
+
+    _, config = own
+    for language in ("en", "zh"):
+        text = load_text(language)
+        labels = config.stage_labels(None, language)
+        table, note = stage_actions(load_playbook().stages, labels, text)
+        rows = table.data
+        assert rows.iloc[:, 0].tolist() == list(labels.values())[:-1]
+        actions = dict(zip(rows.iloc[:, 0], rows.iloc[:, 1]))
+        assert actions[labels["negotiation"]] == load_playbook().stages["negotiation"][language]
+        assert actions[labels["lead"]] == text("no_stage_action")
+        assert note == text("playbook_unknown_stages", stages=text("list_sep").join(["prospects", "opportunities"]))

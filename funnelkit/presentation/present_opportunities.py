@@ -98,6 +98,20 @@ def rate_with_interval(rate: pd.Series, low: pd.Series, high: pd.Series, text: T
                       for r, lo, hi in zip(rate, low, high)], index=rate.index, dtype=object)
 
 
+def stage_actions(stages: dict[str, dict[str, str]], labels: dict[str, str], text: Text) -> tuple[Styler, str]:
+    """The key actions of ``params/playbook.yaml`` per stage of this funnel (``labels``: stage key
+    → label, in funnel order, the final stage left out: nothing is left to do there). A stage the
+    playbook leaves out says so; playbook stages this funnel does not have are never shown as raw
+    keys but named in the returned sentence (empty when there are none)."""
+    open_stages = list(labels)[:-1]
+    rows = pd.DataFrame({"stage": [labels[s] for s in open_stages],
+                         "stage_actions": [stages[s][text.language] if s in stages else text("no_stage_action")
+                                           for s in open_stages]})
+    unknown = [s for s in stages if s not in labels]
+    note = text("playbook_unknown_stages", stages=text("list_sep").join(unknown)) if unknown else ""
+    return styled(rows, text), note
+
+
 def forecast_summary(f: Forecast, text: Text, currency: str) -> Styler:
     """Both forecasts side by side: expected won value, the history-based interval, and what each
     rests on (a history-based figure without closed deals says so instead of showing 0)."""
