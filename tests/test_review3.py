@@ -338,3 +338,14 @@ def test_stage_actions_follow_this_funnels_stages(own):
         assert actions[labels["negotiation"]] == load_playbook().stages["negotiation"][language]
         assert actions[labels["lead"]] == text("no_stage_action")
         assert note == text("playbook_unknown_stages", stages=text("list_sep").join(["prospects", "opportunities"]))
+
+
+def test_stalled_wording_says_what_p75_means():
+    """Headlines and notes say "longer than 75% of past stays there lasted" (a director does not
+    read "p75"); the rep report's stalled and overdue tables get a note saying what each lists."""
+    for language in ("en", "zh"):
+        text = load_text(language)
+        lines = [text("tis_headline_no_stalled", q=75), text("stalled_note", q=75), text("rep_deals_note", q=75),
+                 text("tis_headline_stalled", n=3, q=75, deal="CN-0176", rep="Zhao Lei", days=359, stage="Lead")]
+        assert all("p75" not in line and "75%" in line for line in lines)
+    assert load_text("en").column("threshold_days") == "Usual limit"
