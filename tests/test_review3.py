@@ -301,6 +301,7 @@ def test_what_changed_when_every_deal_moved_on_in_both_periods(own, rendered_own
     shown = visible_text(page)
     assert load_text("zh")("review_no_variation", previous="2024-Q3") in shown
     assert load_text("zh").column("lost_this") not in shown
+    assert load_text("zh")("no_losses_in_team", team="华南 South") in shown
 
 
 def test_intervals_are_punctuated_in_the_report_language(own):
@@ -349,3 +350,15 @@ def test_stalled_wording_says_what_p75_means():
                  text("tis_headline_stalled", n=3, q=75, deal="CN-0176", rep="Zhao Lei", days=359, stage="Lead")]
         assert all("p75" not in line and "75%" in line for line in lines)
     assert load_text("en").column("threshold_days") == "Usual limit"
+
+
+def test_a_team_without_losses_gets_the_note(own):
+    """The data records losses, but 华南 South has none: its win rates carry a note for the team;
+    North Star's do not."""
+    from funnelkit.presentation.present import win_rate_notes
+
+    data, _ = own
+    for language in ("en", "zh"):
+        text = load_text(language)
+        assert win_rate_notes(data, text, team="华南 South") == [text("no_losses_in_team", team="华南 South")]
+        assert win_rate_notes(data, text, team="North Star") == [] == win_rate_notes(data, text)

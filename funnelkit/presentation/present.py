@@ -582,12 +582,18 @@ def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
     return [(text("headline_reps", names=names, team_rate=summary.team_rate), "reps")]
 
 
-def win_rate_notes(data: Dataset, text: Text) -> list[str]:
+def win_rate_notes(data: Dataset, text: Text, team: str | None = None) -> list[str]:
     """The note every win rate carries when the data records no lost deal (it is 100% by
-    construction: not converting means still open); empty otherwise."""
+    construction: not converting means still open); when the data records losses but ``team``
+    has none, the note says so for the team (its 100% may only mean losses are not entered);
+    empty otherwise."""
     from funnelkit.analyses.sales import losses_recorded
 
-    return [] if losses_recorded(data.deals) else [text("no_losses_recorded")]
+    if not losses_recorded(data.deals):
+        return [text("no_losses_recorded")]
+    if team is not None and not losses_recorded(data.deals[data.deals["team"] == team]):
+        return [text("no_losses_in_team", team=team)]
+    return []
 
 
 def unscored_sentence(test: Any, text: Text) -> str:
