@@ -150,6 +150,8 @@ def test_index_names_teams_without_losses_and_explains_the_total(own):
         assert text("index_no_losses", teams="华南 South") in shown["caveat"]
         assert text("index_caveat", teams="华南 South") not in shown["caveat"]
         assert shown["total_note"] == text("index_all_teams_forecast")
+        west = dict(shown["cards"][1]["figures"])  # West & Co: every deal closed
+        assert west[text("fig_forecast")] == text("fig_no_open_deals")
 
 
 def _index_page(language: str, teams: list[str]) -> str:

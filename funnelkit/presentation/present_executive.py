@@ -14,7 +14,8 @@ def _figures(row: pd.Series, text: Text, labels: dict[str, str], currency: str) 
     money = lambda x: fmt_money(x, currency)  # noqa: E731
     win_rate = (text("fc_no_closed") if row["closed"] == 0 else
                 text("fig_win_rate_value", rate=row["win_rate"], won=int(row["won"]), closed=int(row["closed"])))
-    forecast = (text("fc_not_available") if row["history_closed"] == 0 else
+    forecast = (text("fig_no_open_deals") if row["open_deals"] == 0 else  # not "¥0 (¥0 – ¥0)"
+                text("fc_not_available") if row["history_closed"] == 0 else
                 text("no_amounts") if pd.isna(row["forecast"]) else
                 text("fig_forecast_value", value=money(row["forecast"]), low=money(row["forecast_low"]),
                      high=money(row["forecast_high"])))
