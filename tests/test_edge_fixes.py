@@ -270,7 +270,7 @@ def test_backtest_states_closed_deals_it_could_not_score(card):
     text = present.load_text("en")
     sentence = present.unscored_sentence(test, text)
     assert sentence.startswith("17 closed deals could not be scored: Win probability: no value (17)")
-    assert "缺少成交概率 (17)" in present.unscored_sentence(test, present.load_text("zh"))  # worded, not the key
+    assert "缺少成交概率（17）" in present.unscored_sentence(test, present.load_text("zh"))  # worded, punctuated in Chinese
 
 
 def test_kendall_tau_needs_ten_scored_deals(card, sample, config):

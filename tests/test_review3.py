@@ -340,7 +340,10 @@ def test_stage_actions_follow_this_funnels_stages(own):
         actions = dict(zip(rows.iloc[:, 0], rows.iloc[:, 1]))
         assert actions[labels["negotiation"]] == load_playbook().stages["negotiation"][language]
         assert actions[labels["lead"]] == text("no_stage_action")
-        assert note == text("playbook_unknown_stages", stages=text("list_sep").join(["prospects", "opportunities"]))
+        # Markdown: the sentence escaped, the file and the keys as code spans
+        assert "`params/playbook.yaml`" in note and text("list_sep").join(["`prospects`", "`opportunities`"]) in note
+    page = stage_actions(load_playbook().stages, config.stage_labels(None, "zh"), load_text("zh"))[0].to_html()
+    assert not re.search("[A-Za-z]", visible_text(page))  # no file name in a Chinese cell
 
 
 def test_stalled_wording_says_what_p75_means():

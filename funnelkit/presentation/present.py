@@ -601,7 +601,8 @@ def unscored_sentence(test: Any, text: Text) -> str:
     not be scored: no win probability (12), …"``; empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = ", ".join(f"{unscored_words(reason, text)} ({n:,})" for reason, n in test.unscored_reasons.items())
+    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text), n=n)
+                                    for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
 

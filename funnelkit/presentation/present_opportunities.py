@@ -19,7 +19,7 @@ from pandas.io.formats.style import Styler
 
 from funnelkit.analyses.forecast import Forecast
 from funnelkit.analyses.opportunities import follow_up_total
-from funnelkit.presentation.present import Text, cadence, fmt_money, fmt_pct, shown_rows, styled, tier_labels
+from funnelkit.presentation.present import Text, cadence, fmt_money, fmt_pct, md_escape, shown_rows, styled, tier_labels
 
 FOLLOW_UP_COLUMNS = ["deal_id", "customer", "rep", "stage", "tier", "amount", "owner", "cadence", "next_action",
                      "next_due", "days_overdue"]
@@ -101,14 +101,20 @@ def rate_with_interval(rate: pd.Series, low: pd.Series, high: pd.Series, text: T
 def stage_actions(stages: dict[str, dict[str, str]], labels: dict[str, str], text: Text) -> tuple[Styler, str]:
     """The key actions of ``params/playbook.yaml`` per stage of this funnel (``labels``: stage key
     → label, in funnel order, the final stage left out: nothing is left to do there). A stage the
-    playbook leaves out says so; playbook stages this funnel does not have are never shown as raw
-    keys but named in the returned sentence (empty when there are none)."""
+    playbook leaves out says so; playbook stages this funnel does not have are not rows but named
+    in the returned Markdown sentence, the file and keys as code (empty when there are none)."""
     open_stages = list(labels)[:-1]
     rows = pd.DataFrame({"stage": [labels[s] for s in open_stages],
                          "stage_actions": [stages[s][text.language] if s in stages else text("no_stage_action")
                                            for s in open_stages]})
     unknown = [s for s in stages if s not in labels]
-    note = text("playbook_unknown_stages", stages=text("list_sep").join(unknown)) if unknown else ""
+    if not unknown:
+        return styled(rows, text), ""
+    # keys and the file name are configuration, not words of the report language: code spans
+    code = lambda value: "`" + str(value).replace("`", "") + "`"  # noqa: E731
+    sentence = md_escape(text("playbook_unknown_stages", file="\x00file\x00", stages="\x00stages\x00"))
+    note = sentence.replace("\x00file\x00", code("params/playbook.yaml")).replace(
+        "\x00stages\x00", text("list_sep").join(code(s) for s in unknown))
     return styled(rows, text), note
 
 
