@@ -367,3 +367,20 @@ def test_a_team_without_losses_gets_the_note(own):
         text = load_text(language)
         assert win_rate_notes(data, text, team="华南 South") == [text("no_losses_in_team", team="华南 South")]
         assert win_rate_notes(data, text, team="North Star") == [] == win_rate_notes(data, text)
+
+
+def test_top_drivers_are_points_of_the_score(own):
+    """The note says "Amount 24" means 24 of the score's 0–100 points: each driver shown is that
+    dimension's contribution, and the contributions add up to the score."""
+    from funnelkit.presentation.present import drivers_words
+
+    data, config = own
+    scored = fk.score_deals(fk.open_deals(data, config, as_of=AS_OF), fk.load_scorecard())
+    row = scored[scored["score"].notna()].iloc[0]
+    contributions = {c.removeprefix("contribution_"): row[c] for c in scored.columns if c.startswith("contribution_")}
+    assert sum(v for v in contributions.values() if pd.notna(v)) == pytest.approx(row["score"])
+    for part in drivers_words(row["top_drivers"], load_text("en")).split(" · "):
+        label, points = part.rsplit(" ", 1)
+        key = next(k for k, d in fk.load_scorecard().dimensions.items() if d.label["en"] == label)
+        assert float(points) == pytest.approx(contributions[key], abs=0.5)
+    assert '"Amount 24" = 24 of the score' in load_text("en")("side_note") and "贡献 24 分" in load_text("zh")("side_note")
