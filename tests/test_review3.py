@@ -384,3 +384,15 @@ def test_top_drivers_are_points_of_the_score(own):
         key = next(k for k, d in fk.load_scorecard().dimensions.items() if d.label["en"] == label)
         assert float(points) == pytest.approx(contributions[key], abs=0.5)
     assert '"Amount 24" = 24 of the score' in load_text("en")("side_note") and "贡献 24 分" in load_text("zh")("side_note")
+
+
+def test_chinese_cells_wrap_by_their_printed_width():
+    """A cell is kept on one line when it is short as printed: 16 Chinese characters are as wide as
+    32 Latin ones, so Table 1's "选择了竞争对手（4）；价格太高（2）" may wrap (it pushed the table
+    off the page on Chinese reports), while "Lead → Proposal: 95.8%" stays on one line."""
+    from funnelkit.presentation.present import SHORT_CELL, display_width, styled
+
+    reasons = "选择了竞争对手（4）；价格太高（2）"
+    assert len(reasons) <= SHORT_CELL < display_width(reasons) == 2 * len(reasons) - 2  # the digits are narrow
+    page = styled(pd.DataFrame({"step": ["Lead → Proposal: 95.8%"], "reasons": [reasons]}), load_text("zh")).to_html()
+    assert "col0 fk-nowrap" in page and "col1 fk-text" in page

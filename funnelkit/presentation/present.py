@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import html
 import re
+import unicodedata
 from pathlib import Path, PurePath
 from collections.abc import Hashable
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from funnelkit.inputs.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.presentation.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-SHORT_CELL = 26  # characters: a text column whose cells are all this short is kept unwrapped
+SHORT_CELL = 26  # columns (a Chinese character is 2): a text column whose cells are all this short is kept unwrapped
 SHORT_HEADER = 10  # characters: a header this short is kept on one line; longer ones wrap at spaces and punctuation
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
@@ -103,6 +104,12 @@ def fmt_days(x: float, unit: str = "d") -> str:
     return "–" if pd.isna(x) else f"{x:,.1f} {unit}"
 
 
+def display_width(value: str) -> int:
+    """Width of ``value`` in columns, a wide (Chinese) character counting 2, as it is printed: a
+    cell of 20 Chinese characters is as wide as 40 Latin ones, so it must not be kept unwrapped."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in value)
+
+
 def styled(
     df: pd.DataFrame,
     text: Text,
@@ -144,7 +151,7 @@ def styled(
     classes.columns, classes.index = shown.columns, shown.index
     for i, is_number in enumerate(numeric):
         # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
-        short = not is_number and shown.iloc[:, i].astype(str).str.len().max() <= SHORT_CELL if len(shown) else False
+        short = not is_number and shown.iloc[:, i].map(lambda v: display_width(str(v))).max() <= SHORT_CELL if len(shown) else False
         # long text (a next action, a screening result) keeps a readable width beside the one-line columns
         kind = " fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else ""
         classes.iloc[:, i] = (classes.iloc[:, i] + kind).str.strip()
