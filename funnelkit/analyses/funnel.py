@@ -150,9 +150,9 @@ def biggest_leak(funnel: pd.DataFrame) -> pd.Series | None:
     return body.loc[body["loss_rate"].idxmax()]
 
 
-def _top_reasons(reasons: pd.Series, k: int = 3) -> str:
+def _top_reasons(reasons: pd.Series, k: int = 3) -> tuple[tuple[str, int], ...]:
     counts = reasons.fillna(UNSPECIFIED_REASON).value_counts()
-    return "; ".join(f"{r} ({n})" for r, n in counts.head(k).items())
+    return tuple((str(r), int(n)) for r, n in counts.head(k).items())
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,7 +186,8 @@ def period_table_of(scope: Scope, period: str | Period) -> PeriodTable:
       deal still open stays until as_of; for the final stage, deals that entered it during P);
     * ``new`` — deals that entered s during P;
     * ``lost`` — deals lost during P whose furthest stage is the stage before s (row s shows the
-      leak between s−1 and s, as the template lays it out), with ``main_loss_reasons``;
+      leak between s−1 and s, as the template lays it out), with ``main_loss_reasons``: the three
+      most frequent reasons as ``(reason, deals)`` pairs, most frequent first;
     * ``conversion`` — the step's rate in P: of the stays in s−1 that ended during P, the share
       that moved on, ``advanced / (advanced + not advanced)`` where not advanced = lost or moved
       back (in [0, 1]; NaN when no stay in s−1 ended in P). Also ``exits`` (the denominator) and

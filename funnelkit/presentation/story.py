@@ -72,7 +72,8 @@ def funnel_chart_frame(funnel: Any, text: Text) -> pd.DataFrame:
 def table1(period_table: Any, text: Text) -> pd.DataFrame:
     """The seed template's Table 1 for display, its columns and row order kept (stage, count,
     period, new, lost, conversion, main loss reasons) under headers that say what each number is;
-    the conversion cell names its step: ``"Leads → Prospects: 59.8%"``."""
+    the conversion cell names its step: ``"Leads → Prospects: 59.8%"``; the main loss reasons read
+    ``"price (4); no budget (2)"`` (``"价格（4）；预算不足（2）"`` on a Chinese page)."""
     t = period_table.table if hasattr(period_table, "table") else period_table
     labels = t["label"].tolist()
     conversion = [""] + [text("step_rate", step=step_label(text, labels[j - 1], labels[j]), rate=text("t1_no_exits") if pd.isna(t["conversion"].iloc[j])
@@ -80,7 +81,8 @@ def table1(period_table: Any, text: Text) -> pd.DataFrame:
                          for j in range(1, len(t))]
     return pd.DataFrame({"stage": t["label"], "t1_count": t["count"], "t1_period": period_table.period,
                          "t1_new": t["new"], "t1_lost": t["lost"], "t1_conversion": conversion,
-                         "t1_main_loss_reasons": t["main_loss_reasons"]})
+                         "t1_main_loss_reasons": [text("clause_sep").join(text("reason_count", reason=r, n=n) for r, n in pairs)
+                                                  for pairs in t["main_loss_reasons"]]})
 
 
 def review_table(review: Any, text: Text) -> pd.DataFrame:
@@ -97,9 +99,14 @@ def review_table(review: Any, text: Text) -> pd.DataFrame:
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
     """One sentence per flagged step of a :class:`funnelkit.analyses.review.PeriodReview` (step label,
-    before, after, difference in pp), or a no-change / untestable line."""
+    before, after, difference in pp), or a no-change line, or, when no test could run, why: no
+    step decided in both periods, or every step that did moved on at the same rate in both."""
     c = review.conversions
     if (c["test"] == "none").all():
+        # deals did decide in both periods, every one the same way (nothing lost): no change, not "no data"
+        both = (c["exits_this"] > 0) & (c["exits_previous"] > 0)
+        if both.any() and (c.loc[both, "difference"] == 0).all():
+            return [(text("review_no_variation", previous=review.previous), "changes")]
         return [(text("review_untestable", previous=review.previous), "changes")]
     flagged = c[c["flag"] != ""]
     if flagged.empty:
