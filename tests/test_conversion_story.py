@@ -178,7 +178,12 @@ def test_team_overview_figures_with_rep_none(march, config):
     assert shown.columns.tolist() == ["measure", "Team, 2024-03", "Team, 3 months to 2024-03 (2024-01 – 2024-03)"]
     assert shown["measure"].tolist()[2:] == ["Leads → Prospects", "Prospects → Opportunities",
                                              "Opportunities → Negotiation", "Negotiation → Customers"]
-    assert shown.iloc[0, 1:].tolist() == ["0.0%", "33.3%"]  # team won 0 of 2 in March, 1 of 3 over Jan–Mar
+    # team won 0 of 2 in March, 1 of 3 over Jan–Mar; the counts stand beside each rate
+    assert shown.iloc[0, 1:].tolist() == ["0.0% (0 of 2)", "33.3% (1 of 3)"]
+    # Leads → Prospects over Jan–Mar: A, B, C, D, E reached Leads, all but B reached Prospects
+    assert shown.iloc[2, 2] == "80.0% (4 of 5)"
+    zh = story.rep_period_table(figures, {}, ZH)
+    assert zh.iloc[0, 1:].tolist() == ["0.0%（2 个中 0 个）", "33.3%（3 个中 1 个）"]
 
 
 def backtest(rows, unavailable=None, too_few=False):
