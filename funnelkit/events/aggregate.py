@@ -202,11 +202,19 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp |
     deal_pos, stage_index, entered, exited_at, outcome = (
         a[rows] for a in (deal_pos, stage_index, entered, exited_at, outcome))
 
-    stage_names = np.empty(len(stage_index), dtype=object)
+    return stays_frame(deals, deal_pos, stage_names(deals, config, deal_pos, stage_index), stage_index, entered,
+                       exited_at, outcome, as_of)
+
+
+def stage_names(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray, stage_index: np.ndarray) -> np.ndarray:
+    """The stage key at ``stage_index`` of the pipeline of the deal at row ``deal_pos`` of ``deals``."""
+    pipeline_codes, pipelines = pd.factorize(deals["pipeline"])
+    deal_pipeline = pipeline_codes[deal_pos]
+    names = np.empty(len(stage_index), dtype=object)
     for code, name in enumerate(pipelines):
-        here = pipeline_codes[deal_pos] == code
-        stage_names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
-    return stays_frame(deals, deal_pos, stage_names, stage_index, entered, exited_at, outcome, as_of)
+        here = deal_pipeline == code
+        names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
+    return names
 
 
 def stays_frame(deals: pd.DataFrame, deal_pos: np.ndarray, stage: np.ndarray, stage_index: np.ndarray,

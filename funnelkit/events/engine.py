@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,7 @@ import pandas as pd
 from funnelkit.events import sql
 from funnelkit.config import FunnelConfig, normalise_name
 from funnelkit.inputs.data import (AS_OF_HORIZON, DEAL_OPTIONAL, DEAL_REQUIRED, NO_TEAM, DataError, Dataset, Parsing,
-                            _normalise_categories, empty_quarantine, positions, shown, take)
+                            _normalise_categories, empty_quarantine, shown)
 
 ENGINES = ("pandas", "duckdb", "spark")
 EXAMPLES = 20  # example rows per quarantine reason
@@ -236,10 +236,11 @@ def attach(data: Dataset, config: FunnelConfig, engine: Engine | str) -> Engine:
         return engine
     stages = _stage_table(config, {s: s for p in config.pipelines for s in config.stage_keys(p)})
     engine.register("fk_stage_keys", stages)
-    engine.register("fk_deals", data.deals[["deal_id", "pipeline", "team", "rep", "created_at", "status", "closed_at"]])
+    engine.register("fk_deals", data.deals[["deal_id", "pipeline", "team", "rep", "created_at", "status", "closed_at"]]
+                    .reset_index(drop=True).assign(_pos=np.arange(len(data.deals))))
     engine.register("fk_events_in", data.events)
     engine.define("fk_events", """
-select e.deal_id, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known
+select e.deal_id, d._pos, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known
 from fk_events_in e join fk_deals d on d.deal_id = e.deal_id
 join fk_stage_keys m on m.raw = e.stage and m.pipeline = d.pipeline
 """, materialise=True)
@@ -276,6 +277,22 @@ def _nanoseconds(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values).astype("datetime64[ns]").to_numpy()
 
 
+def _subset(data: Dataset, pick: Callable[[pd.DataFrame], pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
+    """``pick(data.deals)`` (a row filter) renumbered from 0, and for each row of ``data.deals``
+    (an engine's ``_pos``) its row in that subset, −1 when left out."""
+    everything = data.deals.reset_index(drop=True)
+    picked = pick(everything)
+    where = np.full(len(everything) + 1, -1, dtype=np.int64)  # the extra slot: no position
+    where[picked.index.to_numpy()] = np.arange(len(picked))
+    return picked.reset_index(drop=True), where
+
+
+def _rows(got: pd.DataFrame, where: np.ndarray) -> np.ndarray:
+    """Rows in the subset of :func:`_subset` of the engine's ``_pos`` column."""
+    pos = got["_pos"].to_numpy(dtype=np.int64, na_value=-1)
+    return where[np.where((pos >= 0) & (pos < len(where) - 1), pos, len(where) - 1)]
+
+
 def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None, strict: bool = False,
                 pipeline: str | None = None, team: str | None = None, rep: str | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
@@ -285,10 +302,10 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline).reset_index(drop=True)
+    deals, where = _subset(data, lambda d: filter_scope(deals_as_of(d, as_of), team, rep, pipeline))
     stages = stage_list(config, deals, pipeline)
     got = engine.query(sql.reach_sql(len(stages), as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
-    at = positions(got["deal_id"], deals["deal_id"])
+    at = _rows(got, where)
     held = at >= 0  # rows of deals outside ``deals`` (none on checked data) are left out
 
     def matrix(prefix: str) -> np.ndarray:
@@ -305,20 +322,21 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
 def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.stage_stays` computed in ``engine`` from
-    :func:`funnelkit.events.sql.stays_sql`; rows in the pandas path's order (deal, entry, stage)."""
-    from funnelkit.events.aggregate import deals_as_of, stays_frame
+    :func:`funnelkit.events.sql.stays_sql` (ordered there: deal, entry, stage, the pandas path's
+    order); the stage names and deal columns are filled in here from ``data.deals``."""
+    from funnelkit.events.aggregate import deals_as_of, stage_names, stays_frame
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals = deals_as_of(data.deals, as_of).reset_index(drop=True)
+    deals, where = _subset(data, lambda d: deals_as_of(d, as_of))
     got = engine.query(sql.stays_sql(as_of))
-    deal_pos = positions(got["deal_id"], deals["deal_id"])
-    entered = _nanoseconds(got["entered_at"])
-    stage_index = got["stage_index"].to_numpy(dtype="int64")
-    order = np.lexsort((stage_index, entered, deal_pos))
-    got = got.iloc[order].reset_index(drop=True)
-    return stays_frame(deals, deal_pos[order], got["stage"].astype(object).to_numpy(), stage_index[order],
-                       entered[order], _nanoseconds(got["exited_at"]), got["outcome"].astype(object).to_numpy(), as_of)
+    deal_pos = _rows(got, where)
+    held = deal_pos >= 0
+    deal_pos = deal_pos[held]
+    stage_index = got["stage_index"].to_numpy(dtype=np.int64)[held]
+    outcome = np.asarray(sql.OUTCOMES, dtype=object)[got["outcome"].to_numpy(dtype=np.int64)[held]]
+    return stays_frame(deals, deal_pos, stage_names(deals, config, deal_pos, stage_index), stage_index,
+                       _nanoseconds(got["entered_at"])[held], _nanoseconds(got["exited_at"])[held], outcome, as_of)
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
@@ -328,12 +346,11 @@ def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None =
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals = deals_as_of(data.deals, as_of)
-    deals = deals[deals["status"] == "open"].reset_index(drop=True)
+    deals, where = _subset(data, lambda d: (lambda seen: seen[seen["status"] == "open"])(deals_as_of(d, as_of)))
     current = engine.query(sql.current_stage_sql(as_of))
-    at = positions(deals["deal_id"], current["deal_id"])
-    stage = np.where(at >= 0, current["stage"].astype(object).to_numpy()[np.maximum(at, 0)] if len(current) else None,
-                     None)
+    at = _rows(current, where)
+    stage = np.full(len(deals), None, dtype=object)
+    stage[at[at >= 0]] = current["stage"].astype(object).to_numpy()[at >= 0]
     return deals.assign(stage=pd.Series(stage, dtype="object"))
 
 
@@ -395,7 +412,9 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.define("fk_deals", sql.clean_deals_sql(columns), materialise=True)
     engine.define("fk_events", sql.clean_events_sql(), materialise=True)
 
-    deals, category_notes = _typed_deals(engine.query("select * from fk_deals"), config)
+    # in ``_pos`` order (deal_id order), so ``_pos`` is the row in ``deals``
+    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by _pos"),
+                                         config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))
     quarantine = pd.DataFrame({
@@ -486,7 +505,6 @@ def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> tuple[pd.DataFram
     for column in raw.columns:  # canonical text as Arrow strings: ~10 bytes a value, not ~60 for a Python str
         if deals[column].dtype == object:
             deals[column] = deals[column].astype("str")
-    deals = deals.sort_values("deal_id", kind="stable").reset_index(drop=True)
     return deals, notes
 
 
