@@ -17,9 +17,10 @@ import dataclasses
 from functools import cached_property
 from typing import Any, TypedDict
 
+import numpy as np
 import pandas as pd
 
-from funnelkit.events.aggregate import deals_as_of, filter_scope, open_deals, reach_table, stage_list, stage_stays
+from funnelkit.events.aggregate import deals_as_of, open_deals, reach_table, stage_list, stage_stays
 from funnelkit.arguments import checked_filters
 from funnelkit.config import FunnelConfig
 from funnelkit.inputs.data import Dataset
@@ -43,11 +44,30 @@ class _Computed:
 
     def __init__(self) -> None:
         self.tables: dict[tuple, pd.DataFrame] = {}
+        self.groups: dict[tuple, dict[Any, np.ndarray]] = {}
 
     def get(self, key: tuple, make: Any) -> pd.DataFrame:
         if key not in self.tables:
             self.tables[key] = make()
         return self.tables[key]
+
+    def scoped(self, key: tuple, make: Any, team: str | None = None, rep: str | None = None,
+               pipeline: str | None = None) -> pd.DataFrame:
+        """The table under ``key`` filtered as :func:`funnelkit.events.aggregate.filter_scope` does
+        (same rows, order and index), from the rows of each value found once per table and column:
+        a report narrows to every team and rep in turn, and comparing a million strings per scope
+        cost more than the analyses themselves."""
+        whole = self.get(key, make)
+        rows = None
+        for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
+            if value is None:
+                continue
+            if (key, column) not in self.groups:
+                self.groups[(key, column)] = whole.groupby(column, observed=True, sort=False).indices
+            here = self.groups[(key, column)].get(value, np.empty(0, dtype=np.intp))
+            rows = here if rows is None else np.intersect1d(rows, here, assume_unique=True)
+        # a new frame either way (copy on write): a caller adding a column leaves the cache alone
+        return whole.copy(deep=False) if rows is None else whole.iloc[rows]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -96,7 +116,8 @@ class Scope:
     @cached_property
     def deals(self) -> pd.DataFrame:
         """Deals in scope as they stood at as_of (created before it; later closes undone)."""
-        return filter_scope(deals_as_of(self.data.deals, self.as_of), self.team, self.rep, self.pipeline)
+        return self.computed.scoped(("deals", self.as_of), lambda: deals_as_of(self.data.deals, self.as_of),
+                                    self.team, self.rep, self.pipeline)
 
     @cached_property
     def stages(self) -> list[str]:
@@ -114,27 +135,27 @@ class Scope:
         rule and pipeline."""
         key = ("reach", self.as_of, self.strict, self.pipeline)
         try:
-            whole = self.computed.get(key, lambda: reach_table(self.data, self.config, as_of=self.as_of,
-                                                               strict=self.strict, pipeline=self.pipeline))
+            return self.computed.scoped(key, lambda: reach_table(self.data, self.config, as_of=self.as_of,
+                                                                 strict=self.strict, pipeline=self.pipeline),
+                                        self.team, self.rep)
         except ValueError:
             # The pipelines in the whole dataset differ in stages but those in scope do not.
             return reach_table(self.data, self.config, as_of=self.as_of, strict=self.strict,
                                pipeline=self.pipeline, team=self.team, rep=self.rep)
-        return filter_scope(whole, self.team, self.rep)
 
     @cached_property
     def stays(self) -> pd.DataFrame:
         """:func:`funnelkit.events.aggregate.stage_stays` of the scope's deals, from one table per as_of."""
-        whole = self.computed.get(("stays", self.as_of),
-                                  lambda: stage_stays(self.data, self.config, as_of=self.as_of))
-        return filter_scope(whole, self.team, self.rep, self.pipeline)
+        return self.computed.scoped(("stays", self.as_of),
+                                    lambda: stage_stays(self.data, self.config, as_of=self.as_of),
+                                    self.team, self.rep, self.pipeline)
 
     @cached_property
     def open_deals(self) -> pd.DataFrame:
         """:func:`funnelkit.events.aggregate.open_deals` in scope: open at as_of, with their current stage."""
-        whole = self.computed.get(("open", self.as_of),
-                                  lambda: open_deals(self.data, self.config, as_of=self.as_of))
-        return filter_scope(whole, self.team, self.rep, self.pipeline).reset_index(drop=True)
+        return self.computed.scoped(("open", self.as_of),
+                                    lambda: open_deals(self.data, self.config, as_of=self.as_of),
+                                    self.team, self.rep, self.pipeline).reset_index(drop=True)
 
     def _repr_html_(self) -> str:
         filters = ", ".join(f"{k} = {v}" for k, v in (("team", self.team), ("rep", self.rep),
