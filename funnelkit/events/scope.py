@@ -52,11 +52,11 @@ class _Computed:
         return self.tables[key]
 
     def scoped(self, key: tuple, make: Any, team: str | None = None, rep: str | None = None,
-               pipeline: str | None = None) -> pd.DataFrame:
+               pipeline: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         """The table under ``key`` filtered as :func:`funnelkit.events.aggregate.filter_scope` does
         (same rows, order and index), from the rows of each value found once per table and column:
         a report narrows to every team and rep in turn, and comparing a million strings per scope
-        cost more than the analyses themselves."""
+        cost more than the analyses themselves. ``columns``: only those (all by default)."""
         whole = self.get(key, make)
         rows = None
         for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
@@ -66,6 +66,7 @@ class _Computed:
                 self.groups[(key, column)] = whole.groupby(column, observed=True, sort=False).indices
             here = self.groups[(key, column)].get(value, np.empty(0, dtype=np.intp))
             rows = here if rows is None else np.intersect1d(rows, here, assume_unique=True)
+        whole = whole if columns is None else whole[columns]
         # a new frame either way (copy on write): a caller adding a column leaves the cache alone
         return whole.copy(deep=False) if rows is None else whole.iloc[rows]
 
@@ -122,7 +123,9 @@ class Scope:
     @cached_property
     def stages(self) -> list[str]:
         """Stage keys of the scope's pipeline (or the stages every pipeline in scope shares)."""
-        return stage_list(self.config, self.deals, self.pipeline)
+        pipelines = self.computed.scoped(("deals", self.as_of), lambda: deals_as_of(self.data.deals, self.as_of),
+                                         self.team, self.rep, self.pipeline, columns=["pipeline"])
+        return stage_list(self.config, pipelines, self.pipeline)
 
     @cached_property
     def labels(self) -> dict[str, str]:
