@@ -377,13 +377,18 @@ from p
 
 
 def _first_reason(checks: list[tuple[str, str, str, str]], name: str = "reason") -> str:
-    """``<name>``, ``<name>_column`` and ``<name>_value`` of the first check that holds."""
-    def case(pick: int) -> str:
-        whens = " ".join(f"when coalesce({c[0]}, false) then {string(c[pick]) if pick < 3 else c[pick]}"
-                         for c in checks)
-        return f"case {whens} end"
+    """``<name>``, ``<name>_column`` and ``<name>_value`` of the first check that holds.
 
-    return (f"{case(2)} as {name}, {case(1)} as {name}_column, "
+    The checks are tested once, for ``<name>_k`` (the first that holds, by its number); the three
+    columns are read from that number through a lateral column alias (DuckDB, Spark 3.4+). Three
+    searched ``case`` expressions over the checks tested every check three times on a valid row."""
+    whens = " ".join(f"when coalesce({c[0]}, false) then {k}" for k, c in enumerate(checks))
+
+    def case(pick: int) -> str:
+        picked = " ".join(f"when {k} then {string(c[pick]) if pick < 3 else c[pick]}" for k, c in enumerate(checks))
+        return f"case {name}_k {picked} end"
+
+    return (f"case {whens} end as {name}_k, {case(2)} as {name}, {case(1)} as {name}_column, "
             f"cast({case(3)} as varchar) as {name}_value")
 
 
