@@ -240,7 +240,8 @@ def attach(data: Dataset, config: FunnelConfig, engine: Engine | str) -> Engine:
                     .reset_index(drop=True).assign(_pos=np.arange(len(data.deals))))
     engine.register("fk_events_in", data.events)
     engine.define("fk_events", """
-select e.deal_id, d._pos, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known
+select e.deal_id, d._pos, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known,
+    case when d.status = 'lost' then d.closed_at end as lost_at
 from fk_events_in e join fk_deals d on d.deal_id = e.deal_id
 join fk_stage_keys m on m.raw = e.stage and m.pipeline = d.pipeline
 """, materialise=True)

@@ -10,9 +10,10 @@ Tables the per-event step reads (the row checks write them):
 
 * ``fk_deals(deal_id, pipeline, team, rep, created_at, status, closed_at, …, _pos)`` — one row
   per valid deal, ``_pos`` its row (0-based) in the deals held in Python;
-* ``fk_events(deal_id, _pos, stage, stage_index, final_index, entered_at, date_known)`` — one row
-  per valid stage event, ``_pos`` its deal's, ``stage_index`` its stage's position in the deal's
-  pipeline (0-based) and ``final_index`` that pipeline's last position.
+* ``fk_events(deal_id, _pos, stage, stage_index, final_index, entered_at, date_known, lost_at)`` —
+  one row per valid stage event, ``_pos`` its deal's, ``stage_index`` its stage's position in the
+  deal's pipeline (0-based), ``final_index`` that pipeline's last position and ``lost_at`` the
+  deal's closed_at if it is lost (carried here so the stays need no join back to the deals).
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def stays_sql(as_of: pd.Timestamp) -> str:
     # before as_of are of deals created before it (the caller drops positions it does not hold).
     return f"""
 with ordered as (
-    select _pos, stage_index, final_index, entered_at, date_known,
+    select _pos, stage_index, final_index, entered_at, date_known, lost_at,
         lag(stage_index) over (partition by _pos order by entered_at, stage_index) as prev_index
     from fk_events where entered_at < {at}
 ), stays as (
@@ -105,12 +106,12 @@ with ordered as (
 )
 select s._pos, cast(s.stage_index as integer) as stage_index, s.entered_at,
     case when s.next_at is not null then s.next_at
-         when d.status = 'lost' and d.closed_at < {at} then d.closed_at end as exited_at,
+         when s.lost_at < {at} then s.lost_at end as exited_at,
     cast(case when s.next_at is not null and s.next_index > s.stage_index then 0
          when s.next_at is not null then 1
-         when d.status = 'lost' and d.closed_at < {at} then 2
+         when s.lost_at < {at} then 2
          else 3 end as tinyint) as outcome
-from stays s join fk_deals d on d._pos = s._pos
+from stays s
 where s.stage_index <> s.final_index and s.date_known and coalesce(s.next_known, true)
 order by s._pos, s.entered_at, s.stage_index
 """
@@ -494,7 +495,8 @@ def clean_events_sql() -> str:
     """Valid events whose deal stayed valid after the deal–event checks (those in ``fk_deals``),
     with their deal's ``_pos``."""
     return """
-select e.deal_id, d._pos, e.stage, e.stage_index, e.final_index, e.entered_at, e.date_known
+select e.deal_id, d._pos, e.stage, e.stage_index, e.final_index, e.entered_at, e.date_known,
+    case when d.status = 'lost' then d.closed_at end as lost_at
 from fk_checked_events e join fk_deals d on d.deal_id = e.deal_id
 where e.reason is null
 """
