@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from funnelkit.events import engine as engines
 from funnelkit.arguments import checked_filters
@@ -48,7 +49,9 @@ def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 
     A deal closed at or after ``as_of`` was still open at ``as_of``.
     """
-    seen = deals[deals["created_at"] < as_of]
+    created = deals["created_at"] < as_of
+    # all created before as_of (the usual case): no copy of every column
+    seen = deals.copy(deep=False) if created.all() else deals[created]
     closed_later = seen["closed_at"].notna() & (seen["closed_at"] >= as_of)
     if closed_later.any():
         seen = seen.copy()
@@ -61,6 +64,8 @@ def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 def filter_scope(frame: pd.DataFrame, team: str | None = None, rep: str | None = None,
                  pipeline: str | None = None) -> pd.DataFrame:
     """Rows of ``frame`` for one team, rep and/or pipeline (``None`` keeps all)."""
+    if team is None and rep is None and pipeline is None:
+        return frame.copy(deep=False)  # a new frame (copy on write), not a copy of every column
     mask = pd.Series(True, index=frame.index)
     for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
         if value is not None:
@@ -138,7 +143,9 @@ def reach_frame(deals: pd.DataFrame, stages: list[str], any_stage: np.ndarray, e
     for j, stage in enumerate(stages):
         out[f"reached_{stage}"] = reached[:, j]
     out["furthest_index"] = furthest
-    out["furthest_stage"] = pd.Series(np.asarray(stages + [pd.NA], dtype=object)[furthest], dtype="string")
+    # through an Arrow dictionary: a million stage names without a Python object each
+    names = pa.DictionaryArray.from_arrays(pa.array(furthest, type=pa.int32(), mask=furthest < 0), pa.array(stages))
+    out["furthest_stage"] = names.cast(pa.string()).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
     out["skipped_out"] = furthest_any > furthest
     return out
 
