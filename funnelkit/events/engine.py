@@ -229,20 +229,21 @@ class EngineDataset(Dataset):
 # --- the per-event step ----------------------------------------------------------------------
 
 def attach(data: Dataset, config: FunnelConfig, engine: Engine | str) -> Engine:
-    """``engine`` (a name makes a new one) holding ``data``'s valid tables as ``fk_deals`` and
-    ``fk_events`` (with each event's stage index in its deal's pipeline)."""
+    """``engine`` (a name makes a new one) holding ``data``'s valid tables as ``fk_deal_keys``
+    (``_pos``: the deal's row in ``data.deals``) and ``fk_events`` (with each event's stage index
+    in its deal's pipeline)."""
     engine = make_engine(engine) if isinstance(engine, str) else engine
     if isinstance(data, EngineDataset) and data.engine is engine:
         return engine
     stages = _stage_table(config, {s: s for p in config.pipelines for s in config.stage_keys(p)})
     engine.register("fk_stage_keys", stages)
-    engine.register("fk_deals", data.deals[["deal_id", "pipeline", "team", "rep", "created_at", "status", "closed_at"]]
+    engine.register("fk_deals_in", data.deals[["deal_id", "pipeline", "team", "rep", "created_at", "status", "closed_at"]]
                     .reset_index(drop=True).assign(_pos=np.arange(len(data.deals))))
+    engine.define("fk_deal_keys", sql.deal_keys_sql("_pos", "fk_deals_in"), materialise=True)
     engine.register("fk_events_in", data.events)
     engine.define("fk_events", """
-select e.deal_id, d._pos, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known,
-    case when d.status = 'lost' then d.closed_at end as lost_at
-from fk_events_in e join fk_deals d on d.deal_id = e.deal_id
+select e.deal_id, d._pos, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known, d.lost_at
+from fk_events_in e join fk_deal_keys d on d.deal_id = e.deal_id
 join fk_stage_keys m on m.raw = e.stage and m.pipeline = d.pipeline
 """, materialise=True)
     return engine
@@ -371,7 +372,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     without the final stage and the reverse). ``parsing`` (the preset's) says how text dates are
     written: day-first or month-first is decided per column (by the preset, else by the column's
     unambiguous values, as the pandas path does), ``no_date`` placeholders are no date. The valid
-    tables stay in the engine as ``fk_deals`` / ``fk_events``; the valid deals, the counts by
+    tables stay in the engine as ``fk_deals`` / ``fk_deal_keys`` / ``fk_events``; the valid deals
+    (in deal_id order, the row of each being its ``fk_deal_keys._pos``), the counts by
     reason and up to ``examples`` rows per reason come back. Rows in = analysed + quarantined for
     both tables.
     """
@@ -411,10 +413,11 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
     columns = [c for c in deal_kinds if c in canonical] + [c for c in canonical if c not in deal_kinds]
     engine.define("fk_deals", sql.clean_deals_sql(columns), materialise=True)
+    engine.define("fk_deal_keys", sql.deal_keys_sql(), materialise=True)
     engine.define("fk_events", sql.clean_events_sql(), materialise=True)
 
-    # in ``_pos`` order (deal_id order), so ``_pos`` is the row in ``deals``
-    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by _pos"),
+    # in deal_id order, so fk_deal_keys._pos is the row in ``deals``
+    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by deal_id"),
                                          config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))

@@ -8,8 +8,10 @@ built by :func:`string` and :func:`timestamp`, so SQLGlot quotes them for each d
 
 Tables the per-event step reads (the row checks write them):
 
-* ``fk_deals(deal_id, pipeline, team, rep, created_at, status, closed_at, …, _pos)`` — one row
-  per valid deal, ``_pos`` its row (0-based) in the deals held in Python;
+* ``fk_deals(deal_id, pipeline, team, rep, created_at, status, closed_at, …)`` — one row per
+  valid deal;
+* ``fk_deal_keys(deal_id, _pos, pipeline, team, rep, created_at, lost_at)`` — the same deals,
+  narrow: ``_pos`` the deal's row (0-based) in the deals held in Python (:func:`deal_keys_sql`);
 * ``fk_events(deal_id, _pos, stage, stage_index, final_index, entered_at, date_known, lost_at)`` —
   one row per valid stage event, ``_pos`` its deal's, ``stage_index`` its stage's position in the
   deal's pipeline (0-based), ``final_index`` that pipeline's last position and ``lost_at`` the
@@ -68,7 +70,7 @@ def reach_sql(n_stages: int, as_of: pd.Timestamp, strict: bool = False, scope: s
     at = timestamp(as_of)
     # Without a scope no join: a valid event is never before its deal's creation, so an event
     # before as_of is of a deal created before it (the caller still drops positions it does not hold).
-    deals = f" join fk_deals d on d._pos = e._pos" if scope else ""
+    deals = f" join fk_deal_keys d on d._pos = e._pos" if scope else ""
     created = f" and d.created_at < {at}{scope}" if scope else ""
     return f"""
 select e._pos, {", ".join(columns)}, max(e.stage_index) as furthest_index
@@ -474,8 +476,7 @@ from fk_checked_deals d left join fk_reached v on v.deal_id = d.deal_id
 
 def clean_deals_sql(columns: list[str]) -> str:
     """Valid deals in canonical columns: open deals lose any closed_at, a lost deal without a
-    reason gets ``unspecified``; ``_pos`` numbers them (0-based) in deal_id order, the order
-    they come back to Python in, so per-deal results can return positions instead of ids."""
+    reason gets ``unspecified``."""
     picked = []
     for c in columns:
         if c == "closed_at":
@@ -487,17 +488,33 @@ def clean_deals_sql(columns: list[str]) -> str:
             picked.append("probability as win_probability")
         else:
             picked.append(c)
-    return (f"select {', '.join(picked)}, row_number() over (order by deal_id) - 1 as _pos "
-            "from fk_final_deals where coalesce(reason, reason2) is null")
+    return f"select {', '.join(picked)} from fk_final_deals where coalesce(reason, reason2) is null"
+
+
+# ``_pos`` of a deal fetched ``order by deal_id`` (ids are unique, so the order is total)
+POSITION_BY_ID = "row_number() over (order by deal_id) - 1"
+
+
+def deal_keys_sql(position: str = POSITION_BY_ID, deals: str = "fk_deals") -> str:
+    """``fk_deal_keys``: per deal of ``deals``, its row in the deals held in Python (``position``:
+    an expression, by default the rank of its id, for deals fetched in id order), the columns a
+    scope filters on, and ``lost_at`` (closed_at of a lost deal). Per-deal and per-stay results
+    come back keyed by that integer, not by the id: no text lookup in Python. The rank is taken
+    over these few columns, not over the wide deal rows (a sort of every column was slower than
+    the checks)."""
+    return f"""
+select deal_id, {position} as _pos, pipeline, team, rep, created_at,
+    case when status = 'lost' then closed_at end as lost_at
+from {deals}
+"""
 
 
 def clean_events_sql() -> str:
-    """Valid events whose deal stayed valid after the deal–event checks (those in ``fk_deals``),
-    with their deal's ``_pos``."""
+    """Valid events whose deal stayed valid after the deal–event checks (those in
+    ``fk_deal_keys``), with their deal's ``_pos`` and ``lost_at``."""
     return """
-select e.deal_id, d._pos, e.stage, e.stage_index, e.final_index, e.entered_at, e.date_known,
-    case when d.status = 'lost' then d.closed_at end as lost_at
-from fk_checked_events e join fk_deals d on d.deal_id = e.deal_id
+select e.deal_id, d._pos, e.stage, e.stage_index, e.final_index, e.entered_at, e.date_known, d.lost_at
+from fk_checked_events e join fk_deal_keys d on d.deal_id = e.deal_id
 where e.reason is null
 """
 
