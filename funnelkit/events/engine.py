@@ -69,6 +69,10 @@ class Engine:
         """Make a pandas frame available as table ``name``."""
         raise NotImplementedError
 
+    def drop(self, *names: str) -> None:
+        """Forget the tables or views ``names`` (and the memory a computed one holds)."""
+        raise NotImplementedError
+
     def kinds(self, name: str) -> dict[str, str]:
         """Each column of ``name`` → ``timestamp``, ``number``, ``bool`` or ``text``."""
         raise NotImplementedError
@@ -115,6 +119,13 @@ class DuckDBEngine(Engine):
         self.con.register(f"{name}_frame", frame)
         self.define(name, f"select * from {name}_frame")
 
+    def drop(self, *names: str) -> None:
+        for name in names:
+            kind = self.con.execute("select table_type from information_schema.tables where table_name = ?",
+                                    [name]).fetchone()
+            if kind is not None:
+                self.con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} {name}")
+
     def kinds(self, name: str) -> dict[str, str]:
         return {row[0]: _kind(row[1]) for row in self.con.execute(f"describe {name}").fetchall()}
 
@@ -152,6 +163,10 @@ class SparkEngine(Engine):
 
     def kinds(self, name: str) -> dict[str, str]:
         return {f.name: _kind(f.dataType.simpleString()) for f in self.spark.table(name).schema.fields}
+
+    def drop(self, *names: str) -> None:
+        for name in names:
+            self.spark.catalog.dropTempView(name)  # uncaches a cached view too
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -421,6 +436,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
                                          config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))
+    # what the checks kept (every parsed column of every row) is not read again: free it
+    engine.drop("fk_final_deals", "fk_reached", "fk_checked_events", "fk_checked_deals")
     quarantine = pd.DataFrame({
         "table": found["tab"].astype(object), "file": found["file"].astype(object),
         "row": pd.array(found["row_number"], dtype="Int64"), "deal_id": found["deal_id"].astype(object),
