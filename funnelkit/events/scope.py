@@ -107,8 +107,25 @@ class Scope:
         computed tables; ``None`` removes a filter (see :meth:`widen`)."""
         fields = {f: getattr(self, f) for f in ("team", "rep", "pipeline", "language", "strict")}
         as_of = changes.pop("as_of", self.as_of)
-        built = Scope.build(self.data, self.config, as_of=as_of, **(fields | changes))
+        wanted = fields | changes
+        if set(changes) <= {"team", "rep"} and as_of is self.as_of and \
+                self._known(wanted["team"], wanted["rep"]):
+            # a team and rep seen together in the deals at as_of pass checked_filters: skip its
+            # scan of every deal, once per rep of a report
+            return dataclasses.replace(self, team=wanted["team"], rep=wanted["rep"])
+        built = Scope.build(self.data, self.config, as_of=as_of, **wanted)
         return dataclasses.replace(built, computed=self.computed)
+
+    def _known(self, team: str | None, rep: str | None) -> bool:
+        """Whether ``team`` and ``rep`` (either may be None) occur together in the deals at as_of."""
+        def seen() -> dict[str, set]:
+            deals = self._deals(columns=["team", "rep"], team=None, rep=None, pipeline=None).dropna().drop_duplicates()
+            pairs = set(zip(deals["team"], deals["rep"]))
+            return {"pairs": pairs, "teams": {t for t, _ in pairs}, "reps": {r for _, r in pairs}}
+
+        pairs = self.computed.get(("pairs", self.as_of), seen)
+        return (team is None or team in pairs["teams"]) and (rep is None or rep in pairs["reps"]) and \
+            (team is None or rep is None or (team, rep) in pairs["pairs"])
 
     def widen(self, *filters: str) -> "Scope":
         """The same view without the named filters, e.g. ``scope.widen("rep")`` for the rep's team."""
@@ -117,15 +134,19 @@ class Scope:
     @cached_property
     def deals(self) -> pd.DataFrame:
         """Deals in scope as they stood at as_of (created before it; later closes undone)."""
+        return self._deals()
+
+    def _deals(self, columns: list[str] | None = None, **filters: str | None) -> pd.DataFrame:
+        """The deals at as_of (computed once per scope family) filtered as this scope, or by
+        ``filters`` instead, with only ``columns`` (all by default)."""
+        chosen = {"team": self.team, "rep": self.rep, "pipeline": self.pipeline} | filters
         return self.computed.scoped(("deals", self.as_of), lambda: deals_as_of(self.data.deals, self.as_of),
-                                    self.team, self.rep, self.pipeline)
+                                    columns=columns, **chosen)
 
     @cached_property
     def stages(self) -> list[str]:
         """Stage keys of the scope's pipeline (or the stages every pipeline in scope shares)."""
-        pipelines = self.computed.scoped(("deals", self.as_of), lambda: deals_as_of(self.data.deals, self.as_of),
-                                         self.team, self.rep, self.pipeline, columns=["pipeline"])
-        return stage_list(self.config, pipelines, self.pipeline)
+        return stage_list(self.config, self._deals(columns=["pipeline"]), self.pipeline)
 
     @cached_property
     def labels(self) -> dict[str, str]:
