@@ -341,7 +341,7 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     """:func:`funnelkit.events.aggregate.stage_stays` computed in ``engine`` from
     :func:`funnelkit.events.sql.stays_sql` (ordered there: deal, entry, stage, the pandas path's
     order); the stage names and deal columns are filled in here from ``data.deals``."""
-    from funnelkit.events.aggregate import deals_as_of, stage_names, stays_frame
+    from funnelkit.events.aggregate import deals_as_of, stays_frame
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
@@ -351,9 +351,8 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     held = deal_pos >= 0
     deal_pos = deal_pos[held]
     stage_index = got["stage_index"].to_numpy(dtype=np.int64)[held]
-    outcome = np.asarray(sql.OUTCOMES, dtype=object)[got["outcome"].to_numpy(dtype=np.int64)[held]]
-    return stays_frame(deals, deal_pos, stage_names(deals, config, deal_pos, stage_index), stage_index,
-                       _nanoseconds(got["entered_at"])[held], _nanoseconds(got["exited_at"])[held], outcome, as_of)
+    return stays_frame(deals, config, deal_pos, stage_index, _nanoseconds(got["entered_at"])[held],
+                       _nanoseconds(got["exited_at"])[held], got["outcome"].to_numpy(dtype=np.int64)[held], as_of)
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
