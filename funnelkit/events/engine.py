@@ -70,8 +70,8 @@ class Engine:
         raise NotImplementedError
 
     def drop(self, *names: str) -> None:
-        """Forget the tables or views ``names`` (and the memory a computed one holds)."""
-        raise NotImplementedError
+        """Free the memory the tables or views ``names`` hold, where that is safe: by default
+        nothing (Spark re-plans the cached views computed from a dropped one, so it keeps them)."""
 
     def kinds(self, name: str) -> dict[str, str]:
         """Each column of ``name`` → ``timestamp``, ``number``, ``bool`` or ``text``."""
@@ -163,10 +163,6 @@ class SparkEngine(Engine):
 
     def kinds(self, name: str) -> dict[str, str]:
         return {f.name: _kind(f.dataType.simpleString()) for f in self.spark.table(name).schema.fields}
-
-    def drop(self, *names: str) -> None:
-        for name in names:
-            self.spark.catalog.dropTempView(name)  # uncaches a cached view too
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
