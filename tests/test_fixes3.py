@@ -1,0 +1,81 @@
+"""fixes3: defects a first-time user hit with the review3 export (tests/data/review3/).
+
+Each test failed before its fix: `init --from` crashing and leaving half a project, report periods
+with no data exiting 0, raw ValueError wording, canonical-preset settings ignored, spacing in stage
+names, check's date advice, the velocity table for a team with no open deal, singular wording, and
+the quarantine reasons' capitals.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import funnelkit as fk
+from funnelkit.config import PROJECT_ENV
+from funnelkit.runner import project as project_module
+from funnelkit.runner.cli import main as cli
+
+FOLDER = Path(__file__).parent / "data" / "review3"
+PROJECT = FOLDER / "project"
+
+
+# --- 1. init --from
+
+
+def test_init_from_review3_drafts_the_deals_file_with_distinct_stage_keys(tmp_path, capsys):
+    """The deals file is opportunities.csv (one row per 商机编号), not stage_history.csv (the id
+    repeats); its draft loads, so the command exits 0."""
+    target = tmp_path / "myproject"
+    assert cli(["init", str(target), "--from", str(FOLDER)]) == 0
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    draft = yaml.safe_load((target / "params" / "presets" / "my_export.yaml").read_text(encoding="utf-8"))
+    assert draft["files"] == {"deals": "opportunities.csv"}
+    funnel = yaml.safe_load((target / "params" / "funnel.yaml").read_text(encoding="utf-8"))
+    keys = [s["key"] for s in funnel["pipelines"]["export"]["stages"]]
+    assert len(keys) == len(set(keys))
+    matrix = yaml.safe_load((target / "params" / "reports.yaml").read_text(encoding="utf-8"))
+    assert matrix["preset"] == "my_export" and Path(matrix["data"]) == FOLDER.resolve()
+
+
+def test_stage_keys_are_distinct_for_chinese_names():
+    keys = project_module.stage_keys(["线索", "初步接洽", "Won", "won!"])
+    assert keys == {"线索": "stage_1", "初步接洽": "stage_2", "Won": "won", "won!": "won_4"}
+
+
+def test_init_that_fails_writes_nothing_and_exits_non_zero(tmp_path, monkeypatch, capsys):
+    """An unexpected failure while drafting: a sentence naming the export, exit 2, no folder."""
+    def broken(source):
+        raise TypeError("Cannot cast DatetimeArray to dtype float64")
+    monkeypatch.setattr(project_module, "draft_preset", broken)
+    target = tmp_path / "myproject"
+    assert cli(["init", str(target), "--from", str(FOLDER)]) == 2
+    err = capsys.readouterr().err
+    assert f"reading the export {FOLDER}" in err and "nothing was written" in err
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary folder is gone too
+
+
+def test_init_whose_draft_does_not_load_exits_1_with_the_project_written(tmp_path, capsys):
+    """The stage history alone: the draft is written to be fixed, but the command says it failed."""
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(FOLDER / "stage_history.csv", export)
+    target = tmp_path / "myproject"
+    assert cli(["init", str(target), "--from", str(export)]) == 1
+    assert (target / "params" / "presets" / "my_export.yaml").exists()
+    assert "a first load with the draft" in capsys.readouterr().out
+
+
+def test_created_at_from_events_when_no_event_is_valid(config):
+    """No created_at column and every stage entry quarantined: each deal is quarantined for having
+    no date (before: `Cannot cast DatetimeArray to dtype float64`)."""
+    deals = pd.DataFrame({"deal_id": ["D1", "D2"], "team": ["A", "A"], "status": ["open", "open"]})
+    events = pd.DataFrame({"deal_id": ["D1"], "stage": ["lead"], "entered_at": ["not a date"]})
+    data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-06-30"))
+    assert len(data.deals) == 0 and data.rows_in["deals"] == 2
+    assert set(data.quarantine.loc[data.quarantine["table"] == "deals", "row"]) == {1, 2}
