@@ -296,8 +296,11 @@ def matrix_with(matrix: ReportMatrix, *, data: str | None = None, preset: str | 
     if update.get("preset", matrix.preset) is not None:
         update["preset"] = located(update.get("preset", matrix.preset))
     if periods:
-        update["entries"] = [e.model_copy(update={"periods": [parse_period(p).label for p in periods]})
-                             for e in matrix.entries]
+        try:
+            labels = [parse_period(p).label for p in periods]
+        except ValueError as exc:
+            raise ConfigError(f"--period: {exc}") from None
+        update["entries"] = [e.model_copy(update={"periods": labels}) for e in matrix.entries]
     try:
         return ReportMatrix.model_validate(matrix.model_dump() | update)
     except ValidationError as exc:

@@ -79,3 +79,31 @@ def test_created_at_from_events_when_no_event_is_valid(config):
     data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-06-30"))
     assert len(data.deals) == 0 and data.rows_in["deals"] == 2
     assert set(data.quarantine.loc[data.quarantine["table"] == "deals", "row"]) == {1, 2}
+
+
+# --- 2, 3. report periods
+
+
+def test_periods_without_data():
+    from funnelkit.periods import periods_without_data
+
+    first, bound = pd.Timestamp("2024-01-02 10:00"), pd.Timestamp("2025-01-01")
+    assert periods_without_data(["2030-01", "2024-12", "2024", "2023-12", "2023", "2025-Q1"], first, bound) == \
+        ["2030-01", "2023-12", "2023", "2025-Q1"]
+
+
+@pytest.mark.parametrize("period", ["2030-01", "2019-Q1"])
+def test_report_for_a_period_without_data_refuses_before_any_notebook(period, tmp_path, capsys):
+    out = tmp_path / "reports"
+    assert cli(["report", "--project", str(PROJECT), "--period", period, "--output", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"period {period}: no data" in err
+    assert "2024-01-02" in err and "as-of date 2024-12-31" in err
+    assert not list(out.rglob("*.html"))
+
+
+def test_report_with_a_malformed_period_says_what_is_expected(tmp_path, capsys):
+    assert cli(["report", "--project", str(PROJECT), "--period", "2024-13", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("funnelkit: --period: period '2024-13' is not a period: expected a month YYYY-MM")
+    assert "YYYY-Qn" in err and "ValueError" not in err
