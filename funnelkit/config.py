@@ -168,8 +168,10 @@ class FunnelConfig(StrictModel):
 
 
 def normalise_name(name: Any) -> str:
-    """Case-folded name with runs of whitespace, ``-`` and ``_`` collapsed to one space."""
-    return re.sub(r"[\s_\-]+", " ", str(name)).strip().casefold()
+    """Case-folded name without whitespace, ``-`` or ``_``: the spelling stage, status and category
+    names are matched by, so "Closed Won", "closed-won" and "初步 接洽" / "初步接洽" each match
+    (Chinese is written without spaces; a space typed into it is a slip)."""
+    return re.sub(r"[\s_\-]+", "", str(name)).casefold()
 
 
 def read_yaml(path: Path) -> Any:

@@ -107,3 +107,21 @@ def test_report_with_a_malformed_period_says_what_is_expected(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("funnelkit: --period: period '2024-13' is not a period: expected a month YYYY-MM")
     assert "YYYY-Qn" in err and "ValueError" not in err
+
+
+# --- 5. spacing in stage and status names
+
+
+def test_stage_and_status_spellings_ignore_case_and_all_spacing(monkeypatch):
+    """"初步 接洽" is the stage 初步接洽 (first_contact), "方案-报价" is 方案报价, " W on " is won."""
+    monkeypatch.setenv(PROJECT_ENV, str(PROJECT))
+    config = fk.load_config()
+    deals = pd.DataFrame({"deal_id": ["D1", "D2"], "team": ["A", "A"], "status": ["open", " W on "],
+                          "created_at": ["2024-01-02", "2024-01-03"], "closed_at": [None, "2024-03-01"]})
+    events = pd.DataFrame({"deal_id": ["D1", "D1", "D2", "D2", "D2"],
+                           "stage": ["线 索", "初步 接洽", "LEAD", "方案-报价", " 赢 单 "],
+                           "entered_at": ["2024-01-02", "2024-01-05", "2024-01-03", "2024-02-01", "2024-03-01"]})
+    data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-06-30"))
+    assert data.quarantine.empty
+    assert list(data.events["stage"]) == ["lead", "first_contact", "lead", "proposal", "won"]
+    assert list(data.deals["status"]) == ["open", "won"]

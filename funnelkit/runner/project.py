@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from funnelkit.config import NOTEBOOKS_DIR, PARAMS_DIR, ConfigError, normalise_name
+from funnelkit.config import NOTEBOOKS_DIR, PARAMS_DIR, ConfigError
 from funnelkit.inputs.data import DataError, DMY_PATTERN, day_month_order
 from funnelkit.inputs.io import READABLE, read_table
 
@@ -51,7 +51,7 @@ def _key(name: Any) -> str:
 
 
 def _slug(name: Any) -> str:
-    key = re.sub(r"[^a-z0-9]+", "_", normalise_name(name)).strip("_")
+    key = re.sub(r"[^a-z0-9]+", "_", str(name).casefold()).strip("_")
     return key if re.match(r"^[a-z]", key or "") else f"stage_{key or 'x'}"
 
 
