@@ -125,3 +125,23 @@ def test_stage_and_status_spellings_ignore_case_and_all_spacing(monkeypatch):
     assert data.quarantine.empty
     assert list(data.events["stage"]) == ["lead", "first_contact", "lead", "proposal", "won"]
     assert list(data.deals["status"]) == ["open", "won"]
+
+
+# --- 6. check's advice and as-of line
+
+
+def test_check_says_a_date_does_not_exist_instead_of_advising_dayfirst():
+    from funnelkit.runner.check import hint
+
+    words = "closed_at is not a date"
+    assert "no calendar day" in hint(words, "31/02/2024") and "dayfirst" not in hint(words, "31/02/2024")
+    assert "dayfirst" in hint(words, "12/31/2024")  # a day in month-first order: the setting helps
+    assert "dayfirst" in hint(words, "soon")
+
+
+def test_check_words_the_as_of_date(monkeypatch, capsys):
+    monkeypatch.setenv(PROJECT_ENV, str(PROJECT))
+    assert cli(["check", str(FOLDER), "--preset", "review3", "--as-of", "2024-12-30"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "as-of bound" not in out
+    assert "as-of date: 2024-12-30 (the analysis counts everything up to the end of it" in out
