@@ -145,3 +145,17 @@ def test_check_words_the_as_of_date(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "as-of bound" not in out
     assert "as-of date: 2024-12-30 (the analysis counts everything up to the end of it" in out
+
+
+# --- 9. one style for quarantine reasons
+
+
+def test_every_english_quarantine_reason_starts_with_a_capital():
+    from funnelkit.inputs.data import QUARANTINE_REASONS
+    from funnelkit.presentation.present import load_text, quarantine_words
+
+    text = load_text("en")
+    for key in QUARANTINE_REASONS:
+        for column in ("deal_id", "team", "closed_at", "amount"):
+            words = quarantine_words(f"{key}:{column}", text, pd.Timestamp("2025-01-01"))
+            assert words[0].isupper(), (key, words)
