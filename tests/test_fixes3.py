@@ -159,3 +159,34 @@ def test_every_english_quarantine_reason_starts_with_a_capital():
         for column in ("deal_id", "team", "closed_at", "amount"):
             words = quarantine_words(f"{key}:{column}", text, pd.Timestamp("2025-01-01"))
             assert words[0].isupper(), (key, words)
+
+
+# --- 8. singulars
+
+
+SINGULAR = {"headline_reason": ("n", {"period": "2024-Q4", "reason": "price", "share": 0.5}),
+            "opp_headline_overdue": ("overdue", {"overdue_high": 1}),
+            "ws_stability": ("fragile_high", {"sd": 0.1, "stable": 0.9}),
+            "headline_new_customers": ("n", {"period": "2024-Q4"}),
+            "fu_total": ("deals", {})}
+
+
+@pytest.mark.parametrize("key", sorted(SINGULAR))
+def test_one_deal_is_singular_in_english_and_chinese_keeps_its_wording(key):
+    from funnelkit.presentation.present import load_text
+
+    count, values = SINGULAR[key]
+    en, zh = load_text("en"), load_text("zh")
+    one = en.counted(key, count, **values, **{count: 1})
+    assert ("1 deal" in one or "1 high-tier deal is" in one) and "1 deals" not in one and "1 high-tier deals" not in one
+    assert "2 deals" in en.counted(key, count, **values, **{count: 2}) or "2 high-tier deals" in \
+        en.counted(key, count, **values, **{count: 2})
+    assert zh.counted(key, count, **values, **{count: 1}) == zh(key, **values, **{count: 1})
+
+
+def test_weight_scenario_sentence_reads_for_one_deal():
+    from funnelkit.presentation.present import load_text
+
+    line = load_text("en")("ws_conclusion", scenario="Amount ×2", out_high=1, into_high=0, movers=1,
+                           tau_text="τ 0.9", auc_text="AUC same")
+    assert "1 deals" not in line and "moves 1" not in line
