@@ -190,3 +190,28 @@ def test_weight_scenario_sentence_reads_for_one_deal():
     line = load_text("en")("ws_conclusion", scenario="Amount ×2", out_high=1, into_high=0, movers=1,
                            tau_text="τ 0.9", auc_text="AUC same")
     assert "1 deals" not in line and "moves 1" not in line
+
+
+# --- 7. velocity of a team whose deals are all closed
+
+
+def test_velocity_without_open_deals_is_not_available_in_the_table_as_in_the_headline(monkeypatch):
+    """West & Co has no open deal: velocity is NaN (was 0), and the time-in-stage table's cell reads
+    "not available (needs won deals with amounts and open deals)" (was ¥0)."""
+    from funnelkit.analyses.sales import sales_metrics
+    from funnelkit.presentation import present
+
+    monkeypatch.setenv(PROJECT_ENV, str(PROJECT))
+    config = fk.load_config()
+    data = fk.load_data(FOLDER, config=config, preset="review3")
+    west = sales_metrics(data, config, "2024", team="West & Co")
+    assert int(west["open_deals"].iloc[0]) == 0 and int(west["won"].iloc[0]) > 0
+    assert pd.isna(west["velocity_per_day"].iloc[0])
+    north = sales_metrics(data, config, "2024", team="North Star")
+    assert north["velocity_per_day"].iloc[0] > 0  # with open deals it stays a number
+    text = present.load_text("en")
+    html_table = present.styled(west[["won", "open_deals", "velocity_per_day"]], text, ints=("won", "open_deals"),
+                                money=("velocity_per_day",), currency="CNY",
+                                missing=present.missing_words(data)).to_html()
+    assert "not available (needs won deals with amounts and open deals)" in html_table
+    assert "¥0" not in html_table

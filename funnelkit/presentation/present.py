@@ -369,7 +369,7 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
         cycle = (text("cycle_text", cycle=fmt_days(overall["cycle_median"], text("unit_days")))
                  if pd.notna(overall["cycle_median"]) else text("cycle_none"))
         velocity = (text("velocity_text", velocity=fmt_money(overall["velocity_per_day"], currency))
-                    if pd.notna(overall["velocity_per_day"]) and overall["open_deals"] > 0 else text("velocity_none"))
+                    if pd.notna(overall["velocity_per_day"]) else text("velocity_none"))
         lines.append((text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
                            cycle_text=cycle, velocity_text=velocity), "cycle"))
     return lines
@@ -630,13 +630,15 @@ def unavailable(text: Text, key: str, **values: Any) -> Any:
 def missing_words(data: Dataset) -> dict[str, str]:
     """Text keys for money columns that the data cannot give, for :func:`styled`'s ``missing``:
     every amount figure is "not available (no amounts)" when no deal has an amount, the weighted
-    pipeline "not available (no probabilities)" when no deal has a probability."""
+    pipeline "not available (no probabilities)" when no deal has a probability; a velocity is "not
+    available" with what it needs (won deals with amounts and open deals) wherever it is unknown."""
     if data.deals["amount"].isna().all():
         return {c: "no_amounts" for c in ("amount", "open_pipeline", "weighted_pipeline", "value_win_rate",
                                          "velocity_per_day", "amount_before", "amount_after", "change")}
+    velocity = {"velocity_per_day": "velocity_none_cell"}
     if data.deals["win_probability"].isna().all():
-        return {"weighted_pipeline": "no_probabilities"}
-    return {}
+        return velocity | {"weighted_pipeline": "no_probabilities"}
+    return velocity
 
 
 def screen_reasons(screened: Any, text: Text) -> pd.Series:
