@@ -215,3 +215,50 @@ def test_velocity_without_open_deals_is_not_available_in_the_table_as_in_the_hea
                                 missing=present.missing_words(data)).to_html()
     assert "not available (needs won deals with amounts and open deals)" in html_table
     assert "¥0" not in html_table
+
+
+# --- 4. canonical preset settings
+
+
+def _canonical_export(folder: Path) -> None:
+    folder.mkdir()
+    pd.DataFrame({"编号": ["D1", "D2", "D3"], "团队": ["A", "A", "A"], "结果": ["进行中", "赢", "输"],
+                  "创建": ["2024-01-02", "2024-01-03", "2024-01-04"],
+                  "关闭": ["", "2024-03-01", "2024-02-01"]}).to_csv(folder / "deals.csv", index=False)
+    pd.DataFrame({"编号": ["D1", "D2", "D2", "D2", "D3"],
+                  "阶段": ["Stage A", "Stage A", "Stage B", "Stage C", "Stage A"],
+                  "进入时间": ["2024-01-02", "2024-01-03", "2024-02-01", "2024-03-01", "2024-01-04"]}
+                 ).to_csv(folder / "stage_events.csv", index=False)
+
+
+def test_canonical_preset_renames_event_columns_and_maps_stages_and_statuses(tmp_path, config):
+    """阶段/进入时间 are the events file's columns; stages: and status_column:/status_values: apply.
+    Hand-worked: D1 open at lead; D2 won through lead, qualified, won's pipeline stages; D3 lost."""
+    from funnelkit.inputs.presets import Preset
+
+    _canonical_export(tmp_path / "export")
+    keys = config.stage_keys(config.default_pipeline)
+    preset = Preset.model_validate({
+        "shape": "canonical",
+        "columns": {"编号": "deal_id", "团队": "team", "创建": "created_at", "关闭": "closed_at",
+                    "阶段": "stage", "进入时间": "entered_at"},
+        "stages": {"stage a": keys[0], "STAGE B": keys[1], "Stage  C": keys[-1]},
+        "status_column": "结果", "status_values": {"进行中": "open", "赢": "won", "输": "lost"}})
+    data = fk.load_data(tmp_path / "export", config=config, preset=preset, as_of="2024-06-30")
+    assert data.quarantine.empty, data.quarantine
+    assert dict(zip(data.deals["deal_id"], data.deals["status"])) == {"D1": "open", "D2": "won", "D3": "lost"}
+    assert list(data.events["stage"]) == [keys[0], keys[0], keys[1], keys[-1], keys[0]]
+
+
+@pytest.mark.parametrize("setting", [{"stage_column": "阶段"}, {"status_from_stage": {"赢": "won"}},
+                                     {"stage_dates": {"lead": "创建"}}, {"stages": {"输": None}}])
+def test_canonical_preset_refuses_settings_it_cannot_apply(setting, tmp_path, config):
+    from funnelkit.inputs.data import DataError
+    from funnelkit.inputs.presets import Preset
+
+    _canonical_export(tmp_path / "export")
+    preset = Preset.model_validate({"shape": "canonical", "columns": {"编号": "deal_id", "团队": "team",
+                                    "创建": "created_at", "关闭": "closed_at", "阶段": "stage",
+                                    "进入时间": "entered_at", "结果": "status"}} | setting)
+    with pytest.raises(DataError, match=next(iter(setting)) if "stages" not in setting else "canonical shape"):
+        fk.load_data(tmp_path / "export", config=config, preset=preset, as_of="2024-06-30")

@@ -83,7 +83,9 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
 HINTS = [
     ("stage is not a stage", "map the export's stage values under `stages:` in the preset, or list the stages in "
                              "params/funnel.yaml"),
-    ("status is not one of", "map the status values under `status_values:` or `status_from_stage:` in the preset"),
+    ("status is not one of", "map the status values under `status_values:` in the preset (with `status_column:` "
+                             "naming their column), or derive them with `status_from_stage:` (not in the canonical "
+                             "shape)"),
     ("status is missing", "fill the status, or derive it from the stage with `status_from_stage:` in the preset"),
     ("team is missing", "map a team column, join a lookup file (`lookups:`), or set `defaults: {team: ...}`"),
     ("deal has no date", "map a date column to created_at, or give the stages' date columns under `stage_dates:`"),
