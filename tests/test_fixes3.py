@@ -34,7 +34,7 @@ def test_init_from_review3_drafts_the_deals_file_with_distinct_stage_keys(tmp_pa
     out = capsys.readouterr().out
     assert "Traceback" not in out
     draft = yaml.safe_load((target / "params" / "presets" / "my_export.yaml").read_text(encoding="utf-8"))
-    assert draft["files"] == {"deals": "opportunities.csv"}
+    assert draft["files"]["deals"] == "opportunities.csv"
     funnel = yaml.safe_load((target / "params" / "funnel.yaml").read_text(encoding="utf-8"))
     keys = [s["key"] for s in funnel["pipelines"]["export"]["stages"]]
     assert len(keys) == len(set(keys))
@@ -262,3 +262,19 @@ def test_canonical_preset_refuses_settings_it_cannot_apply(setting, tmp_path, co
                                     "进入时间": "entered_at", "结果": "status"}} | setting)
     with pytest.raises(DataError, match=next(iter(setting)) if "stages" not in setting else "canonical shape"):
         fk.load_data(tmp_path / "export", config=config, preset=preset, as_of="2024-06-30")
+
+
+def test_init_from_review3_drafts_the_canonical_shape_with_its_stage_history(tmp_path):
+    """Beside opportunities.csv, stage_history.csv repeats 商机编号 with a stage and a date: the draft
+    is the canonical shape, stages in the order deals enter them (赢单 last), statuses mapped."""
+    target = tmp_path / "myproject"
+    assert cli(["init", str(target), "--from", str(FOLDER)]) == 0
+    draft = yaml.safe_load((target / "params" / "presets" / "my_export.yaml").read_text(encoding="utf-8"))
+    assert draft["shape"] == "canonical"
+    assert draft["files"] == {"deals": "opportunities.csv", "stage_events": "stage_history.csv"}
+    assert draft["columns"]["stage"] == "stage" and draft["columns"]["状态"] == "status"
+    assert list(draft["stages"])[:4] == ["线索", "初步接洽", "方案报价", "商务谈判"]
+    assert list(draft["stages"])[-1] == "赢单"
+    assert draft["status_values"] == {"Open": "open", "Won": "won", "Lost": "lost"}
+    config = fk.load_config(target / "params" / "funnel.yaml")
+    assert config.stage_keys("export") == list(draft["stages"].values())

@@ -192,6 +192,54 @@ def _date_order(values: pd.Series, where: str) -> str:
     return "other"
 
 
+def _stage_history(tables: dict[Path, tuple[pd.DataFrame, str | None]], main_path: Path,
+                   main: pd.DataFrame) -> tuple[Path, pd.DataFrame, str, str] | None:
+    """A file of stage entries beside the deals file: it repeats the deals file's id column and has
+    a stage column and a date column. Returns ``(path, table, stage column, date column)``."""
+    id_col = _id_column(main)
+    for path, (df, _) in tables.items():
+        if path == main_path or id_col is None or id_col not in df.columns or df[id_col].is_unique:
+            continue
+        keys = {_key(c): c for c in df.columns}
+        stage = next((keys[n] for n in STAGE_NAMES if n in keys), None)
+        entered = next((c for c in df.columns if c != stage and DATE_HINT.search(str(c))), None)
+        if stage is not None and entered is not None:
+            return path, df, stage, entered
+    return None
+
+
+def _history_stages(history: tuple[Path, pd.DataFrame, str, str], status: pd.Series | None,
+                    out: list[str]) -> list[str]:
+    """The stages of a stage-entry file in funnel order (by a value's mean position among its deal's
+    entries, a won value last), appended to ``out`` as ``stages:`` with the deals' ``status_values``."""
+    path, events, stage_col, _ = history
+    values = events[stage_col].astype("string").str.strip()
+    position = values.groupby(events[_id_column(events)]).cumcount()
+    order = position.groupby(values).mean()
+    won = [v for v in order.index if WON.search(v)]
+    lost = [v for v in order.index if LOST.search(v)]
+    stages = sorted((v for v in order.index if v not in won + lost), key=lambda v: (order[v], v)) + won[:1]
+    keys = stage_keys(stages)
+    out.append(f"stages:   # guess: {path.name}'s stage values → stage keys, in the order deals enter them")
+    for v in stages:
+        out.append(f"  {_y(v)}: {keys[v]}   # guess: entered as entry {order[v] + 1:.1f} of a deal on average")
+    for v in lost:
+        out.append(f"# {_y(v)} looks like a close: the deals' status says a deal was lost; drop these entries")
+    if status is not None:
+        out.append("status_values:   # guess: the deals' status values")
+        for v in pd.unique(status.dropna().astype(str).str.strip()):
+            if v:
+                guess = "won" if WON.search(v) else "lost" if LOST.search(v) else "open"
+                out.append(f"  {_y(v)}: {guess}")
+    return stages
+
+
+def _id_column(df: pd.DataFrame) -> str | None:
+    """The deal id column of a table, by the header names."""
+    keys = {_key(c): c for c in df.columns}
+    return next((keys[n] for n in SYNONYMS["deal_id"] if n in keys), None)
+
+
 def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     """A draft preset (YAML text with a comment on each guess) for the export at ``source`` (a folder
     or one file), the stages its values suggest in order, and notes to print."""
@@ -206,15 +254,20 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     # repeats the id), and the most rows
     def score(item: tuple[Path, tuple[pd.DataFrame, str | None]]) -> tuple[int, int, int]:
         df = item[1][0]
-        keys = {_key(c): c for c in df.columns}
-        ids = next((keys[n] for n in SYNONYMS["deal_id"] if n in keys), None)
-        return (int(bool(set(keys) & set(STAGE_NAMES + STATUS_NAMES))),
+        keys = {_key(c) for c in df.columns}
+        ids = _id_column(df)
+        return (int(bool(keys & set(STAGE_NAMES + STATUS_NAMES))),
                 int(ids is None or df[ids].nunique() >= 0.9 * len(df)), len(df))  # a few duplicates: bad rows
     main_path, (main, separator) = max(tables.items(), key=score)
+    history = _stage_history(tables, main_path, main)
     out: list[str] = [f"# Draft preset written by `funnelkit init --from {source}`.",
-                      "# Every line marked '# guess' is a guess: confirm or change it, then run `funnelkit check`.",
-                      "shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
-                      f"files: {{deals: {main_path.name}}}"]
+                      "# Every line marked '# guess' is a guess: confirm or change it, then run `funnelkit check`."]
+    if history:
+        out += ["shape: canonical   # guess: a deals file and a file of stage entries (one row per stage a deal entered)",
+                f"files: {{deals: {main_path.name}, stage_events: {history[0].name}}}"]
+    else:
+        out += ["shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
+                f"files: {{deals: {main_path.name}}}"]
     if separator and separator != ",":
         out.append(f"separator: {_y(separator)}   # detected in the header line")
     notes: list[str] = []
@@ -232,6 +285,12 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     for column in main.columns:
         if DATE_HINT.search(str(column)) and column not in (stage_col,):
             dates[column] = _date_order(main[column], f"{main_path.name}, column {column}")
+    if history:
+        path, events, event_stage, entered = history
+        dates[entered] = _date_order(events[entered], f"{path.name}, column {entered}")
+        if status_col is not None:
+            columns[status_col] = "status"
+        columns |= {event_stage: "stage", entered: "entered_at"}
     orders = {o for o in dates.values() if o in ("dayfirst", "monthfirst")}
     out.append("columns:   # export column → canonical field (guess from the header names)")
     for source_col, field in columns.items():
@@ -248,7 +307,9 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     for column, order in dates.items():
         out.append(f"# date column {column}: {order}")
     stages: list[str] = []
-    if stage_col is not None:
+    if history:
+        stages = _history_stages(history, main[status_col] if status_col is not None else None, out)
+    elif stage_col is not None:
         values = main[stage_col].dropna().astype(str).str.strip()
         distinct = [v for v in pd.unique(values) if v][:40]
         date_cols = list(dates)
@@ -293,7 +354,7 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
         notes.append("no stage or status column recognised: set stage_column (or status_column) in the preset")
     # other files: lookups (a column of the main file, unique in the other file)
     for path, (df, _) in tables.items():
-        if path == main_path:
+        if path == main_path or (history and path == history[0]):
             continue
         shared = [c for c in df.columns if c in main.columns and df[c].is_unique]
         if shared:
