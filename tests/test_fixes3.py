@@ -113,10 +113,11 @@ def test_report_with_a_malformed_period_says_what_is_expected(tmp_path, capsys):
 
 
 def test_stage_and_status_spellings_ignore_case_and_all_spacing(monkeypatch):
-    """"初步 接洽" is the stage 初步接洽 (first_contact), "方案-报价" is 方案报价, " W on " is won."""
+    """"初步 接洽" is the stage 初步接洽 (first_contact), "方案-报价" is 方案报价. (A status spelled
+    with spaces inside is matched by the preset's status_values: see the canonical preset test.)"""
     monkeypatch.setenv(PROJECT_ENV, str(PROJECT))
     config = fk.load_config()
-    deals = pd.DataFrame({"deal_id": ["D1", "D2"], "team": ["A", "A"], "status": ["open", " W on "],
+    deals = pd.DataFrame({"deal_id": ["D1", "D2"], "team": ["A", "A"], "status": ["open", " Won "],
                           "created_at": ["2024-01-02", "2024-01-03"], "closed_at": [None, "2024-03-01"]})
     events = pd.DataFrame({"deal_id": ["D1", "D1", "D2", "D2", "D2"],
                            "stage": ["线 索", "初步 接洽", "LEAD", "方案-报价", " 赢 单 "],
@@ -222,7 +223,7 @@ def test_velocity_without_open_deals_is_not_available_in_the_table_as_in_the_hea
 
 def _canonical_export(folder: Path) -> None:
     folder.mkdir()
-    pd.DataFrame({"编号": ["D1", "D2", "D3"], "团队": ["A", "A", "A"], "结果": ["进行中", "赢", "输"],
+    pd.DataFrame({"编号": ["D1", "D2", "D3"], "团队": ["A", "A", "A"], "结果": ["进行 中", "赢", "输"],
                   "创建": ["2024-01-02", "2024-01-03", "2024-01-04"],
                   "关闭": ["", "2024-03-01", "2024-02-01"]}).to_csv(folder / "deals.csv", index=False)
     pd.DataFrame({"编号": ["D1", "D2", "D2", "D2", "D3"],

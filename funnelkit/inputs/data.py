@@ -576,7 +576,7 @@ def validate(
     raw = deals.copy()
     for column in ["deal_id", "customer", "team", "rep", "status", "pipeline", "lost_reason"]:
         deals[column] = deals[column].astype("string").str.strip()
-    deals["status"] = deals["status"].str.replace(r"[\s_\-]+", "", regex=True).str.lower()  # as normalise_name
+    deals["status"] = deals["status"].str.lower()
     deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
 
     for column in ["deal_id", "team", "status"]:  # stripped above: blank is missing or ""
