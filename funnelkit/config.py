@@ -168,8 +168,10 @@ class FunnelConfig(StrictModel):
 
 
 def normalise_name(name: Any) -> str:
-    """Case-folded name with runs of whitespace, ``-`` and ``_`` collapsed to one space."""
-    return re.sub(r"[\s_\-]+", " ", str(name)).strip().casefold()
+    """Case-folded name without whitespace, ``-`` or ``_``: the spelling stage, status and category
+    names are matched by, so "Closed Won", "closed-won" and "初步 接洽" / "初步接洽" each match
+    (Chinese is written without spaces; a space typed into it is a slip)."""
+    return re.sub(r"[\s_\-]+", "", str(name)).casefold()
 
 
 def read_yaml(path: Path) -> Any:
@@ -296,8 +298,11 @@ def matrix_with(matrix: ReportMatrix, *, data: str | None = None, preset: str | 
     if update.get("preset", matrix.preset) is not None:
         update["preset"] = located(update.get("preset", matrix.preset))
     if periods:
-        update["entries"] = [e.model_copy(update={"periods": [parse_period(p).label for p in periods]})
-                             for e in matrix.entries]
+        try:
+            labels = [parse_period(p).label for p in periods]
+        except ValueError as exc:
+            raise ConfigError(f"--period: {exc}") from None
+        update["entries"] = [e.model_copy(update={"periods": labels}) for e in matrix.entries]
     try:
         return ReportMatrix.model_validate(matrix.model_dump() | update)
     except ValidationError as exc:

@@ -61,7 +61,14 @@ def parse_period(text: str | Period) -> Period:
     if m := _YEAR.match(text):
         start = pd.Timestamp(year=int(m.group(1)), month=1, day=1)
         return Period(f"{start.year:04d}", start, start + pd.DateOffset(years=1), 12)
-    raise ValueError(f"period {text!r} is not a month like 2024-03, a quarter like 2024-Q1 or a year like 2024")
+    raise ValueError(f"period {text!r} is not a period: expected a month YYYY-MM (e.g. 2024-03), "
+                     "a quarter YYYY-Qn (e.g. 2024-Q1) or a year YYYY (e.g. 2024)")
+
+
+def periods_without_data(periods: list[str], first: pd.Timestamp, bound: pd.Timestamp) -> list[str]:
+    """The ``periods`` that hold no moment of the data's range ``[first, bound)`` (``bound``: the
+    exclusive as-of bound): those starting at or after the as-of date or ending before ``first``."""
+    return [p for p in periods if (period := parse_period(p)).start >= bound or period.end <= first]
 
 
 def as_of_bound(as_of: str | pd.Timestamp | None, default: pd.Timestamp) -> pd.Timestamp:

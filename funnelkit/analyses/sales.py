@@ -3,7 +3,8 @@
 * Win rate = won / (won + lost) of deals closed in the period; the value-weighted win rate is
   won amount / closed amount.
 * Sales cycle = ``closed_at − created_at`` in days of deals won in the period (median and mean).
-* Sales velocity (amount per day) = open deals × win rate × mean won amount / mean cycle days.
+* Sales velocity (amount per day) = open deals × win rate × mean won amount / mean cycle days;
+  NaN ("not available"), not 0, without open deals or won deals, as the headline words it.
 * Weighted pipeline = Σ amount × win_probability over open deals (a probability above 1 is read
   as a percentage). Pipeline sums are NaN, not 0, when no open deal has the amount (and
   probability): "not available", never ¥0.
@@ -55,7 +56,8 @@ def _metrics(deals: pd.DataFrame, period: Period) -> dict[str, float]:
     win_rate = n_won / n_closed if n_closed else np.nan
     mean_cycle = float(cycle.mean()) if n_won else np.nan
     mean_won_amount = float(won["amount"].mean()) if n_won else np.nan
-    velocity = len(open_) * win_rate * mean_won_amount / mean_cycle if n_won and mean_cycle > 0 else np.nan
+    velocity = len(open_) * win_rate * mean_won_amount / mean_cycle if len(open_) and n_won and mean_cycle > 0 \
+        else np.nan
     return {
         "deals": len(deals), "closed": n_closed, "won": n_won, "lost": n_closed - n_won, "win_rate": win_rate,
         "value_win_rate": won["amount"].sum() / closed["amount"].sum() if closed["amount"].sum() > 0 else np.nan,

@@ -596,7 +596,8 @@ def validate(
 
     if "created_at" in absent:
         first = events[~qe.bad].groupby("deal_id")["entered_at"].min()
-        raw["created_at"] = deals["deal_id"].map(first)
+        # reindex, not map: map fails on an empty datetime Series (no valid stage entry)
+        raw["created_at"] = first.reindex(deals["deal_id"]).set_axis(deals.index)
         notes.append(f"{deals_file}: no created_at column: a deal is created when it first enters a stage")
     else:
         qd.flag(_blank(raw["created_at"]), "created_at", reason("missing", "created_at"))

@@ -146,11 +146,44 @@ def status_from_stage(values: pd.Series, preset: Preset) -> pd.Series:
     return values.map(lambda s: lookup.get(normalise_name(s), "open") if pd.notna(s) and str(s).strip() else pd.NA)
 
 
+# Settings of other shapes that the canonical reader has nothing to apply to: refused, never ignored.
+CANONICAL_UNSUPPORTED = ("stage_column", "stage_dates", "status_from_stage", "history_columns", "closed_flags",
+                         "date_entered_prefix")
+EVENT_FIELDS = ("stage", "entered_at")  # canonical fields that live in the stage events file only
+
+
 @reader("canonical", ("deals", "stage_events"))
 def read_canonical(tables: dict[str, pd.DataFrame], preset: Preset, config: FunnelConfig, files: dict[str, str]) -> Shaped:
-    deals = rename_deals(tables["deals"], preset, files["deals"])
-    events = tables["stage_events"].rename(columns={k: v for k, v in preset.columns.items()
-                                                    if v in ("deal_id", "stage", "entered_at")})
+    """funnelkit's own ``deals`` and ``stage_events`` tables. ``columns`` renames either file's
+    columns (a column mapped to ``stage`` or ``entered_at`` is the events file's; ``deal_id`` is
+    renamed in both); ``stages`` maps the events' stage values to keys (case and spacing ignored);
+    ``status_column`` names the deals' status column and ``status_values`` maps its values. Settings
+    of the other shapes are refused with :class:`DataError`."""
+    given = sorted(name for name in CANONICAL_UNSUPPORTED if name in preset.model_fields_set and getattr(preset, name))
+    if given:
+        raise DataError(f"preset: {', '.join(given)}: not used by the canonical shape (one file of deals, one of "
+                        "stage entries); remove it, or choose the shape it belongs to (see the README's presets)")
+    closes = [k for k, v in preset.stages.items() if v is None]
+    if closes:
+        raise DataError(f"preset: stages: {', '.join(map(repr, closes))} maps to ~ (a close): in the canonical shape "
+                        "the deals' status says how a deal closed; map every stage value to a stage key")
+    raw_deals, raw_events = tables["deals"], tables["stage_events"]
+    to_events = {k: v for k, v in preset.columns.items() if v in EVENT_FIELDS}
+    require_columns(raw_events, list(to_events), files["stage_events"], need_rows=False,
+                    what="mapped to stage or entered_at in the preset's columns")
+    events = raw_events.rename(columns={k: v for k, v in preset.columns.items()
+                                        if v in (*EVENT_FIELDS, "deal_id") and k in raw_events.columns})
+    deal_columns = {k: v for k, v in preset.columns.items() if v not in EVENT_FIELDS}
+    if preset.status_column:
+        require_columns(raw_deals, [preset.status_column], files["deals"], need_rows=False,
+                        what="the preset's status_column")
+        deal_columns[preset.status_column] = "status"
+    deals = rename_deals(raw_deals, preset.model_copy(update={"columns": deal_columns}), files["deals"])
+    if preset.status_values and "status" in deals:
+        lookup = {normalise_name(k): v for k, v in preset.status_values.items()}
+        deals["status"] = deals["status"].map(lambda s: lookup.get(normalise_name(s), s) if pd.notna(s) else s)
+    if preset.stages and "stage" in events:
+        events["stage"] = map_stage(events["stage"], preset)[0]
     return Shaped(deals, events, [], {"deals": files["deals"], "stage_events": files["stage_events"]})
 
 

@@ -55,6 +55,12 @@ class Text:
     def __call__(self, key: str, **values: Any) -> str:
         return self.entries[key][self.language].format(**values)
 
+    def counted(self, key: str, count: str, **values: Any) -> str:
+        """``key`` formatted, or its singular ``<key>_one`` when ``values[count]`` is 1 and the text
+        file has one (English needs "1 deal", Chinese none)."""
+        singular = f"{key}_one"
+        return self(singular if values[count] == 1 and singular in self.entries else key, **values)
+
     def column(self, name: str) -> str:
         """Header for column ``name`` (``col_<name>`` in the text file, else the name itself)."""
         entry = self.entries.get(f"col_{name}")
@@ -288,7 +294,7 @@ def conversion_findings(funnel: pd.DataFrame, losses: pd.DataFrame, data: Datase
              cohort_headline(funnel, table1, text)]
     if len(losses):
         by_reason = losses.groupby("reason")["deals"].sum().sort_values(ascending=False)
-        lines.append((text("headline_reason", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
+        lines.append((text.counted("headline_reason", "n", period=period, reason=by_reason.index[0], n=int(by_reason.iloc[0]),
                            share=by_reason.iloc[0] / by_reason.sum()), "losses"))
     quarantined = int(quarantine_counts(data)["rows"].sum())
     if quarantined:
@@ -363,7 +369,7 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
         cycle = (text("cycle_text", cycle=fmt_days(overall["cycle_median"], text("unit_days")))
                  if pd.notna(overall["cycle_median"]) else text("cycle_none"))
         velocity = (text("velocity_text", velocity=fmt_money(overall["velocity_per_day"], currency))
-                    if pd.notna(overall["velocity_per_day"]) and overall["open_deals"] > 0 else text("velocity_none"))
+                    if pd.notna(overall["velocity_per_day"]) else text("velocity_none"))
         lines.append((text("tis_headline_cycle", period=period, win=overall["win_rate"], closed=int(overall["closed"]),
                            cycle_text=cycle, velocity_text=velocity), "cycle"))
     return lines
@@ -386,7 +392,7 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     tiers = both["tier"].astype("object").fillna("unscored").value_counts()
     high_amount = both.loc[both["tier"] == "high", "amount"].sum()
     if len(plan):
-        lines.append((text("opp_headline_overdue", overdue=int(plan["overdue"].sum()),
+        lines.append((text.counted("opp_headline_overdue", "overdue", overdue=int(plan["overdue"].sum()),
                            overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())), "plan"))
     if both["score"].isna().all():
         return lines + [(text("no_scored"), "tiers")]
@@ -452,7 +458,7 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
                            into_high=into_high, movers=row.movers, tau_text=tau_text, auc_text=auc_text),
                       "transitions"))
     if len(stability):
-        lines.append((text("ws_stability", sd=sd, stable=stability["stable"].mean(),
+        lines.append((text.counted("ws_stability", "fragile_high", sd=sd, stable=stability["stable"].mean(),
                            fragile_high=int((~stability["stable"] & (stability["tier"] == "high")).sum())), "stability"))
     if test.unavailable:
         first = test.auc.iloc[0]
@@ -624,13 +630,15 @@ def unavailable(text: Text, key: str, **values: Any) -> Any:
 def missing_words(data: Dataset) -> dict[str, str]:
     """Text keys for money columns that the data cannot give, for :func:`styled`'s ``missing``:
     every amount figure is "not available (no amounts)" when no deal has an amount, the weighted
-    pipeline "not available (no probabilities)" when no deal has a probability."""
+    pipeline "not available (no probabilities)" when no deal has a probability; a velocity is "not
+    available" with what it needs (won deals with amounts and open deals) wherever it is unknown."""
     if data.deals["amount"].isna().all():
         return {c: "no_amounts" for c in ("amount", "open_pipeline", "weighted_pipeline", "value_win_rate",
                                          "velocity_per_day", "amount_before", "amount_after", "change")}
+    velocity = {"velocity_per_day": "velocity_none_cell"}
     if data.deals["win_probability"].isna().all():
-        return {"weighted_pipeline": "no_probabilities"}
-    return {}
+        return velocity | {"weighted_pipeline": "no_probabilities"}
+    return velocity
 
 
 def screen_reasons(screened: Any, text: Text) -> pd.Series:

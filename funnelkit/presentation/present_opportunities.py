@@ -68,7 +68,7 @@ def follow_up_styled(table: pd.DataFrame, text: Text, currency: str, limit: int 
     many are shown, else ``None``), then a total row over ALL rows (deals, Σ amount), tiers as badges."""
     total = follow_up_total(table)
     shown, note = shown_rows(table, limit, text, rest_key)
-    total_row = {c: "" for c in table.columns} | {"deal_id": text("fu_total", deals=total["deals"]),
+    total_row = {c: "" for c in table.columns} | {"deal_id": text.counted("fu_total", "deals", deals=total["deals"]),
                                                  "amount": total["amount"], "days_overdue": float("nan")}
     shown = pd.concat([shown, pd.DataFrame([total_row])], ignore_index=True)
     shown["amount"] = pd.to_numeric(shown["amount"], errors="coerce")

@@ -138,7 +138,7 @@ def cohort_headline(funnel: Any, period_table: Any, text: Text) -> Finding:
     sentence = text(key, **values)
     if period_table is not None:
         t = period_table.table if hasattr(period_table, "table") else period_table
-        sentence += " " + text("headline_new_customers", period=funnel.period, n=int(t["new"].iloc[-1]))
+        sentence += " " + text.counted("headline_new_customers", "n", period=funnel.period, n=int(t["new"].iloc[-1]))
     return sentence, "funnel"
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 
 from funnelkit.events.aggregate import reach_table, stage_stays
 from funnelkit.config import FunnelConfig
-from funnelkit.inputs.data import (Dataset, analysed_rows, describe_example, nothing_left, quarantine_counts, reason_text,
-                            top_reasons)
+from funnelkit.inputs.data import (DMY_PATTERN, Dataset, analysed_rows, as_of_label, describe_example, nothing_left,
+                                   quarantine_counts, reason_text, top_reasons)
 
 
 def _event_facts(data: Dataset) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
@@ -63,7 +63,8 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
                          ("entered_at", entered)):
         if values.notna().any():
             lines.append(f"  {name}: {values.min():%Y-%m-%d} to {values.max():%Y-%m-%d}")
-    lines.append(f"  as-of bound: {data.as_of:%Y-%m-%d %H:%M}")
+    lines.append(f"  as-of date: {as_of_label(data.as_of)} (the analysis counts everything up to the end of it; "
+                 "later dates are quarantined)")
 
     if len(data.deals):
         per_pipeline = []
@@ -82,7 +83,9 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
 HINTS = [
     ("stage is not a stage", "map the export's stage values under `stages:` in the preset, or list the stages in "
                              "params/funnel.yaml"),
-    ("status is not one of", "map the status values under `status_values:` or `status_from_stage:` in the preset"),
+    ("status is not one of", "map the status values under `status_values:` in the preset (with `status_column:` "
+                             "naming their column), or derive them with `status_from_stage:` (not in the canonical "
+                             "shape)"),
     ("status is missing", "fill the status, or derive it from the stage with `status_from_stage:` in the preset"),
     ("team is missing", "map a team column, join a lookup file (`lookups:`), or set `defaults: {team: ...}`"),
     ("deal has no date", "map a date column to created_at, or give the stages' date columns under `stage_dates:`"),
@@ -100,8 +103,23 @@ HINTS = [
 ]
 
 
-def hint(reason: str) -> str:
-    """What to change in the preset or the data for a quarantine ``reason`` (in English, :func:`reason_text`)."""
+def no_such_day(value: object) -> bool:
+    """Whether ``value`` is written day/month/year (either order) but is no calendar day in either
+    order, e.g. 31/02/2024: no ``dayfirst:`` setting reads it."""
+    parts = pd.Series([str(value).strip()]).str.extract(DMY_PATTERN).iloc[0]
+    if pd.isna(parts[0]):
+        return False
+    a, b, year = int(parts[0]), int(parts[2]), int(parts[3])
+    year += 2000 if year < 100 else 0
+    return all(pd.isna(pd.to_datetime(f"{year:04d}-{m:02d}-{d:02d}", errors="coerce", format="%Y-%m-%d"))
+               for d, m in ((a, b), (b, a)))
+
+
+def hint(reason: str, value: object = None) -> str:
+    """What to change in the preset or the data for a quarantine ``reason`` (in English, :func:`reason_text`)
+    whose example value is ``value``."""
+    if "is not a date" in reason and value is not None and no_such_day(value):
+        return f"{str(value).strip()!r} is no calendar day (in either day/month order): correct it in the export"
     return next((h for prefix, h in HINTS if prefix in reason), "see the example rows above")
 
 
@@ -126,5 +144,5 @@ def verdict(data: Dataset, max_quarantined: float = 0.2) -> tuple[bool, list[str
     for table, reason, rows, example in reasons:
         words = reason_text(reason, data.as_of)
         lines.append(f"  {table}: {words}: {rows:,} rows, e.g. {describe_example(example)}")
-        lines.append(f"      → {hint(words)}")
+        lines.append(f"      → {hint(words, example.get('value'))}")
     return False, lines

@@ -81,10 +81,10 @@ def _check(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from funnelkit.runner.project import init_project
 
-    for line in init_project(Path(args.dir), Path(args.source) if args.source else None, args.preset_name):
-        print(line)
+    lines, loaded = init_project(Path(args.dir), Path(args.source) if args.source else None, args.preset_name)
+    print("\n".join(lines))
     print(_ensure_kernel())
-    return 0
+    return 0 if loaded else 1  # the project is written, but its draft preset does not load yet
 
 
 def _ensure_kernel() -> str:

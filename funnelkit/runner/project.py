@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from funnelkit.config import NOTEBOOKS_DIR, PARAMS_DIR, ConfigError, normalise_name
+from funnelkit.config import NOTEBOOKS_DIR, PARAMS_DIR, ConfigError
 from funnelkit.inputs.data import DataError, DMY_PATTERN, day_month_order
 from funnelkit.inputs.io import READABLE, read_table
 
@@ -50,55 +51,92 @@ def _key(name: Any) -> str:
 
 
 def _slug(name: Any) -> str:
-    key = re.sub(r"[^a-z0-9]+", "_", normalise_name(name)).strip("_")
+    key = re.sub(r"[^a-z0-9]+", "_", str(name).casefold()).strip("_")
     return key if re.match(r"^[a-z]", key or "") else f"stage_{key or 'x'}"
 
 
-def init_project(folder: Path, source: Path | None = None, preset_name: str = "my_export") -> list[str]:
+def stage_keys(values: list[str]) -> dict[str, str]:
+    """A distinct stage key for each value: its ASCII slug, else ``stage_<position>`` (a Chinese
+    name has no ASCII letters, and every one would otherwise become the same key)."""
+    keys: dict[str, str] = {}
+    for number, value in enumerate(values, start=1):
+        key = _slug(value) if re.search(r"[A-Za-z0-9]", str(value)) else f"stage_{number}"
+        while key in keys.values():
+            key = f"{key}_{number}"
+        keys[value] = key
+    return keys
+
+
+def init_project(folder: Path, source: Path | None = None, preset_name: str = "my_export") -> tuple[list[str], bool]:
     """Write a project into ``folder``; with ``source``, a draft preset for that export too.
 
-    Returns the lines to print: what was written and what to do next.
+    Returns the lines to print (what was written and what to do next) and whether a first load with
+    the draft succeeded (always true without ``source``). The project is built in a temporary folder
+    beside ``folder`` and moved into place only when complete: a failure writes nothing.
     """
     if (folder / "params").exists():
         raise ConfigError(f"{folder}: already holds params/; choose a new folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.init-", dir=folder.parent))
+    try:
+        lines, loaded = _write_project(work, folder, source, preset_name)
+        folder.mkdir(exist_ok=True)
+        for item in work.iterdir():
+            item.rename(folder / item.name)
+    except (DataError, ConfigError) as exc:
+        raise type(exc)(str(exc).replace(str(work), str(folder))) from None
+    except Exception as exc:  # noqa: BLE001 - a draft must never end in a traceback
+        what = f"reading the export {source}" if source is not None else f"writing {folder}"
+        raise DataError(f"{what}: {str(exc).replace(str(work), str(folder))} ({type(exc).__name__}); "
+                        "nothing was written") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return lines, loaded
+
+
+def _write_project(work: Path, folder: Path, source: Path | None, preset_name: str) -> tuple[list[str], bool]:
+    """Write the project into ``work``; the lines printed name ``folder``, where it will be moved."""
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc")
-    shutil.copytree(PARAMS_DIR, folder / "params", ignore=ignore)
-    shutil.copytree(NOTEBOOKS_DIR, folder / "notebooks", ignore=ignore)
-    (folder / "data").mkdir(exist_ok=True)
+    shutil.copytree(PARAMS_DIR, work / "params", ignore=ignore)
+    shutil.copytree(NOTEBOOKS_DIR, work / "notebooks", ignore=ignore)
+    (work / "data").mkdir(exist_ok=True)
     lines = [f"wrote {folder}/params (settings), {folder}/notebooks, {folder}/data (put your export here)"]
-    data, preset = "data", None
+    data, preset, loaded = "data", None, True
     if source is not None:
         draft, stages, notes = draft_preset(source)
-        path = folder / "params" / "presets" / f"{preset_name}.yaml"
+        path = work / "params" / "presets" / f"{preset_name}.yaml"
         path.write_text(draft, encoding="utf-8")
         if stages:
-            _write_funnel(folder / "params" / "funnel.yaml", stages)
+            _write_funnel(work / "params" / "funnel.yaml", stages)
         data, preset = str(source.resolve() if source.is_dir() else source.resolve().parent), preset_name
-        lines += [f"wrote a draft preset {path} — read every '# guess' comment and confirm it", *notes]
-        lines += _first_look(folder, Path(data), path)
+        _point_matrix(work / "params" / "reports.yaml", data, preset)
+        shown_path = folder / "params" / "presets" / f"{preset_name}.yaml"
+        lines += [f"wrote a draft preset {shown_path} — read every '# guess' comment and confirm it", *notes]
+        first, loaded = _first_look(work, Path(data), path)
+        lines += [line.replace(str(work), str(folder)) for line in first]
         lines.append(f"next: funnelkit check {data} --project {folder} --preset {preset_name}")
-    _point_matrix(folder / "params" / "reports.yaml", data, preset)
+    else:
+        _point_matrix(work / "params" / "reports.yaml", data, preset)
     lines.append(f"then: funnelkit report --project {folder}   (or cd {folder} && funnelkit report)")
-    return lines
+    return lines, loaded
 
 
-def _first_look(folder: Path, data: Path, preset: Path) -> list[str]:
+def _first_look(folder: Path, data: Path, preset: Path) -> tuple[list[str], bool]:
     """Load the export with the draft: report periods become the year of its latest date, and
-    the result (or the first problem) is printed."""
+    the result (or the first problem) is printed; the flag says whether the load succeeded."""
     from funnelkit.config import load_config
     from funnelkit.inputs.io import load_data
 
     try:
         loaded = load_data(data, config=load_config(folder / "params" / "funnel.yaml"), preset=preset)
     except (DataError, ConfigError) as exc:
-        return [f"a first load with the draft stops at: {exc}", "fix the preset, then run the check below"]
+        return [f"a first load with the draft stops at: {exc}", "fix the preset, then run the check below"], False
     year = (loaded.as_of - pd.Timedelta(days=1)).year
     matrix = folder / "params" / "reports.yaml"
     matrix.write_text(re.sub(r"(?m)^(\s*)periods:.*$", rf'\1periods: ["{year}"]   # the year of the latest date',
                              matrix.read_text(encoding="utf-8")), encoding="utf-8")
     return [f"a first load with the draft: {len(loaded.deals):,} of {loaded.rows_in['deals']:,} deals analysed; "
-            f"report periods set to {year}"]
+            f"report periods set to {year}"], len(loaded.deals) > 0
 
 
 def _point_matrix(path: Path, data: str, preset: str | None) -> None:
@@ -118,7 +156,7 @@ def _write_funnel(path: Path, stages: list[str]) -> None:
     categories kept from the defaults)."""
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config.pop("b2b_stages", None)
-    labels = [{"key": _slug(s), "en": str(s), "zh": str(s)} for s in stages]
+    labels = [{"key": key, "en": str(s), "zh": str(s)} for s, key in stage_keys(stages).items()]
     config["default_pipeline"] = "export"
     config["pipelines"] = {"export": {"en": "Export", "zh": "导出", "stages": labels}}
     header = ("# Funnel configuration written by `funnelkit init --from`: the stages come from the export's stage\n"
@@ -154,6 +192,54 @@ def _date_order(values: pd.Series, where: str) -> str:
     return "other"
 
 
+def _stage_history(tables: dict[Path, tuple[pd.DataFrame, str | None]], main_path: Path,
+                   main: pd.DataFrame) -> tuple[Path, pd.DataFrame, str, str] | None:
+    """A file of stage entries beside the deals file: it repeats the deals file's id column and has
+    a stage column and a date column. Returns ``(path, table, stage column, date column)``."""
+    id_col = _id_column(main)
+    for path, (df, _) in tables.items():
+        if path == main_path or id_col is None or id_col not in df.columns or df[id_col].is_unique:
+            continue
+        keys = {_key(c): c for c in df.columns}
+        stage = next((keys[n] for n in STAGE_NAMES if n in keys), None)
+        entered = next((c for c in df.columns if c != stage and DATE_HINT.search(str(c))), None)
+        if stage is not None and entered is not None:
+            return path, df, stage, entered
+    return None
+
+
+def _history_stages(history: tuple[Path, pd.DataFrame, str, str], status: pd.Series | None,
+                    out: list[str]) -> list[str]:
+    """The stages of a stage-entry file in funnel order (by a value's mean position among its deal's
+    entries, a won value last), appended to ``out`` as ``stages:`` with the deals' ``status_values``."""
+    path, events, stage_col, _ = history
+    values = events[stage_col].astype("string").str.strip()
+    position = values.groupby(events[_id_column(events)]).cumcount()
+    order = position.groupby(values).mean()
+    won = [v for v in order.index if WON.search(v)]
+    lost = [v for v in order.index if LOST.search(v)]
+    stages = sorted((v for v in order.index if v not in won + lost), key=lambda v: (order[v], v)) + won[:1]
+    keys = stage_keys(stages)
+    out.append(f"stages:   # guess: {path.name}'s stage values → stage keys, in the order deals enter them")
+    for v in stages:
+        out.append(f"  {_y(v)}: {keys[v]}   # guess: entered as entry {order[v] + 1:.1f} of a deal on average")
+    for v in lost:
+        out.append(f"# {_y(v)} looks like a close: the deals' status says a deal was lost; drop these entries")
+    if status is not None:
+        out.append("status_values:   # guess: the deals' status values")
+        for v in pd.unique(status.dropna().astype(str).str.strip()):
+            if v:
+                guess = "won" if WON.search(v) else "lost" if LOST.search(v) else "open"
+                out.append(f"  {_y(v)}: {guess}")
+    return stages
+
+
+def _id_column(df: pd.DataFrame) -> str | None:
+    """The deal id column of a table, by the header names."""
+    keys = {_key(c): c for c in df.columns}
+    return next((keys[n] for n in SYNONYMS["deal_id"] if n in keys), None)
+
+
 def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     """A draft preset (YAML text with a comment on each guess) for the export at ``source`` (a folder
     or one file), the stages its values suggest in order, and notes to print."""
@@ -164,16 +250,24 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     tables = {}
     for path in files:
         tables[path] = (read_table(path, separator=_sniff(path)), _sniff(path))
-    # the main file: the one with a stage or status column and the most rows
-    def score(item: tuple[Path, tuple[pd.DataFrame, str | None]]) -> tuple[int, int]:
+    # the main file: the one with a stage or status column, one row per deal id (a stage history
+    # repeats the id), and the most rows
+    def score(item: tuple[Path, tuple[pd.DataFrame, str | None]]) -> tuple[int, int, int]:
         df = item[1][0]
         keys = {_key(c) for c in df.columns}
-        return (int(bool(keys & set(STAGE_NAMES + STATUS_NAMES))), len(df))
+        ids = _id_column(df)
+        return (int(bool(keys & set(STAGE_NAMES + STATUS_NAMES))),
+                int(ids is None or df[ids].nunique() >= 0.9 * len(df)), len(df))  # a few duplicates: bad rows
     main_path, (main, separator) = max(tables.items(), key=score)
+    history = _stage_history(tables, main_path, main)
     out: list[str] = [f"# Draft preset written by `funnelkit init --from {source}`.",
-                      "# Every line marked '# guess' is a guess: confirm or change it, then run `funnelkit check`.",
-                      "shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
-                      f"files: {{deals: {main_path.name}}}"]
+                      "# Every line marked '# guess' is a guess: confirm or change it, then run `funnelkit check`."]
+    if history:
+        out += ["shape: canonical   # guess: a deals file and a file of stage entries (one row per stage a deal entered)",
+                f"files: {{deals: {main_path.name}, stage_events: {history[0].name}}}"]
+    else:
+        out += ["shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
+                f"files: {{deals: {main_path.name}}}"]
     if separator and separator != ",":
         out.append(f"separator: {_y(separator)}   # detected in the header line")
     notes: list[str] = []
@@ -191,6 +285,12 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     for column in main.columns:
         if DATE_HINT.search(str(column)) and column not in (stage_col,):
             dates[column] = _date_order(main[column], f"{main_path.name}, column {column}")
+    if history:
+        path, events, event_stage, entered = history
+        dates[entered] = _date_order(events[entered], f"{path.name}, column {entered}")
+        if status_col is not None:
+            columns[status_col] = "status"
+        columns |= {event_stage: "stage", entered: "entered_at"}
     orders = {o for o in dates.values() if o in ("dayfirst", "monthfirst")}
     out.append("columns:   # export column → canonical field (guess from the header names)")
     for source_col, field in columns.items():
@@ -207,7 +307,9 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     for column, order in dates.items():
         out.append(f"# date column {column}: {order}")
     stages: list[str] = []
-    if stage_col is not None:
+    if history:
+        stages = _history_stages(history, main[status_col] if status_col is not None else None, out)
+    elif stage_col is not None:
         values = main[stage_col].dropna().astype(str).str.strip()
         distinct = [v for v in pd.unique(values) if v][:40]
         date_cols = list(dates)
@@ -220,10 +322,11 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
             ordinary = ["Opportunity"]
             notes.append("no open stage values: deals start in one stage 'Opportunity' and end won or lost")
         stages = ordinary + (won[:1] or ["Won"])
+        keys = stage_keys(stages)
         out.append(f"stage_column: {_y(stage_col)}   # guess: the deal's current stage")
         out.append("stages:   # export value → stage key of params/funnel.yaml; ~ marks a close that is no stage")
         for v in distinct:
-            target = "~" if v in lost else _slug(stages[-1]) if v in won else _slug(v)
+            target = "~" if v in lost else keys[stages[-1]] if v in won else keys[v]
             why = "lost: a close at the furthest dated stage" if v in lost else "won: the final stage" if v in won \
                 else f"an open stage (its deals carry {depth[v]:.1f} stage dates on average)"
             out.append(f"  {_y(v)}: {target}   # guess: {why}")
@@ -239,7 +342,7 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
                 continue
             match = next((s for s in ordinary if _key(s)[:5] and _key(s)[:5] in _key(column)), None)
             if match:
-                stage_dates[_slug(match)] = column
+                stage_dates[keys[match]] = column
         if stage_dates:
             out.append("stage_dates:   # guess: stage key → the column with its entry date (by name)")
             for key, column in stage_dates.items():
@@ -251,7 +354,7 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
         notes.append("no stage or status column recognised: set stage_column (or status_column) in the preset")
     # other files: lookups (a column of the main file, unique in the other file)
     for path, (df, _) in tables.items():
-        if path == main_path:
+        if path == main_path or (history and path == history[0]):
             continue
         shared = [c for c in df.columns if c in main.columns and df[c].is_unique]
         if shared:

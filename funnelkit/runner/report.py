@@ -48,6 +48,7 @@ from funnelkit.config import NOTEBOOKS_DIR, ConfigError, ReportMatrix, load_conf
 from funnelkit.inputs.data import Dataset, nothing_left
 from funnelkit.events.engine import is_engine_source
 from funnelkit.inputs.io import open_dataset, write_dataset
+from funnelkit.periods import periods_without_data
 from funnelkit.presentation.pages import notebook_to_html, render_index
 
 KERNEL_NAME = "funnelkit"
@@ -704,6 +705,7 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
 
     data = open_dataset(matrix.data, as_of=matrix.as_of, config=config, preset=matrix.preset)
     as_of = matrix.as_of or (data.as_of - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    refuse_empty_periods(matrix, data, as_of)
     all_jobs = expand_matrix(matrix, data, notebooks)
     check_parameters(all_jobs, notebooks)
     selected = [j for j in all_jobs if not only or fnmatch.fnmatch(j.relpath, only) or fnmatch.fnmatch(j.title, only)]
@@ -740,6 +742,20 @@ def _run_locked(matrix: ReportMatrix, config: Any, out: Path, jobs: int | None, 
                     name=f"index.{other}.html", run_language=language)
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def refuse_empty_periods(matrix: ReportMatrix, data: Dataset, as_of: str) -> None:
+    """Raise :class:`ConfigError` before any notebook runs when a period of the matrix holds no data:
+    it starts after the as-of date or ends before the data's first date (reports of nothing)."""
+    first = data.deals["created_at"].min()
+    if pd.isna(first):
+        return  # no dated deal: the reports say so themselves
+    periods = sorted({p for entry in matrix.entries for p in entry.periods})
+    empty = periods_without_data(periods, first, data.as_of)
+    if empty:
+        raise ConfigError(f"period {', '.join(empty)}: no data — the data runs from {first:%Y-%m-%d} "
+                          f"to the as-of date {as_of}; choose a period within that range (e.g. --period "
+                          f"{pd.Timestamp(as_of):%Y-%m})")
 
 
 def key_figures(results: list[JobResult], data: Dataset, config: Any, as_of: str, language: str) -> dict[str, Any]:
