@@ -124,7 +124,7 @@ def test_cohort_headline_names_its_definition_and_table1(march, config):
     assert anchor == "funnel"
     assert line == ("Cohort win rate (deals that entered the funnel in 2024-Q1, followed to 2024-03-31): "
                     f"1 of 5 won (20.0%); 2 are still open (median age {funnel.median_age_days:.0f} days). "
-                    "Table 1 counts the 1 deals won during 2024-Q1, whenever they entered.")
+                    "Table 1 counts the 1 deal won during 2024-Q1, whenever it entered.")
 
 
 def test_cohort_headline_says_maturing_when_most_are_open(config):
