@@ -61,15 +61,27 @@ class Text:
 
 
 def load_text(language: str = "en", path: str | Path | None = None) -> Text:
-    """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``."""
+    """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``. Read once per
+    process until the file changes (every report and its page title need it); each call gets
+    its own entries, so a report that changes its wording cannot change the next one's."""
     path = Path(path) if path else params_file("text.yaml")
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None  # validate_file says what is wrong with the file
+    return Text({key: dict(words) for key, words in _text_entries(path, version).items()}, language)
+
+
+@functools.lru_cache(maxsize=4)
+def _text_entries(path: Path, version: tuple[int, int] | None) -> dict[str, dict[str, str]]:
     entries = validate_file(_Bilingual, path).root
     missing = [k for k, v in entries.items() if set(v) != {"en", "zh"}]
     if missing:
         from funnelkit.config import ConfigError
 
         raise ConfigError(f"{path}: {', '.join(missing)}: needs both en and zh")
-    return Text(entries, language)
+    return entries
 
 
 def fmt_pct(x: float) -> str:
