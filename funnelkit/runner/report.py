@@ -262,8 +262,9 @@ class ReportKernel:
         if self._log is None and not self.verbose:
             self._log = open(self.log_path, "ab")
         streams = {} if self.verbose else {"stdout": self._log, "stderr": self._log}
-        # History in memory, as nbclient does: no SQLite file shared by every kernel.
-        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"],
+        # No input history: a report reads none, and a warm kernel would keep every cell of every
+        # report in it (nbclient's in-memory SQLite grows by a report's cells each time).
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=["--HistoryManager.enabled=False"],
                                        **streams)
         self._connect()
         if warm:
@@ -442,6 +443,23 @@ def kernel_reset() -> None:
         os.environ.update(_fresh_state["environ"])
     memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
+    release_free_memory()
+
+
+def release_free_memory() -> None:
+    """Give the memory freed since the last report back to the system (glibc's ``malloc_trim``).
+    Without it a process keeps the high-water mark of its heap, which is fragmented by each
+    report's tables and charts, and a warm worker seems to grow with the batch. Elsewhere a no-op."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        pass
 
 
 @functools.lru_cache(maxsize=1)
@@ -540,6 +558,8 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
         if cold:
             kernel.shutdown()
         _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), page_title(job, nb_language(nb))))
+        if not cold:
+            release_free_memory()  # the worker too holds the high-water mark of its heap otherwise
         if not cold and memory[0] > WORKER_MEMORY_LIMIT:
             _renew(kernel)
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
