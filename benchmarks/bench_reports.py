@@ -77,8 +77,9 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
             by_worker[r.worker].append(r)
     for pid, results in sorted(by_worker.items()):
         mb = [r.memory[0] / 2**20 for r in results]
+        # a tenth in, the caches a worker fills on its first reports are full: growth after that is what matters
         print(f"  worker {pid}: {len(results)} reports; memory (worker + kernel) {mb[0]:.0f} MB after the first, "
-              f"{mb[-1]:.0f} MB after the last, min {min(mb):.0f} / max {max(mb):.0f} MB, "
+              f"{mb[len(mb) // 10]:.0f} MB after a tenth, {mb[-1]:.0f} MB after the last, min {min(mb):.0f} / max {max(mb):.0f} MB, "
               f"peak {max(r.memory[1] for r in results) / 2**20:.0f} MB")
 
 

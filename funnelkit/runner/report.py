@@ -384,9 +384,13 @@ WARM_UP_CODE = "import funnelkit.runner.report\nfunnelkit.runner.report.kernel_w
 # reset with a new session also starts the execution count at 1 again, as in a fresh kernel.
 RESET_CODE = "get_ipython().reset(new_session=True)\n__import__('funnelkit.runner.report').runner.report.kernel_reset()"
 # What the notebooks import (seaborn only for heatmaps), imported once per warm kernel.
-WARM_IMPORTS = ("IPython.display", "funnelkit.analyses.playbook", "funnelkit.presentation.plots", "funnelkit.presentation.present", "funnelkit.analyses.reps",
-                "funnelkit.analyses.review", "funnelkit.analyses.sales", "funnelkit.analyses.scorecard", "funnelkit.analyses.screening",
-                "funnelkit.analyses.sensitivity", "funnelkit.analyses.timing", "matplotlib.backends.backend_agg", "seaborn")
+WARM_IMPORTS = ("IPython.display", "funnelkit.analyses.fit", "funnelkit.analyses.forecast", "funnelkit.analyses.opportunities",
+                "funnelkit.analyses.playbook", "funnelkit.analyses.recommend", "funnelkit.analyses.rep_periods",
+                "funnelkit.analyses.reps", "funnelkit.analyses.review", "funnelkit.analyses.sales", "funnelkit.analyses.scorecard",
+                "funnelkit.analyses.screening", "funnelkit.analyses.sensitivity", "funnelkit.analyses.timing",
+                "funnelkit.inputs.flat", "funnelkit.presentation.plots", "funnelkit.presentation.present",
+                "funnelkit.presentation.present_opportunities", "funnelkit.presentation.story",
+                "matplotlib.backends.backend_agg", "seaborn")
 _fresh_state: dict[str, Any] = {}  # inside a warm kernel: what kernel_warm_up recorded
 
 
@@ -443,23 +447,6 @@ def kernel_reset() -> None:
         os.environ.update(_fresh_state["environ"])
     memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
-    release_free_memory()
-
-
-def release_free_memory() -> None:
-    """Give the memory freed since the last report back to the system (glibc's ``malloc_trim``).
-    Without it a process keeps the high-water mark of its heap, which is fragmented by each
-    report's tables and charts, and a warm worker seems to grow with the batch. Elsewhere a no-op."""
-    import ctypes
-    import ctypes.util
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        pass
 
 
 @functools.lru_cache(maxsize=1)
@@ -558,8 +545,6 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
         if cold:
             kernel.shutdown()
         _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), page_title(job, nb_language(nb))))
-        if not cold:
-            release_free_memory()  # the worker too holds the high-water mark of its heap otherwise
         if not cold and memory[0] > WORKER_MEMORY_LIMIT:
             _renew(kernel)
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
