@@ -10,8 +10,9 @@ dataset in memory; kept under ``--folder`` and reused). The engine then loads an
 step (median of ``--repeat``), the whole pass, the peak resident memory of this process (the
 driver) and of its child processes (Spark's JVM), and the lean query — ``min(entered_at) filter
 (where stage_index >= s)`` grouped by deal, Parquet → pandas, no checks — beside ``reach_table``.
-``--check`` also runs the pandas reference and compares the tables. Figures are printed, never
-asserted.
+``--check`` also runs the pandas reference and compares the tables. ``--stop-above GB`` ends the
+run (exit status 3) when the driver's memory passes GB, naming the step: a size an engine cannot
+run on a shared machine is reported as such. Figures are printed, never asserted.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import os
 import resource
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -59,14 +61,44 @@ def write_chunks(folder: Path, n_deals: int, chunk: int) -> tuple[int, int]:
     return n_deals, n_events
 
 
+STEP = {"label": "generating the data"}  # the step running now, for the memory guard's message
+
+
+def peak_gb() -> float:
+    """Peak resident memory of this process so far (max RSS)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def guard_memory(limit_gb: float, engine: str, n_deals: int) -> None:
+    """Stop the run (exit status 3) when this process's resident memory passes ``limit_gb``,
+    saying during which step: on a shared machine a size that does not fit is reported, not
+    left to the kernel's out-of-memory killer."""
+    def watch() -> None:
+        while True:
+            status = Path("/proc/self/status").read_text()
+            rss_gb = int(status.split("VmRSS:")[1].split()[0]) / 1024**2
+            if rss_gb > limit_gb:
+                print(f"\nstopped: {engine} on {n_deals:,} deals passed {limit_gb:g} GB of driver memory "
+                      f"({rss_gb:.2f} GB resident) during {STEP['label']}; no whole-pass figure at this size",
+                      flush=True)
+                os._exit(3)
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def timed(label: str, fn, times: dict[str, list[float]], cpu: dict[str, list[float]] | None = None):
     """Run ``fn``, adding its wall seconds to ``times[label]`` and its CPU seconds (all threads of
-    this process: less sensitive than wall time to other work on a shared machine) to ``cpu``."""
+    this process: less sensitive than wall time to other work on a shared machine) to ``cpu``;
+    print a progress line (so a run stopped part way still shows its figures)."""
+    STEP["label"] = label
     start, start_cpu = time.perf_counter(), time.process_time()
     result = fn()
     times.setdefault(label, []).append(time.perf_counter() - start)
     if cpu is not None:
         cpu.setdefault(label, []).append(time.process_time() - start_cpu)
+    print(f"  {label}: {times[label][-1]:.2f} s wall, {cpu[label][-1] if cpu else float('nan'):.2f} s CPU, "
+          f"peak so far {peak_gb():.2f} GB", flush=True)
     return result
 
 
@@ -129,11 +161,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--folder", help="where the Parquet parts are kept (default: a temporary folder)")
     parser.add_argument("--check", action="store_true", help="compare with the pandas reference (needs memory)")
+    parser.add_argument("--stop-above", type=float, metavar="GB",
+                        help="stop, saying during which step, when the driver's memory passes GB")
     args = parser.parse_args()
     config = fk.load_config()
     card = fk.load_scorecard()
     folder = Path(args.folder or tempfile.mkdtemp(prefix="funnelkit-bench-"))
 
+    if args.stop_above:
+        guard_memory(args.stop_above, args.engine, args.deals)
     start = time.perf_counter()
     n_deals, n_events = write_chunks(folder, args.deals, args.chunk)
     print(f"{n_deals:,} deals and {n_events:,} stage events as Parquet parts in {folder} "
@@ -155,8 +191,9 @@ def main() -> None:
         timed("score_deals", lambda: fk.score_deals(data.deals, card), times, cpu)
         timed("rep_summary", lambda: reps.rep_summary_of(scope, "2024-Q2"), times, cpu)
         loads.append(os.getloadavg()[0])
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    driver_gb = peak_gb()
     children_gb = peak_children_gb()
+    STEP["label"] = "the lean query"
     lean, lean_cpu = [], []
     for _ in range(args.repeat):
         begin, begin_cpu = time.perf_counter(), time.process_time()
@@ -177,7 +214,7 @@ def main() -> None:
     step = median["reach_table"]
     print(f"\nwhole analytics pass ({args.engine}): {analytics:.1f} s wall, {sum(median_cpu.values()):.1f} s CPU "
           f"(all runs: {', '.join(f'{sum(run):.1f}' for run in zip(*times.values()))} s wall)")
-    print(f"peak memory (max RSS): driver {peak_gb:.2f} GB" +
+    print(f"peak memory (max RSS): driver {driver_gb:.2f} GB" +
           (f", child processes (Spark JVM) {children_gb:.2f} GB" if children_gb else ""))
     print(f"lean DuckDB query (Parquet → pandas reach, no checks): {statistics.median(lean):.2f} s wall, "
           f"{statistics.median(lean_cpu):.2f} s CPU")

@@ -29,3 +29,11 @@ def test_bench_reports_smoke():
 def test_bench_fit_smoke():
     out = run("benchmarks/bench_fit.py", "--deals", "1500")
     assert "fitted card held-out AUC" in out and "time split" in out and "k-fold" in out
+
+
+def test_bench_analytics_stops_above_a_memory_bound(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/bench_analytics.py", "--engine", "pandas", "--deals", "2000",
+                             "--chunk", "1000", "--folder", str(tmp_path), "--stop-above", "0.01"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "stopped: pandas on 2,000 deals passed 0.01 GB of driver memory" in result.stdout

@@ -124,7 +124,7 @@ def test_cohort_headline_names_its_definition_and_table1(march, config):
     assert anchor == "funnel"
     assert line == ("Cohort win rate (deals that entered the funnel in 2024-Q1, followed to 2024-03-31): "
                     f"1 of 5 won (20.0%); 2 are still open (median age {funnel.median_age_days:.0f} days). "
-                    "Table 1 counts the 1 deals that became customers during 2024-Q1, whenever they entered.")
+                    "Table 1 counts the 1 deals won during 2024-Q1, whenever they entered.")
 
 
 def test_cohort_headline_says_maturing_when_most_are_open(config):
@@ -178,7 +178,12 @@ def test_team_overview_figures_with_rep_none(march, config):
     assert shown.columns.tolist() == ["measure", "Team, 2024-03", "Team, 3 months to 2024-03 (2024-01 – 2024-03)"]
     assert shown["measure"].tolist()[2:] == ["Leads → Prospects", "Prospects → Opportunities",
                                              "Opportunities → Negotiation", "Negotiation → Customers"]
-    assert shown.iloc[0, 1:].tolist() == ["0.0%", "33.3%"]  # team won 0 of 2 in March, 1 of 3 over Jan–Mar
+    # team won 0 of 2 in March, 1 of 3 over Jan–Mar; the counts stand beside each rate
+    assert shown.iloc[0, 1:].tolist() == ["0.0% (0 of 2)", "33.3% (1 of 3)"]
+    # Leads → Prospects over Jan–Mar: A, B, C, D, E reached Leads, all but B reached Prospects
+    assert shown.iloc[2, 2] == "80.0% (4 of 5)"
+    zh = story.rep_period_table(figures, {}, ZH)
+    assert zh.iloc[0, 1:].tolist() == ["0.0%（2 个中 0 个）", "33.3%（3 个中 1 个）"]
 
 
 def backtest(rows, unavailable=None, too_few=False):

@@ -108,7 +108,7 @@ def test_edge_report_renders_clean(edge_reports, case, notebook):
     ("no_losses", "rep_performance", "no lost deals recorded in this data"),
     ("no_scoring", "opportunities", "not available (no probabilities)"),
     ("no_amounts", "opportunities", "not available (no amounts)"),
-    ("usd", "rep_performance", "too few closed deals to rank"),
+    ("usd", "rep_performance", "Not ranked: fewer than 30 closed deals in the window"),
     ("usd", "opportunities", "$"),
     ("all_closed", "opportunities", "There is no open deal at the as-of date"),
     ("no_scoring", "weight_sensitivity", "could not be scored: Win probability: no value"),

@@ -170,3 +170,29 @@ def test_an_engine_source_takes_how_dates_are_written_from_the_preset(tmp_path, 
         fk.load_data(f"duckdb:///{tmp_path}", config=config)
     with pytest.raises(fk.DataError, match="preset other than the canonical shape"):
         fk.load_data(f"duckdb:///{tmp_path}", config=config, preset="salesforce")
+
+
+def test_results_are_keyed_by_deal_position_in_id_order(checked, sample, config):
+    """The engine numbers the valid deals (``fk_deal_keys._pos``) in the order ``data.deals`` holds
+    them, and the per-event results come back by that number: every position names its own deal."""
+    keys = checked.engine.query("select deal_id, _pos from fk_deal_keys order by _pos")
+    assert keys["_pos"].tolist() == list(range(len(checked.deals)))
+    assert keys["deal_id"].tolist() == checked.deals["deal_id"].tolist()
+    assert checked.deals["deal_id"].is_monotonic_increasing
+    events = checked.engine.query("select e.deal_id, k.deal_id as keyed from fk_events e join fk_deal_keys k on k._pos = e._pos")
+    assert len(events) == len(sample.events) and (events["deal_id"] == events["keyed"]).all()
+
+
+def test_stays_come_back_ordered_with_outcome_codes(checked, sample, config):
+    got = checked.engine.query(sql.stays_sql(SAMPLE_END))
+    order = got[["_pos", "entered_at", "stage_index"]]
+    assert order.equals(order.sort_values(["_pos", "entered_at", "stage_index"], kind="stable").reset_index(drop=True))
+    want = fk.stage_stays(sample, config)
+    named = pd.Series([sql.OUTCOMES[k] for k in got["outcome"]])
+    assert named.value_counts().sort_index().equals(want["outcome"].astype(object).value_counts().sort_index())
+
+
+def test_the_check_tables_are_dropped_once_counted(checked):
+    tables = set(checked.engine.query("select table_name from information_schema.tables")["table_name"])
+    assert {"fk_deals", "fk_deal_keys", "fk_events"} <= tables
+    assert not tables & {"fk_checked_deals", "fk_checked_events", "fk_reached", "fk_final_deals"}

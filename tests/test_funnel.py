@@ -36,8 +36,8 @@ def test_seed_template_example_table1(config):
     assert table["conversion"].iloc[1:].round(3).tolist() == [0.6, 0.5, 0.5, 0.333]
     # row s shows deals lost at the stage before s
     assert table["lost"].tolist() == [0, 40, 30, 15, 10]
-    assert "预算不足 (20)" in table["main_loss_reasons"].iloc[1]
-    assert "unspecified (20)" in table["main_loss_reasons"].iloc[1]
+    assert ("预算不足", 20) in table["main_loss_reasons"].iloc[1]
+    assert ("unspecified", 20) in table["main_loss_reasons"].iloc[1]
 
 
 def test_seed_template_example_cohort_funnel(config):

@@ -282,3 +282,39 @@ def test_per_event_step_takes_as_of_as_a_string(sample, config):
                                   aggregate.stage_stays(sample, config, as_of=end_of_day))
     pd.testing.assert_frame_equal(aggregate.open_deals(sample, config, as_of="2024-05-31"),
                                   aggregate.open_deals(sample, config, as_of=end_of_day))
+
+
+def test_scoped_tables_equal_filter_scope(sample, config):
+    """The scope's cached row lookup gives what filter_scope gives: same rows, order and index."""
+    scope = fk.Scope.build(sample, config)
+    team = sorted(sample.deals["team"].unique())[0]
+    rep = sorted(sample.deals.loc[sample.deals["team"] == team, "rep"].unique())[0]
+    for filters in ({}, {"team": team}, {"team": team, "rep": rep}, {"rep": rep}, {"team": team, "rep": "nobody"}):
+        narrowed = dataclasses.replace(scope, **{"team": None, "rep": None} | filters)
+        want_deals = aggregate.filter_scope(aggregate.deals_as_of(sample.deals, scope.as_of), **filters)
+        pd.testing.assert_frame_equal(narrowed.deals, want_deals)
+        pd.testing.assert_frame_equal(narrowed.reach, aggregate.filter_scope(scope.reach, **filters))
+        pd.testing.assert_frame_equal(narrowed.stays, aggregate.filter_scope(scope.stays, **filters))
+
+
+def test_narrow_skips_the_checks_only_for_a_known_team_and_rep(sample, config, monkeypatch):
+    scope = fk.Scope.build(sample, config)
+    team = sorted(sample.deals["team"].unique())[0]
+    rep = sorted(sample.deals.loc[sample.deals["team"] == team, "rep"].unique())[0]
+    other_rep = sorted(sample.deals.loc[sample.deals["team"] != team, "rep"].unique())[0]
+    fast = scope.narrow(team=team).narrow(rep=rep)
+    built = fk.Scope.build(sample, config, team=team, rep=rep)
+    assert (fast.team, fast.rep, fast.as_of, fast.pipeline) == (built.team, built.rep, built.as_of, built.pipeline)
+    assert fast.computed is scope.computed
+    with pytest.raises(ValueError, match="rep"):
+        scope.narrow(team=team).narrow(rep=other_rep)  # a rep of another team is still refused
+    with pytest.raises(ValueError, match="team"):
+        scope.narrow(team=team.lower() + "x")
+
+
+def test_named_codes_give_text_with_missing_for_negative():
+    got = aggregate.named(np.array([1, -1, 0, 1]), ["qualify", "propose"])
+    assert got.tolist()[0] == "propose" and pd.isna(got.iloc[1]) and got.iloc[2] == "qualify"
+    assert str(got.dtype) == "str"
+    strict = aggregate.named(np.array([-1, 0]), ["a"], pd.StringDtype())
+    assert strict.dtype == pd.StringDtype() and strict.iloc[0] is pd.NA

@@ -8,7 +8,8 @@ For one period P and the as-of date, per team (and for all teams together):
   probability over them (the weighted pipeline);
 * ``forecast`` with ``forecast_low`` / ``forecast_high``: the history-based forecast of
   :mod:`funnelkit.analyses.forecast` (stage win rates from the team's closed deals, ``history_closed`` of
-  them; ``forecast_differs``: the CRM forecast is outside its interval);
+  them, ``history_win_rate`` = won ÷ closed among them, 1 when the team never recorded a loss;
+  ``forecast_differs``: the CRM forecast is outside its interval);
 * ``overdue``: open scored deals whose next follow-up (:func:`funnelkit.analyses.playbook.follow_up_plan`,
   planned for the last day before as_of) is past due;
 * ``leak_stage`` / ``leak_rate``: the biggest leak of P's cohort funnel
@@ -32,7 +33,7 @@ from funnelkit.events.scope import Scope
 from funnelkit.analyses.scorecard import Scorecard, load_scorecard, score_deals
 
 COLUMNS = ["team", "won_value", "won", "closed", "win_rate", "open_deals", "open_pipeline", "crm_forecast", "forecast",
-           "forecast_low", "forecast_high", "forecast_differs", "history_closed", "overdue", "leak_stage", "leak_rate"]
+           "forecast_low", "forecast_high", "forecast_differs", "history_closed", "history_win_rate", "overdue", "leak_stage", "leak_rate"]
 
 
 def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playbook,
@@ -53,6 +54,7 @@ def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playb
         "open_deals": len(open_deals), "open_pipeline": known_sum(open_deals["amount"]),
         "crm_forecast": forecast.crm, "forecast": forecast.history, "forecast_low": forecast.history_low,
         "forecast_high": forecast.history_high, "forecast_differs": forecast.differs, "history_closed": forecast.closed,
+        "history_win_rate": forecast.closed_win_rate,
         "overdue": int(plan["overdue"].sum()),
         "leak_stage": None if leak is None else leak["stage"], "leak_rate": np.nan if leak is None else leak["loss_rate"],
     }

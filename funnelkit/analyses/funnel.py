@@ -87,15 +87,16 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     stages: list[str] = scope.stages
     as_of = scope.as_of
     first_at = reach[f"reached_{stages[0]}"]
-    cohort = reach[period.contains(first_at)]
-
+    in_cohort = period.contains(first_at).to_numpy(dtype=bool)
+    # only the three columns it counts, not a copy of every column of the cohort's rows
     n = len(stages)
-    idx = cohort["furthest_index"].to_numpy()
-    skipped = cohort["skipped_out"].to_numpy()
-    status = cohort["status"].to_numpy()
+    idx = reach["furthest_index"].to_numpy()[in_cohort]
+    skipped = reach["skipped_out"].to_numpy(dtype=bool)[in_cohort]
+    status = reach["status"][in_cohort]
+    lost, open_ = ((status == s).to_numpy(dtype=bool, na_value=False) for s in ("lost", "open"))
     reached = np.array([(idx >= j).sum() for j in range(n)])
-    lost_at = np.array([((idx == j) & (status == "lost") & ~skipped).sum() for j in range(n)])
-    open_at = np.array([((idx == j) & (status == "open") & ~skipped).sum() for j in range(n)])
+    lost_at = np.array([((idx == j) & lost & ~skipped).sum() for j in range(n)])
+    open_at = np.array([((idx == j) & open_ & ~skipped).sum() for j in range(n)])
     skipped_at = np.array([((idx == j) & skipped).sum() for j in range(n)])
     # A won deal that broke the strict chain is "skipped"; otherwise it sits at the final stage.
     labels = scope.labels
@@ -115,7 +116,7 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     out["maturing"] = maturing_steps(reached, open_at)
     out["cumulative_rate"] = _ratio(reached, np.full(n, reached[0]))
     out["pct_of_previous"] = _ratio(reached, np.insert(reached[:-1].astype(float), 0, np.nan))
-    ages = (as_of - first_at[period.contains(first_at)]) / pd.Timedelta(days=1)
+    ages = (as_of - first_at[in_cohort]) / pd.Timedelta(days=1)
     return CohortFunnel(
         out, period=period.label, as_of=as_of, cohort_size=int(reached[0]),
         median_age_days=float(ages.median()) if len(ages) else float("nan"),
@@ -150,9 +151,9 @@ def biggest_leak(funnel: pd.DataFrame) -> pd.Series | None:
     return body.loc[body["loss_rate"].idxmax()]
 
 
-def _top_reasons(reasons: pd.Series, k: int = 3) -> str:
+def _top_reasons(reasons: pd.Series, k: int = 3) -> tuple[tuple[str, int], ...]:
     counts = reasons.fillna(UNSPECIFIED_REASON).value_counts()
-    return "; ".join(f"{r} ({n})" for r, n in counts.head(k).items())
+    return tuple((str(r), int(n)) for r, n in counts.head(k).items())
 
 
 @dataclass(frozen=True, eq=False)
@@ -186,7 +187,8 @@ def period_table_of(scope: Scope, period: str | Period) -> PeriodTable:
       deal still open stays until as_of; for the final stage, deals that entered it during P);
     * ``new`` — deals that entered s during P;
     * ``lost`` — deals lost during P whose furthest stage is the stage before s (row s shows the
-      leak between s−1 and s, as the template lays it out), with ``main_loss_reasons``;
+      leak between s−1 and s, as the template lays it out), with ``main_loss_reasons``: the three
+      most frequent reasons as ``(reason, deals)`` pairs, most frequent first;
     * ``conversion`` — the step's rate in P: of the stays in s−1 that ended during P, the share
       that moved on, ``advanced / (advanced + not advanced)`` where not advanced = lost or moved
       back (in [0, 1]; NaN when no stay in s−1 ended in P). Also ``exits`` (the denominator) and

@@ -190,11 +190,14 @@ def dimension_points(values: pd.Series, dim: Dimension) -> tuple[pd.Series, pd.S
     (:func:`unscored_reason`)."""
     why = pd.Series(pd.NA, index=values.index, dtype="object")
     if dim.points is not None:
-        text = values.astype("object")
+        # each distinct value looked up once, by its code (no Python object per row)
+        codes, uniques = pd.factorize(values)
         unlisted = np.nan if dim.other is None else dim.other
-        points = text.map({v: dim.points.get(str(v), unlisted) for v in pd.unique(text.dropna())}).astype(float)
-        why[text.isna()] = unscored_reason("missing", dim.column)
-        why[text.notna() & points.isna()] = unscored_reason("not_listed", dim.column)
+        lookup = np.array([dim.points.get(str(v), unlisted) for v in uniques] + [np.nan], dtype=float)
+        points = pd.Series(lookup[codes], index=values.index)  # code −1 (missing) reads the last: NaN
+        missing = codes < 0
+        why[missing] = unscored_reason("missing", dim.column)
+        why[~missing & np.isnan(points.to_numpy())] = unscored_reason("not_listed", dim.column)
         return points, why
     numbers = pd.to_numeric(values, errors="coerce")
     # Frames that did not come through validation (an analyst's own) are checked here.

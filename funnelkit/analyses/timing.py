@@ -140,7 +140,8 @@ def time_in_stage(
     check_stays(stays, "time_in_stage")
     stays, keys = _groups(stays, by)
     rows = []
-    for key, group in stays.groupby(keys, sort=True, observed=True):
+    # only the columns read: each group is a copy, and the stays' text columns are most of a row
+    for key, group in stays[keys + ["days", "censored"]].groupby(keys, sort=True, observed=True):
         done = group.loc[~group["censored"], "days"]
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         row |= {"stays": len(group), "censored": int(group["censored"].sum()), "events": len(done)}

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from funnelkit.events import engine as engines
+from funnelkit.events.sql import OUTCOMES
 from funnelkit.arguments import checked_filters
 from funnelkit.config import FunnelConfig
 from funnelkit.inputs.data import Dataset, isin, positions, take
@@ -48,7 +50,9 @@ def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 
     A deal closed at or after ``as_of`` was still open at ``as_of``.
     """
-    seen = deals[deals["created_at"] < as_of]
+    created = deals["created_at"] < as_of
+    # all created before as_of (the usual case): no copy of every column
+    seen = deals.copy(deep=False) if created.all() else deals[created]
     closed_later = seen["closed_at"].notna() & (seen["closed_at"] >= as_of)
     if closed_later.any():
         seen = seen.copy()
@@ -61,6 +65,8 @@ def deals_as_of(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 def filter_scope(frame: pd.DataFrame, team: str | None = None, rep: str | None = None,
                  pipeline: str | None = None) -> pd.DataFrame:
     """Rows of ``frame`` for one team, rep and/or pipeline (``None`` keeps all)."""
+    if team is None and rep is None and pipeline is None:
+        return frame.copy(deep=False)  # a new frame (copy on write), not a copy of every column
     mask = pd.Series(True, index=frame.index)
     for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
         if value is not None:
@@ -113,6 +119,16 @@ def reach_table(
     return reach_frame(deals, stages, any_stage, entry, strict, as_of)
 
 
+def named(codes: np.ndarray, names: list[str], dtype: pd.StringDtype | None = None) -> pd.Series:
+    """``names[code]`` for each code (missing where negative) as a text column (``dtype``, by
+    default pandas' ``str``), through an Arrow dictionary: millions of rows without a Python
+    object each."""
+    codes = np.asarray(codes)
+    picked = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32(), mask=codes < 0),
+                                            pa.array(names, type=pa.string())).cast(pa.string())
+    return picked.to_pandas(types_mapper={pa.string(): dtype}.get if dtype is not None else None)
+
+
 NEVER = np.iinfo("int64").max  # "no entry" in integer nanoseconds: later than any entry
 NAT = np.iinfo("int64").min  # NaT's integer value
 
@@ -138,7 +154,7 @@ def reach_frame(deals: pd.DataFrame, stages: list[str], any_stage: np.ndarray, e
     for j, stage in enumerate(stages):
         out[f"reached_{stage}"] = reached[:, j]
     out["furthest_index"] = furthest
-    out["furthest_stage"] = pd.Series(np.asarray(stages + [pd.NA], dtype=object)[furthest], dtype="string")
+    out["furthest_stage"] = named(furthest, stages, pd.StringDtype())
     out["skipped_out"] = furthest_any > furthest
     return out
 
@@ -194,33 +210,34 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp |
     lost = (deals["status"].to_numpy(dtype=object) == "lost")[deal_pos]
     closed_at = deals["closed_at"].to_numpy(dtype="datetime64[ns]")[deal_pos]
     has_next = same_deal_next
-    outcome = np.select([has_next & (next_index > stage_index), has_next, lost],
-                        ["progressed", "regressed", "lost"], "open")
+    outcome = np.select([has_next & (next_index > stage_index), has_next, lost], [0, 1, 2], 3)  # OUTCOMES
     exited_at = np.where(has_next, next_at, np.where(lost, closed_at, np.datetime64("NaT")))
     final_index = np.array([len(config.stage_keys(p)) - 1 for p in pipelines])[pipeline_codes[deal_pos]]
     rows = (stage_index != final_index) & dated
     deal_pos, stage_index, entered, exited_at, outcome = (
         a[rows] for a in (deal_pos, stage_index, entered, exited_at, outcome))
 
-    stage_names = np.empty(len(stage_index), dtype=object)
-    for code, name in enumerate(pipelines):
-        here = pipeline_codes[deal_pos] == code
-        stage_names[here] = np.asarray(config.stage_keys(name), dtype=object)[stage_index[here]]
-    return stays_frame(deals, deal_pos, stage_names, stage_index, entered, exited_at, outcome, as_of)
+    return stays_frame(deals, config, deal_pos, stage_index, entered, exited_at, outcome, as_of)
 
 
-def stays_frame(deals: pd.DataFrame, deal_pos: np.ndarray, stage: np.ndarray, stage_index: np.ndarray,
+def stays_frame(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray, stage_index: np.ndarray,
                 entered: np.ndarray, exited_at: np.ndarray, outcome: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The stay table from per-stay arrays (``deal_pos``: the deal's row in ``deals``), with the
-    deal's team, rep and pipeline, ``censored`` and ``days`` (to exit, or to ``as_of`` if open)."""
+    """The stay table from per-stay arrays (``deal_pos``: the deal's row in ``deals``; ``outcome``:
+    indexes into :data:`funnelkit.events.sql.OUTCOMES`), with the deal's team, rep and pipeline,
+    the stage key (``stage_index`` in the deal's pipeline), ``censored`` and ``days`` (to exit, or
+    to ``as_of`` if open)."""
+    pipeline_codes, pipelines = pd.factorize(deals["pipeline"])
+    keys = [config.stage_keys(p) for p in pipelines]
+    first = np.cumsum([0] + [len(k) for k in keys])[:-1]  # each pipeline's first key in the joined list
+    stage = first[pipeline_codes[deal_pos]] + stage_index if len(keys) else np.full(len(deal_pos), -1)
     stays = pd.DataFrame({
         "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
         "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
         "pipeline": take(deals["pipeline"], deal_pos),
-        "stage": stage, "stage_index": stage_index, "entered_at": entered,
-        "exited_at": exited_at.astype("datetime64[ns]"), "outcome": outcome,
+        "stage": named(stage, [s for k in keys for s in k]), "stage_index": stage_index, "entered_at": entered,
+        "exited_at": exited_at.astype("datetime64[ns]"), "outcome": named(outcome, list(OUTCOMES)),
     })
-    stays["censored"] = stays["outcome"] == "open"
+    stays["censored"] = outcome == OUTCOMES.index("open")
     end = stays["exited_at"].fillna(as_of)
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
     return stays

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,7 @@ import pandas as pd
 from funnelkit.events import sql
 from funnelkit.config import FunnelConfig, normalise_name
 from funnelkit.inputs.data import (AS_OF_HORIZON, DEAL_OPTIONAL, DEAL_REQUIRED, NO_TEAM, DataError, Dataset, Parsing,
-                            _normalise_categories, empty_quarantine, positions, shown, take)
+                            _normalise_categories, empty_quarantine, shown)
 
 ENGINES = ("pandas", "duckdb", "spark")
 EXAMPLES = 20  # example rows per quarantine reason
@@ -68,6 +68,10 @@ class Engine:
     def register(self, name: str, frame: pd.DataFrame) -> None:
         """Make a pandas frame available as table ``name``."""
         raise NotImplementedError
+
+    def drop(self, *names: str) -> None:
+        """Free the memory the tables or views ``names`` hold, where that is safe: by default
+        nothing (Spark re-plans the cached views computed from a dropped one, so it keeps them)."""
 
     def kinds(self, name: str) -> dict[str, str]:
         """Each column of ``name`` → ``timestamp``, ``number``, ``bool`` or ``text``."""
@@ -114,6 +118,13 @@ class DuckDBEngine(Engine):
     def register(self, name: str, frame: pd.DataFrame) -> None:
         self.con.register(f"{name}_frame", frame)
         self.define(name, f"select * from {name}_frame")
+
+    def drop(self, *names: str) -> None:
+        for name in names:
+            kind = self.con.execute("select table_type from information_schema.tables where table_name = ?",
+                                    [name]).fetchone()
+            if kind is not None:
+                self.con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} {name}")
 
     def kinds(self, name: str) -> dict[str, str]:
         return {row[0]: _kind(row[1]) for row in self.con.execute(f"describe {name}").fetchall()}
@@ -229,18 +240,21 @@ class EngineDataset(Dataset):
 # --- the per-event step ----------------------------------------------------------------------
 
 def attach(data: Dataset, config: FunnelConfig, engine: Engine | str) -> Engine:
-    """``engine`` (a name makes a new one) holding ``data``'s valid tables as ``fk_deals`` and
-    ``fk_events`` (with each event's stage index in its deal's pipeline)."""
+    """``engine`` (a name makes a new one) holding ``data``'s valid tables as ``fk_deal_keys``
+    (``_pos``: the deal's row in ``data.deals``) and ``fk_events`` (with each event's stage index
+    in its deal's pipeline)."""
     engine = make_engine(engine) if isinstance(engine, str) else engine
     if isinstance(data, EngineDataset) and data.engine is engine:
         return engine
     stages = _stage_table(config, {s: s for p in config.pipelines for s in config.stage_keys(p)})
     engine.register("fk_stage_keys", stages)
-    engine.register("fk_deals", data.deals[["deal_id", "pipeline", "team", "rep", "created_at", "status", "closed_at"]])
+    engine.register("fk_deals_in", data.deals[["deal_id", "pipeline", "team", "rep", "created_at", "status", "closed_at"]]
+                    .reset_index(drop=True).assign(_pos=np.arange(len(data.deals))))
+    engine.define("fk_deal_keys", sql.deal_keys_sql("_pos", "fk_deals_in"), materialise=True)
     engine.register("fk_events_in", data.events)
     engine.define("fk_events", """
-select e.deal_id, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known
-from fk_events_in e join fk_deals d on d.deal_id = e.deal_id
+select e.deal_id, d._pos, m.stage, m.stage_index, m.final_index, e.entered_at, e.date_known, d.lost_at
+from fk_events_in e join fk_deal_keys d on d.deal_id = e.deal_id
 join fk_stage_keys m on m.raw = e.stage and m.pipeline = d.pipeline
 """, materialise=True)
     return engine
@@ -276,6 +290,22 @@ def _nanoseconds(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values).astype("datetime64[ns]").to_numpy()
 
 
+def _subset(data: Dataset, pick: Callable[[pd.DataFrame], pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
+    """``pick(data.deals)`` (a row filter) renumbered from 0, and for each row of ``data.deals``
+    (an engine's ``_pos``) its row in that subset, −1 when left out."""
+    everything = data.deals.reset_index(drop=True)
+    picked = pick(everything)
+    where = np.full(len(everything) + 1, -1, dtype=np.int64)  # the extra slot: no position
+    where[picked.index.to_numpy()] = np.arange(len(picked))
+    return picked.reset_index(drop=True), where
+
+
+def _rows(got: pd.DataFrame, where: np.ndarray) -> np.ndarray:
+    """Rows in the subset of :func:`_subset` of the engine's ``_pos`` column."""
+    pos = got["_pos"].to_numpy(dtype=np.int64, na_value=-1)
+    return where[np.where((pos >= 0) & (pos < len(where) - 1), pos, len(where) - 1)]
+
+
 def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None, strict: bool = False,
                 pipeline: str | None = None, team: str | None = None, rep: str | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
@@ -285,10 +315,10 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals = filter_scope(deals_as_of(data.deals, as_of), team, rep, pipeline).reset_index(drop=True)
+    deals, where = _subset(data, lambda d: filter_scope(deals_as_of(d, as_of), team, rep, pipeline))
     stages = stage_list(config, deals, pipeline)
     got = engine.query(sql.reach_sql(len(stages), as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
-    at = positions(got["deal_id"], deals["deal_id"])
+    at = _rows(got, where)
     held = at >= 0  # rows of deals outside ``deals`` (none on checked data) are left out
 
     def matrix(prefix: str) -> np.ndarray:
@@ -305,20 +335,20 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
 def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.stage_stays` computed in ``engine`` from
-    :func:`funnelkit.events.sql.stays_sql`; rows in the pandas path's order (deal, entry, stage)."""
+    :func:`funnelkit.events.sql.stays_sql` (ordered there: deal, entry, stage, the pandas path's
+    order); the stage names and deal columns are filled in here from ``data.deals``."""
     from funnelkit.events.aggregate import deals_as_of, stays_frame
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals = deals_as_of(data.deals, as_of).reset_index(drop=True)
+    deals, where = _subset(data, lambda d: deals_as_of(d, as_of))
     got = engine.query(sql.stays_sql(as_of))
-    deal_pos = positions(got["deal_id"], deals["deal_id"])
-    entered = _nanoseconds(got["entered_at"])
-    stage_index = got["stage_index"].to_numpy(dtype="int64")
-    order = np.lexsort((stage_index, entered, deal_pos))
-    got = got.iloc[order].reset_index(drop=True)
-    return stays_frame(deals, deal_pos[order], got["stage"].astype(object).to_numpy(), stage_index[order],
-                       entered[order], _nanoseconds(got["exited_at"]), got["outcome"].astype(object).to_numpy(), as_of)
+    deal_pos = _rows(got, where)
+    held = deal_pos >= 0
+    deal_pos = deal_pos[held]
+    stage_index = got["stage_index"].to_numpy(dtype=np.int64)[held]
+    return stays_frame(deals, config, deal_pos, stage_index, _nanoseconds(got["entered_at"])[held],
+                       _nanoseconds(got["exited_at"])[held], got["outcome"].to_numpy(dtype=np.int64)[held], as_of)
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
@@ -328,12 +358,11 @@ def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None =
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals = deals_as_of(data.deals, as_of)
-    deals = deals[deals["status"] == "open"].reset_index(drop=True)
+    deals, where = _subset(data, lambda d: (lambda seen: seen[seen["status"] == "open"])(deals_as_of(d, as_of)))
     current = engine.query(sql.current_stage_sql(as_of))
-    at = positions(deals["deal_id"], current["deal_id"])
-    stage = np.where(at >= 0, current["stage"].astype(object).to_numpy()[np.maximum(at, 0)] if len(current) else None,
-                     None)
+    at = _rows(current, where)
+    stage = np.full(len(deals), None, dtype=object)
+    stage[at[at >= 0]] = current["stage"].astype(object).to_numpy()[at >= 0]
     return deals.assign(stage=pd.Series(stage, dtype="object"))
 
 
@@ -353,7 +382,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     without the final stage and the reverse). ``parsing`` (the preset's) says how text dates are
     written: day-first or month-first is decided per column (by the preset, else by the column's
     unambiguous values, as the pandas path does), ``no_date`` placeholders are no date. The valid
-    tables stay in the engine as ``fk_deals`` / ``fk_events``; the valid deals, the counts by
+    tables stay in the engine as ``fk_deals`` / ``fk_deal_keys`` / ``fk_events``; the valid deals
+    (in deal_id order, the row of each being its ``fk_deal_keys._pos``), the counts by
     reason and up to ``examples`` rows per reason come back. Rows in = analysed + quarantined for
     both tables.
     """
@@ -393,11 +423,16 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
     columns = [c for c in deal_kinds if c in canonical] + [c for c in canonical if c not in deal_kinds]
     engine.define("fk_deals", sql.clean_deals_sql(columns), materialise=True)
+    engine.define("fk_deal_keys", sql.deal_keys_sql(), materialise=True)
     engine.define("fk_events", sql.clean_events_sql(), materialise=True)
 
-    deals, category_notes = _typed_deals(engine.query("select * from fk_deals"), config)
+    # in deal_id order, so fk_deal_keys._pos is the row in ``deals``
+    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by deal_id"),
+                                         config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))
+    # what the checks kept (every parsed column of every row) is not read again: free it
+    engine.drop("fk_final_deals", "fk_reached", "fk_checked_events", "fk_checked_deals")
     quarantine = pd.DataFrame({
         "table": found["tab"].astype(object), "file": found["file"].astype(object),
         "row": pd.array(found["row_number"], dtype="Int64"), "deal_id": found["deal_id"].astype(object),
@@ -486,7 +521,6 @@ def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> tuple[pd.DataFram
     for column in raw.columns:  # canonical text as Arrow strings: ~10 bytes a value, not ~60 for a Python str
         if deals[column].dtype == object:
             deals[column] = deals[column].astype("str")
-    deals = deals.sort_values("deal_id", kind="stable").reset_index(drop=True)
     return deals, notes
 
 

@@ -17,9 +17,10 @@ import dataclasses
 from functools import cached_property
 from typing import Any, TypedDict
 
+import numpy as np
 import pandas as pd
 
-from funnelkit.events.aggregate import deals_as_of, filter_scope, open_deals, reach_table, stage_list, stage_stays
+from funnelkit.events.aggregate import deals_as_of, open_deals, reach_table, stage_list, stage_stays
 from funnelkit.arguments import checked_filters
 from funnelkit.config import FunnelConfig
 from funnelkit.inputs.data import Dataset
@@ -43,11 +44,31 @@ class _Computed:
 
     def __init__(self) -> None:
         self.tables: dict[tuple, pd.DataFrame] = {}
+        self.groups: dict[tuple, dict[Any, np.ndarray]] = {}
 
     def get(self, key: tuple, make: Any) -> pd.DataFrame:
         if key not in self.tables:
             self.tables[key] = make()
         return self.tables[key]
+
+    def scoped(self, key: tuple, make: Any, team: str | None = None, rep: str | None = None,
+               pipeline: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        """The table under ``key`` filtered as :func:`funnelkit.events.aggregate.filter_scope` does
+        (same rows, order and index), from the rows of each value found once per table and column:
+        a report narrows to every team and rep in turn, and comparing a million strings per scope
+        cost more than the analyses themselves. ``columns``: only those (all by default)."""
+        whole = self.get(key, make)
+        rows = None
+        for column, value in (("team", team), ("rep", rep), ("pipeline", pipeline)):
+            if value is None:
+                continue
+            if (key, column) not in self.groups:
+                self.groups[(key, column)] = whole.groupby(column, observed=True, sort=False).indices
+            here = self.groups[(key, column)].get(value, np.empty(0, dtype=np.intp))
+            rows = here if rows is None else np.intersect1d(rows, here, assume_unique=True)
+        whole = whole if columns is None else whole[columns]
+        # a new frame either way (copy on write): a caller adding a column leaves the cache alone
+        return whole.copy(deep=False) if rows is None else whole.iloc[rows]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,8 +107,25 @@ class Scope:
         computed tables; ``None`` removes a filter (see :meth:`widen`)."""
         fields = {f: getattr(self, f) for f in ("team", "rep", "pipeline", "language", "strict")}
         as_of = changes.pop("as_of", self.as_of)
-        built = Scope.build(self.data, self.config, as_of=as_of, **(fields | changes))
+        wanted = fields | changes
+        if set(changes) <= {"team", "rep"} and as_of is self.as_of and \
+                self._known(wanted["team"], wanted["rep"]):
+            # a team and rep seen together in the deals at as_of pass checked_filters: skip its
+            # scan of every deal, once per rep of a report
+            return dataclasses.replace(self, team=wanted["team"], rep=wanted["rep"])
+        built = Scope.build(self.data, self.config, as_of=as_of, **wanted)
         return dataclasses.replace(built, computed=self.computed)
+
+    def _known(self, team: str | None, rep: str | None) -> bool:
+        """Whether ``team`` and ``rep`` (either may be None) occur together in the deals at as_of."""
+        def seen() -> dict[str, set]:
+            deals = self._deals(columns=["team", "rep"], team=None, rep=None, pipeline=None).dropna().drop_duplicates()
+            pairs = set(zip(deals["team"], deals["rep"]))
+            return {"pairs": pairs, "teams": {t for t, _ in pairs}, "reps": {r for _, r in pairs}}
+
+        pairs = self.computed.get(("pairs", self.as_of), seen)
+        return (team is None or team in pairs["teams"]) and (rep is None or rep in pairs["reps"]) and \
+            (team is None or rep is None or (team, rep) in pairs["pairs"])
 
     def widen(self, *filters: str) -> "Scope":
         """The same view without the named filters, e.g. ``scope.widen("rep")`` for the rep's team."""
@@ -96,12 +134,19 @@ class Scope:
     @cached_property
     def deals(self) -> pd.DataFrame:
         """Deals in scope as they stood at as_of (created before it; later closes undone)."""
-        return filter_scope(deals_as_of(self.data.deals, self.as_of), self.team, self.rep, self.pipeline)
+        return self._deals()
+
+    def _deals(self, columns: list[str] | None = None, **filters: str | None) -> pd.DataFrame:
+        """The deals at as_of (computed once per scope family) filtered as this scope, or by
+        ``filters`` instead, with only ``columns`` (all by default)."""
+        chosen = {"team": self.team, "rep": self.rep, "pipeline": self.pipeline} | filters
+        return self.computed.scoped(("deals", self.as_of), lambda: deals_as_of(self.data.deals, self.as_of),
+                                    columns=columns, **chosen)
 
     @cached_property
     def stages(self) -> list[str]:
         """Stage keys of the scope's pipeline (or the stages every pipeline in scope shares)."""
-        return stage_list(self.config, self.deals, self.pipeline)
+        return stage_list(self.config, self._deals(columns=["pipeline"]), self.pipeline)
 
     @cached_property
     def labels(self) -> dict[str, str]:
@@ -114,27 +159,27 @@ class Scope:
         rule and pipeline."""
         key = ("reach", self.as_of, self.strict, self.pipeline)
         try:
-            whole = self.computed.get(key, lambda: reach_table(self.data, self.config, as_of=self.as_of,
-                                                               strict=self.strict, pipeline=self.pipeline))
+            return self.computed.scoped(key, lambda: reach_table(self.data, self.config, as_of=self.as_of,
+                                                                 strict=self.strict, pipeline=self.pipeline),
+                                        self.team, self.rep)
         except ValueError:
             # The pipelines in the whole dataset differ in stages but those in scope do not.
             return reach_table(self.data, self.config, as_of=self.as_of, strict=self.strict,
                                pipeline=self.pipeline, team=self.team, rep=self.rep)
-        return filter_scope(whole, self.team, self.rep)
 
     @cached_property
     def stays(self) -> pd.DataFrame:
         """:func:`funnelkit.events.aggregate.stage_stays` of the scope's deals, from one table per as_of."""
-        whole = self.computed.get(("stays", self.as_of),
-                                  lambda: stage_stays(self.data, self.config, as_of=self.as_of))
-        return filter_scope(whole, self.team, self.rep, self.pipeline)
+        return self.computed.scoped(("stays", self.as_of),
+                                    lambda: stage_stays(self.data, self.config, as_of=self.as_of),
+                                    self.team, self.rep, self.pipeline)
 
     @cached_property
     def open_deals(self) -> pd.DataFrame:
         """:func:`funnelkit.events.aggregate.open_deals` in scope: open at as_of, with their current stage."""
-        whole = self.computed.get(("open", self.as_of),
-                                  lambda: open_deals(self.data, self.config, as_of=self.as_of))
-        return filter_scope(whole, self.team, self.rep, self.pipeline).reset_index(drop=True)
+        return self.computed.scoped(("open", self.as_of),
+                                    lambda: open_deals(self.data, self.config, as_of=self.as_of),
+                                    self.team, self.rep, self.pipeline).reset_index(drop=True)
 
     def _repr_html_(self) -> str:
         filters = ", ".join(f"{k} = {v}" for k, v in (("team", self.team), ("rep", self.rep),

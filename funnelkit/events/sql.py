@@ -10,9 +10,12 @@ Tables the per-event step reads (the row checks write them):
 
 * ``fk_deals(deal_id, pipeline, team, rep, created_at, status, closed_at, …)`` — one row per
   valid deal;
-* ``fk_events(deal_id, stage, stage_index, final_index, entered_at, date_known)`` — one row per
-  valid stage event, ``stage_index`` its stage's position in the deal's pipeline (0-based) and
-  ``final_index`` that pipeline's last position.
+* ``fk_deal_keys(deal_id, _pos, pipeline, team, rep, created_at, lost_at)`` — the same deals,
+  narrow: ``_pos`` the deal's row (0-based) in the deals held in Python (:func:`deal_keys_sql`);
+* ``fk_events(deal_id, _pos, stage, stage_index, final_index, entered_at, date_known, lost_at)`` —
+  one row per valid stage event, ``_pos`` its deal's, ``stage_index`` its stage's position in the
+  deal's pipeline (0-based), ``final_index`` that pipeline's last position and ``lost_at`` the
+  deal's closed_at if it is lost (carried here so the stays need no join back to the deals).
 """
 from __future__ import annotations
 
@@ -52,60 +55,67 @@ def scope_filter(alias: str, team: str | None, rep: str | None, pipeline: str | 
 
 
 def reach_sql(n_stages: int, as_of: pd.Timestamp, strict: bool = False, scope: str = "") -> str:
-    """Per deal created before ``as_of``: ``reached_<i>`` = the earliest entry into stage i or any
-    later one (the any-stage rule), ``furthest_index`` (−1 when none) and, for ``strict``, the
-    first entry into each stage itself (``first_<i>``), from which the in-order rule follows.
+    """Per deal created before ``as_of`` (``_pos``: its row in the dataset's deals):
+    ``reached_<i>`` = the earliest entry into stage i or any later one (the any-stage rule),
+    ``furthest_index`` (−1 when none) and, for ``strict``, the first entry into each stage
+    itself (``first_<i>``), from which the in-order rule follows.
 
-    One pass over the events, grouped by deal: ``min(entered_at) filter (where stage_index >= i)``.
+    One pass over the events, grouped by the deal's integer position (not its id: a grouping on
+    integers is cheaper and the result maps back to the deals without a text lookup):
+    ``min(entered_at) filter (where stage_index >= i)``.
     """
     columns = [f"min(e.entered_at) filter (where e.stage_index >= {i}) as reached_{i}" for i in range(n_stages)]
     if strict:
         columns += [f"min(e.entered_at) filter (where e.stage_index = {i}) as first_{i}" for i in range(n_stages)]
     at = timestamp(as_of)
     # Without a scope no join: a valid event is never before its deal's creation, so an event
-    # before as_of is of a deal created before it (the caller still drops ids it does not hold).
-    deals = f" join fk_deals d on d.deal_id = e.deal_id" if scope else ""
+    # before as_of is of a deal created before it (the caller still drops positions it does not hold).
+    deals = f" join fk_deal_keys d on d._pos = e._pos" if scope else ""
     created = f" and d.created_at < {at}{scope}" if scope else ""
     return f"""
-select e.deal_id, {", ".join(columns)}, max(e.stage_index) as furthest_index
+select e._pos, {", ".join(columns)}, max(e.stage_index) as furthest_index
 from fk_events e{deals}
 where e.entered_at < {at}{created}
-group by e.deal_id
+group by e._pos
 """
 
 
+# outcome of a stay as a small integer code (see :func:`stays_sql`), named in Python
+OUTCOMES = ("progressed", "regressed", "lost", "open")
+
+
 def stays_sql(as_of: pd.Timestamp) -> str:
-    """Per stay in a non-final stage (see :func:`funnelkit.events.aggregate.stage_stays`): entry, exit
-    (the next event, or closed_at of a deal lost before ``as_of``) and outcome. Repeated entries
-    into the same stage in a row are one stay; a stay starting or ending at an entry of unknown
-    date is left out."""
+    """Per stay in a non-final stage (see :func:`funnelkit.events.aggregate.stage_stays`): the
+    deal's position ``_pos``, stage index, entry, exit (the next event, or closed_at of a deal lost
+    before ``as_of``) and ``outcome`` (an index into :data:`OUTCOMES`), ordered by deal, entry and
+    stage. Repeated entries into the same stage in a row are one stay; a stay starting or ending
+    at an entry of unknown date is left out. Only integers and timestamps come back: the stage
+    names and the deal columns are filled in from the deals already in Python."""
     at = timestamp(as_of)
+    # No join before the windows: a valid event is never before its deal's creation, so events
+    # before as_of are of deals created before it (the caller drops positions it does not hold).
     return f"""
-with ev as (
-    select e.deal_id, e.stage, e.stage_index, e.final_index, e.entered_at, e.date_known
-    from fk_events e join fk_deals d on d.deal_id = e.deal_id
-    where e.entered_at < {at} and d.created_at < {at}
-), ordered as (
-    select *, lag(stage_index) over (partition by deal_id order by entered_at, stage_index) as prev_index
-    from ev
-), runs as (
-    select * from ordered where prev_index is null or prev_index <> stage_index
+with ordered as (
+    select _pos, stage_index, final_index, entered_at, date_known, lost_at,
+        lag(stage_index) over (partition by _pos order by entered_at, stage_index) as prev_index
+    from fk_events where entered_at < {at}
 ), stays as (
     select *,
-        lead(entered_at) over (partition by deal_id order by entered_at, stage_index) as next_at,
-        lead(stage_index) over (partition by deal_id order by entered_at, stage_index) as next_index,
-        lead(date_known) over (partition by deal_id order by entered_at, stage_index) as next_known
-    from runs
+        lead(entered_at) over w as next_at, lead(stage_index) over w as next_index,
+        lead(date_known) over w as next_known
+    from ordered where prev_index is null or prev_index <> stage_index
+    window w as (partition by _pos order by entered_at, stage_index)
 )
-select s.deal_id, s.stage, s.stage_index, s.entered_at,
+select s._pos, cast(s.stage_index as integer) as stage_index, s.entered_at,
     case when s.next_at is not null then s.next_at
-         when d.status = 'lost' and d.closed_at < {at} then d.closed_at end as exited_at,
-    case when s.next_at is not null and s.next_index > s.stage_index then 'progressed'
-         when s.next_at is not null then 'regressed'
-         when d.status = 'lost' and d.closed_at < {at} then 'lost'
-         else 'open' end as outcome
-from stays s join fk_deals d on d.deal_id = s.deal_id
+         when s.lost_at < {at} then s.lost_at end as exited_at,
+    cast(case when s.next_at is not null and s.next_index > s.stage_index then 0
+         when s.next_at is not null then 1
+         when s.lost_at < {at} then 2
+         else 3 end as tinyint) as outcome
+from stays s
 where s.stage_index <> s.final_index and s.date_known and coalesce(s.next_known, true)
+order by s._pos, s.entered_at, s.stage_index
 """
 
 
@@ -113,9 +123,9 @@ def current_stage_sql(as_of: pd.Timestamp) -> str:
     """Per deal: the stage of its latest event before ``as_of`` (ties: the later stage)."""
     at = timestamp(as_of)
     return f"""
-select deal_id, stage from (
-    select deal_id, stage,
-        row_number() over (partition by deal_id order by entered_at desc, stage_index desc) as k
+select _pos, stage from (
+    select _pos, stage,
+        row_number() over (partition by _pos order by entered_at desc, stage_index desc) as k
     from fk_events where entered_at < {at}
 ) t where k = 1
 """
@@ -370,13 +380,18 @@ from p
 
 
 def _first_reason(checks: list[tuple[str, str, str, str]], name: str = "reason") -> str:
-    """``<name>``, ``<name>_column`` and ``<name>_value`` of the first check that holds."""
-    def case(pick: int) -> str:
-        whens = " ".join(f"when coalesce({c[0]}, false) then {string(c[pick]) if pick < 3 else c[pick]}"
-                         for c in checks)
-        return f"case {whens} end"
+    """``<name>``, ``<name>_column`` and ``<name>_value`` of the first check that holds.
 
-    return (f"{case(2)} as {name}, {case(1)} as {name}_column, "
+    The checks are tested once, for ``<name>_k`` (the first that holds, by its number); the three
+    columns are read from that number through a lateral column alias (DuckDB, Spark 3.4+). Three
+    searched ``case`` expressions over the checks tested every check three times on a valid row."""
+    whens = " ".join(f"when coalesce({c[0]}, false) then {k}" for k, c in enumerate(checks))
+
+    def case(pick: int) -> str:
+        picked = " ".join(f"when {k} then {string(c[pick]) if pick < 3 else c[pick]}" for k, c in enumerate(checks))
+        return f"case {name}_k {picked} end"
+
+    return (f"case {whens} end as {name}_k, {case(2)} as {name}, {case(1)} as {name}_column, "
             f"cast({case(3)} as varchar) as {name}_value")
 
 
@@ -476,12 +491,31 @@ def clean_deals_sql(columns: list[str]) -> str:
     return f"select {', '.join(picked)} from fk_final_deals where coalesce(reason, reason2) is null"
 
 
+# ``_pos`` of a deal fetched ``order by deal_id`` (ids are unique, so the order is total)
+POSITION_BY_ID = "row_number() over (order by deal_id) - 1"
+
+
+def deal_keys_sql(position: str = POSITION_BY_ID, deals: str = "fk_deals") -> str:
+    """``fk_deal_keys``: per deal of ``deals``, its row in the deals held in Python (``position``:
+    an expression, by default the rank of its id, for deals fetched in id order), the columns a
+    scope filters on, and ``lost_at`` (closed_at of a lost deal). Per-deal and per-stay results
+    come back keyed by that integer, not by the id: no text lookup in Python. The rank is taken
+    over these few columns, not over the wide deal rows (a sort of every column was slower than
+    the checks)."""
+    return f"""
+select deal_id, {position} as _pos, pipeline, team, rep, created_at,
+    case when status = 'lost' then closed_at end as lost_at
+from {deals}
+"""
+
+
 def clean_events_sql() -> str:
-    """Valid events whose deal stayed valid after the deal–event checks."""
+    """Valid events whose deal stayed valid after the deal–event checks (those in
+    ``fk_deal_keys``), with their deal's ``_pos`` and ``lost_at``."""
     return """
-select e.deal_id, e.stage, e.stage_index, e.final_index, e.entered_at, e.date_known
-from fk_checked_events e join fk_final_deals d on d.deal_id = e.deal_id
-where e.reason is null and d.reason is null and d.reason2 is null
+select e.deal_id, d._pos, e.stage, e.stage_index, e.final_index, e.entered_at, e.date_known, d.lost_at
+from fk_checked_events e join fk_deal_keys d on d.deal_id = e.deal_id
+where e.reason is null
 """
 
 

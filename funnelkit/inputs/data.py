@@ -733,7 +733,9 @@ def _normalise_categories(deals: pd.DataFrame, raw: pd.DataFrame, config: Funnel
         spelled = np.array([lookup.get(normalise_name(v)) if str(v).strip() else None for v in uniques] + [None],
                            dtype=object)
         mapped = pd.Series(spelled[codes], index=raw.index, dtype="object")
-        unknown = (codes >= 0) & mapped.isna().to_numpy() & ~_blank(raw[column]).to_numpy()
+        # unrecognised: a spelling that is not blank and maps to nothing (decided per spelling)
+        unrecognised = np.array([s is None and bool(str(v).strip()) for v, s in zip(uniques, spelled)] + [False])
+        unknown = unrecognised[codes]
         if unknown.any():
             examples = ", ".join(repr(v) for v in pd.unique(raw[column][unknown])[:3])
             notes.append(f"{column}: {int(unknown.sum())} value(s) not recognised ({examples}); treated as missing")

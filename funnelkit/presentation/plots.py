@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # Fonts with Chinese glyphs, best first. The CI and the set-up script install WenQuanYi Micro Hei.
 CJK_FONTS = [
@@ -282,8 +283,11 @@ def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, titl
                             fontsize=9)
         ax.set_xlabel(words["x"])
         ax.set_ylabel(words["y"])
-        ax.set_ylim(0, min(100.0, fitted_limit(100 * max(float(reps["win_rate"].max()), team_rate), 0.25)))
+        # room above 100% for the name of a rep who won every deal, below the title
+        ax.set_ylim(0, min(110.0, fitted_limit(100 * max(float(reps["win_rate"].max()), team_rate), 0.25)))
+        ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= min(100.0, ax.get_ylim()[1])])
         ax.set_xlim(0, fitted_limit(float(reps["closed"].max()), 0.1))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # closed deals are whole: no 2.5 on the axis
         legend_outside(ax, fontsize=8)
         ax.set_title(title)
         ax.spines[["top", "right"]].set_visible(False)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import functools
 import html
 import re
-from pathlib import Path
+import unicodedata
+from pathlib import Path, PurePath
 from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 from pydantic import RootModel
@@ -22,7 +24,7 @@ from funnelkit.inputs.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.presentation.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-SHORT_CELL = 26  # characters: a text column whose cells are all this short is kept unwrapped
+SHORT_CELL = 26  # columns (a Chinese character is 2): a text column whose cells are all this short is kept unwrapped
 SHORT_HEADER = 10  # characters: a header this short is kept on one line; longer ones wrap at spaces and punctuation
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
@@ -115,6 +117,12 @@ def fmt_days(x: float, unit: str = "d") -> str:
     return "–" if pd.isna(x) else f"{x:,.1f} {unit}"
 
 
+def display_width(value: str) -> int:
+    """Width of ``value`` in columns, a wide (Chinese) character counting 2, as it is printed: a
+    cell of 20 Chinese characters is as wide as 40 Latin ones, so it must not be kept unwrapped."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in value)
+
+
 def styled(
     df: pd.DataFrame,
     text: Text,
@@ -156,9 +164,10 @@ def styled(
     classes.columns, classes.index = shown.columns, shown.index
     for i, is_number in enumerate(numeric):
         # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
-        short = not is_number and shown.iloc[:, i].astype(str).str.len().max() <= SHORT_CELL if len(shown) else False
-        if is_number or short:
-            classes.iloc[:, i] = (classes.iloc[:, i] + (" fk-num" if is_number else " fk-nowrap")).str.strip()
+        short = not is_number and shown.iloc[:, i].map(lambda v: display_width(str(v))).max() <= SHORT_CELL if len(shown) else False
+        # long text (a next action, a screening result) keeps a readable width beside the one-line columns
+        kind = " fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else ""
+        classes.iloc[:, i] = (classes.iloc[:, i] + kind).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
         if c in df:
@@ -201,7 +210,9 @@ def sort_classes(df: pd.DataFrame, text: Text, order: dict[str, Any] | None = No
 
 def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     """The report's data-quality section: heading and note, the summary (rows in / analysed /
-    quarantined by reason) and the first quarantined rows with file, row, column and reason."""
+    quarantined by reason) and examples of quarantined rows with file name, row, column and reason:
+    the first row of every reason, then the next rows in file order, so a reason with many rows
+    does not hide the others."""
     from IPython.display import Markdown
 
     q = data.quarantine
@@ -214,7 +225,11 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     parts: list[Any] = [section(text, "quality_title", "quality", "quality_note"),
                         styled(summary, text, ints=("rows",))]
     if len(q):
-        q = q.assign(column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
+        q = q.iloc[np.argsort(q.groupby("reason", sort=False).cumcount().to_numpy() > 0, kind="stable")]
+        # an absolute path names the analyst's machine, not the export: the file name is what a reader looks for
+        q = q.assign(file=q["file"].map(lambda f: PurePath(f).name if isinstance(f, str) and PurePath(f).is_absolute()
+                                        else f),
+                     column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
                      reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
@@ -304,6 +319,13 @@ def chart_words(text: Text) -> dict[str, str]:
     }
 
 
+def funnel_plot_words(text: Text) -> dict[str, str]:
+    """Every word :func:`funnelkit.presentation.plots.funnel_plot` prints (axes, team line and the
+    95% / 99.8% limit lines of its legend), in the report language."""
+    return {"x": text("chart_closed"), "y": text("chart_win_rate"), "team": text("chart_team_rate"),
+            "l95": text("chart_limits_95"), "l998": text("chart_limits_998")}
+
+
 def figure_html(fig: Any, alt: str = "", dpi: int = 110) -> Any:
     """The figure as an inline PNG ``<img>`` (base64), so the report carries its charts and
     needs no file beside it. Returns an ``IPython.display.HTML`` object for ``display``."""
@@ -353,8 +375,8 @@ def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
         value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
         if pd.isna(value):
             return nr
-        bounds = f"{'–' if pd.isna(low) else f'{low:,.1f}'}–{nr if pd.isna(high) else f'{high:,.1f}'}"
-        return f"{fmt_days(value, text('unit_days'))} ({bounds})"
+        return text("with_interval", value=fmt_days(value, text("unit_days")),
+                    low="–" if pd.isna(low) else f"{low:,.1f}", high=nr if pd.isna(high) else f"{high:,.1f}")
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
 
@@ -424,13 +446,16 @@ def tier_labels(text: Text) -> dict[str, str]:
     return {t: text(f"tier_{t}") for t in ("high", "medium", "low", "unscored")}
 
 
-def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str) -> pd.Series:
-    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` applied to each; '–' when missing."""
+def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str, text: Text | None = None) -> pd.Series:
+    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` applied to each; '–' when missing.
+    With ``text``, punctuated in the report language (``with_interval``: full-width brackets in Chinese)."""
     def one(row: pd.Series) -> str:
         if pd.isna(row[value]):
             return "–"
-        bounds = "" if pd.isna(row[low]) else f" ({fmt.format(row[low])} – {fmt.format(row[high])})"
-        return fmt.format(row[value]) + bounds
+        if pd.isna(row[low]):
+            return fmt.format(row[value])
+        values = {"value": fmt.format(row[value]), "low": fmt.format(row[low]), "high": fmt.format(row[high])}
+        return text("with_interval", **values) if text else "{value} ({low}–{high})".format(**values)
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
 
@@ -549,9 +574,11 @@ def coaching(points: list[tuple[str, dict]], labels: dict[str, str], text: Text)
 
 
 def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
-    """The team roll-up of :func:`funnelkit.analyses.reps.rep_summary`: one row per rep with intervals."""
+    """The team roll-up of :func:`funnelkit.analyses.reps.rep_summary`: one row per rep with intervals;
+    a rep below the minimum volume reads "not ranked", and the caption says why (and, where the
+    weighted pipeline is shown, that it rests on the CRM's probabilities)."""
     shown = summary.assign(
-        win_rate=interval(summary, "win_rate", "win_rate_low", "win_rate_high", "{:.1%}"),
+        win_rate=interval(summary, "win_rate", "win_rate_low", "win_rate_high", "{:.1%}", text),
         flag=summary["flag"].map(lambda f: text(f"flag_{f}") if f != "within" else ""),
     )
     columns = [c for c in ["rank", "rep", "closed", "won", "win_rate", "shrunk_win_rate", "value_win_rate",
@@ -562,8 +589,15 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     table = styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                    pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
                    money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
-                   missing={"rank": "too_few_to_rank", "weighted_pipeline": pipeline_key})
-    return with_pipeline_caveat(table, text) if "weighted_pipeline" in columns else table
+                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key})
+    # the reason under the table, not in the rank cell: a sentence there pushed the last columns off the page
+    captions = []
+    if "rank" in columns and shown["rank"].isna().any():
+        volume = getattr(summary, "min_volume", None)
+        captions.append(text("rollup_not_ranked", min_volume=volume) if volume else text("too_few_to_rank_note"))
+    if "weighted_pipeline" in columns:
+        captions.append(text("rollup_pipeline_caveat"))
+    return table.set_caption(html.escape(text("sentence_sep").join(captions))) if captions else table
 
 
 def with_pipeline_caveat(table: Styler, text: Text) -> Styler:
@@ -582,21 +616,30 @@ def review_findings(review: Any, text: Text) -> list[Finding]:
 
 
 def rep_flag_findings(summary: pd.DataFrame, text: Text) -> list[Finding]:
-    """One sentence naming the reps outside the team's 99.8% funnel limits, if any."""
+    """One sentence naming the reps outside the team's 99.8% funnel limits, if any: each rep with
+    the side, win rate and closed deals, worded and punctuated in the report language
+    (``rep_flag_item``; full-width brackets and commas on a Chinese page)."""
     flagged = summary[summary["flag"] != "within"]
     if flagged.empty:
         return []
-    names = ", ".join(f"{r.rep} ({text(f'flag_{r.flag}')}, {r.win_rate:.1%}, n = {int(r.closed):,})"
-                      for r in flagged.itertuples())
+    names = text("clause_sep").join(text("rep_flag_item", rep=r.rep, side=text(f"flag_side_{r.flag}"),
+                                         rate=r.win_rate, closed=int(r.closed))
+                                    for r in flagged.itertuples())
     return [(text("headline_reps", names=names, team_rate=summary.team_rate), "reps")]
 
 
-def win_rate_notes(data: Dataset, text: Text) -> list[str]:
+def win_rate_notes(data: Dataset, text: Text, team: str | None = None) -> list[str]:
     """The note every win rate carries when the data records no lost deal (it is 100% by
-    construction: not converting means still open); empty otherwise."""
+    construction: not converting means still open); when the data records losses but ``team``
+    has none, the note says so for the team (its 100% may only mean losses are not entered);
+    empty otherwise."""
     from funnelkit.analyses.sales import losses_recorded
 
-    return [] if losses_recorded(data.deals) else [text("no_losses_recorded")]
+    if not losses_recorded(data.deals):
+        return [text("no_losses_recorded")]
+    if team is not None and not losses_recorded(data.deals[data.deals["team"] == team]):
+        return [text("no_losses_in_team", team=team)]
+    return []
 
 
 def unscored_sentence(test: Any, text: Text) -> str:
@@ -604,7 +647,8 @@ def unscored_sentence(test: Any, text: Text) -> str:
     not be scored: no win probability (12), …"``; empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = ", ".join(f"{unscored_words(reason, text)} ({n:,})" for reason, n in test.unscored_reasons.items())
+    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text), n=n)
+                                    for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
 
@@ -649,11 +693,13 @@ def screen_reasons(screened: Any, text: Text) -> pd.Series:
 
 
 def cadence(plan: pd.DataFrame, text: Text) -> pd.Series:
-    """The follow-up cadence of each plan row (``cadence_days`` / ``cadence_months``) in words."""
+    """The follow-up cadence of each plan row (``cadence_days`` / ``cadence_months``) in words;
+    one month reads "every month", not "every 1 month(s)"."""
     def one(row: pd.Series) -> str:
         if pd.notna(row["cadence_days"]):
             return text("cadence_days", n=int(row["cadence_days"]))
-        return text("cadence_months", n=int(row["cadence_months"]))
+        months = int(row["cadence_months"])
+        return text("cadence_month_one") if months == 1 else text("cadence_months", n=months)
 
     return plan.apply(one, axis=1) if len(plan) else pd.Series(dtype=str)
 

@@ -14,7 +14,8 @@ def _figures(row: pd.Series, text: Text, labels: dict[str, str], currency: str) 
     money = lambda x: fmt_money(x, currency)  # noqa: E731
     win_rate = (text("fc_no_closed") if row["closed"] == 0 else
                 text("fig_win_rate_value", rate=row["win_rate"], won=int(row["won"]), closed=int(row["closed"])))
-    forecast = (text("fc_not_available") if row["history_closed"] == 0 else
+    forecast = (text("fig_no_open_deals") if row["open_deals"] == 0 else  # not "¥0 (¥0 – ¥0)"
+                text("fc_not_available") if row["history_closed"] == 0 else
                 text("no_amounts") if pd.isna(row["forecast"]) else
                 text("fig_forecast_value", value=money(row["forecast"]), low=money(row["forecast_low"]),
                      high=money(row["forecast_high"])))
@@ -33,8 +34,10 @@ def index_figures(table: pd.DataFrame, text: Text, labels: dict[str, str], curre
                   as_of: str, confidence: float) -> dict[str, Any]:
     """What the index template shows above the report grid: ``title``, ``note``, ``cards`` (per
     team: ``team`` and ``figures`` as (label, value) pairs), the comparison ``headers`` and
-    ``rows`` (teams, then all teams), and a ``caveat`` naming the teams whose CRM forecast is
-    outside the history-based interval (empty when none)."""
+    ``rows`` (teams, then all teams), a ``caveat`` naming the teams whose CRM forecast is outside
+    the history-based interval and those with no lost deal on record, whose history-based forecast
+    counts every open deal as won (empty when neither), and ``total_note``: the all-teams forecast
+    weighs by the pooled win rates, so it is not the sum of the teams' forecasts."""
     names = {k: text(f"fig_{k}") for k in TABLE_FIGURES}
     cards, rows = [], []
     for _, row in table.iterrows():
@@ -44,12 +47,18 @@ def index_figures(table: pd.DataFrame, text: Text, labels: dict[str, str], curre
             cards.append({"team": team, "figures": [(names[k], shown[k]) for k in CARD_FIGURES]})
         rows.append({"team": team, "total": row["team"] is None or pd.isna(row["team"]),
                      "cells": [shown[k] for k in TABLE_FIGURES]})
-    differ = [str(t) for t, d in zip(table["team"], table["forecast_differs"]) if d and t is not None and pd.notna(t)]
+    teams = table[table["team"].notna()]
+    # With no lost deal on record the history weighs every open deal as won: an upper bound, never the plan.
+    no_losses = teams["history_closed"].gt(0) & teams["history_win_rate"].ge(1)
+    differ = [str(t) for t in teams.loc[teams["forecast_differs"].astype(bool) & ~no_losses, "team"]]
+    unlost = [str(t) for t in teams.loc[no_losses, "team"]]
+    caveats = ([text("index_caveat", teams=text("list_sep").join(differ))] if differ else []) + \
+              ([text("index_no_losses", teams=text("list_sep").join(unlost))] if unlost else [])
     return {"title": text("index_figures_title", period=period),
             "note": text("index_figures_note", period=period, as_of=as_of, conf=confidence),
             "compare_title": text("index_compare_title"), "cards": cards,
             "headers": [text.column("team")] + [names[k] for k in TABLE_FIGURES], "rows": rows,
-            "caveat": text("index_caveat", teams=text("list_sep").join(differ)) if differ else "", "unavailable": ""}
+            "caveat": " ".join(caveats), "total_note": text("index_all_teams_forecast"), "unavailable": ""}
 
 
 def index_words(text: Text, as_of: str, generated: str, n_reports: int, n_failed: int) -> dict[str, str]:

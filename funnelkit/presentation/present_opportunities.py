@@ -19,7 +19,7 @@ from pandas.io.formats.style import Styler
 
 from funnelkit.analyses.forecast import Forecast
 from funnelkit.analyses.opportunities import follow_up_total
-from funnelkit.presentation.present import Text, cadence, fmt_money, fmt_pct, shown_rows, styled, tier_labels
+from funnelkit.presentation.present import Text, cadence, fmt_money, fmt_pct, md_escape, shown_rows, styled, tier_labels
 
 FOLLOW_UP_COLUMNS = ["deal_id", "customer", "rep", "stage", "tier", "amount", "owner", "cadence", "next_action",
                      "next_due", "days_overdue"]
@@ -93,8 +93,29 @@ def tier_table(summary: pd.DataFrame, text: Text, currency: str, missing: dict[s
 
 def rate_with_interval(rate: pd.Series, low: pd.Series, high: pd.Series, text: Text) -> pd.Series:
     """``'29.4% (27.2%–31.6%)'`` per row; "no closed deals yet" where the rate is unknown."""
-    return pd.Series([text("fc_no_closed") if pd.isna(r) else f"{fmt_pct(r)} ({fmt_pct(lo)}–{fmt_pct(hi)})"
+    return pd.Series([text("fc_no_closed") if pd.isna(r) else text("with_interval", value=fmt_pct(r), low=fmt_pct(lo),
+                                                                    high=fmt_pct(hi))
                       for r, lo, hi in zip(rate, low, high)], index=rate.index, dtype=object)
+
+
+def stage_actions(stages: dict[str, dict[str, str]], labels: dict[str, str], text: Text) -> tuple[Styler, str]:
+    """The key actions of ``params/playbook.yaml`` per stage of this funnel (``labels``: stage key
+    → label, in funnel order, the final stage left out: nothing is left to do there). A stage the
+    playbook leaves out says so; playbook stages this funnel does not have are not rows but named
+    in the returned Markdown sentence, the file and keys as code (empty when there are none)."""
+    open_stages = list(labels)[:-1]
+    rows = pd.DataFrame({"stage": [labels[s] for s in open_stages],
+                         "stage_actions": [stages[s][text.language] if s in stages else text("no_stage_action")
+                                           for s in open_stages]})
+    unknown = [s for s in stages if s not in labels]
+    if not unknown:
+        return styled(rows, text), ""
+    # keys and the file name are configuration, not words of the report language: code spans
+    code = lambda value: "`" + str(value).replace("`", "") + "`"  # noqa: E731
+    sentence = md_escape(text("playbook_unknown_stages", file="\x00file\x00", stages="\x00stages\x00"))
+    note = sentence.replace("\x00file\x00", code("params/playbook.yaml")).replace(
+        "\x00stages\x00", text("list_sep").join(code(s) for s in unknown))
+    return styled(rows, text), note
 
 
 def forecast_summary(f: Forecast, text: Text, currency: str) -> Styler:
@@ -120,11 +141,17 @@ def forecast_summary(f: Forecast, text: Text, currency: str) -> Styler:
 
 
 def forecast_sentences(f: Forecast, text: Text, currency: str) -> list[str]:
-    """The caveat when the CRM forecast is outside the history interval (or the agreement line),
-    and the open deals the history cannot weight; nothing to compare without history."""
+    """The caveat when the CRM forecast is outside the history interval, worded by which side the
+    CRM is on (or the agreement line); when the history holds no lost deal, a warning that the
+    history-based forecast counts every open deal as won instead; and the open deals the history
+    cannot weight; nothing to compare without history."""
     lines = []
-    if f.differs:
-        key = "fc_caveat" if pd.notna(f.ratio) else "fc_caveat_no_ratio"  # no ratio to a history forecast of 0
+    if f.closed and f.closed_win_rate >= 1:
+        # Nothing lost on record: the history weighs every open deal as won, so it can check nothing.
+        lines.append(text("fc_no_losses", closed=f.closed))
+    elif f.differs:
+        key = ("fc_caveat_under" if f.crm_probability < f.closed_win_rate else
+               "fc_caveat" if pd.notna(f.ratio) else "fc_caveat_no_ratio")  # no ratio to a history forecast of 0
         lines.append(text(key, crm_p=f.crm_probability, hist=f.closed_win_rate, ratio=f.ratio, conf=f.confidence))
     elif pd.notna(f.history_common_low):
         lines.append(text("fc_agree", conf=f.confidence))

@@ -46,6 +46,12 @@ def step_rate(text: Text, rate: float, maturing: bool = False, open_n: int = 0) 
     return text("step_none") if pd.isna(rate) else fmt_pct(rate)
 
 
+def rate_of(text: Text, rate: float, n: int, of: int, none_key: str) -> str:
+    """A rate with the counts it is made of, ``n ÷ of``: ``"20.0% (1 of 5)"`` (``rate_of`` in
+    text.yaml); ``text(none_key)`` when ``of`` is 0 (no rate, not 0%)."""
+    return text(none_key) if not of or pd.isna(rate) else text("rate_of", rate=rate, n=int(n), of=int(of))
+
+
 def cohort_table(funnel: Any, text: Text) -> pd.DataFrame:
     """The cohort funnel's table for display: ``stage, reached, lost_at, open_at, step,
     cohort_step_rate`` (text: the rate or "maturing (N open)"), ``cumulative_rate``."""
@@ -72,7 +78,8 @@ def funnel_chart_frame(funnel: Any, text: Text) -> pd.DataFrame:
 def table1(period_table: Any, text: Text) -> pd.DataFrame:
     """The seed template's Table 1 for display, its columns and row order kept (stage, count,
     period, new, lost, conversion, main loss reasons) under headers that say what each number is;
-    the conversion cell names its step: ``"Leads → Prospects: 59.8%"``."""
+    the conversion cell names its step: ``"Leads → Prospects: 59.8%"``; the main loss reasons read
+    ``"price (4); no budget (2)"`` (``"价格（4）；预算不足（2）"`` on a Chinese page)."""
     t = period_table.table if hasattr(period_table, "table") else period_table
     labels = t["label"].tolist()
     conversion = [""] + [text("step_rate", step=step_label(text, labels[j - 1], labels[j]), rate=text("t1_no_exits") if pd.isna(t["conversion"].iloc[j])
@@ -80,7 +87,8 @@ def table1(period_table: Any, text: Text) -> pd.DataFrame:
                          for j in range(1, len(t))]
     return pd.DataFrame({"stage": t["label"], "t1_count": t["count"], "t1_period": period_table.period,
                          "t1_new": t["new"], "t1_lost": t["lost"], "t1_conversion": conversion,
-                         "t1_main_loss_reasons": t["main_loss_reasons"]})
+                         "t1_main_loss_reasons": [text("clause_sep").join(text("reason_count", reason=r, n=n) for r, n in pairs)
+                                                  for pairs in t["main_loss_reasons"]]})
 
 
 def review_table(review: Any, text: Text) -> pd.DataFrame:
@@ -97,9 +105,14 @@ def review_table(review: Any, text: Text) -> pd.DataFrame:
 
 def review_findings(review: Any, text: Text) -> list[Finding]:
     """One sentence per flagged step of a :class:`funnelkit.analyses.review.PeriodReview` (step label,
-    before, after, difference in pp), or a no-change / untestable line."""
+    before, after, difference in pp), or a no-change line, or, when no test could run, why: no
+    step decided in both periods, or every step that did moved on at the same rate in both."""
     c = review.conversions
     if (c["test"] == "none").all():
+        # deals did decide in both periods, every one the same way (nothing lost): no change, not "no data"
+        both = (c["exits_this"] > 0) & (c["exits_previous"] > 0)
+        if both.any() and (c.loc[both, "difference"] == 0).all():
+            return [(text("review_no_variation", previous=review.previous), "changes")]
         return [(text("review_untestable", previous=review.previous), "changes")]
     flagged = c[c["flag"] != ""]
     if flagged.empty:
@@ -147,13 +160,17 @@ def window_label(text: Text, period: Period, trailing: Period) -> str:
 def rep_period_table(figures: Any, labels: dict[str, str], text: Text) -> pd.DataFrame:
     """The rep's (and team's) figures for the period beside the trailing window, one row per
     measure (win rate, closed deals, each step's cohort conversion), one column per window × who,
-    headed with :func:`window_label`. Rates are text: a maturing step reads "maturing (N open)"."""
+    headed with :func:`window_label`. Rates are text with their counts, ``"20.0% (1 of 5)"``, so a
+    rate of a handful of deals reads as one; a maturing step reads "maturing (N open)", a window
+    with no closed deal "no closed deals yet"."""
     windows = {"period": figures.period.label, "trailing": window_label(text, figures.period, figures.trailing)}
     whos = {"rep": figures.rep or "", "team": text("col_team_value")}
     columns = [(w, who) for w in windows for who in (("rep", "team") if figures.rep is not None else ("team",))]
     names = {c: text("window_who", who=whos[c[1]], window=windows[c[0]]) for c in columns}
     win = figures.win.set_index(["window", "who"])
-    rows = [{"measure": text("measure_win_rate"), **{names[c]: fmt_pct(win.loc[c, "win_rate"]) for c in columns}},
+    rows = [{"measure": text("measure_win_rate"),
+             **{names[c]: rate_of(text, win.loc[c, "win_rate"], win.loc[c, "won"], win.loc[c, "closed"], "fc_no_closed")
+                for c in columns}},
             {"measure": text("measure_closed"), **{names[c]: f"{int(win.loc[c, 'closed']):,}" for c in columns}}]
     steps = figures.steps
     for (stage, next_stage), group in steps.groupby(["stage", "next_stage"], sort=False):
@@ -161,7 +178,8 @@ def rep_period_table(figures: Any, labels: dict[str, str], text: Text) -> pd.Dat
         row = {"measure": step_label(text, labels.get(stage, stage), labels.get(next_stage, next_stage))}
         for c in columns:
             r = g.loc[c]
-            row[names[c]] = step_rate(text, r["rate"], r["maturing"], r["open_at"])
+            row[names[c]] = (step_rate(text, r["rate"], r["maturing"], r["open_at"]) if r["maturing"] else
+                             rate_of(text, r["rate"], r["advanced"], r["reached"], "step_none"))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -240,5 +258,5 @@ def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, 
 
 
 __all__ = ["rep_headline", "step_bars", "METHODS", "as_of_day", "cohort_headline", "cohort_table", "funnel_chart_frame", "method_section",
-           "rates_differ", "rep_period_table", "review_findings", "review_table", "recommendation_sentence",
+           "rate_of", "rates_differ", "rep_period_table", "review_findings", "review_table", "recommendation_sentence",
            "step_label", "step_rate", "table1", "window_label"]
