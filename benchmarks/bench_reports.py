@@ -65,14 +65,21 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
     print(f"{name}: {n} reports in {seconds:.1f} s = {seconds / max(n, 1):.3f} s/report = {n / seconds * 60:.1f} reports/min "
           f"({len(summary.failed)} failed); CPU {cpu / max(n, 1):.2f} s/report "
           f"(= {cpu / max(n, 1) / workers:.3f} s/report on {workers} idle cores); {load()}")
+    by_kind: dict[str, list] = defaultdict(list)
+    for r in summary.results:
+        by_kind[f"{r.job.notebook} ({'rep' if r.job.rep else 'team'})"].append(r)
+    for kind, results in sorted(by_kind.items()):
+        print(f"  {kind}: {len(results)} reports, CPU {sum(r.cpu for r in results) / len(results):.2f} s/report, "
+              f"wall {sum(r.seconds for r in results) / len(results):.2f} s/report in a worker")
     by_worker: dict[int, list] = defaultdict(list)
     for r in sorted(summary.results, key=lambda r: r.finished):
         if r.worker and r.memory[0]:
             by_worker[r.worker].append(r)
     for pid, results in sorted(by_worker.items()):
         mb = [r.memory[0] / 2**20 for r in results]
+        # a tenth in, the caches a worker fills on its first reports are full: growth after that is what matters
         print(f"  worker {pid}: {len(results)} reports; memory (worker + kernel) {mb[0]:.0f} MB after the first, "
-              f"{mb[-1]:.0f} MB after the last, min {min(mb):.0f} / max {max(mb):.0f} MB, "
+              f"{mb[len(mb) // 10]:.0f} MB after a tenth, {mb[-1]:.0f} MB after the last, min {min(mb):.0f} / max {max(mb):.0f} MB, "
               f"peak {max(r.memory[1] for r in results) / 2**20:.0f} MB")
 
 

@@ -5,7 +5,8 @@ few datasets a process loaded, keyed by what they were loaded from — the sourc
 size and modification time of each of its files, the as-of date, the preset and the funnel
 configuration — so a changed file or setting loads afresh. Every caller gets its own copy
 (tables as copy-on-write shallow copies, lists and dicts deep-copied): a report that changes the
-tables it was given cannot change what the next report reads.
+tables it was given cannot change what the next report reads. :func:`derive` keeps a dataset
+made from a loaded one (its loss reasons in the report language) the same way.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from funnelkit.inputs.data import Dataset
 
-KEEP = 2  # datasets kept per process (a run reads one; a notebook may compare two)
+KEEP = 4  # datasets kept per process (a run reads one, plus its loss reasons in a language or two)
 _loaded: OrderedDict[tuple, Dataset] = OrderedDict()
 # id of a handed-out copy → (its key, a weak reference to it, the buffers it was handed out with)
 _handed: dict[int, tuple[tuple, Any, tuple]] = {}
@@ -61,6 +62,17 @@ def reuse(key: tuple, load: Callable[[], Dataset]) -> Dataset:
     _handed[id(copy_)] = (key, weakref.ref(copy_), fingerprint(copy_))
     weakref.finalize(copy_, _handed.pop, id(copy_), None)
     return copy_
+
+
+def derive(data: Dataset, step: tuple, make: Callable[[Dataset], Dataset]) -> Dataset:
+    """``make(data)``: for a copy handed out by :func:`reuse` and still unchanged, made once per
+    process under the copy's key plus ``step`` (what ``make`` does and every setting it reads, by
+    value) and handed out as a copy like :func:`reuse`, so results computed from it are reused
+    too (:mod:`funnelkit.memo`); for any other ``data``, made each time."""
+    key = pristine_key(data)
+    if key is None:
+        return make(data)
+    return reuse(key + (("derived",) + step,), lambda: make(data))
 
 
 def _buffers(values: Any) -> Any:

@@ -14,7 +14,8 @@ A call is only reused when every argument has a key that stands for its content:
 * a DataFrame or Series, by a hash of its values, index, columns and dtypes;
 * a pydantic model by its JSON; a result object (a dataclass) by its fields;
   a :class:`~funnelkit.periods.Period`, numbers, strings, ``None`` and lists, tuples and dicts of
-  those by value.
+  those by value;
+* a module-level function (a chart's draw function) by its module and name.
 
 Anything else (a modified dataset, a frame of unhashable cells) makes the call run as usual. Each
 caller gets its own copy of a reused result (tables as copy-on-write shallow copies, containers
@@ -28,6 +29,8 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import sys
+import types
 from collections import OrderedDict
 from typing import Any, Callable, TypeVar
 
@@ -70,6 +73,7 @@ def frame_digest(frame: pd.DataFrame | pd.Series) -> str:
     included) with its column names and dtypes. Raises :class:`TypeError` for unhashable cells."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr((type(frame).__name__, frame.shape, list(getattr(frame, "columns", [getattr(frame, "name", None)])),
+                        list(getattr(getattr(frame, "columns", None), "names", [])),
                         [str(t) for t in np.atleast_1d(frame.dtypes)], frame.index.names)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     return digest.hexdigest()
@@ -106,11 +110,22 @@ def key_of(value: Any) -> Any:
                                                     for f in dataclasses.fields(value))
     if isinstance(value, BaseModel):
         return (type(value).__qualname__, value.model_dump_json())
+    if isinstance(value, types.FunctionType) and _importable(value):
+        return ("function", value.__module__, value.__qualname__)
     if isinstance(value, (list, tuple)):
         return (type(value).__name__,) + tuple(key_of(v) for v in value)
     if isinstance(value, dict):
         return ("dict",) + tuple((key_of(k), key_of(v)) for k, v in value.items())
     raise _NoKey(f"no key for a {type(value).__name__}")
+
+
+def _importable(function: types.FunctionType) -> bool:
+    """Whether ``function`` is what an imported module's file holds under its name: not a
+    closure, lambda or replaced function, nor one defined in a notebook (``__main__``), where
+    the next report may define another under the same name."""
+    module = sys.modules.get(function.__module__)
+    return (function.__module__ != "__main__" and getattr(module, "__file__", None) is not None
+            and getattr(module, function.__qualname__, None) is function)
 
 
 def handout(value: Any) -> Any:

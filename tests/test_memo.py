@@ -124,3 +124,53 @@ def test_batches_keep_a_reports_periods_together_in_first_seen_order():
 def test_calls_inside_a_reused_analysis_are_not_kept_on_their_own(reuse):
     fk.rep_summary_of(scope_of(open_dataset("sample"), team="East"), "2024-Q2")  # one cohort funnel per rep inside
     assert reuse() == {"hits": 0, "misses": 1} and memo.stats()["kept"] == 1
+
+
+def _pareto_losses(deals: int = 3) -> pd.DataFrame:
+    return pd.DataFrame({"reason": ["No budget", "Lost to competitor", "No budget"], "deals": [deals, 2, 1]})
+
+
+def test_a_chart_is_drawn_once_per_content_and_is_the_figure_it_stands_for(reuse):
+    from funnelkit.presentation import plots, present
+
+    first = present.chart_html(plots.loss_pareto, _pareto_losses(), "Losses", alt="Losses").data
+    again = present.chart_html(plots.loss_pareto, _pareto_losses(), "Losses", alt="Losses").data
+    assert reuse() == {"hits": 1, "misses": 1} and again == first
+    # the same bytes as drawing the figure and saving it, as figure_html does
+    assert first == present.figure_html(plots.loss_pareto(_pareto_losses(), "Losses"), "Losses").data
+
+
+def test_a_changed_input_or_setting_draws_a_new_chart(reuse):
+    import matplotlib
+
+    from funnelkit.presentation import plots, present
+
+    base = present.chart_html(plots.loss_pareto, _pareto_losses(), "Losses").data
+    charts = [present.chart_html(plots.loss_pareto, _pareto_losses(deals=9), "Losses").data,  # other data
+              present.chart_html(plots.loss_pareto, _pareto_losses(), "Other title").data,  # other argument
+              present.chart_html(plots.loss_pareto, _pareto_losses(), "Losses", dpi=60).data]  # other resolution
+    with matplotlib.rc_context({"axes.facecolor": "#ffeeee"}):  # a report changed a matplotlib setting
+        charts.append(present.chart_html(plots.loss_pareto, _pareto_losses(), "Losses").data)
+    assert reuse() == {"hits": 0, "misses": 5}
+    assert len({base, *charts}) == 5
+
+
+def test_a_chart_of_a_notebook_function_is_drawn_each_time(reuse):
+    from funnelkit.presentation import plots, present
+
+    def draw(losses, title):  # defined in a report: the next one may define another of that name
+        return plots.loss_pareto(losses, title)
+
+    for _ in range(2):
+        present.chart_html(draw, _pareto_losses(), "Losses")
+    assert reuse() == {"hits": 0, "misses": 0}
+
+
+def test_the_report_context_words_loss_reasons_once_and_keeps_the_data_a_key(reuse):
+    contexts = [fk.report_context("conversion", data="sample", period="2024-Q2", as_of="2024-06-30", language=lang)
+                for lang in ("en", "en", "zh")]
+    keys = [datacache.pristine_key(c.data) for c in contexts]
+    assert None not in keys and keys[0] == keys[1] != keys[2]
+    assert contexts[0].data is not contexts[1].data  # each report its own copy
+    reasons = {c.text.language: set(c.data.deals["lost_reason"].dropna()) for c in contexts}
+    assert "价格过高" in reasons["zh"] and "价格过高" not in reasons["en"]  # worded in each report's language

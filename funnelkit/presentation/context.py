@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from funnelkit.config import FunnelConfig, load_config
+from funnelkit import datacache
+from funnelkit.config import FunnelConfig, load_config, params_file
 from funnelkit.inputs.data import Dataset
 from funnelkit.presentation.loss_reasons import in_language as loss_reasons_in_language
 from funnelkit.periods import Period, parse_period, trailing_window
@@ -93,7 +94,10 @@ def report_context(
     text = load_text(language or config.language)
     if not isinstance(data, Dataset):
         data = open_dataset(data, as_of=as_of, config=config)
-    data = loss_reasons_in_language(data, text.language)
+    # made once per warm kernel for the run's data, which then stays a key for reused analyses
+    vocabulary = params_file("loss_reasons.yaml")
+    data = datacache.derive(data, ("loss_reasons", text.language, str(vocabulary), vocabulary.stat().st_mtime_ns),
+                            lambda d: loss_reasons_in_language(d, text.language))
     scope = Scope.build(data, config, as_of=as_of, team=team, rep=rep, pipeline=pipeline, language=text.language)
     return ReportContext(scope, text, parse_period(period), notebook)
 

@@ -52,6 +52,15 @@ def use_cjk_font() -> str | None:
     return font
 
 
+def settings_key() -> str:
+    """A digest of matplotlib's current settings (``rcParams`` but the backend): a chart is
+    only reused under the settings it was drawn with (:func:`funnelkit.presentation.present.chart_html`)."""
+    import hashlib
+
+    settings = sorted((k, repr(v)) for k, v in matplotlib.rcParams.items() if k != "backend")
+    return hashlib.blake2b(repr(settings).encode(), digest_size=16).hexdigest()
+
+
 def _spread(colors: list[str], n: int) -> list[str]:
     """``n`` colours taken evenly from ``colors``."""
     return [colors[round(i * (len(colors) - 1) / max(n - 1, 1))] for i in range(n)]

@@ -10,7 +10,7 @@ import html
 import re
 import unicodedata
 from pathlib import Path, PurePath
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 from pydantic import RootModel
 
+from funnelkit import memo
 from funnelkit.config import params_file, validate_file
 from funnelkit.inputs.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.presentation.pages import TEMPLATES
@@ -68,15 +69,27 @@ class Text:
 
 
 def load_text(language: str = "en", path: str | Path | None = None) -> Text:
-    """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``."""
+    """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``. Read once per
+    process until the file changes (every report and its page title need it); each call gets
+    its own entries, so a report that changes its wording cannot change the next one's."""
     path = Path(path) if path else params_file("text.yaml")
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None  # validate_file says what is wrong with the file
+    return Text({key: dict(words) for key, words in _text_entries(path, version).items()}, language)
+
+
+@functools.lru_cache(maxsize=4)
+def _text_entries(path: Path, version: tuple[int, int] | None) -> dict[str, dict[str, str]]:
     entries = validate_file(_Bilingual, path).root
     missing = [k for k, v in entries.items() if set(v) != {"en", "zh"}]
     if missing:
         from funnelkit.config import ConfigError
 
         raise ConfigError(f"{path}: {', '.join(missing)}: needs both en and zh")
-    return Text(entries, language)
+    return entries
 
 
 def fmt_pct(x: float) -> str:
@@ -322,14 +335,40 @@ def funnel_plot_words(text: Text) -> dict[str, str]:
 def figure_html(fig: Any, alt: str = "", dpi: int = 110) -> Any:
     """The figure as an inline PNG ``<img>`` (base64), so the report carries its charts and
     needs no file beside it. Returns an ``IPython.display.HTML`` object for ``display``."""
+    return _img_html(_png_base64(fig, dpi), alt)
+
+
+def chart_html(draw: Callable[..., Any], *args: Any, alt: str = "", dpi: int = 110, **kwargs: Any) -> Any:
+    """``figure_html(draw(*args, **kwargs), alt, dpi)``: the chart ``draw`` (a function of
+    :mod:`funnelkit.presentation.plots`) makes of the arguments, as an inline PNG ``<img>``.
+
+    In a warm report kernel (:mod:`funnelkit.memo` enabled) a chart is drawn once for the same
+    draw function, arguments (by content) and matplotlib settings, and its PNG reused: the two
+    periods of a rep's report often show the same chart. Elsewhere it is drawn each time."""
+    from funnelkit.presentation.plots import settings_key
+
+    return _img_html(_chart_png(draw, args, kwargs, dpi, settings_key()), alt)
+
+
+@memo.reused
+def _chart_png(draw: Callable[..., Any], args: tuple, kwargs: dict[str, Any], dpi: int, settings: str) -> str:
+    """The base64 PNG of ``draw(*args, **kwargs)`` (``settings``: the matplotlib settings it is
+    drawn under, part of the reuse key only)."""
+    return _png_base64(draw(*args, **kwargs), dpi)
+
+
+def _png_base64(fig: Any, dpi: int) -> str:
     import base64
     import io
 
-    from IPython.display import HTML
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _img_html(encoded: str, alt: str) -> Any:
+    from IPython.display import HTML
+
     return HTML(f'<img class="fk-chart" alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">')
 
 

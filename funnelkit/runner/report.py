@@ -263,8 +263,9 @@ class ReportKernel:
         if self._log is None and not self.verbose:
             self._log = open(self.log_path, "ab")
         streams = {} if self.verbose else {"stdout": self._log, "stderr": self._log}
-        # History in memory, as nbclient does: no SQLite file shared by every kernel.
-        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"],
+        # No input history: a report reads none, and a warm kernel would keep every cell of every
+        # report in it (nbclient's in-memory SQLite grows by a report's cells each time).
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=["--HistoryManager.enabled=False"],
                                        **streams)
         self._connect()
         if warm:
@@ -384,9 +385,13 @@ WARM_UP_CODE = "import funnelkit.runner.report\nfunnelkit.runner.report.kernel_w
 # reset with a new session also starts the execution count at 1 again, as in a fresh kernel.
 RESET_CODE = "get_ipython().reset(new_session=True)\n__import__('funnelkit.runner.report').runner.report.kernel_reset()"
 # What the notebooks import (seaborn only for heatmaps), imported once per warm kernel.
-WARM_IMPORTS = ("IPython.display", "funnelkit.analyses.playbook", "funnelkit.presentation.plots", "funnelkit.presentation.present", "funnelkit.analyses.reps",
-                "funnelkit.analyses.review", "funnelkit.analyses.sales", "funnelkit.analyses.scorecard", "funnelkit.analyses.screening",
-                "funnelkit.analyses.sensitivity", "funnelkit.analyses.timing", "matplotlib.backends.backend_agg", "seaborn")
+WARM_IMPORTS = ("IPython.display", "funnelkit.analyses.fit", "funnelkit.analyses.forecast", "funnelkit.analyses.opportunities",
+                "funnelkit.analyses.playbook", "funnelkit.analyses.recommend", "funnelkit.analyses.rep_periods",
+                "funnelkit.analyses.reps", "funnelkit.analyses.review", "funnelkit.analyses.sales", "funnelkit.analyses.scorecard",
+                "funnelkit.analyses.screening", "funnelkit.analyses.sensitivity", "funnelkit.analyses.timing",
+                "funnelkit.inputs.flat", "funnelkit.presentation.plots", "funnelkit.presentation.present",
+                "funnelkit.presentation.present_opportunities", "funnelkit.presentation.story",
+                "matplotlib.backends.backend_agg", "seaborn")
 _fresh_state: dict[str, Any] = {}  # inside a warm kernel: what kernel_warm_up recorded
 
 
@@ -443,6 +448,10 @@ def kernel_reset() -> None:
         os.environ.update(_fresh_state["environ"])
     memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
+    # Arrow's allocator (pandas' string columns) keeps what a report freed for reuse; give it back
+    # (under 1 ms), or a warm kernel's memory grows with the batch.
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 @functools.lru_cache(maxsize=1)
