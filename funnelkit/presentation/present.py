@@ -118,6 +118,12 @@ def fmt_money(x: float, currency: str | None = None) -> str:
     return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
+def rate_of(text: Text, rate: float, n: int, of: int, none_key: str) -> str:
+    """A rate with the counts it is made of, ``n ÷ of``: ``"20.0% (1 of 5)"`` (``rate_of`` in
+    text.yaml); ``text(none_key)`` when ``of`` is 0 (no rate, not 0%)."""
+    return text(none_key) if not of or pd.isna(rate) else text("rate_of", rate=rate, n=int(n), of=int(of))
+
+
 def fmt_days(x: float, unit: str = "d") -> str:
     """``12.34 → '12.3 d'`` (``unit`` from ``text("unit_days")`` in a report); missing → ``'–'``."""
     return "–" if pd.isna(x) else f"{x:,.1f} {unit}"
@@ -706,8 +712,7 @@ def cadence(plan: pd.DataFrame, text: Text) -> pd.Series:
     def one(row: pd.Series) -> str:
         if pd.notna(row["cadence_days"]):
             return text("cadence_days", n=int(row["cadence_days"]))
-        months = int(row["cadence_months"])
-        return text("cadence_month_one") if months == 1 else text("cadence_months", n=months)
+        return text.counted("cadence_months", "n", n=int(row["cadence_months"]))
 
     return plan.apply(one, axis=1) if len(plan) else pd.Series(dtype=str)
 

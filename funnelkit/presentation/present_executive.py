@@ -7,13 +7,12 @@ from typing import Any
 
 import pandas as pd
 
-from funnelkit.presentation.present import Text, fmt_int, fmt_money
+from funnelkit.presentation.present import Text, fmt_int, fmt_money, rate_of
 
 
 def _figures(row: pd.Series, text: Text, labels: dict[str, str], currency: str) -> dict[str, str]:
     money = lambda x: fmt_money(x, currency)  # noqa: E731
-    win_rate = (text("fc_no_closed") if row["closed"] == 0 else
-                text("fig_win_rate_value", rate=row["win_rate"], won=int(row["won"]), closed=int(row["closed"])))
+    win_rate = rate_of(text, row["win_rate"], row["won"], row["closed"], "fc_no_closed")
     forecast = (text("fig_no_open_deals") if row["open_deals"] == 0 else  # not "¥0 (¥0 – ¥0)"
                 text("fc_not_available") if row["history_closed"] == 0 else
                 text("no_amounts") if pd.isna(row["forecast"]) else

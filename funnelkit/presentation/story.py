@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from funnelkit.periods import Period
-from funnelkit.presentation.present import Finding, Text, fmt_pct, fmt_pp
+from funnelkit.presentation.present import Finding, Text, fmt_pct, fmt_pp, rate_of
 
 # Each report's Method appendix: the text keys of its paragraphs, in order.
 METHODS: dict[str, tuple[str, ...]] = {
@@ -44,12 +44,6 @@ def step_rate(text: Text, rate: float, maturing: bool = False, open_n: int = 0) 
     if maturing:
         return text("maturing", n=int(open_n))
     return text("step_none") if pd.isna(rate) else fmt_pct(rate)
-
-
-def rate_of(text: Text, rate: float, n: int, of: int, none_key: str) -> str:
-    """A rate with the counts it is made of, ``n ÷ of``: ``"20.0% (1 of 5)"`` (``rate_of`` in
-    text.yaml); ``text(none_key)`` when ``of`` is 0 (no rate, not 0%)."""
-    return text(none_key) if not of or pd.isna(rate) else text("rate_of", rate=rate, n=int(n), of=int(of))
 
 
 def cohort_table(funnel: Any, text: Text) -> pd.DataFrame:
@@ -258,5 +252,5 @@ def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, 
 
 
 __all__ = ["rep_headline", "step_bars", "METHODS", "as_of_day", "cohort_headline", "cohort_table", "funnel_chart_frame", "method_section",
-           "rate_of", "rates_differ", "rep_period_table", "review_findings", "review_table", "recommendation_sentence",
+           "rates_differ", "rep_period_table", "review_findings", "review_table", "recommendation_sentence",
            "step_label", "step_rate", "table1", "window_label"]
