@@ -547,6 +547,9 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
         lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
                        high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.team_rate,
                        flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
+    from funnelkit.analyses.reps import readable_rates
+
+    rates = readable_rates(rates)  # a maturing rate, or one of a handful of decided deals, is not compared
     gap = (rates["rep_rate"] - rates["team_rate"]).dropna()
     if len(gap) and gap.min() < 0:
         from funnelkit.presentation.story import step_label

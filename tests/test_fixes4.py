@@ -1,0 +1,146 @@
+"""fixes4: the leftovers a reviewer found in the review3 export's reports and settings
+(tests/data/review3/), each with a test that failed before its fix.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_data
+
+import funnelkit as fk
+from funnelkit.analyses.funnel import MIN_DECIDED, few_decided_steps
+from funnelkit.config import PROJECT_ENV
+from funnelkit.presentation import story
+from funnelkit.presentation.present import load_text
+
+FOLDER = Path(__file__).parent / "data" / "review3"
+PROJECT = FOLDER / "project"
+AS_OF = "2024-12-31"
+EN, ZH = load_text("en"), load_text("zh")
+
+
+@pytest.fixture
+def own(monkeypatch) -> tuple[fk.Dataset, fk.config.FunnelConfig]:
+    monkeypatch.setenv(PROJECT_ENV, str(PROJECT))
+    config = fk.load_config()
+    return fk.load_data(FOLDER, config=config, preset="review3"), config
+
+
+# --- 1. a step rate from too few decided deals
+
+
+def test_few_decided_rule_by_hand():
+    """decided[s] = reached[s+1] + lost_at[s]; under 10 (and someone reached s) → counts, not a rate.
+    reached 10 / 6 moved on / 0 lost / 4 open (review3's "First contact → Proposal 60.0%") → 6 decided;
+    23 → 12 with 3 lost → 15; exactly 10 decided is a rate; the final stage has no step."""
+    assert MIN_DECIDED == 10
+    assert few_decided_steps([10, 6], [0, 0]).tolist() == [True, False]
+    assert few_decided_steps([23, 12], [3, 0]).tolist() == [False, False]
+    assert few_decided_steps([11, 7, 0], [3, 0, 0]).tolist() == [False, True, False]  # 7 + 3 = 10; 7 reached s+1, none decided
+    assert few_decided_steps([11, 7, 0], [2, 0, 0]).tolist() == [True, True, False]  # 7 + 2 = 9
+    assert few_decided_steps([0, 0], [0, 0]).tolist() == [False, False]  # nobody reached it: "no deal reached it yet"
+
+
+def test_review3_first_contact_step_reads_as_counts(own):
+    """华南 South's 2024-Q4 cohort: First contact reached by 10, 6 reached Proposal, none lost, 4 open.
+    The table, the chart and the rep-style counts say "6 of 10 moved on, 4 open (too few decided)",
+    never "60.0%"; the cohort's win rate (1 won, 0 lost, 11 open of 12) stays "maturing"."""
+    data, config = own
+    funnel = fk.cohort_funnel(data, config, "2024-Q4", team="华南 South", as_of=AS_OF)
+    row = funnel.table.set_index("stage").loc["first_contact"]
+    assert (row["reached"], row["lost_at"], row["open_at"], row["decided"]) == (10, 0, 4, 6)
+    assert row["next_step_rate"] == pytest.approx(0.6) and row["few_decided"] and not row["maturing"]
+    for text, expected in ((EN, "6 of 10 moved on, 4 open (too few decided)"),
+                           (ZH, "10 个中 6 个推进，4 个未结束（有结果的商机太少）")):
+        shown = story.cohort_table(funnel, text)
+        assert shown["cohort_step_rate"].iloc[1] == expected
+        assert not any("60.0%" in cell for cell in shown["cohort_step_rate"])
+        chart = story.funnel_chart_frame(funnel, text)
+        assert chart["step_text"].iloc[2] == text("step_rate", step=text("step_label", source=row["label"],
+                                                                         target=funnel["label"].iloc[2]), rate=expected)
+        assert story.few_decided_note(text, funnel["few_decided"]) == [text("few_decided_note", min=10)]
+    line, _ = story.cohort_headline(funnel, None, EN)
+    assert "maturing — 11 of 12 are still open" in line
+
+
+def _eleven(lost: int, config) -> fk.Dataset:
+    """11 deals enter leads in June 2024: 7 move on to prospects (open there), ``lost`` are lost at
+    leads in June, the rest stay open at leads."""
+    deals = ([{"deal_id": f"M{i}", "status": "open"} for i in range(7)]
+             + [{"deal_id": f"L{i}", "status": "lost", "closed_at": "2024-06-20"} for i in range(lost)]
+             + [{"deal_id": f"O{i}", "status": "open"} for i in range(4 - lost)])
+    events = ([(f"M{i}", "leads", f"2024-06-{i + 1:02d}") for i in range(7)]
+              + [(f"M{i}", "prospects", f"2024-06-{i + 10:02d}") for i in range(7)]
+              + [(f"L{i}", "leads", "2024-06-05") for i in range(lost)]
+              + [(f"O{i}", "leads", "2024-06-06") for i in range(4 - lost)])
+    return make_data(deals, events, config, as_of="2024-07-01")
+
+
+def test_ten_decided_is_a_rate_nine_is_counts(config):
+    """Leads → Prospects of an 11-deal cohort: 7 moved on + 3 lost = 10 decided → "63.6%" (7 ÷ 11);
+    7 + 2 = 9 → "7 of 11 moved on, 2 open (too few decided)". Table 1 likewise: 10 stays left leads
+    in June → "70.0%" (7 ÷ 10); 9 → "7 of 9 moved on (too few decided)"."""
+    enough, few = _eleven(3, config), _eleven(2, config)
+    shown = story.cohort_table(fk.cohort_funnel(enough, config, "2024-06"), EN)["cohort_step_rate"].iloc[0]
+    assert shown == "63.6%"
+    funnel = fk.cohort_funnel(few, config, "2024-06")
+    assert story.cohort_table(funnel, EN)["cohort_step_rate"].iloc[0] == "7 of 11 moved on, 2 open (too few decided)"
+    assert story.table1(fk.period_table(enough, config, "2024-06"), EN)["t1_conversion"].iloc[1] == "Leads → Prospects: 70.0%"
+    table = fk.period_table(few, config, "2024-06")
+    assert story.table1(table, EN)["t1_conversion"].iloc[1] == "Leads → Prospects: 7 of 9 moved on (too few decided)"
+    assert story.table1(table, ZH)["t1_conversion"].iloc[1] == "Leads → Prospects：9 个中 7 个推进（有结果的商机太少）"
+    assert story.few_decided_note(EN, table["few_decided"]) and not story.few_decided_note(
+        EN, fk.period_table(enough, config, "2024-06")["few_decided"].iloc[:2])
+
+
+def test_cohort_win_rate_with_few_decided_reads_as_counts(config):
+    """5 deals enter in June: 3 lost, 2 open (not most of the cohort, so not maturing): 3 decided →
+    the headline gives the counts and what would give a rate, in both languages, never "0.0%"."""
+    data = make_data([{"deal_id": f"L{i}", "status": "lost", "closed_at": "2024-06-20"} for i in range(3)]
+                     + [{"deal_id": f"O{i}", "status": "open"} for i in range(2)],
+                     [(f"{d}{i}", "leads", "2024-06-05") for d, n in (("L", 3), ("O", 2)) for i in range(n)], config)
+    funnel = fk.cohort_funnel(data, config, "2024-06")
+    assert (funnel.decided, funnel.win_maturing, funnel.win_few_decided) == (3, False, True)
+    en, _ = story.cohort_headline(funnel, None, EN)
+    assert "too few decided for a rate — of 5 deals, 0 won, 3 lost and 2 are still open" in en and "0.0%" not in en
+    assert "a rate needs 10 won or lost deals" in en
+    zh, _ = story.cohort_headline(funnel, None, ZH)
+    assert "5 个商机中已成交 0 个、流失 3 个，仍有 2 个未结束" in zh and "0.0%" not in zh
+
+
+def test_rep_figures_bars_and_headline_leave_few_decided_steps_out(config):
+    """The rep's table gives the counts of a few-decided step; the rep-versus-team bars leave it out;
+    the headline's "furthest below the team" and the coaching never pick it."""
+    from funnelkit.analyses.reps import coaching_points, readable_rates
+    from funnelkit.analyses.rep_periods import rep_period_figures
+    from funnelkit.presentation.present import rep_findings
+
+    figures = rep_period_figures(fk.Scope.build(_eleven(2, config), config), None, "2024-06", window_months=0)
+    shown = story.rep_period_table(figures, {"leads": "Leads", "prospects": "Prospects"}, EN)
+    assert shown.iloc[2, 1] == "7 of 11 moved on, 2 open (too few decided)"
+    rates = pd.DataFrame({"stage": ["leads", "prospects"], "next_stage": ["prospects", "opportunities"],
+                          "rep_rate": [0.1, 0.5], "team_rate": [0.6, 0.6], "rep_open": [0, 0],
+                          "rep_maturing": [False, False], "team_open": [0, 0], "team_maturing": [False, False],
+                          "rep_few": [True, False], "team_few": [False, False]})
+    labels = {"leads": "Leads", "prospects": "Prospects", "opportunities": "Opportunities"}
+    bars = story.step_bars(rates, labels, EN, "R1")
+    assert np.isnan(bars["Rep"].iloc[0]) and bars["Rep"].iloc[1] == 0.5
+    assert readable_rates(rates)["team_rate"].tolist() == [0.6, 0.6]
+    summary = fk.rep_summary(_eleven(2, config), config, "2024-06")
+    lines = [line for line, _ in rep_findings(summary, "R", rates, 0, 0, labels, EN)]
+    assert any("Prospects → Opportunities" in line for line in lines)
+    assert not any("Leads → Prospects" in line for line in lines)
+    from funnelkit.analyses.reps import RepSummary
+    one = RepSummary(pd.DataFrame({"rep": ["R1"], "flag": ["within"]}), team_rate=0.5, window="w", min_volume=30,
+                     stages=["leads", "prospects", "opportunities"])
+    times = pd.DataFrame({"stage": ["leads", "prospects"], "rep_value": [1.0, 1.0], "team_value": [1.0, 1.0]})
+    assert coaching_points(one, "R1", rates, times, 0) == [("weak", {"stage": "prospects", "gap": pytest.approx(10.0)})]
+
+
+def test_method_names_the_minimum():
+    for text in (EN, ZH):
+        assert str(MIN_DECIDED) in text("method_few_decided")
+    assert "method_few_decided" in story.METHODS["conversion"] and "method_few_decided" in story.METHODS["rep_performance"]
