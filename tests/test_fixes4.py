@@ -144,3 +144,29 @@ def test_method_names_the_minimum():
     for text in (EN, ZH):
         assert str(MIN_DECIDED) in text("method_few_decided")
     assert "method_few_decided" in story.METHODS["conversion"] and "method_few_decided" in story.METHODS["rep_performance"]
+
+
+# --- 2. time in stage: tied slowest stages
+
+
+def _tis_headline(medians: list[float], p75: list[float], text=EN) -> str:
+    from funnelkit.presentation.present import time_in_stage_findings
+
+    summary = pd.DataFrame({"stage": ["lead", "first_contact", "proposal"], "median": medians, "p75": p75})
+    labels = {"lead": "Lead", "first_contact": "First contact", "proposal": "Proposal"}
+    overall = pd.Series({"closed": 0})
+    return time_in_stage_findings(summary, pd.DataFrame(), overall, labels, text, "2024-Q4", 0.75, "CNY")[0][0]
+
+
+def test_slowest_stage_names_every_stage_tied_as_shown():
+    """Medians 30.0, 30.04 and 30.0 days read "30.0 days" each: all three are named, not the first;
+    30.0 against 30.1 is no tie; a p75 the curve never reaches is said in words."""
+    tied = _tis_headline([30.0, 30.04, 30.0], [40.0, 41.0, 42.0])
+    assert tied == "Slowest stages, tied: Lead, First contact, Proposal — half of the stays in each last 30.0 days or longer."
+    assert _tis_headline([30.0, 30.04, 12.0], [40.0, 41.0, 20.0], ZH) == \
+        "停留最久的阶段（并列）：Lead、First contact，各阶段一半的停留不少于 30.0 天。"
+    one = _tis_headline([30.0, 30.1, 12.0], [40.0, 41.0, 20.0])
+    assert one == "Slowest stage: First contact — half of the stays there last 30.1 days or longer, a quarter 41.0 days or longer."
+    open_ = _tis_headline([30.0, 30.1, 12.0], [40.0, np.nan, 20.0])
+    assert open_.startswith("Slowest stage: First contact — half of the stays there last 30.1 days or longer; more than a quarter")
+    assert "not reached or longer" not in open_

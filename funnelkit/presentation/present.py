@@ -395,15 +395,24 @@ def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
 
 def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall: pd.Series, labels: dict[str, str],
                            text: Text, period: str, quantile: float, currency: str) -> list[Finding]:
-    """Headline sentences for the time-in-stage report: the slowest stage by KM median, stalled
-    deals, and win rate / cycle / velocity."""
+    """Headline sentences for the time-in-stage report: the slowest stage by KM median (every stage
+    tied at the median as shown, to 0.1 day, is named), stalled deals, and win rate / cycle / velocity."""
     lines = []
     known = summary.dropna(subset=["median"])
     if len(known):
-        slow = known.loc[known["median"].idxmax()]
-        p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"], text("unit_days"))
-        lines.append((text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]),
-                           median=fmt_days(slow["median"], text("unit_days")), p75=p75), "km"))
+        shown = known["median"].round(1)  # the precision fmt_days prints: equal as read is a tie
+        slowest = known[shown == shown.max()]
+        slow = slowest.iloc[0]
+        median = fmt_days(slow["median"], text("unit_days"))
+        if len(slowest) > 1:
+            stages = text("list_sep").join(labels.get(s, s) for s in slowest["stage"])
+            lines.append((text("tis_headline_slowest_tied", stages=stages, median=median), "km"))
+        elif pd.isna(slow["p75"]):
+            lines.append((text("tis_headline_slowest_open", stage=labels.get(slow["stage"], slow["stage"]),
+                               median=median), "km"))
+        else:
+            lines.append((text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]), median=median,
+                               p75=fmt_days(slow["p75"], text("unit_days"))), "km"))
     if len(stalled):
         top = stalled.iloc[0]
         lines.append((text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"],
