@@ -170,3 +170,39 @@ def test_slowest_stage_names_every_stage_tied_as_shown():
     open_ = _tis_headline([30.0, 30.1, 12.0], [40.0, np.nan, 20.0])
     assert open_.startswith("Slowest stage: First contact — half of the stays there last 30.1 days or longer; more than a quarter")
     assert "not reached or longer" not in open_
+
+
+# --- 3. the English follow-up plan of North Star fits the page
+
+
+def _page(body: str, language: str = "en") -> str:
+    from funnelkit.presentation.pages import assets
+
+    return (f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8"><style>{assets().css}</style></head>'
+            f"<body>{body}</body></html>")
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_follow_up_plan_fits_a_1280_pixel_window(own, browser, tmp_path, language):
+    """North Star's plan (2024-Q4, 45 rows, eleven columns) ran 64 px past the page in English: the
+    customer and owner columns ("Sales director / manager") were kept on one line beside nine
+    others. The widest one-line columns that can wrap now do when the table would not fit: the
+    table needs no scroll bar and the page is no wider than the window."""
+    from funnelkit.analyses import playbook, scorecard
+    from funnelkit.presentation import present_opportunities as po
+
+    data, config = own
+    ctx = fk.report_context("opportunities", data=data, period="2024-Q4", as_of=AS_OF, team="North Star",
+                            language=language)
+    scored = scorecard.score_deals(ctx.scope.open_deals, scorecard.load_scorecard())
+    plan = playbook.follow_up_plan(scored, playbook.load_playbook(), ctx.plan_date, language)
+    listed, _ = po.follow_up_styled(po.follow_up_table(plan, ctx.text, ctx.labels), ctx.text, "CNY", limit=60)
+    page_file = tmp_path / f"plan.{language}.html"
+    page_file.write_text(_page(listed.to_html(), language), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_file.as_uri())
+    sizes = page.evaluate("""() => { const t = document.querySelector('table');
+        return [t.scrollWidth, t.clientWidth, document.documentElement.scrollWidth, t.rows.length] }""")
+    page.close()
+    table_scroll, table_client, page_scroll, rows = sizes
+    assert rows > 40 and table_scroll <= table_client and page_scroll <= 1280, sizes

@@ -26,6 +26,9 @@ from funnelkit.presentation.pages import TEMPLATES
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 SHORT_CELL = 26  # columns (a Chinese character is 2): a text column whose cells are all this short is kept unwrapped
 SHORT_HEADER = 10  # characters: a header this short is kept on one line; longer ones wrap at spaces and punctuation
+TABLE_WIDTH = 140  # display columns a table's one-line cells may take, about the 1,100-pixel page at the tables' font
+TEXT_MIN = 16  # display columns of a wrapping cell's minimum width (td.fk-text{min-width:8em} in report.css)
+CELL_PADDING = 3  # display columns of a cell's padding and border
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
 
@@ -174,11 +177,14 @@ def styled(
     numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
     classes = sort_classes(df, text, order)
     classes.columns, classes.index = shown.columns, shown.index
+    kinds = []
     for i, is_number in enumerate(numeric):
         # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
         short = not is_number and shown.iloc[:, i].map(lambda v: display_width(str(v))).max() <= SHORT_CELL if len(shown) else False
         # long text (a next action, a screening result) keeps a readable width beside the one-line columns
-        kind = " fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else ""
+        kinds.append(" fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else "")
+    kinds = _wrap_wide_tables(shown, kinds, formats)
+    for i, kind in enumerate(kinds):
         classes.iloc[:, i] = (classes.iloc[:, i] + kind).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
@@ -191,6 +197,40 @@ def styled(
         .set_td_classes(classes)
         .set_table_attributes('class="fk-table"')
     )
+
+
+def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, Any]) -> list[str]:
+    """``kinds`` with the widest one-line text columns that can wrap (a cell with a space, wider
+    than a wrapping column's minimum) let wrap, widest first, while the table's estimated width
+    exceeds :data:`TABLE_WIDTH`: eleven one-line columns side by side ran 64 pixels past the page
+    (review3's follow-up plan). The estimate, in display columns: each column's widest cell as
+    printed, or its header where that stays on one line, plus padding; a wrapping column counts
+    its minimum. Letting a column wrap costs nothing where the table fits: the browser wraps only
+    when it must."""
+    def printed(i: int) -> pd.Series:
+        column, f = shown.iloc[:, i], formats.get(shown.columns[i])
+        return column.map(lambda v: str(f(v)) if f is not None else str(v))
+
+    def header(i: int) -> int:
+        name = str(shown.columns[i])
+        return display_width(name) if len(name) <= SHORT_HEADER else max(map(display_width, name.split() or [""]))
+
+    if not len(shown):
+        return kinds
+    cells = [printed(i) for i in range(len(kinds))]
+    widths = [max(int(c.map(display_width).max()), header(i)) for i, c in enumerate(cells)]
+    kinds = list(kinds)
+
+    def total() -> int:
+        return sum((max(w, TEXT_MIN) if k == " fk-text" else w) + CELL_PADDING for w, k in zip(widths, kinds))
+
+    wrappable = sorted((i for i, k in enumerate(kinds) if k == " fk-nowrap" and widths[i] > TEXT_MIN
+                        and cells[i].str.contains(r"\s", regex=True).any()), key=lambda i: -widths[i])
+    for i in wrappable:
+        if total() <= TABLE_WIDTH:
+            break
+        kinds[i] = " fk-text"
+    return kinds
 
 
 def _header_html(name: Any) -> str:
