@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,51 @@ def test_follow_up_plan_fits_a_1280_pixel_window(own, browser, tmp_path, languag
     page.close()
     table_scroll, table_client, page_scroll, rows = sizes
     assert rows > 40 and table_scroll <= table_client and page_scroll <= 1280, sizes
+
+
+# --- reports of the review3 project, rendered once for the page checks below
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """North Star's weight-sensitivity report and 华南 South's conversion report, in English and
+    Chinese, run by `funnelkit report` from the review3 project folder."""
+    from funnelkit.runner.cli import main as cli
+
+    out = tmp_path_factory.mktemp("fixes4")
+    entries = "".join(f"  - {{notebook: {nb}, teams: ['{team}'], periods: [2024-Q4]{lang}}}\n"
+                      for nb, team in (("weight_sensitivity", "North Star"), ("conversion", "华南 South"))
+                      for lang in ("", ", language: zh"))
+    matrix = out / "reports.yaml"
+    matrix.write_text(f"data: {FOLDER}\npreset: review3\nas_of: {AS_OF}\nlanguage: en\noutput: {out / 'reports'}\n"
+                      f"entries:\n{entries}", encoding="utf-8")
+    assert cli(["report", "--project", str(PROJECT), "--matrix", str(matrix), "--jobs", "2", "--quiet"]) == 0
+    return out / "reports"
+
+
+# --- 4. weight sensitivity: a typographic minus everywhere, tiers as the other reports show them
+
+
+def test_signed_intervals_and_money_use_the_minus_sign():
+    from funnelkit.presentation.present import fmt_money, interval
+
+    table = pd.DataFrame({"d": [-0.052], "lo": [-0.199], "hi": [0.097]})
+    assert interval(table, "d", "lo", "hi", lambda x: story.signed(x, 3), EN).iloc[0] == "−0.052 (−0.199–+0.097)"
+    assert interval(table, "d", "lo", "hi", lambda x: story.signed(x, 3), ZH).iloc[0] == "−0.052（−0.199–+0.097）"
+    assert fmt_money(-468000, "CNY") == "−¥468,000" and fmt_money(-0.4, "CNY") == "¥0"
+
+
+@pytest.mark.parametrize("name", ["weight_sensitivity.html", "weight_sensitivity.zh.html"])
+def test_weight_sensitivity_page_has_no_hyphen_minus_and_tier_badges(rendered, name):
+    """North Star: the AUC difference "-0.052 (-0.199–+0.097)", the suggested weights' "-0.070 to
+    +0.112" and the tier value change "-¥468,000" were written with a hyphen-minus; tiers were plain
+    lowercase "high" cells while every other report shows them as badges ("High")."""
+    from conftest import visible_text
+
+    page = (rendered / "2024-Q4" / "North_Star" / name).read_text(encoding="utf-8")
+    shown = visible_text(page).replace("-¥5,000.00", "")  # BAD-NEGATIVE's amount as typed, in the data-quality examples
+    assert not re.search(r"(?<![\w–-])-[¥$\d]", shown), "hyphen-minus before a number"
+    assert "−" in shown  # the sign is still written
+    assert page.count('class="fk-badge fk-tier-high"') >= 3  # value by tier, stability, backtest
+    text = ZH if ".zh." in name else EN
+    assert f">{text('tier_high')}</td>" not in page

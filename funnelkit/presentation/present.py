@@ -113,12 +113,13 @@ def configured_currency() -> str:
 
 
 def fmt_money(x: float, currency: str | None = None) -> str:
-    """``1200000 → '¥1,200,000'`` (symbol from the currency code, default the configured one);
-    missing → ``'–'``."""
+    """``1200000 → '¥1,200,000'``, ``-468000 → '−¥468,000'`` (symbol from the currency code,
+    default the configured one); missing → ``'–'``."""
     if pd.isna(x):
         return "–"
     currency = currency or configured_currency()
-    return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
+    # a typographic minus, as every other signed figure of the reports (a change of -¥468,000 read as a dash)
+    return f"{'−' if round(x) < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
 def rate_of(text: Text, rate: float, n: int, of: int, none_key: str) -> str:
@@ -507,15 +508,20 @@ def tier_labels(text: Text) -> dict[str, str]:
     return {t: text(f"tier_{t}") for t in ("high", "medium", "low", "unscored")}
 
 
-def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str, text: Text | None = None) -> pd.Series:
-    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` applied to each; '–' when missing.
+def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str | Callable[[float], str],
+             text: Text | None = None) -> pd.Series:
+    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` (a format string, or a function
+    such as :func:`funnelkit.presentation.story.signed` for signed differences with a typographic
+    minus) applied to each; '–' when missing.
     With ``text``, punctuated in the report language (``with_interval``: full-width brackets in Chinese)."""
+    show = fmt.format if isinstance(fmt, str) else fmt
+
     def one(row: pd.Series) -> str:
         if pd.isna(row[value]):
             return "–"
         if pd.isna(row[low]):
-            return fmt.format(row[value])
-        values = {"value": fmt.format(row[value]), "low": fmt.format(row[low]), "high": fmt.format(row[high])}
+            return show(row[value])
+        values = {"value": show(row[value]), "low": show(row[low]), "high": show(row[high])}
         return text("with_interval", **values) if text else "{value} ({low}–{high})".format(**values)
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
@@ -572,10 +578,12 @@ def backtest_warning(test: Any, text: Text) -> str:
 
 def suggestion_verdict(suggestion: Any, text: Text) -> str:
     """The conclusion of :func:`funnelkit.analyses.sensitivity.suggest_weights` in the report language."""
+    from funnelkit.presentation.story import signed
+
     row = suggestion.cv.set_index("which")
     return text("suggest_better" if suggestion.better_than_baseline else "suggest_keep",
                 auc_sugg=row.loc["suggested", "auc"], auc_base=row.loc["baseline", "auc"],
-                low=row.loc["suggested", "diff_low"], high=row.loc["suggested", "diff_high"])
+                low=signed(row.loc["suggested", "diff_low"], 3), high=signed(row.loc["suggested", "diff_high"], 3))
 
 
 def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int, labels: dict[str, str],
