@@ -214,13 +214,15 @@ def test_follow_up_plan_fits_a_1280_pixel_window(own, browser, tmp_path, languag
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
-    """North Star's weight-sensitivity report and 华南 South's conversion report, in English and
-    Chinese, run by `funnelkit report` from the review3 project folder."""
+    """North Star's weight-sensitivity report, 华南 South's conversion report and both teams'
+    fitted scorecards, in English and Chinese, run by `funnelkit report` from the review3 project
+    folder (the run exits 0: every report is written)."""
     from funnelkit.runner.cli import main as cli
 
     out = tmp_path_factory.mktemp("fixes4")
     entries = "".join(f"  - {{notebook: {nb}, teams: ['{team}'], periods: [2024-Q4]{lang}}}\n"
-                      for nb, team in (("weight_sensitivity", "North Star"), ("conversion", "华南 South"))
+                      for nb, team in (("weight_sensitivity", "North Star"), ("conversion", "华南 South"),
+                                       ("fitted_scorecard", "North Star"), ("fitted_scorecard", "华南 South"))
                       for lang in ("", ", language: zh"))
     matrix = out / "reports.yaml"
     matrix.write_text(f"data: {FOLDER}\npreset: review3\nas_of: {AS_OF}\nlanguage: en\noutput: {out / 'reports'}\n"
@@ -255,3 +257,47 @@ def test_weight_sensitivity_page_has_no_hyphen_minus_and_tier_badges(rendered, n
     assert page.count('class="fk-badge fk-tier-high"') >= 3  # value by tier, stability, backtest
     text = ZH if ".zh." in name else EN
     assert f">{text('tier_high')}</td>" not in page
+
+
+# --- 5. fitted_scorecard without a card still writes its page
+
+
+def test_fit_errors_carry_their_reason(own):
+    """North Star: fitted on all its closed deals the card holds amount alone, but on the earlier
+    75% (the training part of the time split) every field is left out (no_split, owner,
+    one_level); 华南 South: 25 won and 0 lost deals."""
+    from funnelkit.analyses import fit
+
+    data, config = own
+    from funnelkit.inputs import flat
+
+    source = flat.open_deals_for_fit(FOLDER, config, preset="review3", as_of=AS_OF)
+    north, north_won = fit.closed_outcomes(fk.aggregate.filter_scope(source.deals, "North Star", None, None))
+    with pytest.raises(fit.FitError) as caught:
+        fit.validate_fit(north, north_won, fk.load_scorecard())
+    error = caught.value
+    assert error.reason == "holdout" and error.inner.reason == "no_field" and error.values["n"] == 33
+    assert {f.left_out for f in error.fields} == {"no_split", "owner", "one_level"}
+    assert fit.unfit_text(error, EN).startswith("No fitted scorecard: a card is fitted on the earlier closed deals and "
+                                                "tested on the latest 33, and on the earlier ones no field separates won")
+    south, south_won = fit.closed_outcomes(fk.aggregate.filter_scope(source.deals, "华南 South", None, None))
+    with pytest.raises(fit.FitError) as caught:
+        fit.fit_card(south, south_won)
+    assert (caught.value.reason, caught.value.values) == ("too_few", {"won": 25, "lost": 0, "min": 5})
+    assert fit.unfit_text(caught.value, ZH).startswith("没有拟合评分卡：已关闭商机中赢单 25 个、丢单 0 个")
+    with pytest.raises(fit.FitError) as caught:
+        fit.fit_card(north, north_won, ["no such field"])
+    assert caught.value.reason == ""  # a wrong argument stays an error
+
+
+@pytest.mark.parametrize("team", ["North_Star", "华南_South"])
+@pytest.mark.parametrize("name", ["fitted_scorecard.html", "fitted_scorecard.zh.html"])
+def test_fitted_scorecard_page_says_why_there_is_no_card(rendered, team, name):
+    from conftest import visible_text
+
+    text = ZH if ".zh." in name else EN
+    shown = visible_text((rendered / "2024-Q4" / team / name).read_text(encoding="utf-8"))
+    assert text("fit_none", why="", remedy="").split("：" if text is ZH else ":")[0] in shown
+    assert text("fit_remedy") in shown and text("fit_none_section") in shown
+    if team == "North_Star":  # the fields tried, each with why it was left out
+        assert text("fit_left_no_split") in shown and text("fit_left_owner") in shown
