@@ -301,3 +301,23 @@ def test_fitted_scorecard_page_says_why_there_is_no_card(rendered, team, name):
     assert text("fit_remedy") in shown and text("fit_none_section") in shown
     if team == "North_Star":  # the fields tried, each with why it was left out
         assert text("fit_left_no_split") in shown and text("fit_left_owner") in shown
+
+
+# --- 6. init --from: one test of the stage history where the draft branches
+
+
+def test_draft_preset_keeps_its_order_for_both_shapes():
+    """A refactor (the shape lines and the stage-history settings under one `if history:`), so
+    no behaviour changes: the draft starts with shape, files, separator, then the columns, for a
+    canonical export with a stage history (review3) and a snapshot one."""
+    from funnelkit.runner.project import draft_preset
+
+    def keys(text: str) -> list[str]:
+        return [line.split(":")[0] for line in text.splitlines() if line and not line.startswith(("#", " "))][:4]
+
+    review3 = draft_preset(FOLDER)[0]
+    assert keys(review3) == ["shape", "files", "separator", "columns"]
+    assert "stage_events: stage_history.csv}" in review3 and "  stage: stage\n  entered_at: entered_at\n" in review3
+    snapshot = draft_preset(Path(__file__).parent / "data" / "exports" / "snapshot_agents")[0]
+    assert keys(snapshot)[:3] == ["shape", "files", "columns"] and snapshot.startswith("# Draft preset")
+    assert "shape: snapshot" in snapshot
