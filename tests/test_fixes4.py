@@ -321,3 +321,37 @@ def test_draft_preset_keeps_its_order_for_both_shapes():
     snapshot = draft_preset(Path(__file__).parent / "data" / "exports" / "snapshot_agents")[0]
     assert keys(snapshot)[:3] == ["shape", "files", "columns"] and snapshot.startswith("# Draft preset")
     assert "shape: snapshot" in snapshot
+
+
+# --- 7. words for a scorecard's fields come from the card that scored
+
+
+def _own_card():
+    from funnelkit.analyses.scorecard import Scorecard
+
+    return Scorecard.model_validate({
+        "mode": "fixed", "tiers": {"high": 80, "medium": 60}, "relative_tiers": {"high": 0.2, "medium": 0.3},
+        "missing": "unscored",
+        "dimensions": {
+            "deal_size": {"label": {"en": "Deal size", "zh": "交易规模"}, "column": "amount", "weight": 0.6,
+                          "bands": [{"points": 5, "at_least": 500000}, {"points": 1}]},
+            "sector": {"label": {"en": "Sector", "zh": "所属行业"}, "column": "industry", "weight": 0.4,
+                       "points": {"Manufacturing": 5}, "other": 2}}})
+
+
+def test_drivers_and_field_labels_follow_the_card_that_scored(config):
+    """A user's card keys its dimensions deal_size and sector (columns amount and industry) and labels
+    them "Deal size" and "Sector": with the default card's words the drivers read "deal_size 36 ·
+    sector 8" and an unscored industry "no Industry"; with the card passed through, its labels."""
+    from funnelkit.presentation.present import drivers_words, field_label, unscored_words
+
+    card = _own_card()
+    deals = pd.DataFrame({"deal_id": ["A", "B"], "amount": [900000.0, 100000.0], "industry": ["Retail", None]})
+    scored = fk.score_deals(deals, card)
+    assert scored.loc[0, "top_drivers"] == "deal_size:60; sector:16"  # 20 × 0.6 × 5 and 20 × 0.4 × 2
+    assert drivers_words(scored.loc[0, "top_drivers"], EN, card) == "Deal size 60 · Sector 16"
+    assert drivers_words(scored.loc[0, "top_drivers"], ZH, card) == "交易规模 60 · 所属行业 16"
+    assert drivers_words(scored.loc[0, "top_drivers"], EN) == "deal_size 60 · sector 16"  # the default card's words
+    assert field_label("industry", EN, card) == "Sector" and field_label("amount", ZH, card) == "交易规模"
+    reason = scored.loc[1, "unscored_reason"]
+    assert "Sector" in unscored_words(reason, EN, card=card) and "Sector" not in unscored_words(reason, EN)

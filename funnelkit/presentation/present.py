@@ -528,8 +528,9 @@ def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str | Ca
 
 
 def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, names: dict[str, str], text: Text,
-                         sd: float) -> list[Finding]:
-    """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability.
+                         sd: float, card: Any = None) -> list[Finding]:
+    """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability
+    (fields named as in ``card``, the scorecard tested; default ``params/scorecard.yaml``).
 
     A scenario's AUC difference is "significant" by :func:`funnelkit.analyses.sensitivity.differs_beyond_noise`.
     Kendall τ and AUC are left out, with the reason, where too few deals give them; the closed
@@ -566,7 +567,7 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     elif test.too_few:
         lines.append((backtest_warning(test, text), "backtest"))
     if test.unscored:
-        lines.append((unscored_sentence(test, text), "backtest"))
+        lines.append((unscored_sentence(test, text, card), "backtest"))
     return lines
 
 
@@ -714,12 +715,13 @@ def win_rate_notes(data: Dataset, text: Text, team: str | None = None) -> list[s
     return []
 
 
-def unscored_sentence(test: Any, text: Text) -> str:
+def unscored_sentence(test: Any, text: Text, card: Any = None) -> str:
     """Why the backtest counts fewer closed deals than the window holds: ``"17 closed deals could
-    not be scored: no win probability (12), …"``; empty when every closed deal was scored."""
+    not be scored: no win probability (12), …"`` (fields named as in ``card``, the scorecard
+    tested); empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text), n=n)
+    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text, card=card), n=n)
                                     for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
@@ -801,26 +803,28 @@ def fmt_pp(x: float, unit: str = "pp", decimals: int = 1) -> str:
 # --- bilingual ---------------------------------------------------------------------------------
 
 
-def field_label(column: str, text: Text) -> str:
-    """A deal column's name for readers: the scorecard dimension's label in the report language,
+def field_label(column: str, text: Text, card: Any = None) -> str:
+    """A deal column's name for readers: the label in the report language of ``card``'s dimension
+    on that column (the scorecard the report scores with; default ``params/scorecard.yaml``),
     else the column's table header (``col_<column>``), else the column as named in the data."""
     from funnelkit.analyses.scorecard import load_scorecard
 
-    for dim in load_scorecard().dimensions.values():
+    for dim in (card or load_scorecard()).dimensions.values():
         if dim.column == column:
             return dim.label.get(text.language, column) if isinstance(dim.label, dict) else column
     return text.column(column)
 
 
-def drivers_words(drivers: Any, text: Text) -> Any:
+def drivers_words(drivers: Any, text: Text, card: Any = None) -> Any:
     """A scored deal's top drivers (``"amount:30; win_probability:25"``, see
     :func:`funnelkit.analyses.scorecard.score_deals`) for readers: ``"Amount 30 · Win probability 25"``, each
-    dimension by its label in the report language; a missing value is returned unchanged."""
+    dimension by its label in the report language in ``card``, the scorecard the deals were scored
+    with (default ``params/scorecard.yaml``); a missing value is returned unchanged."""
     from funnelkit.analyses.scorecard import load_scorecard
 
     if not isinstance(drivers, str):
         return drivers
-    dimensions = load_scorecard().dimensions
+    dimensions = (card or load_scorecard()).dimensions
     shown = []
     for part in drivers.split("; "):
         key, _, points = part.partition(":")
@@ -829,18 +833,19 @@ def drivers_words(drivers: Any, text: Text) -> Any:
     return " · ".join(shown)
 
 
-def unscored_words(reason: Any, text: Text, name: Any = None) -> Any:
+def unscored_words(reason: Any, text: Text, name: Any = None, card: Any = None) -> Any:
     """A scorecard's unscored reason (``"missing:win_probability; no_band:amount"``, see
     :func:`funnelkit.analyses.scorecard.unscored_reason`) in the report language, each part from
     ``unscored_<key>`` in text.yaml with the field's label (``name(column, text)``, default
-    :func:`field_label`); anything else is returned unchanged."""
+    :func:`field_label` in ``card``, the scorecard that scored); anything else is returned unchanged."""
     if not isinstance(reason, str):
         return reason
+    label = name or (lambda column, text: field_label(column, text, card))
     parts = []
     for part in reason.split("; "):
         key, _, column = part.partition(":")
         entry = f"unscored_{key}"
-        parts.append(text(entry, field=(name or field_label)(column, text)) if column and entry in text.entries else part)
+        parts.append(text(entry, field=label(column, text)) if column and entry in text.entries else part)
     return text("clause_sep").join(parts)
 
 
