@@ -355,3 +355,41 @@ def test_drivers_and_field_labels_follow_the_card_that_scored(config):
     assert field_label("industry", EN, card) == "Sector" and field_label("amount", ZH, card) == "交易规模"
     reason = scored.loc[1, "unscored_reason"]
     assert "Sector" in unscored_words(reason, EN, card=card) and "Sector" not in unscored_words(reason, EN)
+
+
+# --- 8. a status written in the deals file matches as stages do, on every engine
+
+
+def _status_tables():
+    from conftest import make_tables
+
+    statuses = {"A": " Won ", "B": "W-ON", "C": "O p e n", "D": "LOST", "E": "lo_st", "F": "Won!", "G": "open"}
+    deals = [{"deal_id": d, "status": s} | ({"closed_at": "2024-06-20"} if "w" in s.lower() or "l" in s.lower() else {})
+             for d, s in statuses.items()]
+    events = [(d, "leads", "2024-06-01") for d in statuses] + [(d, "customers", "2024-06-20") for d in "ABF"]
+    return make_tables(deals, events)
+
+
+def test_status_spellings_match_ignoring_case_spacing_dash_and_underscore(config):
+    """" Won " and "W-ON" are won, "O p e n" open, "LOST" and "lo_st" lost (they were "unknown
+    status" but for " Won " and "LOST"); "Won!" is still unknown, with its value as typed."""
+    deals, events = _status_tables()
+    data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-07-01"))
+    assert data.deals.set_index("deal_id")["status"].to_dict() == {"A": "won", "B": "won", "C": "open", "D": "lost",
+                                                                    "E": "lost", "G": "open"}
+    q = data.quarantine[data.quarantine["table"] == "deals"]
+    assert q[["deal_id", "column", "value", "reason"]].values.tolist() == [["F", "status", "Won!", "unknown_status"]]
+
+
+def test_status_spellings_match_the_same_way_in_duckdb(config):
+    from engine_cases import assert_same_checks
+
+    from funnelkit.events import engine as en
+
+    deals, events = _status_tables()
+    engine = en.DuckDBEngine()
+    en.register_tables(engine, deals, events)
+    got = en.check_rows(engine, config, pd.Timestamp("2024-07-01"))
+    assert got.deals.set_index("deal_id")["status"].to_dict() == {"A": "won", "B": "won", "C": "open", "D": "lost",
+                                                                   "E": "lost", "G": "open"}
+    assert_same_checks(got, fk.validate(deals, events, config, as_of=pd.Timestamp("2024-07-01")))
