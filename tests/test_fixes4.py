@@ -299,6 +299,8 @@ def test_fitted_scorecard_page_says_why_there_is_no_card(rendered, team, name):
     shown = visible_text((rendered / "2024-Q4" / team / name).read_text(encoding="utf-8"))
     assert text("fit_none", why="", remedy="").split("：" if text is ZH else ":")[0] in shown
     assert text("fit_remedy") in shown and text("fit_none_section") in shown
+    assert text("fit_history_note_none", closed=0, won=0, rate=0, open=0).split("0")[0] in shown
+    assert text("fit_movers_note") not in shown  # no note on a chart that is not there
     if team == "North_Star":  # the fields tried, each with why it was left out
         assert text("fit_left_no_split") in shown and text("fit_left_owner") in shown
 
