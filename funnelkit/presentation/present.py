@@ -210,7 +210,14 @@ def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, 
     when it must."""
     def printed(i: int) -> pd.Series:
         column, f = shown.iloc[:, i], formats.get(shown.columns[i])
-        return column.map(lambda v: str(f(v)) if f is not None else str(v))
+
+        def one(v: Any) -> str:
+            try:
+                return str(f(v)) if f is not None else str(v)
+            except (TypeError, ValueError):  # a value its formatter does not take is shown as it is
+                return str(v)
+
+        return column.map(one)
 
     def header(i: int) -> int:
         name = str(shown.columns[i])
@@ -809,7 +816,7 @@ def field_label(column: str, text: Text, card: Any = None) -> str:
     else the column's table header (``col_<column>``), else the column as named in the data."""
     from funnelkit.analyses.scorecard import load_scorecard
 
-    for dim in (card or load_scorecard()).dimensions.values():
+    for dim in (card if card is not None else load_scorecard()).dimensions.values():
         if dim.column == column:
             return dim.label.get(text.language, column) if isinstance(dim.label, dict) else column
     return text.column(column)
@@ -824,7 +831,7 @@ def drivers_words(drivers: Any, text: Text, card: Any = None) -> Any:
 
     if not isinstance(drivers, str):
         return drivers
-    dimensions = (card or load_scorecard()).dimensions
+    dimensions = (card if card is not None else load_scorecard()).dimensions
     shown = []
     for part in drivers.split("; "):
         key, _, points = part.partition(":")
