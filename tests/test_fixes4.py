@@ -395,3 +395,18 @@ def test_status_spellings_match_the_same_way_in_duckdb(config):
     assert got.deals.set_index("deal_id")["status"].to_dict() == {"A": "won", "B": "won", "C": "open", "D": "lost",
                                                                    "E": "lost", "G": "open"}
     assert_same_checks(got, fk.validate(deals, events, config, as_of=pd.Timestamp("2024-07-01")))
+
+
+def test_west_and_co_names_its_three_stages_tied_at_18_2_days(own):
+    """West & Co, 12 months to 2024-Q4: Lead 18.17, First contact 18.20 and Proposal 18.17 days at
+    the median (18.2 days each as printed; First contact longer by 45 minutes): all three are named."""
+    from funnelkit.analyses import timing
+    from funnelkit.presentation.present import time_in_stage_findings
+
+    data, _ = own
+    ctx = fk.report_context("time_in_stage", data=data, period="2024-Q4", as_of=AS_OF, team="West & Co", language="en")
+    summary = timing.time_in_stage(timing.entered_in(ctx.scope.stays, ctx.window(12)))
+    assert summary["median"].round(1).tolist()[:3] == [18.2, 18.2, 18.2] and summary["median"].iloc[3] < 18
+    line = time_in_stage_findings(summary, pd.DataFrame(), pd.Series({"closed": 0}), ctx.labels, ctx.text, "2024-Q4",
+                                  0.75, "CNY")[0][0]
+    assert line == "Slowest stages, tied: Lead, First contact, Proposal — half of the stays in each last 18.2 days or longer."
