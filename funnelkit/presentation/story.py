@@ -169,8 +169,9 @@ def cohort_headline(funnel: Any, period_table: Any, text: Text) -> Finding:
     values = dict(period=funnel.period, as_of=as_of_day(funnel.as_of), cohort=funnel.cohort_size, won=won,
                   win=won / funnel.cohort_size, open=funnel.open_deals, age=funnel.median_age_days)
     key = ("headline_cohort_maturing" if funnel.win_maturing else
-           "headline_cohort_few" if funnel.win_few_decided else "headline_cohort_rate")
-    sentence = text(key, **values, lost=funnel.decided - won, min=MIN_DECIDED)
+           ("headline_cohort_few" if funnel.open_deals else "headline_cohort_few_closed") if funnel.win_few_decided
+           else "headline_cohort_rate")
+    sentence = text.counted(key, "open", **values, lost=funnel.decided - won, min=MIN_DECIDED)
     if period_table is not None:
         t = period_table.table if hasattr(period_table, "table") else period_table
         sentence += " " + text.counted("headline_new_customers", "n", period=funnel.period, n=int(t["new"].iloc[-1]))
