@@ -96,9 +96,16 @@ def test_cohort_table_shows_maturing_not_zero(march, config):
                           funnel.period, funnel.as_of, funnel.cohort_size, funnel.median_age_days, funnel.open_deals)
     shown = story.cohort_table(funnel, EN)
     assert shown["step"].tolist()[:2] == ["Leads → Prospects", "Prospects → Opportunities"]
-    assert shown["cohort_step_rate"].tolist()[:3] == ["50.0%", "maturing (1 open)", "no deal reached it yet"]
+    # Leads → Prospects: A moved on, B lost: 2 decided, under 10 → its counts, not "50.0%" (fixes4)
+    few = "1 of 2 moved on (too few decided)"
+    assert shown["cohort_step_rate"].tolist()[:3] == [few, "maturing (1 open)", "no deal reached it yet"]
     chart = story.funnel_chart_frame(funnel, EN)
-    assert chart["step_text"].tolist()[:3] == ["", "Leads → Prospects: 50.0%", "Prospects → Opportunities: maturing (1 open)"]
+    assert chart["step_text"].tolist()[:3] == ["", f"Leads → Prospects: {few}", "Prospects → Opportunities: maturing (1 open)"]
+    # the same step with enough decided deals is a rate
+    enough = type(funnel)(funnel.table.assign(few_decided=False), funnel.period, funnel.as_of, funnel.cohort_size,
+                          funnel.median_age_days, funnel.open_deals)
+    assert story.cohort_table(enough, EN)["cohort_step_rate"].iloc[0] == "50.0%"
+    assert story.funnel_chart_frame(enough, EN)["step_text"].iloc[1] == "Leads → Prospects: 50.0%"
 
 
 def test_table1_keeps_the_template_columns_and_labels_each_step(march, config):
@@ -107,8 +114,11 @@ def test_table1_keeps_the_template_columns_and_labels_each_step(march, config):
     assert shown.columns.tolist() == ["stage", "t1_count", "t1_period", "t1_new", "t1_lost", "t1_conversion",
                                       "t1_main_loss_reasons"]
     assert shown["t1_period"].unique().tolist() == ["2024-03"]
-    # exits from leads in March: A, C, D moved on, B lost → 75%; from prospects: C moved on, D lost → 50%
-    assert shown["t1_conversion"].tolist()[:3] == ["", "Leads → Prospects: 75.0%", "Prospects → Opportunities: 50.0%"]
+    # exits from leads in March: A, C, D moved on, B lost → 75%; from prospects: C moved on, D lost → 50%;
+    # 4 and 2 exits, under 10: the counts stand instead of the rates (fixes4)
+    assert table["conversion"].tolist()[1:3] == [0.75, 0.5]
+    assert shown["t1_conversion"].tolist()[:3] == ["", "Leads → Prospects: 3 of 4 moved on (too few decided)",
+                                                   "Prospects → Opportunities: 1 of 2 moved on (too few decided)"]
     assert shown["t1_conversion"].iloc[4].endswith(EN("t1_no_exits"))  # nothing left negotiation in March
     for language in (EN, ZH):
         headers = [language.column(c) for c in shown.columns]
@@ -120,10 +130,13 @@ def test_cohort_headline_names_its_definition_and_table1(march, config):
     assert story.cohort_headline(fk.cohort_funnel_of(scope, "2024-02"), None, EN)[0] == EN("empty_cohort")
     funnel, table = fk.cohort_funnel_of(scope, "2024-Q1"), fk.period_table_of(scope, "2024-Q1")
     line, anchor = story.cohort_headline(funnel, table, EN)
-    # Q1 cohort A, B, C, D, E: E won, A and C open; Table 1's customers in Q1: E
-    assert anchor == "funnel"
+    # Q1 cohort A, B, C, D, E: E won, B and D lost, A and C open; Table 1's customers in Q1: E.
+    # 3 decided, under 10: the counts, not "20.0%" (fixes4)
+    assert anchor == "funnel" and funnel.decided == 3 and funnel.win_few_decided
     assert line == ("Cohort win rate (deals that entered the funnel in 2024-Q1, followed to 2024-03-31): "
-                    f"1 of 5 won (20.0%); 2 are still open (median age {funnel.median_age_days:.0f} days). "
+                    "too few decided for a rate — of 5 deals, 1 won, 2 lost and 2 are still open "
+                    f"(median age {funnel.median_age_days:.0f} days); a rate needs 10 won or lost deals "
+                    "(a later as-of date or a longer period). "
                     "Table 1 counts the 1 deal won during 2024-Q1, whenever it entered.")
 
 
@@ -180,8 +193,9 @@ def test_team_overview_figures_with_rep_none(march, config):
                                              "Opportunities → Negotiation", "Negotiation → Customers"]
     # team won 0 of 2 in March, 1 of 3 over Jan–Mar; the counts stand beside each rate
     assert shown.iloc[0, 1:].tolist() == ["0.0% (0 of 2)", "33.3% (1 of 3)"]
-    # Leads → Prospects over Jan–Mar: A, B, C, D, E reached Leads, all but B reached Prospects
-    assert shown.iloc[2, 2] == "80.0% (4 of 5)"
+    # Leads → Prospects over Jan–Mar: A, B, C, D, E reached Leads, all but B reached Prospects:
+    # 5 decided, under 10 → its counts (fixes4)
+    assert shown.iloc[2, 2] == "4 of 5 moved on (too few decided)"
     zh = story.rep_period_table(figures, {}, ZH)
     assert zh.iloc[0, 1:].tolist() == ["0.0%（2 个中 0 个）", "33.3%（3 个中 1 个）"]
 

@@ -57,7 +57,19 @@ LEFT_OUT = ("too_few", "one_class", "one_value", "identifier", "one_level", "sca
 
 
 class FitError(ValueError):
-    """The closed deals cannot give a scorecard (too few, one class only, no field separates them)."""
+    """The closed deals cannot give a scorecard (too few, one class only, no field separates them).
+
+    ``reason`` says why as a key — ``too_few`` (``values``: won, lost, min), ``no_field``
+    (``fields``: every field tried, each with why it was left out), ``zero_weights``, or
+    ``holdout`` (the earlier deals of the time split cannot give one: ``values`` n, the deals
+    held out, and ``inner`` the training part's own FitError) — so a report can say why there is
+    no card and what data would give one (:func:`unfit_text`); empty for a wrong argument (a field
+    not in the data), which is an error to show as such."""
+
+    def __init__(self, message: str, reason: str = "", values: dict[str, Any] | None = None,
+                 fields: tuple[FieldFit, ...] = (), inner: FitError | None = None):
+        super().__init__(message)
+        self.reason, self.values, self.fields, self.inner = reason, dict(values or {}), tuple(fields), inner
 
 
 @dataclass(frozen=True)
@@ -355,7 +367,8 @@ def fit_card(
         raise ValueError("won must have one value per deal")
     n_won, n_lost = int(won.sum()), int(len(won) - won.sum())
     if n_won < 5 or n_lost < 5:
-        raise FitError(f"{n_won} won and {n_lost} lost deals: at least 5 of each are needed to fit a scorecard")
+        raise FitError(f"{n_won} won and {n_lost} lost deals: at least 5 of each are needed to fit a scorecard",
+                       "too_few", {"won": n_won, "lost": n_lost, "min": 5})
     fits = [FieldFit(c, "categorical", 0.0, int(deals[c].notna().sum()), int(deals[c].isna().sum()), pd.DataFrame(),
                      left_out="owner")
             if c in OWNER_FIELDS and not fields else bin_field(deals[c].reset_index(drop=True), won, c)
@@ -363,12 +376,13 @@ def fit_card(
     used = [f for f in fits if f.left_out is None]
     if not used:
         raise FitError("no field separates won from lost deals (every candidate was left out); "
-                       + "; ".join(f"{f.column}: {f.left_out}" for f in fits) + " (see fit_left_* in params/text.yaml)")
+                       + "; ".join(f"{f.column}: {f.left_out}" for f in fits) + " (see fit_left_* in params/text.yaml)",
+                       "no_field", fields=tuple(fits))
     x = np.column_stack([field_points(deals[f.column].reset_index(drop=True), f).to_numpy(dtype=float) for f in used])
     x = np.where(np.isnan(x), np.nanmean(x, axis=0), x)
     beta = _fit_logistic(x, won.astype(float), l2=l2)[1:]
     if beta.sum() <= 1e-9:
-        raise FitError("the logistic regression gives every field a weight of 0")
+        raise FitError("the logistic regression gives every field a weight of 0", "zero_weights", fields=tuple(fits))
     raw = dict(zip([f.column for f in used], _weights_from_beta(beta)))
     rounded = round_weights(raw)
     final, left = [], []
@@ -410,7 +424,9 @@ def splits(deals: pd.DataFrame, won: np.ndarray, folds: int = 5, seed: int = 0,
 
     k = int(min(folds, np.bincount(won, minlength=2).min()))
     if k < 2:
-        raise FitError("too few won or lost deals to hold any out")
+        counts = np.bincount(won, minlength=2)
+        raise FitError("too few won or lost deals to hold any out", "too_few",
+                       {"won": int(counts[1]), "lost": int(counts[0]), "min": 2})
     folds_ = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(won)), won)
     return "kfold", [(tr, te) for tr, te in folds_]
 
@@ -443,7 +459,8 @@ def validate_fit(
             fit = fit_card(deals.iloc[train], won[train], fields, l2=l2, tiers=tiers, missing=missing)
         except FitError as exc:
             if len(parts) == 1:
-                raise FitError(f"the training part of the time split (before the latest {len(test):,} deals): {exc}") from None
+                raise FitError(f"the training part of the time split (before the latest {len(test):,} deals): {exc}",
+                               "holdout", {"n": len(test)}, exc.fields, exc) from None
             failed += 1  # this fold's deals stay unscored and are counted as such
             rows.append(pd.DataFrame({"row": test, "won": won[test], "score": np.nan, "tier": None,
                                       "current_score": np.nan}))
@@ -514,6 +531,16 @@ def _comment(text: str) -> str:
 def left_out_text(f: FieldFit, text: Callable[..., str]) -> str:
     """Why ``f`` is not in the card, in ``text``'s language (``fit_left_<reason>`` in params/text.yaml)."""
     return text(f"fit_left_{f.left_out}", **f.left_values)
+
+
+def unfit_text(error: FitError, text: Callable[..., str]) -> str:
+    """Why there is no fitted scorecard and what data would give one, in ``text``'s language
+    (``fit_none`` / ``fit_none_holdout`` with the clause ``fit_why_<reason>`` and ``fit_remedy``)."""
+    inner = error.inner if error.reason == "holdout" and error.inner is not None else error
+    why = text(f"fit_why_{inner.reason}", **inner.values)
+    if error.reason == "holdout":
+        return text("fit_none_holdout", why=why, remedy=text("fit_remedy"), **error.values)
+    return text("fit_none", why=why, remedy=text("fit_remedy"))
 
 
 def method_text(v: Validation, text: Callable[..., str]) -> str:
@@ -652,4 +679,4 @@ def field_labels(columns: list[str], current: Scorecard, texts: dict[str, Any]) 
 
 __all__ = ["CardFit", "FieldFit", "FitError", "Validation", "bin_field", "candidate_fields", "closed_outcomes",
            "current_note_text", "field_kind", "field_labels", "fit_card", "left_out_text", "method_text", "render_yaml",
-           "round_weights", "splits", "validate_fit", "woe_points", "card_comparison", "tier_changes"]
+           "round_weights", "splits", "unfit_text", "validate_fit", "woe_points", "card_comparison", "tier_changes"]

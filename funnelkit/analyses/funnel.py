@@ -13,6 +13,11 @@ Definitions (DESIGN.md §3):
   ``open_at[s] / reached[s] > MATURING_OPEN_SHARE`` (0.5). Its rate is a floor that will rise, so
   reports show "maturing (N open)" instead of it. The cohort's win rate is maturing likewise when
   most of the cohort is still open.
+* A step rests on *few decided* deals when fewer than ``MIN_DECIDED`` (10) of the deals that
+  reached s have moved on or been lost there: ``decided[s] = reached[s+1] + lost_at[s] < 10``.
+  Reports show its counts ("6 of 10 moved on, 4 open") instead of a percentage: with 4 open and 0
+  lost, "60.0%" would read as a fact when every decided deal moved on. Likewise the cohort's win
+  rate when fewer than 10 of its deals are won or lost.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from funnelkit.events.scope import Filters, Scope
 
 # More than this share of a step's deals still open → its rate is not yet a rate (see maturing_steps).
 MATURING_OPEN_SHARE = 0.5
+# Fewer decided deals (moved on or lost) than this → a step's rate is shown as its counts (see few_decided_steps).
+MIN_DECIDED = 10
 
 
 def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarray) -> np.ndarray:
@@ -45,7 +52,7 @@ def _ratio(numerator: pd.Series | np.ndarray, denominator: pd.Series | np.ndarra
 class CohortFunnel(TableResult):
     """Result of :func:`cohort_funnel`; reads like its ``table``."""
 
-    table: pd.DataFrame  # stage, label, next_stage, next_label, reached, lost_at, open_at, skipped_at, next_step_rate, maturing, cumulative_rate, pct_of_previous
+    table: pd.DataFrame  # stage, label, next_stage, next_label, reached, lost_at, open_at, skipped_at, next_step_rate, maturing, decided, few_decided, cumulative_rate, pct_of_previous
     period: str  # the cohort's period label
     as_of: pd.Timestamp  # exclusive time bound the cohort is seen at
     cohort_size: int  # deals that reached the first stage in the period
@@ -56,6 +63,17 @@ class CohortFunnel(TableResult):
     def win_maturing(self) -> bool:
         """Whether the cohort's win rate (won ÷ cohort) is still maturing: most of the cohort is open."""
         return bool(self.cohort_size) and self.open_deals > MATURING_OPEN_SHARE * self.cohort_size
+
+    @property
+    def decided(self) -> int:
+        """Cohort deals won or lost by as_of (the deals the cohort win rate has been decided on)."""
+        return int(self.table["reached"].iloc[-1] + self.table["lost_at"].sum()) if len(self.table) else 0
+
+    @property
+    def win_few_decided(self) -> bool:
+        """Whether the cohort's win rate rests on fewer than :data:`MIN_DECIDED` won or lost deals
+        (so reports give its counts, not a percentage)."""
+        return bool(self.cohort_size) and self.decided < MIN_DECIDED
 
 
 def cohort_funnel(
@@ -77,7 +95,8 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     """The cohort funnel of the scope's deals that reached the first stage in ``period``.
 
     Columns: ``stage, label, next_stage, next_label, reached, lost_at, open_at, skipped_at,
-    next_step_rate, maturing`` (:func:`maturing_steps`), ``cumulative_rate, pct_of_previous``
+    next_step_rate, maturing`` (:func:`maturing_steps`), ``decided, few_decided`` (:func:`few_decided_steps`),
+    ``cumulative_rate, pct_of_previous``
     (``reached[s] / reached[s-1]``), labels in the scope's language (the final stage has no next
     stage: ``next_stage`` is None and ``maturing`` False); the result also holds the period, as_of, cohort size, open deals and the cohort's
     median age in days at as_of.
@@ -114,6 +133,8 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     out.insert(3, "next_label", [labels.get(s, s) for s in stages[1:]] + [None])
     out["next_step_rate"] = _ratio(np.append(reached[1:].astype(float), np.nan), reached)
     out["maturing"] = maturing_steps(reached, open_at)
+    out["decided"] = decided_counts(reached, lost_at)
+    out["few_decided"] = few_decided_steps(reached, lost_at)
     out["cumulative_rate"] = _ratio(reached, np.full(n, reached[0]))
     out["pct_of_previous"] = _ratio(reached, np.insert(reached[:-1].astype(float), 0, np.nan))
     ages = (as_of - first_at[in_cohort]) / pd.Timedelta(days=1)
@@ -138,6 +159,27 @@ def maturing_steps(reached: np.ndarray | pd.Series, open_at: np.ndarray | pd.Ser
     return out
 
 
+def few_decided_steps(reached: np.ndarray | pd.Series, lost_at: np.ndarray | pd.Series,
+                      minimum: int = MIN_DECIDED) -> np.ndarray:
+    """Per stage s, whether the step s → s+1 rests on too few decided deals to read as a rate:
+    ``decided[s] = reached[s+1] + lost_at[s]`` (moved on or lost there) is below ``minimum``, while
+    at least one deal reached s. The final stage has no step and is never flagged. E.g. reached 10,
+    moved on 6, lost 0, open 4 → decided 6 → True (its 60% is a floor drawn from six deals that all
+    moved on); reached 23, moved on 12, lost 3 → decided 15 → False."""
+    out = (np.asarray(reached) > 0) & (decided_counts(reached, lost_at) < minimum)
+    if len(out):
+        out[-1] = False
+    return out
+
+
+def decided_counts(reached: np.ndarray | pd.Series, lost_at: np.ndarray | pd.Series) -> np.ndarray:
+    """Per stage s, the deals decided at the step s → s+1: ``reached[s+1] + lost_at[s]`` (0 at the
+    final stage, which has no step)."""
+    reached = np.asarray(reached, dtype=int)
+    lost_at = np.asarray(lost_at, dtype=int)
+    return np.append(reached[1:] + lost_at[:-1], 0) if len(reached) else reached
+
+
 def biggest_leak(funnel: pd.DataFrame) -> pd.Series | None:
     """The stage with the highest loss rate ``lost_at[s] / reached[s]`` among non-final stages.
 
@@ -160,7 +202,7 @@ def _top_reasons(reasons: pd.Series, k: int = 3) -> tuple[tuple[str, int], ...]:
 class PeriodTable(TableResult):
     """Result of :func:`period_table`; reads like its ``table``."""
 
-    table: pd.DataFrame  # stage, label, count, new, lost, conversion, exits, advanced, main_loss_reasons
+    table: pd.DataFrame  # stage, label, count, new, lost, conversion, exits, advanced, main_loss_reasons, few_decided
     period: str
     as_of: pd.Timestamp
 
@@ -194,7 +236,8 @@ def period_table_of(scope: Scope, period: str | Period) -> PeriodTable:
       back (in [0, 1]; NaN when no stay in s−1 ended in P). Also ``exits`` (the denominator) and
       ``advanced``. A ratio of stage counts is not used: it exceeds 1 once deals pile up in a later
       stage. When every deal is decided in P it equals ``count[s] / count[s−1]`` (the seed's
-      100 / 60 / 30 / 15 / 5 → 60%, 50%, 50%, 33.3%).
+      100 / 60 / 30 / 15 / 5 → 60%, 50%, 50%, 33.3%). ``few_decided``: fewer than
+      :data:`MIN_DECIDED` exits (but some), so reports show the counts instead of the rate.
 
     A stay ``[entered, exited)`` counts in P when it overlaps P, and also when it starts in P and
     has zero length (a deal that passed through s at the first instant of P was in s during P), so
@@ -237,6 +280,7 @@ def period_table_of(scope: Scope, period: str | Period) -> PeriodTable:
         )
     out = pd.DataFrame(rows)
     out.insert(5, "conversion", _ratio(out["advanced"], out["exits"]))
+    out["few_decided"] = (out["exits"] > 0) & (out["exits"] < MIN_DECIDED)
     return PeriodTable(out, period=period.label, as_of=as_of)
 
 
@@ -299,6 +343,7 @@ def months_in(data: Dataset) -> list[str]:
 
 
 __all__ = [
-    "CohortFunnel", "MATURING_OPEN_SHARE", "PeriodTable", "biggest_leak", "cohort_funnel", "cohort_funnel_of", "deals_as_of", "loss_reasons",
+    "CohortFunnel", "MATURING_OPEN_SHARE", "MIN_DECIDED", "PeriodTable", "biggest_leak", "cohort_funnel", "cohort_funnel_of",
+    "deals_as_of", "decided_counts", "few_decided_steps", "loss_reasons",
     "loss_reasons_of", "maturing_steps", "months_in", "period_table", "period_table_of", "reach_table", "stage_list", "team_period_grid",
 ]

@@ -6,7 +6,8 @@ with Q2 (which steady small samples). For each window (``period``, ``trailing``)
 
 * win rate = won ÷ (won + lost) of the deals closed in the window, with its Wilson 95% interval;
 * next-step conversion of the cohort that reached the first stage in the window,
-  ``reached[s+1] ÷ reached[s]``, with the maturing flag of :func:`funnelkit.analyses.funnel.maturing_steps`.
+  ``reached[s+1] ÷ reached[s]``, with the maturing flag of :func:`funnelkit.analyses.funnel.maturing_steps`
+  and the few-decided flag of :func:`funnelkit.analyses.funnel.few_decided_steps`.
 
 With ``rep=None`` only the team's rows are returned (the team overview).
 """
@@ -29,7 +30,7 @@ class RepPeriodFigures(ResultDisplay):
     """Result of :func:`rep_period_figures`."""
 
     win: pd.DataFrame  # window, who, closed, won, win_rate, win_rate_low, win_rate_high
-    steps: pd.DataFrame  # window, who, stage, next_stage, reached, advanced, open_at, rate, maturing
+    steps: pd.DataFrame  # window, who, stage, next_stage, reached, advanced, open_at, rate, maturing, few_decided
     period: Period  # the report period
     trailing: Period  # the trailing window ending with it (== period when window_months is 0)
     rep: str | None
@@ -57,7 +58,8 @@ def rep_period_figures(scope: Scope, rep: str | None, period: str | Period, wind
             for row, advanced in zip(table.iloc[:-1].itertuples(), table["reached"].iloc[1:]):
                 step_rows.append({"window": window_key, "who": who, "stage": row.stage, "next_stage": row.next_stage,
                                   "reached": int(row.reached), "advanced": int(advanced), "open_at": int(row.open_at),
-                                  "rate": row.next_step_rate, "maturing": bool(row.maturing)})
+                                  "rate": row.next_step_rate, "maturing": bool(row.maturing),
+                                  "few_decided": bool(row.few_decided)})
     return RepPeriodFigures(pd.DataFrame(win_rows), pd.DataFrame(step_rows), period, trailing, rep)
 
 

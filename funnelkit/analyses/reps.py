@@ -200,8 +200,9 @@ def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
     filter), for the cohort that reached the first stage in ``window``.
 
     Columns ``stage, next_stage, rep_rate, team_rate, rep_open, rep_maturing, team_open,
-    team_maturing`` (open deals at the stage and :func:`funnelkit.analyses.funnel.maturing_steps`) for every
-    stage but the final one (which has no next step).
+    team_maturing`` (open deals at the stage and :func:`funnelkit.analyses.funnel.maturing_steps`),
+    ``rep_few, team_few`` (:func:`funnelkit.analyses.funnel.few_decided_steps`) for every stage but
+    the final one (which has no next step).
     """
     team = scope.widen("rep")
     mine = cohort_funnel_of(team.narrow(rep=rep), window)
@@ -210,7 +211,20 @@ def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
                          "rep_rate": mine["next_step_rate"].to_numpy(), "team_rate": theirs["next_step_rate"].to_numpy(),
                          "rep_open": mine["open_at"].to_numpy(), "rep_maturing": mine["maturing"].to_numpy(),
                          "team_open": theirs["open_at"].to_numpy(), "team_maturing": theirs["maturing"].to_numpy(),
+                         "rep_few": mine["few_decided"].to_numpy(), "team_few": theirs["few_decided"].to_numpy(),
                          }).iloc[:-1].reset_index(drop=True)
+
+
+def readable_rates(rates: pd.DataFrame) -> pd.DataFrame:
+    """:func:`rep_vs_team` with ``rep_rate`` / ``team_rate`` NaN where that rate is not yet a rate
+    (maturing, or resting on too few decided deals), so no chart, headline or coaching point
+    compares it."""
+    def withheld(who: str) -> pd.Series:
+        flags = [rates[c].astype(bool) for c in (f"{who}_maturing", f"{who}_few") if c in rates]
+        return pd.concat(flags, axis=1).any(axis=1) if flags else pd.Series(False, index=rates.index)
+
+    return rates.assign(rep_rate=rates["rep_rate"].where(~withheld("rep")),
+                        team_rate=rates["team_rate"].where(~withheld("team")))
 
 
 def rep_vs_team_time(stays: pd.DataFrame, rep: str, stages: list[str]) -> pd.DataFrame:
@@ -250,7 +264,8 @@ def coaching_points(summary: RepSummary, rep: str, rates: pd.DataFrame, times: p
     ``rates`` is :func:`rep_vs_team`, ``times`` :func:`rep_vs_team_time`.
     """
     points: list[tuple[str, dict]] = []
-    gap = (rates["rep_rate"] - rates["team_rate"]).to_numpy(dtype=float)
+    shown = readable_rates(rates)
+    gap = (shown["rep_rate"] - shown["team_rate"]).to_numpy(dtype=float)
     row = summary[summary["rep"] == rep]
     known = ~np.isnan(gap)
     if len(row) and row.iloc[0]["flag"] == "above" and known.any():

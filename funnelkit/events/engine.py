@@ -415,6 +415,11 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
 
     spellings = engine.query("select distinct stage_raw from fk_parsed_events where stage_raw is not null")
     engine.register("fk_stage_names", _stage_table(config, {s: normalise_name(s) for s in spellings["stage_raw"]}))
+    # status spellings as the pandas path matches them: ignoring case, whitespace, "-" and "_"
+    statuses = engine.query("select distinct status_text from fk_parsed_deals where status_text is not null")
+    engine.register("fk_status_names", pd.DataFrame({"raw": statuses["status_text"].astype(str).tolist(),
+                                                     "status": [normalise_name(v) for v in statuses["status_text"]]},
+                                                    dtype=object))
     engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, _TEXT_COLUMNS),
                   materialise=True)
     engine.define("fk_checked_events", sql.event_checks_sql(as_of), materialise=True)

@@ -267,7 +267,7 @@ def parsed_deal_columns(text_columns: list[str]) -> list[str]:
 
 def parsed_deals_sql(kinds: dict[str, str], default_pipeline: str, text_columns: list[str],
                      readings: dict[str, DateReading] | None = None, no_team: str | None = None) -> str:
-    """``raw_deals`` with text trimmed, status lower-cased, dates and numbers parsed; the raw
+    """``raw_deals`` with text trimmed (status as ``status_text``), dates and numbers parsed; the raw
     value of each checked column as ``<name>_src`` (read only for an example row), whether it was
     blank (``<name>_blank``) or a placeholder date (``<name>_placeholder``). ``kinds`` gives each raw
     column's kind (``timestamp``, ``number``, ``text``, ``bool``) or is missing it (absent);
@@ -286,7 +286,7 @@ def parsed_deals_sql(kinds: dict[str, str], default_pipeline: str, text_columns:
         out.append(f"{_text(col(name))} as {name}")
     team = _text(col("team")) if "team" in kinds or no_team is None else string(no_team)
     out.append(f"{team} as team")
-    out.append(f"lower({_text(col('status'))}) as status")
+    out.append(f"{_text(col('status'))} as status_text")  # matched in the checks through fk_status_names
     out.append(f"coalesce({_text(col('pipeline'))}, {string(default_pipeline)}) as pipeline")
     for name in DEAL_DATES:
         reading = readings.get(name, DateReading())
@@ -324,7 +324,10 @@ def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, text_columns: lis
     """Each parsed deal with the first reason it cannot be analysed, in the order of
     :func:`funnelkit.inputs.data.validate` (so the same reason wins), its column and raw value; the
     kept columns are :func:`parsed_deal_columns`, ``probability`` (a fraction) and the raw
-    ``deal_id`` / ``status`` as written."""
+    ``deal_id`` / ``status`` as written. ``status`` is the trimmed spelling's normalised name from
+    ``fk_status_names(raw, status)``, registered by the engine from the distinct spellings with
+    :func:`funnelkit.config.normalise_name` (the pandas path's rule: " Closed-Won " → closedwon,
+    "W_on" → won)."""
     at = timestamp(as_of)
     pipes = ", ".join(string(p) for p in pipelines)
     date_only = "closed_at = date_trunc('day', closed_at)"
@@ -368,10 +371,11 @@ with copies as (
 ), p as (
     -- a grouped count joined back and a one-row cross join, not windows: a window over the whole
     -- table (``over ()``) runs on one thread in DuckDB and took most of the checks' time at 1M deals
-    select f.*, coalesce(c.copies, 1) as copies,
+    select f.*, coalesce(c.copies, 1) as copies, st.status as status,
         case when not ({finite_probability.replace('win_probability', 'f.win_probability')}) then null
              when r.is_percent = 1 then f.win_probability / 100 else f.win_probability end as probability
-    from fk_parsed_deals f left join copies c on c.deal_id = f.deal_id cross join percent r
+    from fk_parsed_deals f left join copies c on c.deal_id = f.deal_id
+        left join fk_status_names st on st.raw = f.status_text cross join percent r
 )
 select {kept}, p.probability, p.copies, cast(p.deal_id_src as varchar) as deal_id_raw,
     cast(p.status_src as varchar) as status_raw, {_first_reason(checks)}

@@ -576,7 +576,9 @@ def validate(
     raw = deals.copy()
     for column in ["deal_id", "customer", "team", "rep", "status", "pipeline", "lost_reason"]:
         deals[column] = deals[column].astype("string").str.strip()
-    deals["status"] = deals["status"].str.lower()
+    # matched as stages and categories are (normalise_name), each distinct spelling once
+    spellings = deals["status"].dropna().unique()
+    deals["status"] = deals["status"].map({v: normalise_name(v) for v in spellings}).astype("string")
     deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
 
     for column in ["deal_id", "team", "status"]:  # stripped above: blank is missing or ""

@@ -26,6 +26,9 @@ from funnelkit.presentation.pages import TEMPLATES
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 SHORT_CELL = 26  # columns (a Chinese character is 2): a text column whose cells are all this short is kept unwrapped
 SHORT_HEADER = 10  # characters: a header this short is kept on one line; longer ones wrap at spaces and punctuation
+TABLE_WIDTH = 140  # display columns a table's one-line cells may take, about the 1,100-pixel page at the tables' font
+TEXT_MIN = 16  # display columns of a wrapping cell's minimum width (td.fk-text{min-width:8em} in report.css)
+CELL_PADDING = 3  # display columns of a cell's padding and border
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
 
@@ -110,12 +113,13 @@ def configured_currency() -> str:
 
 
 def fmt_money(x: float, currency: str | None = None) -> str:
-    """``1200000 → '¥1,200,000'`` (symbol from the currency code, default the configured one);
-    missing → ``'–'``."""
+    """``1200000 → '¥1,200,000'``, ``-468000 → '−¥468,000'`` (symbol from the currency code,
+    default the configured one); missing → ``'–'``."""
     if pd.isna(x):
         return "–"
     currency = currency or configured_currency()
-    return f"{'-' if x < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
+    # a typographic minus, as every other signed figure of the reports (a change of -¥468,000 read as a dash)
+    return f"{'−' if round(x) < 0 else ''}{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{abs(x):,.0f}"
 
 
 def rate_of(text: Text, rate: float, n: int, of: int, none_key: str) -> str:
@@ -174,11 +178,14 @@ def styled(
     numeric = [pd.api.types.is_numeric_dtype(shown.iloc[:, i]) for i in range(shown.shape[1])]
     classes = sort_classes(df, text, order)
     classes.columns, classes.index = shown.columns, shown.index
+    kinds = []
     for i, is_number in enumerate(numeric):
         # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
         short = not is_number and shown.iloc[:, i].map(lambda v: display_width(str(v))).max() <= SHORT_CELL if len(shown) else False
         # long text (a next action, a screening result) keeps a readable width beside the one-line columns
-        kind = " fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else ""
+        kinds.append(" fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else "")
+    kinds = _wrap_wide_tables(shown, kinds, formats)
+    for i, kind in enumerate(kinds):
         classes.iloc[:, i] = (classes.iloc[:, i] + kind).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
@@ -191,6 +198,47 @@ def styled(
         .set_td_classes(classes)
         .set_table_attributes('class="fk-table"')
     )
+
+
+def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, Any]) -> list[str]:
+    """``kinds`` with the widest one-line text columns that can wrap (a cell with a space, wider
+    than a wrapping column's minimum) let wrap, widest first, while the table's estimated width
+    exceeds :data:`TABLE_WIDTH`: eleven one-line columns side by side ran 64 pixels past the page
+    (review3's follow-up plan). The estimate, in display columns: each column's widest cell as
+    printed, or its header where that stays on one line, plus padding; a wrapping column counts
+    its minimum. Letting a column wrap costs nothing where the table fits: the browser wraps only
+    when it must."""
+    def printed(i: int) -> pd.Series:
+        column, f = shown.iloc[:, i], formats.get(shown.columns[i])
+
+        def one(v: Any) -> str:
+            try:
+                return str(f(v)) if f is not None else str(v)
+            except (TypeError, ValueError):  # a value its formatter does not take is shown as it is
+                return str(v)
+
+        return column.map(one)
+
+    def header(i: int) -> int:
+        name = str(shown.columns[i])
+        return display_width(name) if len(name) <= SHORT_HEADER else max(map(display_width, name.split() or [""]))
+
+    if not len(shown):
+        return kinds
+    cells = [printed(i) for i in range(len(kinds))]
+    widths = [max(int(c.map(display_width).max()), header(i)) for i, c in enumerate(cells)]
+    kinds = list(kinds)
+
+    def total() -> int:
+        return sum((max(w, TEXT_MIN) if k == " fk-text" else w) + CELL_PADDING for w, k in zip(widths, kinds))
+
+    wrappable = sorted((i for i, k in enumerate(kinds) if k == " fk-nowrap" and widths[i] > TEXT_MIN
+                        and cells[i].str.contains(r"\s", regex=True).any()), key=lambda i: -widths[i])
+    for i in wrappable:
+        if total() <= TABLE_WIDTH:
+            break
+        kinds[i] = " fk-text"
+    return kinds
 
 
 def _header_html(name: Any) -> str:
@@ -395,15 +443,24 @@ def with_ci(table: pd.DataFrame, name: str, text: Text) -> pd.Series:
 
 def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall: pd.Series, labels: dict[str, str],
                            text: Text, period: str, quantile: float, currency: str) -> list[Finding]:
-    """Headline sentences for the time-in-stage report: the slowest stage by KM median, stalled
-    deals, and win rate / cycle / velocity."""
+    """Headline sentences for the time-in-stage report: the slowest stage by KM median (every stage
+    tied at the median as shown, to 0.1 day, is named), stalled deals, and win rate / cycle / velocity."""
     lines = []
     known = summary.dropna(subset=["median"])
     if len(known):
-        slow = known.loc[known["median"].idxmax()]
-        p75 = text("not_reached") if pd.isna(slow["p75"]) else fmt_days(slow["p75"], text("unit_days"))
-        lines.append((text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]),
-                           median=fmt_days(slow["median"], text("unit_days")), p75=p75), "km"))
+        shown = known["median"].round(1)  # the precision fmt_days prints: equal as read is a tie
+        slowest = known[shown == shown.max()]
+        slow = slowest.iloc[0]
+        median = fmt_days(slow["median"], text("unit_days"))
+        if len(slowest) > 1:
+            stages = text("list_sep").join(labels.get(s, s) for s in slowest["stage"])
+            lines.append((text("tis_headline_slowest_tied", stages=stages, median=median), "km"))
+        elif pd.isna(slow["p75"]):
+            lines.append((text("tis_headline_slowest_open", stage=labels.get(slow["stage"], slow["stage"]),
+                               median=median), "km"))
+        else:
+            lines.append((text("tis_headline_slowest", stage=labels.get(slow["stage"], slow["stage"]), median=median,
+                               p75=fmt_days(slow["p75"], text("unit_days"))), "km"))
     if len(stalled):
         top = stalled.iloc[0]
         lines.append((text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"],
@@ -458,23 +515,29 @@ def tier_labels(text: Text) -> dict[str, str]:
     return {t: text(f"tier_{t}") for t in ("high", "medium", "low", "unscored")}
 
 
-def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str, text: Text | None = None) -> pd.Series:
-    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` applied to each; '–' when missing.
+def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str | Callable[[float], str],
+             text: Text | None = None) -> pd.Series:
+    """``'0.671 (0.646–0.697)'`` from three columns, with ``fmt`` (a format string, or a function
+    such as :func:`funnelkit.presentation.story.signed` for signed differences with a typographic
+    minus) applied to each; '–' when missing.
     With ``text``, punctuated in the report language (``with_interval``: full-width brackets in Chinese)."""
+    show = fmt.format if isinstance(fmt, str) else fmt
+
     def one(row: pd.Series) -> str:
         if pd.isna(row[value]):
             return "–"
         if pd.isna(row[low]):
-            return fmt.format(row[value])
-        values = {"value": fmt.format(row[value]), "low": fmt.format(row[low]), "high": fmt.format(row[high])}
+            return show(row[value])
+        values = {"value": show(row[value]), "low": show(row[low]), "high": show(row[high])}
         return text("with_interval", **values) if text else "{value} ({low}–{high})".format(**values)
 
     return table.apply(one, axis=1) if len(table) else pd.Series(dtype=str)
 
 
 def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, names: dict[str, str], text: Text,
-                         sd: float) -> list[Finding]:
-    """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability.
+                         sd: float, card: Any = None) -> list[Finding]:
+    """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability
+    (fields named as in ``card``, the scorecard tested; default ``params/scorecard.yaml``).
 
     A scenario's AUC difference is "significant" by :func:`funnelkit.analyses.sensitivity.differs_beyond_noise`.
     Kendall τ and AUC are left out, with the reason, where too few deals give them; the closed
@@ -511,7 +574,7 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     elif test.too_few:
         lines.append((backtest_warning(test, text), "backtest"))
     if test.unscored:
-        lines.append((unscored_sentence(test, text), "backtest"))
+        lines.append((unscored_sentence(test, text, card), "backtest"))
     return lines
 
 
@@ -523,10 +586,12 @@ def backtest_warning(test: Any, text: Text) -> str:
 
 def suggestion_verdict(suggestion: Any, text: Text) -> str:
     """The conclusion of :func:`funnelkit.analyses.sensitivity.suggest_weights` in the report language."""
+    from funnelkit.presentation.story import signed
+
     row = suggestion.cv.set_index("which")
     return text("suggest_better" if suggestion.better_than_baseline else "suggest_keep",
                 auc_sugg=row.loc["suggested", "auc"], auc_base=row.loc["baseline", "auc"],
-                low=row.loc["suggested", "diff_low"], high=row.loc["suggested", "diff_high"])
+                low=signed(row.loc["suggested", "diff_low"], 3), high=signed(row.loc["suggested", "diff_high"], 3))
 
 
 def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int, labels: dict[str, str],
@@ -547,6 +612,9 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
         lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
                        high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.team_rate,
                        flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
+    from funnelkit.analyses.reps import readable_rates
+
+    rates = readable_rates(rates)  # a maturing rate, or one of a handful of decided deals, is not compared
     gap = (rates["rep_rate"] - rates["team_rate"]).dropna()
     if len(gap) and gap.min() < 0:
         from funnelkit.presentation.story import step_label
@@ -654,12 +722,13 @@ def win_rate_notes(data: Dataset, text: Text, team: str | None = None) -> list[s
     return []
 
 
-def unscored_sentence(test: Any, text: Text) -> str:
+def unscored_sentence(test: Any, text: Text, card: Any = None) -> str:
     """Why the backtest counts fewer closed deals than the window holds: ``"17 closed deals could
-    not be scored: no win probability (12), …"``; empty when every closed deal was scored."""
+    not be scored: no win probability (12), …"`` (fields named as in ``card``, the scorecard
+    tested); empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text), n=n)
+    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text, card=card), n=n)
                                     for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
@@ -741,26 +810,28 @@ def fmt_pp(x: float, unit: str = "pp", decimals: int = 1) -> str:
 # --- bilingual ---------------------------------------------------------------------------------
 
 
-def field_label(column: str, text: Text) -> str:
-    """A deal column's name for readers: the scorecard dimension's label in the report language,
+def field_label(column: str, text: Text, card: Any = None) -> str:
+    """A deal column's name for readers: the label in the report language of ``card``'s dimension
+    on that column (the scorecard the report scores with; default ``params/scorecard.yaml``),
     else the column's table header (``col_<column>``), else the column as named in the data."""
     from funnelkit.analyses.scorecard import load_scorecard
 
-    for dim in load_scorecard().dimensions.values():
+    for dim in (card if card is not None else load_scorecard()).dimensions.values():
         if dim.column == column:
             return dim.label.get(text.language, column) if isinstance(dim.label, dict) else column
     return text.column(column)
 
 
-def drivers_words(drivers: Any, text: Text) -> Any:
+def drivers_words(drivers: Any, text: Text, card: Any = None) -> Any:
     """A scored deal's top drivers (``"amount:30; win_probability:25"``, see
     :func:`funnelkit.analyses.scorecard.score_deals`) for readers: ``"Amount 30 · Win probability 25"``, each
-    dimension by its label in the report language; a missing value is returned unchanged."""
+    dimension by its label in the report language in ``card``, the scorecard the deals were scored
+    with (default ``params/scorecard.yaml``); a missing value is returned unchanged."""
     from funnelkit.analyses.scorecard import load_scorecard
 
     if not isinstance(drivers, str):
         return drivers
-    dimensions = load_scorecard().dimensions
+    dimensions = (card if card is not None else load_scorecard()).dimensions
     shown = []
     for part in drivers.split("; "):
         key, _, points = part.partition(":")
@@ -769,18 +840,19 @@ def drivers_words(drivers: Any, text: Text) -> Any:
     return " · ".join(shown)
 
 
-def unscored_words(reason: Any, text: Text, name: Any = None) -> Any:
+def unscored_words(reason: Any, text: Text, name: Any = None, card: Any = None) -> Any:
     """A scorecard's unscored reason (``"missing:win_probability; no_band:amount"``, see
     :func:`funnelkit.analyses.scorecard.unscored_reason`) in the report language, each part from
     ``unscored_<key>`` in text.yaml with the field's label (``name(column, text)``, default
-    :func:`field_label`); anything else is returned unchanged."""
+    :func:`field_label` in ``card``, the scorecard that scored); anything else is returned unchanged."""
     if not isinstance(reason, str):
         return reason
+    label = name or (lambda column, text: field_label(column, text, card))
     parts = []
     for part in reason.split("; "):
         key, _, column = part.partition(":")
         entry = f"unscored_{key}"
-        parts.append(text(entry, field=(name or field_label)(column, text)) if column and entry in text.entries else part)
+        parts.append(text(entry, field=label(column, text)) if column and entry in text.entries else part)
     return text("clause_sep").join(parts)
 
 

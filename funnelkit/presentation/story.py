@@ -17,12 +17,14 @@ from funnelkit.presentation.present import Finding, Text, fmt_pct, fmt_pp, rate_
 
 # Each report's Method appendix: the text keys of its paragraphs, in order.
 METHODS: dict[str, tuple[str, ...]] = {
-    "conversion": ("method_cohort", "method_maturing", "method_period", "method_review", "method_rollup"),
+    "conversion": ("method_cohort", "method_maturing", "method_few_decided", "method_period", "method_review",
+                   "method_rollup"),
     "time_in_stage": ("method_km", "method_km_ci", "method_stalled", "method_velocity"),
     "opportunities": ("method_screening", "method_scorecard", "method_playbook"),
     "weight_sensitivity": ("method_kendall", "method_jaccard", "method_sweep", "method_dirichlet", "method_backtest",
                            "method_suggest", "method_recommend"),
-    "rep_performance": ("method_windows", "method_cohort", "method_maturing", "method_rollup", "method_km"),
+    "rep_performance": ("method_windows", "method_cohort", "method_maturing", "method_few_decided", "method_rollup",
+                        "method_km"),
     "fitted_scorecard": ("method_fit", "method_fit_validation", "method_backtest"),
 }
 
@@ -37,13 +39,33 @@ def step_label(text: Text, source: str, target: str) -> str:
     return text("step_label", source=source, target=target)
 
 
-def step_rate(text: Text, rate: float, maturing: bool = False, open_n: int = 0) -> str:
+def step_rate(text: Text, rate: float, maturing: bool = False, open_n: int = 0, *,
+              few: tuple[int, int] | None = None) -> str:
     """A step's rate: ``"52.8%"``, or ``"maturing (8 open)"`` when the step is maturing, so a
     cohort whose deals are still deciding does not read as 0%; "no deal reached it yet" when no
-    deal reached the step's first stage (no rate, not 0%)."""
+    deal reached the step's first stage (no rate, not 0%). ``few = (moved on, reached)`` when the
+    step rests on too few decided deals (:func:`funnelkit.analyses.funnel.few_decided_steps`): its
+    counts, :func:`few_decided_rate`, instead of a percentage."""
     if maturing:
         return text("maturing", n=int(open_n))
+    if few is not None:
+        return few_decided_rate(text, few[0], few[1], open_n)
     return text("step_none") if pd.isna(rate) else fmt_pct(rate)
+
+
+def few_decided_rate(text: Text, advanced: int, reached: int, open_n: int = 0) -> str:
+    """A step rate withheld for too few decided deals, as its counts: ``"6 of 10 moved on, 4 open
+    (too few decided)"`` (``"5 of 6 moved on (too few decided)"`` with none open)."""
+    return text("few_decided_open" if open_n else "few_decided", advanced=int(advanced), reached=int(reached),
+                open=int(open_n))
+
+
+def few_decided_note(text: Text, flags: Any) -> list[str]:
+    """The note under a table or chart with a step shown as counts (any of ``flags`` true): why
+    there is no rate and what data would give one; empty otherwise."""
+    from funnelkit.analyses.funnel import MIN_DECIDED
+
+    return [text("few_decided_note", min=MIN_DECIDED)] if bool(pd.Series(flags, dtype=bool).any()) else []
 
 
 def cohort_table(funnel: Any, text: Text) -> pd.DataFrame:
@@ -51,10 +73,18 @@ def cohort_table(funnel: Any, text: Text) -> pd.DataFrame:
     cohort_step_rate`` (text: the rate or "maturing (N open)"), ``cumulative_rate``."""
     t = funnel.table if hasattr(funnel, "table") else funnel
     steps = [step_label(text, r.label, r.next_label) if isinstance(r.next_label, str) else "" for r in t.itertuples()]
-    rates = [step_rate(text, r.next_step_rate, r.maturing, r.open_at) if isinstance(r.next_label, str) else "–"
-             for r in t.itertuples()]
+    rates = [step_rate(text, r.next_step_rate, r.maturing, r.open_at, few=_few(r)) if isinstance(r.next_label, str)
+             else "–" for r in t.itertuples()]
     return pd.DataFrame({"stage": t["label"], "reached": t["reached"], "lost_at": t["lost_at"], "open_at": t["open_at"],
                          "step": steps, "cohort_step_rate": rates, "cumulative_rate": t["cumulative_rate"]})
+
+
+def _few(row: Any) -> tuple[int, int] | None:
+    """``(moved on, reached)`` of a cohort funnel row whose step rests on few decided deals, else None."""
+    get = row.get if isinstance(row, pd.Series) else lambda k, d=None: getattr(row, k, d)
+    if not get("few_decided", False):
+        return None
+    return int(get("decided") - get("lost_at")), int(get("reached"))
 
 
 def funnel_chart_frame(funnel: Any, text: Text) -> pd.DataFrame:
@@ -65,7 +95,8 @@ def funnel_chart_frame(funnel: Any, text: Text) -> pd.DataFrame:
     for j in range(1, len(t)):
         before = t.iloc[j - 1]
         texts.append(text("step_rate", step=step_label(text, before["label"], t.iloc[j]["label"]),
-                          rate=step_rate(text, before["next_step_rate"], before["maturing"], before["open_at"])))
+                          rate=step_rate(text, before["next_step_rate"], before["maturing"], before["open_at"],
+                                         few=_few(before))))
     return t.assign(step_text=texts)
 
 
@@ -76,8 +107,15 @@ def table1(period_table: Any, text: Text) -> pd.DataFrame:
     ``"price (4); no budget (2)"`` (``"价格（4）；预算不足（2）"`` on a Chinese page)."""
     t = period_table.table if hasattr(period_table, "table") else period_table
     labels = t["label"].tolist()
-    conversion = [""] + [text("step_rate", step=step_label(text, labels[j - 1], labels[j]), rate=text("t1_no_exits") if pd.isna(t["conversion"].iloc[j])
-                                     else fmt_pct(t["conversion"].iloc[j]))
+
+    def rate(j: int) -> str:
+        r = t.iloc[j]
+        if pd.isna(r["conversion"]):
+            return text("t1_no_exits")
+        # as in the cohort funnel: a rate of a handful of exits reads as its counts
+        return few_decided_rate(text, r["advanced"], r["exits"]) if r["few_decided"] else fmt_pct(r["conversion"])
+
+    conversion = [""] + [text("step_rate", step=step_label(text, labels[j - 1], labels[j]), rate=rate(j))
                          for j in range(1, len(t))]
     return pd.DataFrame({"stage": t["label"], "t1_count": t["count"], "t1_period": period_table.period,
                          "t1_new": t["new"], "t1_lost": t["lost"], "t1_conversion": conversion,
@@ -120,16 +158,20 @@ def review_findings(review: Any, text: Text) -> list[Finding]:
 def cohort_headline(funnel: Any, period_table: Any, text: Text) -> Finding:
     """The headline's win-rate sentence under one named definition: the cohort win rate (deals
     that entered the funnel in the period, followed to the as-of date), "maturing" while most of
-    the cohort is open; it also names Table 1's count of deals that became customers in the period
+    the cohort is open, its counts ("too few decided") while fewer than 10 of its deals are won or lost; it also names Table 1's count of deals that became customers in the period
     (whenever they entered), so the two figures do not read as a contradiction. An empty cohort
     has no win rate: the sentence says so and why."""
+    from funnelkit.analyses.funnel import MIN_DECIDED
+
     if not funnel.cohort_size:
         return text("empty_cohort"), "funnel"
     won = int(funnel["reached"].iloc[-1])
     values = dict(period=funnel.period, as_of=as_of_day(funnel.as_of), cohort=funnel.cohort_size, won=won,
                   win=won / funnel.cohort_size, open=funnel.open_deals, age=funnel.median_age_days)
-    key = "headline_cohort_maturing" if funnel.win_maturing else "headline_cohort_rate"
-    sentence = text(key, **values)
+    key = ("headline_cohort_maturing" if funnel.win_maturing else
+           ("headline_cohort_few" if funnel.open_deals else "headline_cohort_few_closed") if funnel.win_few_decided
+           else "headline_cohort_rate")
+    sentence = text.counted(key, "open", **values, lost=funnel.decided - won, min=MIN_DECIDED)
     if period_table is not None:
         t = period_table.table if hasattr(period_table, "table") else period_table
         sentence += " " + text.counted("headline_new_customers", "n", period=funnel.period, n=int(t["new"].iloc[-1]))
@@ -172,7 +214,9 @@ def rep_period_table(figures: Any, labels: dict[str, str], text: Text) -> pd.Dat
         row = {"measure": step_label(text, labels.get(stage, stage), labels.get(next_stage, next_stage))}
         for c in columns:
             r = g.loc[c]
-            row[names[c]] = (step_rate(text, r["rate"], r["maturing"], r["open_at"]) if r["maturing"] else
+            row[names[c]] = (step_rate(text, r["rate"], r["maturing"], r["open_at"],
+                                       few=(r["advanced"], r["reached"]) if r["few_decided"] else None)
+                             if r["maturing"] or r["few_decided"] else
                              rate_of(text, r["rate"], r["advanced"], r["reached"], "step_none"))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -213,15 +257,17 @@ def recommendation_sentence(recommendation: Any, names: dict[str, str], text: Te
 
 def step_bars(rates: pd.DataFrame, labels: dict[str, str], text: Text, rep: str | None) -> pd.DataFrame:
     """The rep's and the team's cohort step rates for :func:`funnelkit.presentation.plots.compare_bars`, one
-    row per step labelled by :func:`step_label` (on two lines); a maturing rate is left out (no bar), as its
-    table reads "maturing (N open)". ``rates`` is :func:`funnelkit.analyses.reps.rep_vs_team`; with
+    row per step labelled by :func:`step_label` (on two lines); a maturing rate, or one of too few decided
+    deals, is left out (no bar), as its table reads "maturing (N open)" or the counts. ``rates`` is :func:`funnelkit.analyses.reps.rep_vs_team`; with
     ``rep=None`` (team overview) only the team's column."""
     # the step label broken after its arrow, so neighbouring tick labels do not run into each other
     index = [step_label(text, labels.get(a, a), labels.get(b, b)).replace(" → ", " →\n", 1)
              for a, b in zip(rates["stage"], rates["next_stage"])]
-    bars = pd.DataFrame({text("col_rep_value"): rates["rep_rate"].where(~rates["rep_maturing"].astype(bool)).to_numpy(),
-                         text("col_team_value"): rates["team_rate"].where(~rates["team_maturing"].astype(bool)).to_numpy()},
-                        index=index)
+    from funnelkit.analyses.reps import readable_rates
+
+    shown = readable_rates(rates)
+    bars = pd.DataFrame({text("col_rep_value"): shown["rep_rate"].to_numpy(),
+                         text("col_team_value"): shown["team_rate"].to_numpy()}, index=index)
     return bars if rep is not None else bars[[text("col_team_value")]]
 
 
@@ -251,6 +297,7 @@ def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, 
     return lines
 
 
-__all__ = ["rep_headline", "step_bars", "METHODS", "as_of_day", "cohort_headline", "cohort_table", "funnel_chart_frame", "method_section",
+__all__ = ["rep_headline", "step_bars", "METHODS", "as_of_day", "cohort_headline", "cohort_table", "few_decided_note",
+           "few_decided_rate", "funnel_chart_frame", "method_section",
            "rates_differ", "rep_period_table", "review_findings", "review_table", "recommendation_sentence",
            "step_label", "step_rate", "table1", "window_label"]

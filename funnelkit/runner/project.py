@@ -262,14 +262,6 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     history = _stage_history(tables, main_path, main)
     out: list[str] = [f"# Draft preset written by `funnelkit init --from {source}`.",
                       "# Every line marked '# guess' is a guess: confirm or change it, then run `funnelkit check`."]
-    if history:
-        out += ["shape: canonical   # guess: a deals file and a file of stage entries (one row per stage a deal entered)",
-                f"files: {{deals: {main_path.name}, stage_events: {history[0].name}}}"]
-    else:
-        out += ["shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
-                f"files: {{deals: {main_path.name}}}"]
-    if separator and separator != ",":
-        out.append(f"separator: {_y(separator)}   # detected in the header line")
     notes: list[str] = []
     by_key = {_key(c): c for c in main.columns}
     columns: dict[str, str] = {}
@@ -287,10 +279,17 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
             dates[column] = _date_order(main[column], f"{main_path.name}, column {column}")
     if history:
         path, events, event_stage, entered = history
+        out += ["shape: canonical   # guess: a deals file and a file of stage entries (one row per stage a deal entered)",
+                f"files: {{deals: {main_path.name}, stage_events: {path.name}}}"]
         dates[entered] = _date_order(events[entered], f"{path.name}, column {entered}")
         if status_col is not None:
             columns[status_col] = "status"
         columns |= {event_stage: "stage", entered: "entered_at"}
+    else:
+        out += ["shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
+                f"files: {{deals: {main_path.name}}}"]
+    if separator and separator != ",":
+        out.append(f"separator: {_y(separator)}   # detected in the header line")
     orders = {o for o in dates.values() if o in ("dayfirst", "monthfirst")}
     out.append("columns:   # export column → canonical field (guess from the header names)")
     for source_col, field in columns.items():
