@@ -310,26 +310,31 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
                 pipeline: str | None = None, team: str | None = None, rep: str | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.reach_table` computed in ``engine`` (by default the dataset's)
-    from :func:`funnelkit.events.sql.reach_sql`; the deal columns come from ``data.deals``."""
-    from funnelkit.events.aggregate import NEVER, deals_as_of, filter_scope, reach_frame, stage_list
+    from :func:`funnelkit.events.sql.reach_sql`, which returns the reach columns in their final
+    shape and row order; the deal columns come from ``data.deals`` and ``furthest_stage`` is named
+    from its index."""
+    from funnelkit.events.aggregate import DEAL_COLUMNS, deals_as_of, filter_scope, named, stage_list
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals, where = _subset(data, lambda d: filter_scope(deals_as_of(d, as_of), team, rep, pipeline))
+    deals = filter_scope(deals_as_of(data.deals.reset_index(drop=True), as_of), team, rep, pipeline)
     stages = stage_list(config, deals, pipeline)
     got = engine.query(sql.reach_sql(len(stages), as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
-    at = _rows(got, where)
-    held = at >= 0  # rows of deals outside ``deals`` (none on checked data) are left out
+    if not np.array_equal(got["_pos"].to_numpy(dtype=np.int64), deals.index.to_numpy()):
+        raise RuntimeError(f"{engine.name} returned the reach of other deals than those held in Python: "
+                           "the engine's deal positions (fk_deal_keys._pos) do not match data.deals")
+    out = deals[[c for c in DEAL_COLUMNS if c in deals.columns]].reset_index(drop=True)
+    for i, stage in enumerate(stages):
+        out[f"reached_{stage}"] = _nanosecond_column(got[f"reached_{i}"])
+    out["furthest_index"] = got["furthest_index"].to_numpy(dtype=np.int64)
+    out["furthest_stage"] = named(out["furthest_index"].to_numpy(), stages, pd.StringDtype())
+    out["skipped_out"] = got["skipped_out"].to_numpy(dtype=bool)
+    return out
 
-    def matrix(prefix: str) -> np.ndarray:
-        """deals × stages integer nanoseconds from the engine's ``<prefix>_<i>`` columns."""
-        out = np.full((len(deals), len(stages)), NEVER, dtype="int64")
-        for i in range(len(stages)):
-            values = got[f"{prefix}_{i}"]
-            out[at[held], i] = np.where(values.isna(), NEVER, _nanoseconds(values).view("int64"))[held]
-        return out
 
-    return reach_frame(deals, stages, matrix("reached"), matrix("first") if strict else None, strict, as_of)
+def _nanosecond_column(values: pd.Series) -> np.ndarray:
+    """An engine's timestamp column as ``datetime64[ns]`` (no copy when it already is)."""
+    return values.to_numpy(dtype="datetime64[ns]")
 
 
 def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
