@@ -57,9 +57,11 @@ class Engine:
     name = "engine"
     dialect = sql.BASE_DIALECT
 
-    def query(self, text: str) -> pd.DataFrame:
-        """Run ``text`` (transpiled to this engine's dialect) and fetch the result."""
-        return self._fetch(sql.transpile(text, self.dialect))
+    def query(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Run ``text`` (transpiled to this engine's dialect) and fetch the result; the text columns
+        named in ``categorical`` come back as pandas categoricals with their categories sorted (so a
+        groupby or a sort orders them as it orders text), a byte or two a row instead of the text."""
+        return self._fetch(sql.transpile(text, self.dialect), categorical)
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         """Make ``name`` a view of ``text`` (a table computed once when ``materialise``)."""
@@ -77,8 +79,22 @@ class Engine:
         """Each column of ``name`` → ``timestamp``, ``number``, ``bool`` or ``text``."""
         raise NotImplementedError
 
-    def _fetch(self, text: str) -> pd.DataFrame:
+    def _fetch(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
         raise NotImplementedError
+
+
+FETCH_BATCH_ROWS = 1_000_000  # rows fetched at a time when text columns are encoded on the way
+
+
+def _sorted_categories(frame: pd.DataFrame, categorical: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` with the ``categorical`` columns as categoricals whose categories are in text
+    order (an engine's dictionary is in order of first appearance)."""
+    for column in categorical:
+        if column in frame:
+            values = frame[column].astype("category")
+            order = sorted(values.cat.categories)
+            frame[column] = values.cat.reorder_categories(order) if list(values.cat.categories) != order else values
+    return frame
 
 
 def _kind(type_name: str) -> str:
@@ -108,9 +124,26 @@ class DuckDBEngine(Engine):
             self.con.execute(f"set temp_directory = {sql.string(tempfile.gettempdir())}")
             self.con.execute("set preserve_insertion_order = false")
 
-    def _fetch(self, text: str) -> pd.DataFrame:
+    def _fetch(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
         # through Arrow: text comes back as Arrow-backed strings, not one Python object per value
-        return self.con.sql(text).to_arrow_table().to_pandas(self_destruct=True, split_blocks=True)
+        if not categorical:
+            return self.con.sql(text).to_arrow_table().to_pandas(self_destruct=True, split_blocks=True)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # in batches, each text column dictionary-encoded as it arrives: the whole result is never
+        # held as text (at 10M deals the text columns alone were gigabytes)
+        reader = self.con.sql(text).to_arrow_reader(FETCH_BATCH_ROWS)
+        batches = []
+        for batch in reader:
+            batches.append(pa.RecordBatch.from_arrays(
+                [pc.dictionary_encode(column) if name in categorical else column
+                 for name, column in zip(batch.schema.names, batch.columns)], names=batch.schema.names))
+        if not batches:
+            return _sorted_categories(reader.schema.empty_table().to_pandas(), categorical)
+        table = pa.Table.from_batches(batches).unify_dictionaries()
+        del batches
+        return _sorted_categories(table.to_pandas(self_destruct=True, split_blocks=True), categorical)
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         self.con.execute(f"create or replace temp {'table' if materialise else 'view'} {name} as {text}")
@@ -140,9 +173,9 @@ class SparkEngine(Engine):
                  conf: dict[str, str] | None = None):
         self.spark = session if session is not None else spark_session(master, remote, conf)
 
-    def _fetch(self, text: str) -> pd.DataFrame:
+    def _fetch(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
         with _quiet_pyspark():
-            return self.spark.sql(text).toPandas()
+            return _sorted_categories(self.spark.sql(text).toPandas(), categorical)
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         frame = self.spark.sql(sql.transpile(text, self.dialect))
@@ -432,8 +465,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.define("fk_events", sql.clean_events_sql(), materialise=True)
 
     # in deal_id order, so fk_deal_keys._pos is the row in ``deals``
-    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by deal_id"),
-                                         config)
+    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by deal_id",
+                                                      categorical=CATEGORICAL_DEAL_COLUMNS), config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))
     # what the checks kept (every parsed column of every row) is not read again: free it
@@ -511,17 +544,25 @@ def _inferred_as_of(engine: Engine, deals_file: str, events_file: str) -> pd.Tim
     return when.normalize() + pd.Timedelta(days=1)
 
 
+# Descriptive text of a deal, few distinct values, read by scoring and screening but never grouped
+# on by the funnel analyses: fetched as categoricals (the deal_id and the columns a scope or a
+# funnel groups on stay text, as the pandas path has them).
+CATEGORICAL_DEAL_COLUMNS = ("customer",) + tuple(_TEXT_COLUMNS)
+
+
 def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> tuple[pd.DataFrame, list[str]]:
-    """Valid deals from the engine in the dtypes :func:`funnelkit.inputs.data.validate` gives, with
-    categorical spellings mapped to canonical values (the same rule as the pandas path), and the
-    notes that mapping makes."""
+    """Valid deals from the engine in the dtypes :func:`funnelkit.inputs.data.validate` gives (the
+    :data:`CATEGORICAL_DEAL_COLUMNS` as categoricals of the same values), with categorical
+    spellings mapped to canonical values (the same rule as the pandas path), and the notes that
+    mapping makes."""
     raw = deals[[c for c in config.categories if c in deals]].copy()  # spellings before mapping
     for column in ["created_at", "closed_at", "expected_start", "last_follow_up_at"]:
         deals[column] = pd.to_datetime(deals[column]).astype("datetime64[ns]")
     for column in ["amount", "win_probability", "payment_days"]:
         deals[column] = deals[column].astype(float)
     for column in ["deal_id", "customer", "pipeline", "team", "rep", "status", "lost_reason"]:
-        deals[column] = deals[column].astype("string")
+        if not isinstance(deals[column].dtype, pd.CategoricalDtype):
+            deals[column] = deals[column].astype("string")
     notes = _normalise_categories(deals, raw, config)
     for column in raw.columns:  # canonical text as Arrow strings: ~10 bytes a value, not ~60 for a Python str
         if deals[column].dtype == object:
