@@ -223,7 +223,8 @@ def main() -> None:
               lambda: fk.team_period_grid(scope, months), times, cpu)
         stays = timed("stage_stays", lambda: fk.stage_stays(data, config), times, cpu)
         timed("time_in_stage", lambda: fk.time_in_stage(stays), times, cpu)
-        timed("score_deals", lambda: fk.score_deals(data.deals, card), times, cpu)
+        # the deals a report scores: those still open (the follow-up plan), with their current stage
+        timed("score_deals, open deals", lambda: fk.score_deals(scope.open_deals, card), times, cpu)
         timed("rep_summary", lambda: reps.rep_summary_of(scope, "2024-Q2"), times, cpu)
         loads.append(os.getloadavg()[0])
     driver_gb = peak_gb()

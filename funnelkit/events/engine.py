@@ -386,7 +386,8 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
     deal_pos = deal_pos[held]
     stage_index = got["stage_index"].to_numpy(dtype=np.int64)[held]
     return stays_frame(deals, config, deal_pos, stage_index, _nanoseconds(got["entered_at"])[held],
-                       _nanoseconds(got["exited_at"])[held], got["outcome"].to_numpy(dtype=np.int64)[held], as_of)
+                       _nanoseconds(got["exited_at"])[held], got["outcome"].to_numpy(dtype=np.int64)[held], as_of,
+                       compact=True)
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
