@@ -424,7 +424,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     without the final stage and the reverse). ``parsing`` (the preset's) says how text dates are
     written: day-first or month-first is decided per column (by the preset, else by the column's
     unambiguous values, as the pandas path does), ``no_date`` placeholders are no date. The valid
-    tables stay in the engine as ``fk_deals`` / ``fk_deal_keys`` / ``fk_events``; the valid deals
+    tables stay in the engine as ``fk_deal_keys`` / ``fk_events`` (and ``fk_deals`` where the
+    engine keeps what it computed: not DuckDB, which frees it once fetched); the valid deals
     (in deal_id order, the row of each being its ``fk_deal_keys._pos``), the counts by
     reason and up to ``examples`` rows per reason come back. Rows in = analysed + quarantined for
     both tables.
@@ -473,8 +474,9 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
                                                       categorical=CATEGORICAL_DEAL_COLUMNS), config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))
-    # what the checks kept (every parsed column of every row) is not read again: free it
-    engine.drop("fk_final_deals", "fk_reached", "fk_checked_events", "fk_checked_deals")
+    # what the checks kept (every parsed column of every row) and the wide valid deals, now held in
+    # Python, are not read again: free them (the per-event step reads fk_deal_keys and fk_events)
+    engine.drop("fk_final_deals", "fk_reached", "fk_checked_events", "fk_checked_deals", "fk_deals")
     quarantine = pd.DataFrame({
         "table": found["tab"].astype(object), "file": found["file"].astype(object),
         "row": pd.array(found["row_number"], dtype="Int64"), "deal_id": found["deal_id"].astype(object),

@@ -8,10 +8,8 @@ built by :func:`string` and :func:`timestamp`, so SQLGlot quotes them for each d
 
 Tables the per-event step reads (the row checks write them):
 
-* ``fk_deals(deal_id, pipeline, team, rep, created_at, status, closed_at, …)`` — one row per
-  valid deal;
-* ``fk_deal_keys(deal_id, _pos, pipeline, team, rep, created_at, lost_at)`` — the same deals,
-  narrow: ``_pos`` the deal's row (0-based) in the deals held in Python (:func:`deal_keys_sql`);
+* ``fk_deal_keys(deal_id, _pos, pipeline, team, rep, created_at, lost_at)`` — one row per valid
+  deal, narrow (the wide ``fk_deals`` is fetched into Python once and dropped, DuckDB): ``_pos`` the deal's row (0-based) in the deals held in Python (:func:`deal_keys_sql`);
 * ``fk_events(deal_id, _pos, stage, stage_index, final_index, entered_at, date_known, lost_at)`` —
   one row per valid stage event, ``_pos`` its deal's, ``stage_index`` its stage's position in the
   deal's pipeline (0-based), ``final_index`` that pipeline's last position and ``lost_at`` the
