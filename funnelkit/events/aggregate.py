@@ -232,11 +232,12 @@ def stays_frame(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray,
     millions of deals)."""
     pipeline_codes, pipelines = pd.factorize(deals["pipeline"])
     keys = [config.stage_keys(p) for p in pipelines]
-    first = np.cumsum([0] + [len(k) for k in keys])[:-1]  # each pipeline's first key in the joined list
-    stage = first[pipeline_codes[deal_pos]] + stage_index if len(keys) else np.full(len(deal_pos), -1)
+    # small integer types: these arrays have a row per stay (tens of millions at 10M deals)
+    first = np.cumsum([0] + [len(k) for k in keys], dtype=np.int16)[:-1]  # each pipeline's first key in the joined list
+    stage = first[pipeline_codes.astype(np.int16)[deal_pos]] + stage_index if len(keys) else np.full(len(deal_pos), -1)
     names = [s for k in keys for s in k]
     if compact:
-        deal_id = pd.Categorical.from_codes(deal_pos.astype(np.int32), dtype=_deal_ids(deals))
+        deal_id = pd.Categorical.from_codes(deal_pos.astype(np.int32, copy=False), dtype=_deal_ids(deals))
         stage_column = coded(stage, names)
         outcome_column = coded(outcome, list(OUTCOMES))
         stage_index = stage_index.astype(np.int8)
@@ -248,8 +249,8 @@ def stays_frame(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray,
         "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
         "pipeline": take(deals["pipeline"], deal_pos),
         "stage": stage_column, "stage_index": stage_index, "entered_at": entered,
-        "exited_at": exited_at.astype("datetime64[ns]"), "outcome": outcome_column,
-    })
+        "exited_at": exited_at.astype("datetime64[ns]", copy=False), "outcome": outcome_column,
+    }, copy=False)
     stays["censored"] = outcome == OUTCOMES.index("open")
     end = stays["exited_at"].fillna(as_of)
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)

@@ -336,9 +336,9 @@ def _subset(data: Dataset, pick: Callable[[pd.DataFrame], pd.DataFrame]) -> tupl
     return picked.reset_index(drop=True), where
 
 
-def _rows(got: pd.DataFrame, where: np.ndarray) -> np.ndarray:
-    """Rows in the subset of :func:`_subset` of the engine's ``_pos`` column."""
-    pos = got["_pos"].to_numpy(dtype=np.int64, na_value=-1)
+def _rows(got: pd.DataFrame | np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Rows in the subset of :func:`_subset` of the engine's ``_pos`` column (or array)."""
+    pos = got["_pos"].to_numpy(dtype=np.int64, na_value=-1) if isinstance(got, pd.DataFrame) else got
     return where[np.where((pos >= 0) & (pos < len(where) - 1), pos, len(where) - 1)]
 
 
@@ -377,20 +377,24 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.stage_stays` computed in ``engine`` from
     :func:`funnelkit.events.sql.stays_sql` (ordered there: deal, entry, stage, the pandas path's
-    order); the stage names and deal columns are filled in here from ``data.deals``."""
+    order); the stage names and deal columns are filled in here from ``data.deals``, compact
+    (see :func:`funnelkit.events.aggregate.stays_frame`)."""
     from funnelkit.events.aggregate import deals_as_of, stays_frame
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
     deals, where = _subset(data, lambda d: deals_as_of(d, as_of))
     got = engine.query(sql.stays_sql(as_of))
-    deal_pos = _rows(got, where)
-    held = deal_pos >= 0
-    deal_pos = deal_pos[held]
-    stage_index = got["stage_index"].to_numpy(dtype=np.int64)[held]
-    return stays_frame(deals, config, deal_pos, stage_index, _nanoseconds(got["entered_at"])[held],
-                       _nanoseconds(got["exited_at"])[held], got["outcome"].to_numpy(dtype=np.int64)[held], as_of,
-                       compact=True)
+    columns = {"_pos": got["_pos"].to_numpy(), "stage_index": got["stage_index"].to_numpy(dtype=np.int8),
+               "entered_at": _nanosecond_column(got["entered_at"]), "exited_at": _nanosecond_column(got["exited_at"]),
+               "outcome": got["outcome"].to_numpy(dtype=np.int8)}
+    del got
+    if len(deals) < len(where) - 1:  # some deals left out (created after as_of): their stays too
+        deal_pos = _rows(columns["_pos"], where)
+        held = deal_pos >= 0
+        columns = {k: v[held] for k, v in columns.items()} | {"_pos": deal_pos[held]}
+    return stays_frame(deals, config, columns["_pos"], columns["stage_index"], columns["entered_at"],
+                       columns["exited_at"], columns["outcome"], as_of, compact=True)
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,

@@ -124,7 +124,7 @@ with ordered as (
     from ordered where prev_index is null or prev_index <> stage_index
     window w as (partition by _pos order by entered_at, stage_index)
 )
-select s._pos, cast(s.stage_index as integer) as stage_index, s.entered_at,
+select cast(s._pos as integer) as _pos, cast(s.stage_index as tinyint) as stage_index, s.entered_at,
     case when s.next_at is not null then s.next_at
          when s.lost_at < {at} then s.lost_at end as exited_at,
     cast(case when s.next_at is not null and s.next_index > s.stage_index then 0
