@@ -230,12 +230,8 @@ def stays_frame(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray,
     deal's row, the stage and the outcome as small integer codes; categories in text order) and
     ``stage_index`` as int8, the same values in a fraction of the memory (an engine's stays of
     millions of deals)."""
-    pipeline_codes, pipelines = pd.factorize(deals["pipeline"])
-    keys = [config.stage_keys(p) for p in pipelines]
-    # small integer types: these arrays have a row per stay (tens of millions at 10M deals)
-    first = np.cumsum([0] + [len(k) for k in keys], dtype=np.int16)[:-1]  # each pipeline's first key in the joined list
-    stage = first[pipeline_codes.astype(np.int16)[deal_pos]] + stage_index if len(keys) else np.full(len(deal_pos), -1)
-    names = [s for k in keys for s in k]
+    pipeline = take(deals["pipeline"], deal_pos)
+    stage, names = stage_name_codes(pipeline, stage_index, config)
     if compact:
         deal_id = pd.Categorical.from_codes(deal_pos.astype(np.int32, copy=False), dtype=_deal_ids(deals))
         stage_column = coded(stage, names)
@@ -247,7 +243,7 @@ def stays_frame(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray,
     stays = pd.DataFrame({
         "deal_id": deal_id,
         "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
-        "pipeline": take(deals["pipeline"], deal_pos),
+        "pipeline": pipeline,
         "stage": stage_column, "stage_index": stage_index, "entered_at": entered,
         "exited_at": exited_at.astype("datetime64[ns]", copy=False), "outcome": outcome_column,
     }, copy=False)
@@ -255,6 +251,17 @@ def stays_frame(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray,
     end = stays["exited_at"].fillna(as_of)
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
     return stays
+
+
+def stage_name_codes(pipeline: pd.Series, stage_index: np.ndarray, config: FunnelConfig) -> tuple[np.ndarray, list[str]]:
+    """Each row's stage as a code into the stage keys of every pipeline present, joined in one list
+    (``names``, which may repeat a key: a stage of two pipelines): ``stage_index`` is the position
+    in the row's ``pipeline``. Small integers: a row per stay, tens of millions at 10M deals."""
+    pipeline_codes, pipelines = pd.factorize(pipeline)
+    keys = [config.stage_keys(p) for p in pipelines]
+    first = np.cumsum([0] + [len(k) for k in keys], dtype=np.int16)[:-1]  # each pipeline's first key in the list
+    codes = first[pipeline_codes.astype(np.int16)] + stage_index if len(keys) else np.full(len(stage_index), -1)
+    return codes, [s for k in keys for s in k]
 
 
 def coded(codes: np.ndarray, names: list[str]) -> pd.Categorical:

@@ -400,15 +400,19 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
                engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.open_deals` with the current stage found in ``engine``."""
-    from funnelkit.events.aggregate import deals_as_of
+    from funnelkit.events.aggregate import deals_as_of, stage_name_codes
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
     deals, where = _subset(data, lambda d: (lambda seen: seen[seen["status"] == "open"])(deals_as_of(d, as_of)))
     current = engine.query(sql.current_stage_sql(as_of))
     at = _rows(current, where)
-    stage = np.full(len(deals), None, dtype=object)
-    stage[at[at >= 0]] = current["stage"].astype(object).to_numpy()[at >= 0]
+    held = at >= 0
+    index = np.full(len(deals), -1, dtype=np.int64)
+    index[at[held]] = current["stage_index"].to_numpy(dtype=np.int64)[held]
+    # names as shared Python strings (one object per stage key, not per deal), as the pandas path's column
+    codes, names = stage_name_codes(deals["pipeline"], index, config)
+    stage = np.array(names + [None], dtype=object)[np.where(index >= 0, codes, len(names))]
     return deals.assign(stage=pd.Series(stage, dtype="object"))
 
 

@@ -138,11 +138,12 @@ order by s._pos, s.entered_at, s.stage_index
 
 
 def current_stage_sql(as_of: pd.Timestamp) -> str:
-    """Per deal: the stage of its latest event before ``as_of`` (ties: the later stage)."""
+    """Per deal: the stage index (in its pipeline) of its latest event before ``as_of`` (ties: the
+    later stage); the name is filled in from the deals in Python (no text per deal comes back)."""
     at = timestamp(as_of)
     return f"""
-select _pos, stage from (
-    select _pos, stage,
+select cast(_pos as integer) as _pos, cast(stage_index as tinyint) as stage_index from (
+    select _pos, stage_index,
         row_number() over (partition by _pos order by entered_at desc, stage_index desc) as k
     from fk_events where entered_at < {at}
 ) t where k = 1
