@@ -275,7 +275,8 @@ def coded(codes: np.ndarray, names: list[str]) -> pd.Categorical:
 
 def _deal_ids(deals: pd.DataFrame) -> pd.CategoricalDtype:
     """The deals' ids (unique: checked on load) as a categorical type whose codes are the rows of ``deals``."""
-    return pd.CategoricalDtype(pd.Index(deals["deal_id"].to_numpy(), dtype=deals["deal_id"].dtype))
+    # the column's own array: no Python string per deal, no second copy of the ids
+    return pd.CategoricalDtype(pd.Index(deals["deal_id"].array, copy=False))
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp | None = None,
