@@ -137,12 +137,18 @@ def timed(label: str, fn, times: dict[str, list[float]], cpu: dict[str, list[flo
     return result
 
 
-def load(engine: str, folder: Path, config) -> fk.Dataset:
+def duckdb_memory(n_deals: int) -> str:
+    """DuckDB's memory_limit: ``FUNNELKIT_BENCH_DUCKDB_MEMORY``, else 2GB, and 512MB from 5M deals
+    on (DuckDB runs in the driver: what it holds counts in the driver's peak; beyond its limit it
+    spills to disk)."""
+    return os.environ.get("FUNNELKIT_BENCH_DUCKDB_MEMORY", "2GB" if n_deals < 5_000_000 else "512MB")
+
+
+def load(engine: str, folder: Path, config, n_deals: int) -> fk.Dataset:
     if engine == "pandas":
         return fk.load_data(folder, config=config)
     if engine == "duckdb":
-        limit = os.environ.get("FUNNELKIT_BENCH_DUCKDB_MEMORY", "2GB")
-        return fk.load_data(f"duckdb:///{folder}?memory_limit={limit}", config=config)
+        return fk.load_data(f"duckdb:///{folder}?memory_limit={duckdb_memory(n_deals)}", config=config)
     return fk.load_data(f"spark:{folder}", config=config)
 
 
@@ -208,14 +214,15 @@ def main() -> None:
     start = time.perf_counter()
     n_deals, n_events = write_chunks(folder, args.deals, args.chunk)
     print(f"{n_deals:,} deals and {n_events:,} stage events as Parquet parts in {folder} "
-          f"({time.perf_counter() - start:.1f} s, not timed below)")
+          f"({time.perf_counter() - start:.1f} s, not timed below)" +
+          (f"; DuckDB memory_limit {duckdb_memory(n_deals)}" if args.engine == "duckdb" else ""))
     stages = config.stage_keys()
 
     times: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     loads = [os.getloadavg()[0]]
     for _ in range(args.repeat):
-        data = timed("load + row checks", lambda: load(args.engine, folder, config), times, cpu)
+        data = timed("load + row checks", lambda: load(args.engine, folder, config, n_deals), times, cpu)
         scope = fk.Scope.build(data, config)
         reach = timed("reach_table", lambda: scope.reach, times, cpu)
         months = months_in(data)
