@@ -95,8 +95,8 @@ def _sorted_categories(frame: pd.DataFrame, categorical: tuple[str, ...]) -> pd.
     for column in categorical:
         if column in frame:
             values = frame[column].astype("category")
-            order = sorted(values.cat.categories)
-            frame[column] = values.cat.reorder_categories(order) if list(values.cat.categories) != order else values
+            # recoded even when in order: the smallest code type (a byte), not Arrow's int32 indices
+            frame[column] = values.cat.set_categories(sorted(values.cat.categories))
     return frame
 
 
@@ -123,6 +123,10 @@ class DuckDBEngine(Engine):
         self.con = con if con is not None else duckdb.connect()
         self.con.execute("set enable_progress_bar = false")
         if memory_limit:
+            # DuckDB's allocator keeps freed memory (the Arrow batches it exported, its operators'
+            # buffers) until purged: with background threads it is returned to the system, so a
+            # limit bounds the process's resident memory, not only DuckDB's buffers
+            self.con.execute("set allocator_background_threads = true")
             self.con.execute(f"set memory_limit = {sql.string(memory_limit)}")
             self.con.execute(f"set temp_directory = {sql.string(tempfile.gettempdir())}")
             self.con.execute("set preserve_insertion_order = false")
@@ -146,7 +150,10 @@ class DuckDBEngine(Engine):
             return _sorted_categories(reader.schema.empty_table().to_pandas(), categorical)
         table = pa.Table.from_batches(batches).unify_dictionaries()
         del batches
-        return _sorted_categories(table.to_pandas(**ARROW_TO_PANDAS), categorical)
+        frame = _sorted_categories(table.to_pandas(**ARROW_TO_PANDAS), categorical)
+        del table
+        pa.default_memory_pool().release_unused()  # the encoding's scratch memory, back to the system
+        return frame
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         self.con.execute(f"create or replace temp {'table' if materialise else 'view'} {name} as {text}")
