@@ -169,10 +169,13 @@ class Scope:
         not every column (a team's reach at 10M deals was most of a gigabyte, once per team)."""
         if "reach" in self.__dict__:  # computed already
             return self.reach[columns]
-        try:
-            return self._whole_reach(self.team, self.rep, columns)
-        except ValueError:
-            return self.reach[columns]
+        kept = self.__dict__.setdefault("_reach_columns", {})  # once per scope and columns, like reach
+        if tuple(columns) not in kept:
+            try:
+                kept[tuple(columns)] = self._whole_reach(self.team, self.rep, columns)
+            except ValueError:
+                return self.reach[columns]
+        return kept[tuple(columns)].copy(deep=False)
 
     def _whole_reach(self, team: str | None, rep: str | None, columns: list[str] | None = None) -> pd.DataFrame:
         """The reach table of the whole dataset at the scope's as_of, rule and pipeline (computed once
