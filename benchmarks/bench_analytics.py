@@ -64,9 +64,38 @@ def write_chunks(folder: Path, n_deals: int, chunk: int) -> tuple[int, int]:
 STEP = {"label": "generating the data"}  # the step running now, for the memory guard's message
 
 
+PEAK = {"gb": 0.0}  # the highest step peak so far (the kernel's high-water mark is reset per step)
+
+
+def _status_gb(field: str) -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(f"{field}:")[1].split()[0]) / 1024**2
+
+
+def resident_gb() -> float:
+    """Resident memory of this process now (VmRSS)."""
+    return _status_gb("VmRSS")
+
+
+def start_step_peak() -> None:
+    """Reset the kernel's high-water mark of this process's resident memory (VmHWM), so that
+    :func:`step_peak_gb` gives the peak of one step; the peak before is kept in ``PEAK``."""
+    PEAK["gb"] = max(PEAK["gb"], _status_gb("VmHWM"))
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not permitted: the step's peak is then the peak so far
+        pass
+
+
+def step_peak_gb() -> float:
+    """Peak resident memory since :func:`start_step_peak`."""
+    return _status_gb("VmHWM")
+
+
 def peak_gb() -> float:
-    """Peak resident memory of this process so far (max RSS)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    """Peak resident memory of this process so far."""
+    PEAK["gb"] = max(PEAK["gb"], _status_gb("VmHWM"))
+    return PEAK["gb"]
 
 
 def guard_memory(limit_gb: float, engine: str, n_deals: int) -> None:
@@ -75,8 +104,7 @@ def guard_memory(limit_gb: float, engine: str, n_deals: int) -> None:
     left to the kernel's out-of-memory killer."""
     def watch() -> None:
         while True:
-            status = Path("/proc/self/status").read_text()
-            rss_gb = int(status.split("VmRSS:")[1].split()[0]) / 1024**2
+            rss_gb = resident_gb()
             if rss_gb > limit_gb:
                 print(f"\nstopped: {engine} on {n_deals:,} deals passed {limit_gb:g} GB of driver memory "
                       f"({rss_gb:.2f} GB resident) during {STEP['label']}; no whole-pass figure at this size",
@@ -87,27 +115,40 @@ def guard_memory(limit_gb: float, engine: str, n_deals: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+MEMORY: dict[str, list[tuple[float, float]]] = {}  # step → (peak in the step, resident after it) per run
+
+
 def timed(label: str, fn, times: dict[str, list[float]], cpu: dict[str, list[float]] | None = None):
-    """Run ``fn``, adding its wall seconds to ``times[label]`` and its CPU seconds (all threads of
-    this process: less sensitive than wall time to other work on a shared machine) to ``cpu``;
-    print a progress line (so a run stopped part way still shows its figures)."""
+    """Run ``fn``, adding its wall seconds to ``times[label]``, its CPU seconds (all threads of
+    this process: less sensitive than wall time to other work on a shared machine) to ``cpu`` and
+    its peak and final resident memory to ``MEMORY[label]``; print a progress line (so a run
+    stopped part way still shows its figures)."""
     STEP["label"] = label
+    start_step_peak()
     start, start_cpu = time.perf_counter(), time.process_time()
     result = fn()
     times.setdefault(label, []).append(time.perf_counter() - start)
     if cpu is not None:
         cpu.setdefault(label, []).append(time.process_time() - start_cpu)
+    MEMORY.setdefault(label, []).append((step_peak_gb(), resident_gb()))
     print(f"  {label}: {times[label][-1]:.2f} s wall, {cpu[label][-1] if cpu else float('nan'):.2f} s CPU, "
+          f"memory: peak in the step {MEMORY[label][-1][0]:.2f} GB, resident after it {MEMORY[label][-1][1]:.2f} GB, "
           f"peak so far {peak_gb():.2f} GB", flush=True)
     return result
 
 
-def load(engine: str, folder: Path, config) -> fk.Dataset:
+def duckdb_memory(n_deals: int) -> str:
+    """DuckDB's memory_limit: ``FUNNELKIT_BENCH_DUCKDB_MEMORY``, else 2GB, and 512MB from 5M deals
+    on (DuckDB runs in the driver: what it holds counts in the driver's peak; beyond its limit it
+    spills to disk)."""
+    return os.environ.get("FUNNELKIT_BENCH_DUCKDB_MEMORY", "2GB" if n_deals < 5_000_000 else "512MB")
+
+
+def load(engine: str, folder: Path, config, n_deals: int) -> fk.Dataset:
     if engine == "pandas":
         return fk.load_data(folder, config=config)
     if engine == "duckdb":
-        limit = os.environ.get("FUNNELKIT_BENCH_DUCKDB_MEMORY", "2GB")
-        return fk.load_data(f"duckdb:///{folder}?memory_limit={limit}", config=config)
+        return fk.load_data(f"duckdb:///{folder}?memory_limit={duckdb_memory(n_deals)}", config=config)
     return fk.load_data(f"spark:{folder}", config=config)
 
 
@@ -173,14 +214,15 @@ def main() -> None:
     start = time.perf_counter()
     n_deals, n_events = write_chunks(folder, args.deals, args.chunk)
     print(f"{n_deals:,} deals and {n_events:,} stage events as Parquet parts in {folder} "
-          f"({time.perf_counter() - start:.1f} s, not timed below)")
+          f"({time.perf_counter() - start:.1f} s, not timed below)" +
+          (f"; DuckDB memory_limit {duckdb_memory(n_deals)}" if args.engine == "duckdb" else ""))
     stages = config.stage_keys()
 
     times: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     loads = [os.getloadavg()[0]]
     for _ in range(args.repeat):
-        data = timed("load + row checks", lambda: load(args.engine, folder, config), times, cpu)
+        data = timed("load + row checks", lambda: load(args.engine, folder, config, n_deals), times, cpu)
         scope = fk.Scope.build(data, config)
         reach = timed("reach_table", lambda: scope.reach, times, cpu)
         months = months_in(data)
@@ -188,7 +230,8 @@ def main() -> None:
               lambda: fk.team_period_grid(scope, months), times, cpu)
         stays = timed("stage_stays", lambda: fk.stage_stays(data, config), times, cpu)
         timed("time_in_stage", lambda: fk.time_in_stage(stays), times, cpu)
-        timed("score_deals", lambda: fk.score_deals(data.deals, card), times, cpu)
+        # the deals a report scores: those still open (the follow-up plan), with their current stage
+        timed("score_deals, open deals", lambda: fk.score_deals(scope.open_deals, card), times, cpu)
         timed("rep_summary", lambda: reps.rep_summary_of(scope, "2024-Q2"), times, cpu)
         loads.append(os.getloadavg()[0])
     driver_gb = peak_gb()
@@ -207,9 +250,10 @@ def main() -> None:
     width = max(map(len, median))
     print(f"\nengine: {args.engine}; {n_deals:,} deals; 1-minute load average during the runs "
           f"{min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores (timings are inflated above {os.cpu_count()})")
-    print(f"{'step':<{width}}  wall s  CPU s  (median of {args.repeat})")
+    print(f"{'step':<{width}}  wall s  CPU s  (median of {args.repeat})  peak GB  resident GB after (highest of the runs)")
     for label, seconds in median.items():
-        print(f"{label:<{width}}  {seconds:6.2f}  {median_cpu[label]:5.2f}")
+        print(f"{label:<{width}}  {seconds:6.2f}  {median_cpu[label]:5.2f}  {'':16}{max(m[0] for m in MEMORY[label]):7.2f}"
+              f"  {max(m[1] for m in MEMORY[label]):11.2f}")
     analytics = sum(median.values())
     step = median["reach_table"]
     print(f"\nwhole analytics pass ({args.engine}): {analytics:.1f} s wall, {sum(median_cpu.values()):.1f} s CPU "

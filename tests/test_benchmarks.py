@@ -17,6 +17,7 @@ def test_bench_analytics_smoke(tmp_path):
               "--folder", str(tmp_path), "--check")
     assert "per-event step on duckdb agrees with the pandas reference: yes" in out
     assert "whole analytics pass (duckdb):" in out and "peak memory" in out and "lean DuckDB query" in out
+    assert "reach_table: " in out and "peak in the step" in out and "resident after it" in out
     assert "rows in = analysed + quarantined: {'deals': 5000," in out
 
 

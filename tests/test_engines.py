@@ -9,8 +9,8 @@ from funnelkit.events import engine as en
 from funnelkit.events import sql
 from funnelkit.inputs.sample import SAMPLE_END, generate_sample
 
-from engine_cases import (ENGINE_ERRORS, assert_same_checks, assert_same_step, corpus_case, corpus_parsing,
-                          damaged_sample, quarantine_rows, row_level_cases)
+from engine_cases import (ENGINE_ERRORS, assert_same_checks, assert_same_stays, assert_same_step, by_deal, corpus_case,
+                          corpus_parsing, damaged_sample, plain, quarantine_rows, row_level_cases)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,7 @@ def test_step_on_a_pandas_dataset_through_duckdb(sample, config):
     for strict in (False, True):
         pd.testing.assert_frame_equal(fk.reach_table(sample, config, strict=strict, engine=engine),
                                       fk.reach_table(sample, config, strict=strict))
-    pd.testing.assert_frame_equal(fk.stage_stays(sample, config, engine="duckdb"), fk.stage_stays(sample, config),
-                                  check_dtype=False)
+    assert_same_stays(fk.stage_stays(sample, config, engine="duckdb"), fk.stage_stays(sample, config))
 
 
 def test_checks_on_the_clean_sample_quarantine_nothing(checked, sample):
@@ -194,5 +193,33 @@ def test_stays_come_back_ordered_with_outcome_codes(checked, sample, config):
 
 def test_the_check_tables_are_dropped_once_counted(checked):
     tables = set(checked.engine.query("select table_name from information_schema.tables")["table_name"])
-    assert {"fk_deals", "fk_deal_keys", "fk_events"} <= tables
-    assert not tables & {"fk_checked_deals", "fk_checked_events", "fk_reached", "fk_final_deals"}
+    assert {"fk_deal_keys", "fk_events"} <= tables
+    assert not tables & {"fk_checked_deals", "fk_checked_events", "fk_reached", "fk_final_deals", "fk_deals"}
+
+
+def test_engine_deals_hold_descriptive_text_as_sorted_categoricals(checked, sample):
+    """The engine fetches customer, industry and the scorecard's text fields as categoricals (a
+    byte or two a row at millions of deals) with categories in text order, holding the pandas
+    path's values; the scores of its deals are the pandas scores."""
+    want = by_deal(sample.deals)
+    for column in en.CATEGORICAL_DEAL_COLUMNS:
+        values = checked.deals[column]
+        assert isinstance(values.dtype, pd.CategoricalDtype), column
+        assert list(values.cat.categories) == sorted(values.cat.categories), column
+        assert plain(values).tolist() == plain(want[column]).tolist(), column
+    for column in ("deal_id", "team", "rep", "pipeline", "status", "lost_reason"):  # grouped on: text, as in pandas
+        assert checked.deals[column].dtype == want[column].dtype, column
+    card = fk.load_scorecard()
+    pd.testing.assert_frame_equal(plain(fk.score_deals(checked.deals, card).table),
+                                  plain(fk.score_deals(want, card).table))
+
+
+def test_stays_of_an_engine_are_compact(checked, config):
+    stays = fk.stage_stays(checked, config)
+    for column in ("deal_id", "stage", "outcome"):
+        assert isinstance(stays[column].dtype, pd.CategoricalDtype), column
+    assert list(stays["stage"].cat.categories) == sorted(stays["stage"].cat.categories)
+    assert stays["stage_index"].dtype == "int8"
+    # the deal_id codes are the rows of the deals: no text copied per stay
+    assert (checked.deals["deal_id"].to_numpy()[stays["deal_id"].cat.codes.to_numpy()] ==
+            stays["deal_id"].astype(object).to_numpy()).all()

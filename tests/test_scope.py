@@ -75,6 +75,18 @@ def test_scope_tables_equal_the_direct_computation(sample, config):
     assert scope.stages == config.stage_keys("new_business")
 
 
+def test_reach_columns_are_the_scopes_reach_narrowed_to_them(sample, config):
+    whole = fk.Scope.build(sample, config)
+    columns = ["reached_leads", "furthest_index", "status"]
+    for team in ("North", "East"):
+        fresh = whole.narrow(team=team)
+        got = fresh.reach_columns(columns)  # before the scope's own reach is computed
+        assert "reach" not in fresh.__dict__
+        pd.testing.assert_frame_equal(got, fresh.reach[columns])
+        pd.testing.assert_frame_equal(fresh.reach_columns(columns), got)  # after it
+        assert len(got) == int((sample.deals["team"] == team).sum()) > 0
+
+
 def test_result_objects_are_frozen_documented_and_display(sample, config):
     funnel = fk.cohort_funnel(sample, config, "2024-Q2", team="East")
     with pytest.raises(dataclasses.FrozenInstanceError):

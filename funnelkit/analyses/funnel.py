@@ -102,8 +102,8 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     median age in days at as_of.
     """
     period = parse_period(period)
-    reach = scope.reach
     stages: list[str] = scope.stages
+    reach = scope.reach_columns([f"reached_{stages[0]}", "furthest_index", "skipped_out", "status"])
     as_of = scope.as_of
     first_at = reach[f"reached_{stages[0]}"]
     in_cohort = period.contains(first_at).to_numpy(dtype=bool)

@@ -221,26 +221,62 @@ def stage_stays(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp |
 
 
 def stays_frame(deals: pd.DataFrame, config: FunnelConfig, deal_pos: np.ndarray, stage_index: np.ndarray,
-                entered: np.ndarray, exited_at: np.ndarray, outcome: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
+                entered: np.ndarray, exited_at: np.ndarray, outcome: np.ndarray, as_of: pd.Timestamp,
+                compact: bool = False) -> pd.DataFrame:
     """The stay table from per-stay arrays (``deal_pos``: the deal's row in ``deals``; ``outcome``:
     indexes into :data:`funnelkit.events.sql.OUTCOMES`), with the deal's team, rep and pipeline,
     the stage key (``stage_index`` in the deal's pipeline), ``censored`` and ``days`` (to exit, or
-    to ``as_of`` if open)."""
-    pipeline_codes, pipelines = pd.factorize(deals["pipeline"])
-    keys = [config.stage_keys(p) for p in pipelines]
-    first = np.cumsum([0] + [len(k) for k in keys])[:-1]  # each pipeline's first key in the joined list
-    stage = first[pipeline_codes[deal_pos]] + stage_index if len(keys) else np.full(len(deal_pos), -1)
+    to ``as_of`` if open). ``compact``: ``deal_id``, ``stage`` and ``outcome`` as categoricals (the
+    deal's row, the stage and the outcome as small integer codes; categories in text order) and
+    ``stage_index`` as int8, the same values in a fraction of the memory (an engine's stays of
+    millions of deals)."""
+    pipeline = take(deals["pipeline"], deal_pos)
+    stage, names = stage_name_codes(pipeline, stage_index, config)
+    if compact:
+        deal_id = pd.Categorical.from_codes(deal_pos.astype(np.int32, copy=False), dtype=_deal_ids(deals))
+        stage_column = coded(stage, names)
+        outcome_column = coded(outcome, list(OUTCOMES))
+        stage_index = stage_index.astype(np.int8)
+    else:
+        deal_id = deals["deal_id"].take(deal_pos).reset_index(drop=True)
+        stage_column, outcome_column = named(stage, names), named(outcome, list(OUTCOMES))
     stays = pd.DataFrame({
-        "deal_id": deals["deal_id"].take(deal_pos).reset_index(drop=True),
+        "deal_id": deal_id,
         "team": take(deals["team"], deal_pos), "rep": take(deals["rep"], deal_pos),
-        "pipeline": take(deals["pipeline"], deal_pos),
-        "stage": named(stage, [s for k in keys for s in k]), "stage_index": stage_index, "entered_at": entered,
-        "exited_at": exited_at.astype("datetime64[ns]"), "outcome": named(outcome, list(OUTCOMES)),
-    })
+        "pipeline": pipeline,
+        "stage": stage_column, "stage_index": stage_index, "entered_at": entered,
+        "exited_at": exited_at.astype("datetime64[ns]", copy=False), "outcome": outcome_column,
+    }, copy=False)
     stays["censored"] = outcome == OUTCOMES.index("open")
     end = stays["exited_at"].fillna(as_of)
     stays["days"] = (end - stays["entered_at"]) / pd.Timedelta(days=1)
     return stays
+
+
+def stage_name_codes(pipeline: pd.Series, stage_index: np.ndarray, config: FunnelConfig) -> tuple[np.ndarray, list[str]]:
+    """Each row's stage as a code into the stage keys of every pipeline present, joined in one list
+    (``names``, which may repeat a key: a stage of two pipelines): ``stage_index`` is the position
+    in the row's ``pipeline``. Small integers: a row per stay, tens of millions at 10M deals."""
+    pipeline_codes, pipelines = pd.factorize(pipeline)
+    keys = [config.stage_keys(p) for p in pipelines]
+    first = np.cumsum([0] + [len(k) for k in keys], dtype=np.int16)[:-1]  # each pipeline's first key in the list
+    codes = first[pipeline_codes.astype(np.int16)] + stage_index if len(keys) else np.full(len(stage_index), -1)
+    return codes, [s for k in keys for s in k]
+
+
+def coded(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """``names[code]`` for each code (missing where negative) as a categorical whose categories
+    are the distinct names in text order (``names`` may repeat one: a stage of two pipelines)."""
+    categories = sorted(set(names))
+    recode = np.array([categories.index(n) for n in names] + [-1], dtype=np.int16)
+    codes = np.asarray(codes)
+    return pd.Categorical.from_codes(recode[np.where(codes < 0, len(names), codes)], categories=categories)
+
+
+def _deal_ids(deals: pd.DataFrame) -> pd.CategoricalDtype:
+    """The deals' ids (unique: checked on load) as a categorical type whose codes are the rows of ``deals``."""
+    # the column's own array: no Python string per deal, no second copy of the ids
+    return pd.CategoricalDtype(pd.Index(deals["deal_id"].array, copy=False))
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp | None = None,

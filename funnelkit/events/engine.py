@@ -57,9 +57,11 @@ class Engine:
     name = "engine"
     dialect = sql.BASE_DIALECT
 
-    def query(self, text: str) -> pd.DataFrame:
-        """Run ``text`` (transpiled to this engine's dialect) and fetch the result."""
-        return self._fetch(sql.transpile(text, self.dialect))
+    def query(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Run ``text`` (transpiled to this engine's dialect) and fetch the result; the text columns
+        named in ``categorical`` come back as pandas categoricals with their categories sorted (so a
+        groupby or a sort orders them as it orders text), a byte or two a row instead of the text."""
+        return self._fetch(sql.transpile(text, self.dialect), categorical)
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         """Make ``name`` a view of ``text`` (a table computed once when ``materialise``)."""
@@ -77,8 +79,25 @@ class Engine:
         """Each column of ``name`` → ``timestamp``, ``number``, ``bool`` or ``text``."""
         raise NotImplementedError
 
-    def _fetch(self, text: str) -> pd.DataFrame:
+    def _fetch(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
         raise NotImplementedError
+
+
+# One conversion, on all cores, freeing each Arrow column as it goes; timestamps straight to the
+# nanoseconds pandas' tables hold (a second copy per column otherwise)
+ARROW_TO_PANDAS = {"self_destruct": True, "split_blocks": True, "coerce_temporal_nanoseconds": True}
+FETCH_BATCH_ROWS = 1_000_000  # rows fetched at a time when text columns are encoded on the way
+
+
+def _sorted_categories(frame: pd.DataFrame, categorical: tuple[str, ...]) -> pd.DataFrame:
+    """``frame`` with the ``categorical`` columns as categoricals whose categories are in text
+    order (an engine's dictionary is in order of first appearance)."""
+    for column in categorical:
+        if column in frame:
+            values = frame[column].astype("category")
+            # recoded even when in order: the smallest code type (a byte), not Arrow's int32 indices
+            frame[column] = values.cat.set_categories(sorted(values.cat.categories))
+    return frame
 
 
 def _kind(type_name: str) -> str:
@@ -104,13 +123,37 @@ class DuckDBEngine(Engine):
         self.con = con if con is not None else duckdb.connect()
         self.con.execute("set enable_progress_bar = false")
         if memory_limit:
+            # DuckDB's allocator keeps freed memory (the Arrow batches it exported, its operators'
+            # buffers) until purged: with background threads it is returned to the system, so a
+            # limit bounds the process's resident memory, not only DuckDB's buffers
+            self.con.execute("set allocator_background_threads = true")
             self.con.execute(f"set memory_limit = {sql.string(memory_limit)}")
             self.con.execute(f"set temp_directory = {sql.string(tempfile.gettempdir())}")
             self.con.execute("set preserve_insertion_order = false")
 
-    def _fetch(self, text: str) -> pd.DataFrame:
+    def _fetch(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
         # through Arrow: text comes back as Arrow-backed strings, not one Python object per value
-        return self.con.sql(text).to_arrow_table().to_pandas(self_destruct=True, split_blocks=True)
+        if not categorical:
+            return self.con.sql(text).to_arrow_table().to_pandas(**ARROW_TO_PANDAS)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # in batches, each text column dictionary-encoded as it arrives: the whole result is never
+        # held as text (at 10M deals the text columns alone were gigabytes)
+        reader = self.con.sql(text).to_arrow_reader(FETCH_BATCH_ROWS)
+        batches = []
+        for batch in reader:
+            batches.append(pa.RecordBatch.from_arrays(
+                [pc.dictionary_encode(column) if name in categorical else column
+                 for name, column in zip(batch.schema.names, batch.columns)], names=batch.schema.names))
+        if not batches:
+            return _sorted_categories(reader.schema.empty_table().to_pandas(), categorical)
+        table = pa.Table.from_batches(batches).unify_dictionaries()
+        del batches
+        frame = _sorted_categories(table.to_pandas(**ARROW_TO_PANDAS), categorical)
+        del table
+        pa.default_memory_pool().release_unused()  # the encoding's scratch memory, back to the system
+        return frame
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         self.con.execute(f"create or replace temp {'table' if materialise else 'view'} {name} as {text}")
@@ -140,9 +183,9 @@ class SparkEngine(Engine):
                  conf: dict[str, str] | None = None):
         self.spark = session if session is not None else spark_session(master, remote, conf)
 
-    def _fetch(self, text: str) -> pd.DataFrame:
+    def _fetch(self, text: str, categorical: tuple[str, ...] = ()) -> pd.DataFrame:
         with _quiet_pyspark():
-            return self.spark.sql(text).toPandas()
+            return _sorted_categories(self.spark.sql(text).toPandas(), categorical)
 
     def define(self, name: str, text: str, materialise: bool = False) -> None:
         frame = self.spark.sql(sql.transpile(text, self.dialect))
@@ -300,9 +343,9 @@ def _subset(data: Dataset, pick: Callable[[pd.DataFrame], pd.DataFrame]) -> tupl
     return picked.reset_index(drop=True), where
 
 
-def _rows(got: pd.DataFrame, where: np.ndarray) -> np.ndarray:
-    """Rows in the subset of :func:`_subset` of the engine's ``_pos`` column."""
-    pos = got["_pos"].to_numpy(dtype=np.int64, na_value=-1)
+def _rows(got: pd.DataFrame | np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Rows in the subset of :func:`_subset` of the engine's ``_pos`` column (or array)."""
+    pos = got["_pos"].to_numpy(dtype=np.int64, na_value=-1) if isinstance(got, pd.DataFrame) else got
     return where[np.where((pos >= 0) & (pos < len(where) - 1), pos, len(where) - 1)]
 
 
@@ -310,59 +353,73 @@ def reach_table(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None 
                 pipeline: str | None = None, team: str | None = None, rep: str | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.reach_table` computed in ``engine`` (by default the dataset's)
-    from :func:`funnelkit.events.sql.reach_sql`; the deal columns come from ``data.deals``."""
-    from funnelkit.events.aggregate import NEVER, deals_as_of, filter_scope, reach_frame, stage_list
+    from :func:`funnelkit.events.sql.reach_sql`, which returns the reach columns in their final
+    shape and row order; the deal columns come from ``data.deals`` and ``furthest_stage`` is named
+    from its index."""
+    from funnelkit.events.aggregate import DEAL_COLUMNS, deals_as_of, filter_scope, named, stage_list
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
-    deals, where = _subset(data, lambda d: filter_scope(deals_as_of(d, as_of), team, rep, pipeline))
+    deals = filter_scope(deals_as_of(data.deals.reset_index(drop=True), as_of), team, rep, pipeline)
     stages = stage_list(config, deals, pipeline)
     got = engine.query(sql.reach_sql(len(stages), as_of, strict, sql.scope_filter("d", team, rep, pipeline)))
-    at = _rows(got, where)
-    held = at >= 0  # rows of deals outside ``deals`` (none on checked data) are left out
+    if not np.array_equal(got["_pos"].to_numpy(dtype=np.int64), deals.index.to_numpy()):
+        raise RuntimeError(f"{engine.name} returned the reach of other deals than those held in Python: "
+                           "the engine's deal positions (fk_deal_keys._pos) do not match data.deals")
+    out = deals[[c for c in DEAL_COLUMNS if c in deals.columns]].reset_index(drop=True)
+    for i, stage in enumerate(stages):
+        out[f"reached_{stage}"] = _nanosecond_column(got[f"reached_{i}"])
+    out["furthest_index"] = got["furthest_index"].to_numpy(dtype=np.int64)
+    out["furthest_stage"] = named(out["furthest_index"].to_numpy(), stages, pd.StringDtype())
+    out["skipped_out"] = got["skipped_out"].to_numpy(dtype=bool)
+    return out
 
-    def matrix(prefix: str) -> np.ndarray:
-        """deals × stages integer nanoseconds from the engine's ``<prefix>_<i>`` columns."""
-        out = np.full((len(deals), len(stages)), NEVER, dtype="int64")
-        for i in range(len(stages)):
-            values = got[f"{prefix}_{i}"]
-            out[at[held], i] = np.where(values.isna(), NEVER, _nanoseconds(values).view("int64"))[held]
-        return out
 
-    return reach_frame(deals, stages, matrix("reached"), matrix("first") if strict else None, strict, as_of)
+def _nanosecond_column(values: pd.Series) -> np.ndarray:
+    """An engine's timestamp column as ``datetime64[ns]`` (no copy when it already is)."""
+    return values.to_numpy(dtype="datetime64[ns]")
 
 
 def stage_stays(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
                 engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.stage_stays` computed in ``engine`` from
     :func:`funnelkit.events.sql.stays_sql` (ordered there: deal, entry, stage, the pandas path's
-    order); the stage names and deal columns are filled in here from ``data.deals``."""
+    order); the stage names and deal columns are filled in here from ``data.deals``, compact
+    (see :func:`funnelkit.events.aggregate.stays_frame`)."""
     from funnelkit.events.aggregate import deals_as_of, stays_frame
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
     deals, where = _subset(data, lambda d: deals_as_of(d, as_of))
     got = engine.query(sql.stays_sql(as_of))
-    deal_pos = _rows(got, where)
-    held = deal_pos >= 0
-    deal_pos = deal_pos[held]
-    stage_index = got["stage_index"].to_numpy(dtype=np.int64)[held]
-    return stays_frame(deals, config, deal_pos, stage_index, _nanoseconds(got["entered_at"])[held],
-                       _nanoseconds(got["exited_at"])[held], got["outcome"].to_numpy(dtype=np.int64)[held], as_of)
+    columns = {"_pos": got["_pos"].to_numpy(), "stage_index": got["stage_index"].to_numpy(dtype=np.int8),
+               "entered_at": _nanosecond_column(got["entered_at"]), "exited_at": _nanosecond_column(got["exited_at"]),
+               "outcome": got["outcome"].to_numpy(dtype=np.int8)}
+    del got
+    if len(deals) < len(where) - 1:  # some deals left out (created after as_of): their stays too
+        deal_pos = _rows(columns["_pos"], where)
+        held = deal_pos >= 0
+        columns = {k: v[held] for k, v in columns.items()} | {"_pos": deal_pos[held]}
+    return stays_frame(deals, config, columns["_pos"], columns["stage_index"], columns["entered_at"],
+                       columns["exited_at"], columns["outcome"], as_of, compact=True)
 
 
 def open_deals(data: Dataset, config: FunnelConfig, as_of: pd.Timestamp | None = None,
                engine: Engine | str | None = None) -> pd.DataFrame:
     """:func:`funnelkit.events.aggregate.open_deals` with the current stage found in ``engine``."""
-    from funnelkit.events.aggregate import deals_as_of
+    from funnelkit.events.aggregate import deals_as_of, stage_name_codes
 
     as_of = as_of if as_of is not None else data.as_of
     engine = _engine_for(data, config, engine)
     deals, where = _subset(data, lambda d: (lambda seen: seen[seen["status"] == "open"])(deals_as_of(d, as_of)))
     current = engine.query(sql.current_stage_sql(as_of))
     at = _rows(current, where)
-    stage = np.full(len(deals), None, dtype=object)
-    stage[at[at >= 0]] = current["stage"].astype(object).to_numpy()[at >= 0]
+    held = at >= 0
+    index = np.full(len(deals), -1, dtype=np.int64)
+    index[at[held]] = current["stage_index"].to_numpy(dtype=np.int64)[held]
+    # names as shared Python strings (one object per stage key, not per deal), as the pandas path's column
+    codes, names = stage_name_codes(deals["pipeline"], index, config)
+    stage = np.array(names + [None], dtype=object)[np.where(index >= 0, codes, len(names))]
     return deals.assign(stage=pd.Series(stage, dtype="object"))
 
 
@@ -382,7 +439,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     without the final stage and the reverse). ``parsing`` (the preset's) says how text dates are
     written: day-first or month-first is decided per column (by the preset, else by the column's
     unambiguous values, as the pandas path does), ``no_date`` placeholders are no date. The valid
-    tables stay in the engine as ``fk_deals`` / ``fk_deal_keys`` / ``fk_events``; the valid deals
+    tables stay in the engine as ``fk_deal_keys`` / ``fk_events`` (and ``fk_deals`` where the
+    engine keeps what it computed: not DuckDB, which frees it once fetched); the valid deals
     (in deal_id order, the row of each being its ``fk_deal_keys._pos``), the counts by
     reason and up to ``examples`` rows per reason come back. Rows in = analysed + quarantined for
     both tables.
@@ -432,12 +490,13 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.define("fk_events", sql.clean_events_sql(), materialise=True)
 
     # in deal_id order, so fk_deal_keys._pos is the row in ``deals``
-    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by deal_id"),
-                                         config)
+    deals, category_notes = _typed_deals(engine.query(f"select {', '.join(columns)} from fk_deals order by deal_id",
+                                                      categorical=CATEGORICAL_DEAL_COLUMNS), config)
     n_events = int(engine.query("select count(*) as n from fk_events")["n"].iloc[0])
     found = engine.query(sql.quarantine_sql(deals_file, events_file, examples))
-    # what the checks kept (every parsed column of every row) is not read again: free it
-    engine.drop("fk_final_deals", "fk_reached", "fk_checked_events", "fk_checked_deals")
+    # what the checks kept (every parsed column of every row) and the wide valid deals, now held in
+    # Python, are not read again: free them (the per-event step reads fk_deal_keys and fk_events)
+    engine.drop("fk_final_deals", "fk_reached", "fk_checked_events", "fk_checked_deals", "fk_deals")
     quarantine = pd.DataFrame({
         "table": found["tab"].astype(object), "file": found["file"].astype(object),
         "row": pd.array(found["row_number"], dtype="Int64"), "deal_id": found["deal_id"].astype(object),
@@ -511,17 +570,25 @@ def _inferred_as_of(engine: Engine, deals_file: str, events_file: str) -> pd.Tim
     return when.normalize() + pd.Timedelta(days=1)
 
 
+# Descriptive text of a deal, few distinct values, read by scoring and screening but never grouped
+# on by the funnel analyses: fetched as categoricals (the deal_id and the columns a scope or a
+# funnel groups on stay text, as the pandas path has them).
+CATEGORICAL_DEAL_COLUMNS = ("customer",) + tuple(_TEXT_COLUMNS)
+
+
 def _typed_deals(deals: pd.DataFrame, config: FunnelConfig) -> tuple[pd.DataFrame, list[str]]:
-    """Valid deals from the engine in the dtypes :func:`funnelkit.inputs.data.validate` gives, with
-    categorical spellings mapped to canonical values (the same rule as the pandas path), and the
-    notes that mapping makes."""
+    """Valid deals from the engine in the dtypes :func:`funnelkit.inputs.data.validate` gives (the
+    :data:`CATEGORICAL_DEAL_COLUMNS` as categoricals of the same values), with categorical
+    spellings mapped to canonical values (the same rule as the pandas path), and the notes that
+    mapping makes."""
     raw = deals[[c for c in config.categories if c in deals]].copy()  # spellings before mapping
     for column in ["created_at", "closed_at", "expected_start", "last_follow_up_at"]:
         deals[column] = pd.to_datetime(deals[column]).astype("datetime64[ns]")
     for column in ["amount", "win_probability", "payment_days"]:
         deals[column] = deals[column].astype(float)
     for column in ["deal_id", "customer", "pipeline", "team", "rep", "status", "lost_reason"]:
-        deals[column] = deals[column].astype("string")
+        if not isinstance(deals[column].dtype, pd.CategoricalDtype):
+            deals[column] = deals[column].astype("string")
     notes = _normalise_categories(deals, raw, config)
     for column in raw.columns:  # canonical text as Arrow strings: ~10 bytes a value, not ~60 for a Python str
         if deals[column].dtype == object:

@@ -157,15 +157,34 @@ class Scope:
     def reach(self) -> pd.DataFrame:
         """:func:`funnelkit.events.aggregate.reach_table` of the scope's deals, from one table per as_of,
         rule and pipeline."""
-        key = ("reach", self.as_of, self.strict, self.pipeline)
         try:
-            return self.computed.scoped(key, lambda: reach_table(self.data, self.config, as_of=self.as_of,
-                                                                 strict=self.strict, pipeline=self.pipeline),
-                                        self.team, self.rep)
+            return self._whole_reach(self.team, self.rep)
         except ValueError:
             # The pipelines in the whole dataset differ in stages but those in scope do not.
             return reach_table(self.data, self.config, as_of=self.as_of, strict=self.strict,
                                pipeline=self.pipeline, team=self.team, rep=self.rep)
+
+    def reach_columns(self, columns: list[str]) -> pd.DataFrame:
+        """:attr:`reach` with only ``columns``: a narrowed scope copies only those cells of its rows,
+        not every column (a team's reach at 10M deals was most of a gigabyte, once per team)."""
+        if "reach" in self.__dict__:  # computed already
+            return self.reach[columns]
+        kept = self.__dict__.setdefault("_reach_columns", {})  # once per scope and columns, like reach
+        if tuple(columns) not in kept:
+            try:
+                kept[tuple(columns)] = self._whole_reach(self.team, self.rep, columns)
+            except ValueError:
+                return self.reach[columns]
+        return kept[tuple(columns)].copy(deep=False)
+
+    def _whole_reach(self, team: str | None, rep: str | None, columns: list[str] | None = None) -> pd.DataFrame:
+        """The reach table of the whole dataset at the scope's as_of, rule and pipeline (computed once
+        per scope family), filtered to ``team`` / ``rep``, with only ``columns`` (all by default);
+        a ``ValueError`` when the dataset's pipelines differ in stages."""
+        key = ("reach", self.as_of, self.strict, self.pipeline)
+        return self.computed.scoped(key, lambda: reach_table(self.data, self.config, as_of=self.as_of,
+                                                             strict=self.strict, pipeline=self.pipeline),
+                                    team, rep, columns=columns)
 
     @cached_property
     def stays(self) -> pd.DataFrame:

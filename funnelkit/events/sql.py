@@ -8,10 +8,8 @@ built by :func:`string` and :func:`timestamp`, so SQLGlot quotes them for each d
 
 Tables the per-event step reads (the row checks write them):
 
-* ``fk_deals(deal_id, pipeline, team, rep, created_at, status, closed_at, …)`` — one row per
-  valid deal;
-* ``fk_deal_keys(deal_id, _pos, pipeline, team, rep, created_at, lost_at)`` — the same deals,
-  narrow: ``_pos`` the deal's row (0-based) in the deals held in Python (:func:`deal_keys_sql`);
+* ``fk_deal_keys(deal_id, _pos, pipeline, team, rep, created_at, lost_at)`` — one row per valid
+  deal, narrow (the wide ``fk_deals`` is fetched into Python once and dropped, DuckDB): ``_pos`` the deal's row (0-based) in the deals held in Python (:func:`deal_keys_sql`);
 * ``fk_events(deal_id, _pos, stage, stage_index, final_index, entered_at, date_known, lost_at)`` —
   one row per valid stage event, ``_pos`` its deal's, ``stage_index`` its stage's position in the
   deal's pipeline (0-based), ``final_index`` that pipeline's last position and ``lost_at`` the
@@ -55,28 +53,48 @@ def scope_filter(alias: str, team: str | None, rep: str | None, pipeline: str | 
 
 
 def reach_sql(n_stages: int, as_of: pd.Timestamp, strict: bool = False, scope: str = "") -> str:
-    """Per deal created before ``as_of`` (``_pos``: its row in the dataset's deals):
-    ``reached_<i>`` = the earliest entry into stage i or any later one (the any-stage rule),
-    ``furthest_index`` (−1 when none) and, for ``strict``, the first entry into each stage
-    itself (``first_<i>``), from which the in-order rule follows.
+    """The reach columns of :func:`funnelkit.events.aggregate.reach_table` in their final shape: one
+    row per deal of ``fk_deal_keys`` created before ``as_of`` and in ``scope`` (events or not), in
+    ``_pos`` order (the order of the deals held in Python), with
 
-    One pass over the events, grouped by the deal's integer position (not its id: a grouping on
-    integers is cheaper and the result maps back to the deals without a text lookup):
-    ``min(entered_at) filter (where stage_index >= i)``.
+    * ``reached_<i>`` — for the any-stage rule the earliest entry into stage i or any later one,
+      ``min(entered_at) filter (where stage_index >= i)``; for ``strict`` the first entry into
+      stage i itself when the deal entered every stage before it (the in-order chain), else null;
+    * ``furthest_index`` — the last stage reached by the rule (−1 when none; the reached stages
+      form a prefix under either rule, so it is their count − 1);
+    * ``skipped_out`` — the deal went further than its in-order chain (never, by the any-stage rule).
+
+    One grouped pass over the events by the deal's integer position, then a join onto the deals:
+    Python converts the result once and adds the deal columns it already holds.
     """
-    columns = [f"min(e.entered_at) filter (where e.stage_index >= {i}) as reached_{i}" for i in range(n_stages)]
-    if strict:
-        columns += [f"min(e.entered_at) filter (where e.stage_index = {i}) as first_{i}" for i in range(n_stages)]
     at = timestamp(as_of)
-    # Without a scope no join: a valid event is never before its deal's creation, so an event
-    # before as_of is of a deal created before it (the caller still drops positions it does not hold).
-    deals = f" join fk_deal_keys d on d._pos = e._pos" if scope else ""
+    if strict:
+        firsts = [f"min(e.entered_at) filter (where e.stage_index = {i}) as first_{i}" for i in range(n_stages)]
+        # reached_i: the first entry into i when every stage before it was entered (a prefix chain)
+        reached = [f"case when {' and '.join(f'r.first_{j} is not null' for j in range(i)) or 'true'} "
+                   f"then r.first_{i} end as reached_{i}" for i in range(n_stages)]
+        count = " + ".join(f"case when {' and '.join(f'r.first_{j} is not null' for j in range(i + 1))} then 1 else 0 end"
+                           for i in range(n_stages)) or "0"
+    else:
+        firsts = [f"min(e.entered_at) filter (where e.stage_index >= {i}) as first_{i}" for i in range(n_stages)]
+        reached = [f"r.first_{i} as reached_{i}" for i in range(n_stages)]
+        count = "coalesce(r.furthest_any, -1) + 1"
+    # Without a scope no join in the grouped pass: a valid event is never before its deal's creation.
+    deals = " join fk_deal_keys d on d._pos = e._pos" if scope else ""
     created = f" and d.created_at < {at}{scope}" if scope else ""
+    skipped = "false" if not strict else f"coalesce(r.furthest_any, -1) > {count} - 1"
     return f"""
-select e._pos, {", ".join(columns)}, max(e.stage_index) as furthest_index
-from fk_events e{deals}
-where e.entered_at < {at}{created}
-group by e._pos
+with r as (
+    select e._pos, {", ".join(firsts)}, max(e.stage_index) as furthest_any
+    from fk_events e{deals}
+    where e.entered_at < {at}{created}
+    group by e._pos
+)
+select d._pos, {", ".join(reached)}, cast({count} - 1 as bigint) as furthest_index,
+    {skipped} as skipped_out
+from fk_deal_keys d left join r on r._pos = d._pos
+where d.created_at < {at}{scope}
+order by d._pos
 """
 
 
@@ -106,7 +124,7 @@ with ordered as (
     from ordered where prev_index is null or prev_index <> stage_index
     window w as (partition by _pos order by entered_at, stage_index)
 )
-select s._pos, cast(s.stage_index as integer) as stage_index, s.entered_at,
+select cast(s._pos as integer) as _pos, cast(s.stage_index as tinyint) as stage_index, s.entered_at,
     case when s.next_at is not null then s.next_at
          when s.lost_at < {at} then s.lost_at end as exited_at,
     cast(case when s.next_at is not null and s.next_index > s.stage_index then 0
@@ -120,11 +138,12 @@ order by s._pos, s.entered_at, s.stage_index
 
 
 def current_stage_sql(as_of: pd.Timestamp) -> str:
-    """Per deal: the stage of its latest event before ``as_of`` (ties: the later stage)."""
+    """Per deal: the stage index (in its pipeline) of its latest event before ``as_of`` (ties: the
+    later stage); the name is filled in from the deals in Python (no text per deal comes back)."""
     at = timestamp(as_of)
     return f"""
-select _pos, stage from (
-    select _pos, stage,
+select cast(_pos as integer) as _pos, cast(stage_index as tinyint) as stage_index from (
+    select _pos, stage_index,
         row_number() over (partition by _pos order by entered_at desc, stage_index desc) as k
     from fk_events where entered_at < {at}
 ) t where k = 1

@@ -735,14 +735,21 @@ def _normalise_categories(deals: pd.DataFrame, raw: pd.DataFrame, config: Funnel
         codes, uniques = pd.factorize(raw[column])  # map each distinct spelling once
         spelled = np.array([lookup.get(normalise_name(v)) if str(v).strip() else None for v in uniques] + [None],
                            dtype=object)
-        mapped = pd.Series(spelled[codes], index=raw.index, dtype="object")
         # unrecognised: a spelling that is not blank and maps to nothing (decided per spelling)
         unrecognised = np.array([s is None and bool(str(v).strip()) for v, s in zip(uniques, spelled)] + [False])
         unknown = unrecognised[codes]
         if unknown.any():
             examples = ", ".join(repr(v) for v in pd.unique(raw[column][unknown])[:3])
             notes.append(f"{column}: {int(unknown.sum())} value(s) not recognised ({examples}); treated as missing")
-        deals[column] = mapped.astype("boolean") if set(lookup.values()) <= {True, False} else mapped
+        if set(lookup.values()) <= {True, False}:
+            deals[column] = pd.Series(spelled[codes], index=raw.index, dtype="object").astype("boolean")
+        elif isinstance(raw[column].dtype, pd.CategoricalDtype):
+            # an engine's categorical stays one (canonical values, sorted), recoded per spelling
+            canonical = sorted({v for v in spelled if v is not None})
+            recode = np.array([canonical.index(v) if v is not None else -1 for v in spelled])
+            deals[column] = pd.Categorical.from_codes(recode[codes], categories=canonical)
+        else:
+            deals[column] = pd.Series(spelled[codes], index=raw.index, dtype="object")
     return notes
 
 

@@ -23,7 +23,7 @@ def _event_facts(data: Dataset) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
         counts = events.groupby(["pipeline", "stage"], observed=True).size().rename("n").reset_index()
         return counts, events["entered_at"], data.events.groupby("deal_id")["stage"].nunique()
     counts = engine.query("select d.pipeline, e.stage, count(*) as n, min(e.entered_at) as first, "
-                          "max(e.entered_at) as last from fk_events e join fk_deals d on d.deal_id = e.deal_id "
+                          "max(e.entered_at) as last from fk_events e join fk_deal_keys d on d._pos = e._pos "
                           "group by d.pipeline, e.stage")
     per_deal = engine.query("select deal_id, count(distinct stage) as n from fk_events group by deal_id")
     entered = pd.concat([counts["first"], counts["last"]]).astype("datetime64[ns]")
