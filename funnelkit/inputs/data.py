@@ -243,6 +243,23 @@ def day_month_order(parts: pd.DataFrame, where: str) -> bool:
     return True  # 01/01, 02/02 …: either order reads the same
 
 
+_TWELVE_HOUR = r"^(\s*)(\d{1,2})(:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*([AaPp])\.?\s*[Mm]\.?$"
+
+
+def twenty_four_hour(times: pd.Series) -> pd.Series:
+    """The time after a date on a 24-hour clock: `` 03:05 PM`` → `` 15:05``, `` 12:30 AM`` →
+    `` 00:30``, `` 12:30 PM`` → `` 12:30`` (US CRMs write ``MM/DD/YYYY hh:mm AM/PM``). An hour
+    outside 1–12 before AM/PM is left as written, so the date is quarantined as not a date."""
+    parts = times.str.extract(_TWELVE_HOUR)
+    hour = pd.to_numeric(parts[1], errors="coerce")
+    ok = hour.between(1, 12)
+    if not ok.any():
+        return times
+    pm = parts[3].str.lower().eq("p")
+    converted = (hour % 12 + pm.astype(int) * 12).astype("Int64").astype("string").str.zfill(2)
+    return times.where(~ok, parts[0] + converted + parts[2])
+
+
 def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str = "", where: str = "",
                 ) -> tuple[pd.Series, pd.Series]:
     """Parse one column of dates: (naive ``datetime64[ns]`` in the configured zone, out-of-range mask).
@@ -295,7 +312,7 @@ def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str =
                 day, month = (parts[0], parts[2]) if dayfirst else (parts[2], parts[0])
                 year = parts[3].where(parts[3].str.len() == 4,
                                       parts[3].map(lambda y: f"{20 if int(y) < 69 else 19}{y}", na_action="ignore"))
-                iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4].str.replace(r"^T", " ", regex=True)
+                iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + twenty_four_hour(parts[4].str.replace(r"^T", " ", regex=True))
                 out[iso.index] = _iso(iso, zone)
             other = rest[~dmy]
             if len(other):  # month names and other unambiguous spellings
