@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import funnelkit as fk
 from funnelkit.inputs.data import parse_datetimes
 
 FOLDER = Path(__file__).parent / "data" / "review4"
@@ -30,3 +31,37 @@ def test_us_twelve_hour_times_are_read_month_first():
                                    pd.Timestamp("2024-03-04 12:30"), pd.Timestamp("2024-03-14 13:05"),
                                    pd.Timestamp("2024-03-04 15:05:09")]
     assert pd.isna(parsed.iloc[5])
+
+
+# --- 2. a second currency
+
+
+def _deals_in(amounts: list[str], codes: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    deals = pd.DataFrame({"deal_id": [f"D{i}" for i in range(len(amounts))], "team": "East", "status": "open",
+                          "created_at": "2024-03-01 09:00", "amount": amounts})
+    if codes is not None:
+        deals["currency"] = codes
+    events = pd.DataFrame({"deal_id": deals["deal_id"], "stage": "leads", "entered_at": "2024-03-01 09:00"})
+    return deals, events
+
+
+def test_amounts_in_another_currency_are_quarantined_not_summed(config):
+    """review4's export writes 32 of 288 amounts in euros ("€12,500.00"): they were stripped of the
+    sign and summed with the dollars, so every won value, pipeline and forecast was in no currency.
+    A mark that cannot be the configured currency, or a currency column naming another, sets the
+    deal aside; "$" is one of several dollars, so it stays with USD; a blank code is the configured one."""
+    usd = config.model_copy(update={"currency": "USD"})
+    deals, events = _deals_in(["$1,234.50", "€500.00", "1,200", "EUR 70", "900", "¥800", "", "USD 5"],
+                              ["USD", "EUR", "EUR", "", "", "USD", "", "usd"])
+    data = fk.validate(deals, events, usd, as_of=pd.Timestamp("2024-06-30"))
+    q = data.quarantine[data.quarantine["table"] == "deals"].set_index("deal_id")
+    assert q["reason"].to_dict() == {"D1": "other_currency:amount", "D2": "other_currency:amount",
+                                     "D3": "other_currency:amount", "D5": "other_currency:amount"}
+    assert q.loc["D2", "value"] == "1,200 EUR"  # the amount with the code that set it aside
+    amounts = data.deals.set_index("deal_id")["amount"]
+    assert amounts.drop("D6").to_dict() == {"D0": 1234.5, "D4": 900.0, "D7": 5.0} and pd.isna(amounts["D6"])
+    assert data.rows_in["deals"] == len(data.deals) + len(q)
+    # yuan in a CNY project: ¥, 元 and CNY are the configured currency, $ is not
+    deals, events = _deals_in(["¥1,000", "2,000元", "CNY 3", "$4"])
+    data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-06-30"))
+    assert data.quarantine.groupby("deal_id")["reason"].first().to_dict() == {"D3": "other_currency:amount"}

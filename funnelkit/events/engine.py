@@ -415,7 +415,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
 
     spellings = engine.query("select distinct stage_raw from fk_parsed_events where stage_raw is not null")
     engine.register("fk_stage_names", _stage_table(config, {s: normalise_name(s) for s in spellings["stage_raw"]}))
-    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, _TEXT_COLUMNS),
+    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, _TEXT_COLUMNS,
+                                                            currency=config.currency),
                   materialise=True)
     engine.define("fk_checked_events", sql.event_checks_sql(as_of), materialise=True)
     engine.define("fk_reached", sql.reached_sql(), materialise=True)

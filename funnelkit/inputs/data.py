@@ -42,6 +42,7 @@ QUARANTINE_REASONS = {
     "not_a_number": "{column} is not a number",
     "not_finite": "{column} is not a finite number",
     "negative": "{column} is negative",
+    "other_currency": "{column} is in another currency than funnel.yaml's `currency`",
     "probability_range": "win_probability is not between 0 and 1 (or 0 and 100 %)",
     "duplicated": "{column} is duplicated",
     "closed_no_date": "closed deal has no closed_at",
@@ -335,6 +336,36 @@ def parse_datetimes(values: pd.Series, dayfirst: bool | None = None, date_format
 
 
 _CURRENCY = r"[¥￥$€£]|CNY|RMB|USD|EUR|元"
+# The currencies each mark written in an amount may stand for: a mark that cannot be the configured
+# currency puts the amount in another one (``$`` is several dollars, ``¥`` yuan or yen).
+CURRENCY_MARKS = {"¥": ("CNY", "JPY"), "￥": ("CNY", "JPY"), "元": ("CNY",), "CNY": ("CNY",), "RMB": ("CNY",),
+                  "$": ("USD", "CAD", "AUD", "NZD", "HKD", "SGD", "MXN", "TWD"), "USD": ("USD",),
+                  "€": ("EUR",), "EUR": ("EUR",), "£": ("GBP",)}
+
+
+def foreign_marks(currency: str) -> str | None:
+    """A regular expression matching the currency marks (symbols and codes) that cannot stand for
+    ``currency``, or None. It has no backslash (symbols go in a character class, where ``$`` is
+    literal), so SQL dialects that treat ``\\`` in string literals differently read it alike."""
+    marks = [mark for mark, codes in CURRENCY_MARKS.items() if currency.upper() not in codes]
+    symbols = "".join(m for m in marks if len(m) == 1)
+    parts = ([f"[{symbols}]"] if symbols else []) + [m for m in marks if len(m) > 1]
+    return "|".join(parts) or None
+
+
+def in_other_currency(amounts: pd.Series, currency: str, codes: pd.Series | None = None) -> pd.Series:
+    """True where an amount is not in ``currency``: its text carries a mark that cannot stand for it
+    (``€1,200`` when the currency is USD), or its row's currency code (``codes``, a currency column
+    of the export; blank means the configured one) names another. Summing such amounts with the
+    others would give a figure in no currency."""
+    text = amounts.astype("string")
+    marks = foreign_marks(currency)
+    other = text.str.contains(marks, regex=True).fillna(False).astype(bool) if marks \
+        else pd.Series(False, index=amounts.index)
+    if codes is not None:
+        code = codes.astype("string").str.strip().str.upper()
+        other |= (code.notna() & code.ne("") & code.ne(currency.upper())).fillna(False).astype(bool)
+    return other & ~_blank(amounts)
 
 
 def _number_pattern(mark: str) -> str:
@@ -634,6 +665,10 @@ def validate(
     qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", reason("not_a_number", "amount"), amount_text)
     qd.flag(np.isinf(deals["amount"]), "amount", reason("not_finite", "amount"), amount_text)
     qd.flag(deals["amount"] < 0, "amount", reason("negative", "amount"), amount_text)
+    codes = raw["currency"] if "currency" in raw.columns else None  # an export's currency column
+    other = in_other_currency(amount_text, config.currency, codes)
+    shown_other = amount_text if codes is None else amount_text.astype("string") + " " + codes.astype("string").fillna("")
+    qd.flag(other, "amount", reason("other_currency", "amount"), shown_other)
     for column in ["win_probability", "payment_days"]:
         if pd.api.types.is_numeric_dtype(raw[column]):
             values = raw[column].astype(float)
