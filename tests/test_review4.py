@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 import funnelkit as fk
+from funnelkit.config import PROJECT_ENV
 from funnelkit.inputs.data import parse_datetimes
+from funnelkit.inputs.io import read_table
+from funnelkit.runner.cli import main as cli
 
 FOLDER = Path(__file__).parent / "data" / "review4"
 
@@ -65,3 +69,72 @@ def test_amounts_in_another_currency_are_quarantined_not_summed(config):
     deals, events = _deals_in(["¥1,000", "2,000元", "CNY 3", "$4"])
     data = fk.validate(deals, events, config, as_of=pd.Timestamp("2024-06-30"))
     assert data.quarantine.groupby("deal_id")["reason"].first().to_dict() == {"D3": "other_currency:amount"}
+
+
+# --- 3. the export as it comes: a title line, a log of stage changes, init's draft
+
+
+def test_a_title_line_and_a_blank_line_above_the_header_are_skipped(tmp_path):
+    """The history workbook starts with "Deal stage history - exported …" and a blank line: its
+    columns were read as that title and "Unnamed: 1…" (and init said the file shared no column with
+    the deals). A CSV written the same way stopped with a tokenizing error. Row 1 stays the first line
+    under the header."""
+    history = read_table(FOLDER / "deal_stage_history.xlsx")
+    assert list(history.columns) == ["Record ID", "From stage", "To stage", "Changed at", "Changed by"]
+    assert len(history) == 974 and str(history.iloc[0]["Record ID"]) == "1001"
+    csv_file = tmp_path / "deals.csv"
+    csv_file.write_text("Deals report\n\nid,stage,amount\nD1,Lead,100\nD2,Won,200\n", encoding="utf-8")
+    assert read_table(csv_file).to_dict("list") == {"id": ["D1", "D2"], "stage": ["Lead", "Won"], "amount": ["100", "200"]}
+    plain = tmp_path / "plain.csv"
+    plain.write_text("id,stage,note\nD1,Lead,\nD2,,\n", encoding="utf-8")  # a sparse row is no title
+    assert list(read_table(plain).columns) == ["id", "stage", "note"] and len(read_table(plain)) == 2
+
+
+@pytest.fixture(scope="module")
+def drafted(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("review4") / "myproject"
+    assert cli(["init", str(target), "--from", str(FOLDER)]) == 0
+    return target
+
+
+def test_init_drafts_the_stage_change_log_with_closes_currency_and_a_real_team(drafted, capsys):
+    """"To stage" / "Changed at" were not recognised (the draft was a snapshot with the stages in
+    alphabetical order, every deal quarantined for its pipeline 'Sales Pipeline', currency CNY for
+    dollar amounts, and a Chinese set for team North, which this export does not have)."""
+    draft = yaml.safe_load((drafted / "params" / "presets" / "my_export.yaml").read_text(encoding="utf-8"))
+    assert draft["shape"] == "canonical"
+    assert draft["files"] == {"deals": "deals.tsv", "stage_events": "deal_stage_history.xlsx"}
+    assert draft["columns"]["To stage"] == "stage" and draft["columns"]["Changed at"] == "entered_at"
+    assert draft["columns"]["Currency"] == "currency" and "Pipeline" not in draft["columns"]
+    assert list(draft["stages"]) == ["Appointment Scheduled", "Qualified To Buy", "Presentation Scheduled",
+                                     "Decision Maker Bought-In", "Contract Sent", "Closed Won", "Closed Lost"]
+    assert draft["stages"]["Closed Lost"] is None and draft["status_column"] == "Deal Stage"
+    assert draft["status_values"]["Closed Won"] == "won" and draft["status_values"]["Closed Lost"] == "lost"
+    assert draft["dayfirst"] is False
+    funnel = yaml.safe_load((drafted / "params" / "funnel.yaml").read_text(encoding="utf-8"))
+    assert funnel["currency"] == "USD"
+    matrix = yaml.safe_load((drafted / "params" / "reports.yaml").read_text(encoding="utf-8"))
+    assert {tuple(e["teams"]) for e in matrix["entries"] if e.get("language") == "zh"} == {("Enterprise",)}
+    assert all(e["periods"] == ["2024"] for e in matrix["entries"])
+
+
+def test_the_draft_loads_closes_as_no_stage_rows_and_keeps_file_rows(drafted, monkeypatch):
+    """288 deals: 32 in euros are set aside (and their 101 stage rows); 974 history rows, of which
+    119 are "To stage: Closed Lost" (one per lost deal) → 855 stage rows in. A quarantined row keeps
+    its row in the file although close rows above it were left out (deal 1005's first change is
+    file row 15 of the history: 1001 ×4, 1002 ×2, 1003 ×4, 1004 ×4 with its close at row 14)."""
+    monkeypatch.setenv(PROJECT_ENV, str(drafted))
+    config = fk.load_config()
+    data = fk.load_data(FOLDER, config=config, preset="my_export")
+    assert data.rows_in == {"deals": 288, "stage_events": 855}
+    assert (len(data.deals), len(data.events)) == (256, 754)
+    assert any("119 rows mark a close ('Closed Lost'" in note for note in data.notes)
+    history = read_table(FOLDER / "deal_stage_history.xlsx")
+    q = data.quarantine[data.quarantine["table"] == "stage_events"]
+    for row, deal in zip(q["row"], q["deal_id"]):  # each quarantined row is that deal's row in the file
+        assert str(history.iloc[row - 1]["Record ID"]) == deal
+    assert (q["deal_id"] == "1005").any() and q.loc[q["deal_id"] == "1005", "row"].min() == 15
+    deals = pd.read_csv(FOLDER / "deals.tsv", sep="\t", dtype=str, encoding="utf-8-sig")
+    assert (deals["Deal Stage"] == "Closed Lost").sum() == 119  # one close row per lost deal
+    lost_kept = deals.loc[deals["Deal Stage"].eq("Closed Lost") & deals["Currency"].ne("EUR"), "Record ID"]
+    assert set(data.deals.loc[data.deals["status"] == "lost", "deal_id"]) == set(lost_kept)

@@ -92,6 +92,7 @@ EVENT_REQUIRED = ["deal_id", "stage", "entered_at"]
 STATUSES = ("open", "won", "lost")
 UNSPECIFIED_REASON = "unspecified"
 QUARANTINE_COLUMNS = ["table", "file", "row", "deal_id", "column", "value", "reason"]
+FILE_ROW = "_file_row"  # an events column a reader may add: the row's 1-based row in its file
 
 
 class DataError(ValueError):
@@ -491,8 +492,9 @@ def take(column: pd.Series, where: np.ndarray) -> pd.Series:
 class _Quarantine:
     """Collects the first reason found for each bad row of one table."""
 
-    def __init__(self, table: str, file: str, n: int):
-        self.table, self.file = table, file
+    def __init__(self, table: str, file: str, n: int, rows: np.ndarray | None = None):
+        # rows: each row's 1-based row in its file, when a reader left some file rows out
+        self.table, self.file, self.rows = table, file, rows
         self.reason = pd.Series(pd.NA, index=pd.RangeIndex(n), dtype="object")
         self.column = pd.Series(pd.NA, index=self.reason.index, dtype="object")
         self.value = pd.Series(pd.NA, index=self.reason.index, dtype="object")
@@ -517,7 +519,7 @@ class _Quarantine:
             {
                 "table": self.table,
                 "file": self.file,
-                "row": pd.array(np.flatnonzero(bad) + 1, dtype="Int64"),
+                "row": pd.array(np.flatnonzero(bad) + 1 if self.rows is None else self.rows[bad], dtype="Int64"),
                 "deal_id": deal_ids[bad].astype("object").to_numpy(),
                 "column": self.column[bad].to_numpy(),
                 "value": self.value[bad].to_numpy(),
@@ -631,7 +633,9 @@ def validate(
         qd.flag(deals[column].isna() | deals[column].eq(""), column, reason("missing", column))
 
     # --- event dates first: they give created_at where the export has none, and the as-of date
-    qe = _Quarantine("stage_events", events_file, len(events))
+    # a reader that left rows out (a close written as a stage change) gives each row's file row
+    file_rows = events.pop(FILE_ROW).to_numpy(dtype=np.int64) if FILE_ROW in events.columns else None
+    qe = _Quarantine("stage_events", events_file, len(events), file_rows)
     raw_events = events.copy()
     events["deal_id"] = events["deal_id"].astype("string").str.strip()
     for column in EVENT_REQUIRED:
