@@ -138,3 +138,17 @@ def test_the_draft_loads_closes_as_no_stage_rows_and_keeps_file_rows(drafted, mo
     assert (deals["Deal Stage"] == "Closed Lost").sum() == 119  # one close row per lost deal
     lost_kept = deals.loc[deals["Deal Stage"].eq("Closed Lost") & deals["Currency"].ne("EUR"), "Record ID"]
     assert set(data.deals.loc[data.deals["status"] == "lost", "deal_id"]) == set(lost_kept)
+
+
+def test_init_whose_draft_analyses_nothing_sets_no_period_from_today(tmp_path, capsys):
+    """With every deal quarantined the as-of date is today's, and init set the report periods to
+    this year ("report periods set to 2026" for a 2024 export); now it leaves them and says so."""
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "deals.csv").write_text("Deal ID,Stage,Created\nD1,Lead,someday\nD2,Won,never\n", encoding="utf-8")
+    target = tmp_path / "myproject"
+    assert cli(["init", str(target), "--from", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "0 of 2 deals analysed; report periods left as they were" in out
+    matrix = (target / "params" / "reports.yaml").read_text(encoding="utf-8")
+    assert str(pd.Timestamp.today().year) not in matrix and "periods: [2024-Q2, 2024-06]" in matrix
