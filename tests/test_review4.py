@@ -152,3 +152,70 @@ def test_init_whose_draft_analyses_nothing_sets_no_period_from_today(tmp_path, c
     assert "0 of 2 deals analysed; report periods left as they were" in out
     matrix = (target / "params" / "reports.yaml").read_text(encoding="utf-8")
     assert str(pd.Timestamp.today().year) not in matrix and "periods: [2024-Q2, 2024-06]" in matrix
+
+
+# --- 4. what a sales director read: a team with every deal open, unscored deals
+
+
+@pytest.fixture(scope="module")
+def own(drafted) -> tuple[fk.Dataset, fk.config.FunnelConfig]:
+    import os
+
+    before = os.environ.get(PROJECT_ENV)
+    os.environ[PROJECT_ENV] = str(drafted)
+    try:
+        config = fk.load_config()
+        yield fk.load_data(FOLDER, config=config, preset="my_export"), config
+    finally:
+        if before is None:
+            os.environ.pop(PROJECT_ENV, None)
+        else:
+            os.environ[PROJECT_ENV] = before
+
+
+def test_a_team_with_every_deal_open_is_not_told_its_win_rates_are_100(own):
+    """New Markets (24 deals analysed, all open): the conversion and rep reports said "New Markets has no
+    lost deal on record, so its win rates are 100%" where no win rate was shown at all."""
+    from funnelkit.presentation.present import load_text, win_rate_notes
+
+    data, _ = own
+    new_markets = data.deals[data.deals["team"] == "New Markets"]
+    assert len(new_markets) == 24 and set(new_markets["status"]) == {"open"}
+    for language in ("en", "zh"):
+        text = load_text(language)
+        assert win_rate_notes(data, text, team="New Markets") == [text("no_closed_in_team", team="New Markets")]
+    assert "100%" not in win_rate_notes(data, load_text("en"), team="New Markets")[0]
+    assert win_rate_notes(data, load_text("en"), team="Enterprise") == []  # wins and losses on record
+
+
+def test_no_criterion_is_named_missed_most_often_by_zero_deals(own):
+    """The export has none of the screening fields: the headline said "the criterion missed most
+    often is Need fit (0 deals)"."""
+    from funnelkit.analyses.screening import failing_criteria
+    from funnelkit.presentation.present import load_text, opportunity_findings
+
+    data, config = own
+    scope = fk.Scope.build(data, config, team="Enterprise", as_of="2024-12-31")
+    screened = fk.screen_opportunities(scope.open_deals, fk.load_screening(), as_of=scope.as_of)
+    assert failing_criteria(screened)["not met"].max() == 0 and len(screened) == 67  # 76 less 9 in euros
+    both = fk.score_deals(scope.open_deals, fk.load_scorecard())
+    both = both.merge(screened[["deal_id", "is_opportunity"]], on="deal_id")
+    text = load_text("en")
+    first = opportunity_findings(screened, both, both.iloc[0:0], text, "baseline", "USD")[0][0]
+    assert "missed most often" not in first and "(0 deals)" not in first
+    assert first.startswith("0 of 67 open deals are opportunity points") and "unknown" in first
+
+
+def test_overdue_follow_ups_are_unknown_not_0_when_no_open_deal_is_scored(own):
+    """No open deal is scored (no scorecard fields), so there is no follow-up plan: the index said
+    "Overdue follow-ups 0" for every team."""
+    from funnelkit.analyses.executive import team_figures
+    from funnelkit.presentation.present import load_text
+    from funnelkit.presentation.present_executive import index_figures
+
+    data, config = own
+    table = team_figures(data, config, "2024", ["Enterprise", "Mid-Market", "New Markets"], as_of="2024-12-31")
+    assert table["overdue"].isna().all() and (table["open_deals"] > 0).all()
+    shown = index_figures(table, load_text("en"), {}, "USD", "2024", "2024-12-31", 0.95)
+    column = shown["headers"].index("Overdue follow-ups")
+    assert {row["cells"][column - 1] for row in shown["rows"]} == {"not available: no open deal is scored"}

@@ -431,7 +431,10 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     lines = []
     if len(screened):
         worst = failing_criteria(screened).iloc[0]
-        lines.append((text("opp_headline_screen", qualified=int(screened["is_opportunity"].sum()), open=len(screened),
+        # no deal misses any criterion (often: the CRM lacks the fields): naming one as "missed most
+        # often (0 deals)" would be a figure from zero cases
+        key = "opp_headline_screen" if worst["not met"] else "opp_headline_screen_none_missed"
+        lines.append((text(key, qualified=int(screened["is_opportunity"].sum()), open=len(screened),
                            k=screened.min_criteria, n=len(screened.criteria),
                            criterion=worst["label"], missed=int(worst["not met"])), "screen"))
     tiers = both["tier"].astype("object").fillna("unscored").value_counts()
@@ -650,7 +653,9 @@ def win_rate_notes(data: Dataset, text: Text, team: str | None = None) -> list[s
     if not losses_recorded(data.deals):
         return [text("no_losses_recorded")]
     if team is not None and not losses_recorded(data.deals[data.deals["team"] == team]):
-        return [text("no_losses_in_team", team=team)]
+        # a team with no closed deal at all shows no win rate: "its win rates are 100%" would be false
+        closed = data.deals.loc[data.deals["team"] == team, "status"].isin(["won", "lost"]).any()
+        return [text("no_losses_in_team" if closed else "no_closed_in_team", team=team)]
     return []
 
 

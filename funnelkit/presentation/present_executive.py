@@ -21,7 +21,8 @@ def _figures(row: pd.Series, text: Text, labels: dict[str, str], currency: str) 
     leak = (text("fig_no_leak") if row["leak_stage"] is None or pd.isna(row["leak_stage"]) else
             text("fig_leak_value", stage=labels.get(row["leak_stage"], row["leak_stage"]), rate=row["leak_rate"]))
     return {"won_value": money(row["won_value"]), "win_rate": win_rate, "open_pipeline": money(row["open_pipeline"]),
-            "forecast": forecast, "crm_forecast": money(row["crm_forecast"]), "overdue": fmt_int(row["overdue"]),
+            "forecast": forecast, "crm_forecast": money(row["crm_forecast"]),
+            "overdue": text("fig_overdue_unscored") if pd.isna(row["overdue"]) else fmt_int(row["overdue"]),
             "leak": leak}
 
 
