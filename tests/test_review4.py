@@ -219,3 +219,22 @@ def test_overdue_follow_ups_are_unknown_not_0_when_no_open_deal_is_scored(own):
     shown = index_figures(table, load_text("en"), {}, "USD", "2024", "2024-12-31", 0.95)
     column = shown["headers"].index("Overdue follow-ups")
     assert {row["cells"][column - 1] for row in shown["rows"]} == {"not available: no open deal is scored"}
+
+
+def test_a_rep_with_one_closed_deal_reads_1_closed_deal(own):
+    """Kai Müller has one deal, lost: the headline read "on 1 closed deals vs team …"."""
+    from funnelkit.presentation.present import load_text, rep_findings
+
+    data, config = own
+    scope = fk.Scope.build(data, config, team="Enterprise", as_of="2024-12-31")
+    summary = fk.rep_summary_of(scope, "2024")
+    assert summary.set_index("rep").loc["Kai Müller", "closed"] == 1
+    text = load_text("en")
+    first = rep_findings(summary, "Kai Müller", pd.DataFrame({"rep_rate": [], "team_rate": []}), 0, 0, {}, text)[0][0]
+    assert "on 1 closed deal vs team" in first and "1 closed deals" not in first
+    one = text.counted("rep_headline_period", "closed", rep="Kai Müller", period="2024", rate="0.0%", closed=1,
+                       team_rate="21.2%")
+    assert one == "Kai Müller in 2024 alone: win rate 0.0% on 1 closed deal (team 21.2%)."
+    zh = load_text("zh")
+    assert zh.counted("rep_headline_period", "closed", rep="K", period="2024", rate="0%", closed=1, team_rate="1%") \
+        == zh("rep_headline_period", rep="K", period="2024", rate="0%", closed=1, team_rate="1%")

@@ -547,7 +547,7 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
         ranked = int(summary["rank"].notna().sum())
         rank_text = (text("rank_text", rank=int(r["rank"]), ranked=ranked) if pd.notna(r["rank"]) else
                      text("rank_none", closed=int(r["closed"]), min_volume=summary.min_volume))
-        lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
+        lines = [(text.counted("rep_headline_rate", "closed", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
                        high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.team_rate,
                        flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
     gap = (rates["rep_rate"] - rates["team_rate"]).dropna()

@@ -246,7 +246,7 @@ def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, 
                 + [(text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals")])
     lines = rep_findings(summary, figures.rep, rates, stalled, overdue, labels, text)
     mine, team = win.loc[("period", "rep")], win.loc[("period", "team")]
-    lines.insert(1, (text("rep_headline_period", rep=figures.rep, period=period, rate=fmt_pct(mine["win_rate"]),
+    lines.insert(1, (text.counted("rep_headline_period", "closed", rep=figures.rep, period=period, rate=fmt_pct(mine["win_rate"]),
                           closed=int(mine["closed"]), team_rate=fmt_pct(team["win_rate"])), "windows"))
     return lines
 
