@@ -238,3 +238,24 @@ def test_a_rep_with_one_closed_deal_reads_1_closed_deal(own):
     zh = load_text("zh")
     assert zh.counted("rep_headline_period", "closed", rep="K", period="2024", rate="0%", closed=1, team_rate="1%") \
         == zh("rep_headline_period", rep="K", period="2024", rate="0%", closed=1, team_rate="1%")
+
+
+def test_a_rep_report_does_not_count_0_overdue_follow_ups_of_unscored_deals(own):
+    """The rep reports said "0 stalled and 0 overdue deals to act on" and listed 0 overdue per rep,
+    though no open deal is scored, so there is no follow-up plan to be overdue against."""
+    from funnelkit.analyses.playbook import follow_up_plan, load_playbook, overdue_known
+    from funnelkit.presentation.present import load_text, rep_findings, rollup_table
+
+    data, config = own
+    scope = fk.Scope.build(data, config, team="Enterprise", as_of="2024-12-31")
+    plan = follow_up_plan(fk.score_deals(scope.open_deals, fk.load_scorecard()), load_playbook(), "2024-12-30")
+    assert plan.empty and len(scope.open_deals) == 67
+    assert not overdue_known(plan, scope.open_deals, "Mei Chen")
+    assert overdue_known(plan, scope.open_deals, "Kai Müller")  # no open deal: 0 overdue is a count
+    summary = fk.rep_summary_of(scope, "2024", plan=plan)
+    by_rep = summary.set_index("rep")["overdue"]
+    assert by_rep["Kai Müller"] == 0 and by_rep.drop("Kai Müller").isna().all()
+    text = load_text("en")
+    assert "not known (no deal scored)" in rollup_table(summary, text).to_html()
+    last = rep_findings(summary, "Mei Chen", pd.DataFrame({"rep_rate": [], "team_rate": []}), 0, None, {}, text)[-1][0]
+    assert last == "0 stalled deals to act on; overdue follow-ups not known: no open deal is scored."

@@ -532,7 +532,7 @@ def suggestion_verdict(suggestion: Any, text: Text) -> str:
                 low=row.loc["suggested", "diff_low"], high=row.loc["suggested", "diff_high"])
 
 
-def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int, labels: dict[str, str],
+def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int | None, labels: dict[str, str],
                  text: Text) -> list[Finding]:
     """Headline sentences for a rep report: win rate with interval against the team and the limits,
     the rank on the shrunk rate, the stage where the rep's next-step rate (``rates`` from
@@ -560,8 +560,16 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
         lines.append((text("rep_step_gap", step=step, rep_rate=fmt_pct(worst["rep_rate"]),
                            team_rate=fmt_pct(worst["team_rate"]),
                            diff=fmt_pp(worst["rep_rate"] - worst["team_rate"], text("unit_pp"))), "rep-funnel"))
-    lines.append((text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals"))
+    lines.append((work_line(text, stalled, overdue), "rep-deals"))
     return lines
+
+
+def work_line(text: Text, stalled: int, overdue: int | None) -> str:
+    """"3 stalled and 2 overdue deals to act on"; with ``overdue`` None (open deals, none scored:
+    :func:`funnelkit.analyses.playbook.overdue_known`) the overdue count is said to be unknown."""
+    if overdue is None:
+        return text("rep_headline_work_unscored", stalled=stalled)
+    return text("rep_headline_work", stalled=stalled, overdue=overdue)
 
 
 def coaching(points: list[tuple[str, dict]], labels: dict[str, str], text: Text) -> list[str]:
@@ -604,7 +612,7 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     table = styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                    pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
                    money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
-                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key})
+                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key, "overdue": "overdue_unscored_cell"})
     # the reason under the table, not in the rank cell: a sentence there pushed the last columns off the page
     captions = []
     if "rank" in columns and shown["rank"].isna().any():

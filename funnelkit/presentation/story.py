@@ -225,13 +225,13 @@ def step_bars(rates: pd.DataFrame, labels: dict[str, str], text: Text, rep: str 
     return bars if rep is not None else bars[[text("col_team_value")]]
 
 
-def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int,
+def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int | None,
                  labels: dict[str, str], text: Text) -> list[Finding]:
     """Headline of a rep report: the trailing-window findings of :func:`funnelkit.presentation.present.rep_findings`
     with the rep's own figures for the report period beside them; for the team overview
     (``figures.rep`` None) the team's win rate in the period and the window, the reps outside the
     limits and the deals to act on."""
-    from funnelkit.presentation.present import rep_findings, rep_flag_findings
+    from funnelkit.presentation.present import rep_findings, rep_flag_findings, work_line
 
     win = figures.win.set_index(["window", "who"])
     period, trailing = figures.period.label, window_label(text, figures.period, figures.trailing)
@@ -243,7 +243,7 @@ def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, 
                        window=trailing, period=period, period_rate=fmt_pct(team_p["win_rate"]),
                        period_closed=int(team_p["closed"])), "windows")]
                 + [(line, "funnel-plot") for line, _ in rep_flag_findings(summary, text)]
-                + [(text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals")])
+                + [(work_line(text, stalled, overdue), "rep-deals")])
     lines = rep_findings(summary, figures.rep, rates, stalled, overdue, labels, text)
     mine, team = win.loc[("period", "rep")], win.loc[("period", "team")]
     lines.insert(1, (text.counted("rep_headline_period", "closed", rep=figures.rep, period=period, rate=fmt_pct(mine["win_rate"]),
