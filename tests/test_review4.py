@@ -259,3 +259,23 @@ def test_a_rep_report_does_not_count_0_overdue_follow_ups_of_unscored_deals(own)
     assert "not known (no deal scored)" in rollup_table(summary, text).to_html()
     last = rep_findings(summary, "Mei Chen", pd.DataFrame({"rep_rate": [], "team_rate": []}), 0, None, {}, text)[-1][0]
     assert last == "0 stalled deals to act on; overdue follow-ups not known: no open deal is scored."
+
+
+def test_a_project_made_by_an_older_funnelkit_gets_new_wording_keys(tmp_path, monkeypatch):
+    """`init` copies params/text.yaml into the project; a key added later (here review4's
+    overdue_unscored_cell) made every rep report of that project fail with KeyError. The project's
+    own wording still wins for the keys it has."""
+    from funnelkit.presentation.present import load_text
+
+    project = tmp_path / "old"
+    (project / "params").mkdir(parents=True)
+    from funnelkit.config import PARAMS_DIR
+
+    packaged = yaml.safe_load((PARAMS_DIR / "text.yaml").read_text(encoding="utf-8"))
+    old = {"fig_won_value": {"en": "Booked revenue", "zh": "赢单金额"}}
+    (project / "params" / "text.yaml").write_text(yaml.safe_dump(old, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv(PROJECT_ENV, str(project))
+    text = load_text("en")
+    assert text("fig_won_value") == "Booked revenue"
+    assert text("overdue_unscored_cell") == "not known (no deal scored)"
+    assert set(text.entries) == set(packaged)

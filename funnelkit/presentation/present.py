@@ -19,7 +19,7 @@ from pandas.io.formats.style import Styler
 from pydantic import RootModel
 
 from funnelkit import memo
-from funnelkit.config import params_file, validate_file
+from funnelkit.config import PARAMS_DIR, params_file, validate_file
 from funnelkit.inputs.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.presentation.pages import TEMPLATES
 
@@ -69,16 +69,26 @@ class Text:
 
 
 def load_text(language: str = "en", path: str | Path | None = None) -> Text:
-    """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``. Read once per
+    """Load ``params/text.yaml`` (a project's, over the packaged one for keys it lacks); every key
+    must give both ``en`` and ``zh``. Read once per
     process until the file changes (every report and its page title need it); each call gets
     its own entries, so a report that changes its wording cannot change the next one's."""
     path = Path(path) if path else params_file("text.yaml")
+    entries = _text_entries(path, _version(path))
+    packaged = PARAMS_DIR / "text.yaml"
+    if path.resolve() != packaged.resolve():
+        # a project's copy made by an older funnelkit lacks the keys added since: those come from
+        # the packaged wording (the project's own wording wins), not a KeyError in every report
+        entries = _text_entries(packaged, _version(packaged)) | entries
+    return Text({key: dict(words) for key, words in entries.items()}, language)
+
+
+def _version(path: Path) -> tuple[int, int] | None:
     try:
         stat = path.stat()
-        version = (stat.st_mtime_ns, stat.st_size)
+        return stat.st_mtime_ns, stat.st_size
     except OSError:
-        version = None  # validate_file says what is wrong with the file
-    return Text({key: dict(words) for key, words in _text_entries(path, version).items()}, language)
+        return None  # validate_file says what is wrong with the file
 
 
 @functools.lru_cache(maxsize=4)
