@@ -256,7 +256,7 @@ def test_a_rep_report_does_not_count_0_overdue_follow_ups_of_unscored_deals(own)
     by_rep = summary.set_index("rep")["overdue"]
     assert by_rep["Kai Müller"] == 0 and by_rep.drop("Kai Müller").isna().all()
     text = load_text("en")
-    assert "not known (no deal scored)" in rollup_table(summary, text).to_html()
+    assert ">not scored<" in rollup_table(summary, text).to_html()
     last = rep_findings(summary, "Mei Chen", pd.DataFrame({"rep_rate": [], "team_rate": []}), 0, None, {}, text)[-1][0]
     assert last == "0 stalled deals to act on; overdue follow-ups not known: no open deal is scored."
 
@@ -277,5 +277,27 @@ def test_a_project_made_by_an_older_funnelkit_gets_new_wording_keys(tmp_path, mo
     monkeypatch.setenv(PROJECT_ENV, str(project))
     text = load_text("en")
     assert text("fig_won_value") == "Booked revenue"
-    assert text("overdue_unscored_cell") == "not known (no deal scored)"
+    assert text("overdue_unscored_cell") == "not scored"
     assert set(text.entries) == set(packaged)
+
+
+def test_long_step_names_under_the_rep_funnel_bars_do_not_overlap():
+    """HubSpot's stage names made the five step labels of "Funnel against the team" run into each
+    other ("…Scheduled →Qualified To Buy →Presentation Scheduled…")."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from funnelkit.presentation import plots
+
+    steps = ["Appointment Scheduled → Qualified To Buy", "Qualified To Buy → Presentation Scheduled",
+             "Presentation Scheduled → Decision Maker Bought-In", "Decision Maker Bought-In → Contract Sent",
+             "Contract Sent → Closed Won"]
+    for labels in (steps, ["已约见 → 合格商机", "合格商机 → 已安排演示", "已安排演示 → 决策人认可", "决策人认可 → 已发合同",
+                           "已发合同 → 赢单"]):
+        table = pd.DataFrame({"Rep": [0.8, 0.78, 0.41, 0.25, 0.67], "Team": [0.83, 0.75, 0.55, 0.47, 0.71]}, index=labels)
+        fig = plots.compare_bars(table, "Funnel against the team", "%")
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        boxes = [t.get_window_extent(renderer) for t in fig.axes[0].get_xticklabels()]
+        assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
+        shown = [t.get_text().replace("\n", " ") for t in fig.axes[0].get_xticklabels()]
+        assert [s.replace(" ", "") for s in shown] == [s.replace(" ", "") for s in labels]  # wrapped, not cut
