@@ -106,6 +106,7 @@ def test_init_drafts_the_stage_change_log_with_closes_currency_and_a_real_team(d
     assert draft["files"] == {"deals": "deals.tsv", "stage_events": "deal_stage_history.xlsx"}
     assert draft["columns"]["To stage"] == "stage" and draft["columns"]["Changed at"] == "entered_at"
     assert draft["columns"]["Currency"] == "currency" and "Pipeline" not in draft["columns"]
+    assert draft["columns"]["Deal probability"] == "win_probability"
     assert list(draft["stages"]) == ["Appointment Scheduled", "Qualified To Buy", "Presentation Scheduled",
                                      "Decision Maker Bought-In", "Contract Sent", "Closed Won", "Closed Lost"]
     assert draft["stages"]["Closed Lost"] is None and draft["status_column"] == "Deal Stage"
@@ -219,6 +220,10 @@ def test_overdue_follow_ups_are_unknown_not_0_when_no_open_deal_is_scored(own):
     shown = index_figures(table, load_text("en"), {}, "USD", "2024", "2024-12-31", 0.95)
     column = shown["headers"].index("Overdue follow-ups")
     assert {row["cells"][column - 1] for row in shown["rows"]} == {"not available: no open deal is scored"}
+    crm = shown["headers"].index("CRM-probability forecast")  # the draft maps "Deal probability", but
+    closed_only = table.assign(crm_forecast=float("nan"))  # without it the cell said "–"
+    shown = index_figures(closed_only, load_text("en"), {}, "USD", "2024", "2024-12-31", 0.95)
+    assert {row["cells"][crm - 1] for row in shown["rows"]} == {"not available (no probabilities)"}
 
 
 def test_a_rep_with_one_closed_deal_reads_1_closed_deal(own):

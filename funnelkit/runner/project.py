@@ -34,6 +34,7 @@ SYNONYMS: dict[str, list[str]] = {
     "industry": ["industry", "sector", "businesssegment", "行业"],
     "pipeline": ["pipeline"],
     "currency": ["currency", "currencycode", "dealcurrencycode", "币种", "货币"],
+    "win_probability": ["probability", "dealprobability", "winprobability", "成交概率"],
 }
 # a stage history names the stage entered; a log of stage changes ("From stage", "To stage") the new one
 STAGE_NAMES = ["stage", "dealstage", "stagename", "阶段", "currentstage", "tostage", "newstage", "stageto"]
