@@ -306,3 +306,13 @@ def test_long_step_names_under_the_rep_funnel_bars_do_not_overlap():
         assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
         shown = [t.get_text().replace("\n", " ") for t in fig.axes[0].get_xticklabels()]
         assert [s.replace(" ", "") for s in shown] == [s.replace(" ", "") for s in labels]  # wrapped, not cut
+
+
+def test_score_prints_no_nan_for_a_tier_without_deals(drafted, monkeypatch, capsys):
+    """`funnelkit score` on the export (no deal scored) printed "nan" as the amount of each empty tier."""
+    monkeypatch.setenv(PROJECT_ENV, str(drafted))
+    cli(["score", str(FOLDER), "--preset", "my_export"])
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower()
+    high = next(line for line in out.splitlines() if line.startswith("high"))
+    assert high.split() == ["high", "0", "0.0%", "–", "0.0%"]
