@@ -316,3 +316,21 @@ def test_score_prints_no_nan_for_a_tier_without_deals(drafted, monkeypatch, caps
     assert "nan" not in out.lower()
     high = next(line for line in out.splitlines() if line.startswith("high"))
     assert high.split() == ["high", "0", "0.0%", "–", "0.0%"]
+
+
+def test_salesforce_history_rows_keep_their_file_row_in_the_quarantine(tmp_path, config):
+    """The Salesforce reader sorts OpportunityHistory and leaves out closes and repeated stages, and
+    the quarantine then numbered rows by position in what was left: an example row named another
+    line of the file than the one at fault."""
+    from funnelkit.inputs.crm_shapes import write_salesforce
+
+    write_salesforce(fk.sample_dataset(seed=4, n_deals=120), tmp_path / "sf")
+    folder = tmp_path / "sf"
+    path = folder / "OpportunityHistory.csv"
+    history = pd.read_csv(path, dtype=str, keep_default_na=False)
+    target = len(history) - 5  # a row late in the file, after many closes
+    history.loc[target, "StageName"] = "Bogus Stage"
+    history.to_csv(path, index=False)
+    data = fk.load_data(folder, config=config, preset="salesforce")
+    bad = data.quarantine[(data.quarantine["table"] == "stage_events") & (data.quarantine["value"] == "Bogus Stage")]
+    assert list(bad["row"]) == [target + 1]  # 1-based data row of the file

@@ -209,6 +209,7 @@ def read_salesforce(tables: dict[str, pd.DataFrame], preset: Preset, config: Fun
     closed, won = truthy(raw[flags["closed"]]), truthy(raw[flags["won"]])
     deals["status"] = np.where(won, "won", np.where(closed, "lost", "open"))
     events = history.rename(columns=preset.history_columns)[["deal_id", "stage", "entered_at"]].copy()
+    events[FILE_ROW] = np.arange(1, len(events) + 1)  # rows are sorted and closes left out below
     events["stage"], closes = map_stage(events["stage"], preset)
     parsing = preset.parsing(config.timezone)
     events["entered_at"] = parse_dates(events["entered_at"], parsing, "entered_at", f"{history_file}, column entered_at")[0]
