@@ -334,3 +334,20 @@ def test_salesforce_history_rows_keep_their_file_row_in_the_quarantine(tmp_path,
     data = fk.load_data(folder, config=config, preset="salesforce")
     bad = data.quarantine[(data.quarantine["table"] == "stage_events") & (data.quarantine["value"] == "Bogus Stage")]
     assert list(bad["row"]) == [target + 1]  # 1-based data row of the file
+
+
+def test_a_year_report_names_its_one_window_once():
+    """For a year the 12-month window is the year itself: the rep report said "Windows: 2024 (the
+    report period) and 2024" and "the first columns are 2024 alone; the others cover 2024"."""
+    from funnelkit.periods import parse_period, trailing_window as rep_window
+    from funnelkit.presentation.present import load_text
+    from funnelkit.presentation.story import windows_words
+
+    text = load_text("en")
+    year = parse_period("2024")
+    note, line = windows_words(text, year, rep_window(year, 12))
+    assert (note, line) == ("rep_windows_note_same", "Window: 2024, the report period.")
+    assert "2024 alone" not in text(note, period="2024", trailing="2024")
+    month = parse_period("2024-06")
+    note, line = windows_words(text, month, rep_window(month, 12))
+    assert note == "rep_windows_note" and line.startswith("Windows: 2024-06 (the report period) and 12 months to 2024-06")

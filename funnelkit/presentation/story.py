@@ -151,6 +151,16 @@ def window_label(text: Text, period: Period, trailing: Period) -> str:
                 end=f"{last:%Y-%m}")
 
 
+def windows_words(text: Text, period: Period, trailing: Period) -> tuple[str, str]:
+    """The text key of the windows section's note and the headline's windows line. When the
+    trailing window is the report period itself (a year, with 12-month windows) both say there is
+    one window, not "Windows: 2024 (the report period) and 2024"."""
+    if trailing.start == period.start and trailing.end == period.end:
+        return "rep_windows_note_same", text("rep_windows_line_same", period=period.label)
+    return "rep_windows_note", text("rep_windows_line", period=period.label,
+                                    trailing=window_label(text, period, trailing))
+
+
 def rep_period_table(figures: Any, labels: dict[str, str], text: Text) -> pd.DataFrame:
     """The rep's (and team's) figures for the period beside the trailing window, one row per
     measure (win rate, closed deals, each step's cohort conversion), one column per window × who,
