@@ -351,3 +351,24 @@ def test_a_year_report_names_its_one_window_once():
     month = parse_period("2024-06")
     note, line = windows_words(text, month, rep_window(month, 12))
     assert note == "rep_windows_note" and line.startswith("Windows: 2024-06 (the report period) and 12 months to 2024-06")
+
+
+def test_key_figures_of_the_export_match_a_count_by_hand(own):
+    """Won value and win rate per team worked out from deals.tsv alone (dollar deals closed in
+    2024, "$1,234.50" read as 1234.5): the index's figures for the same teams."""
+    from funnelkit.analyses.executive import team_figures
+
+    data, config = own
+    raw = pd.read_csv(FOLDER / "deals.tsv", sep="\t", dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    raw = raw[raw["Currency"] != "EUR"]
+    closed = raw[raw["Deal Stage"].isin(["Closed Won", "Closed Lost"])]
+    assert closed["Close Date"].str[6:10].eq("2024").all()
+    table = team_figures(data, config, "2024", ["Enterprise", "Mid-Market", "New Markets"], as_of="2024-12-31")
+    for team, row in table.set_index("team", drop=False).iloc[:3].iterrows():
+        mine = closed[closed["Team"] == team]
+        won = mine[mine["Deal Stage"] == "Closed Won"]
+        value = won["Amount"].str.replace(r"[$,]", "", regex=True).replace("", "nan").astype(float).sum()
+        assert (row["won"], row["closed"]) == (len(won), len(mine))
+        if len(won):  # New Markets has none
+            assert row["won_value"] == pytest.approx(value)
+    assert tuple(table.set_index("team", drop=False).loc["Enterprise", ["won", "closed"]]) == (17, 80)
