@@ -158,20 +158,13 @@ def test_init_whose_draft_analyses_nothing_sets_no_period_from_today(tmp_path, c
 # --- 4. what a sales director read: a team with every deal open, unscored deals
 
 
-@pytest.fixture(scope="module")
-def own(drafted) -> tuple[fk.Dataset, fk.config.FunnelConfig]:
-    import os
-
-    before = os.environ.get(PROJECT_ENV)
-    os.environ[PROJECT_ENV] = str(drafted)
-    try:
-        config = fk.load_config()
-        yield fk.load_data(FOLDER, config=config, preset="my_export"), config
-    finally:
-        if before is None:
-            os.environ.pop(PROJECT_ENV, None)
-        else:
-            os.environ[PROJECT_ENV] = before
+@pytest.fixture
+def own(drafted, monkeypatch) -> tuple[fk.Dataset, fk.config.FunnelConfig]:
+    """The export loaded with init's draft, the project set for this test only (a module-wide
+    setting would hand later tests, and session fixtures built then, the project's config)."""
+    monkeypatch.setenv(PROJECT_ENV, str(drafted))
+    config = fk.load_config()
+    return fk.load_data(FOLDER, config=config, preset="my_export"), config
 
 
 def test_a_team_with_every_deal_open_is_not_told_its_win_rates_are_100(own):
