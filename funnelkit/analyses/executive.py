@@ -11,7 +11,8 @@ For one period P and the as-of date, per team (and for all teams together):
   them, ``history_win_rate`` = won ÷ closed among them, 1 when the team never recorded a loss;
   ``forecast_differs``: the CRM forecast is outside its interval);
 * ``overdue``: open scored deals whose next follow-up (:func:`funnelkit.analyses.playbook.follow_up_plan`,
-  planned for the last day before as_of) is past due;
+  planned for the last day before as_of) is past due; NaN when there are open deals but none is
+  scored (the plan is empty, so the count is unknown);
 * ``leak_stage`` / ``leak_rate``: the biggest leak of P's cohort funnel
   (:func:`funnelkit.analyses.funnel.biggest_leak`: highest ``lost_at / reached``); None when nothing leaked.
 """
@@ -55,7 +56,8 @@ def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playb
         "crm_forecast": forecast.crm, "forecast": forecast.history, "forecast_low": forecast.history_low,
         "forecast_high": forecast.history_high, "forecast_differs": forecast.differs, "history_closed": forecast.closed,
         "history_win_rate": forecast.closed_win_rate,
-        "overdue": int(plan["overdue"].sum()),
+        # open deals but none scored: no plan, so how many are overdue is unknown, not 0
+        "overdue": np.nan if len(open_deals) and plan.empty else int(plan["overdue"].sum()),
         "leak_stage": None if leak is None else leak["stage"], "leak_rate": np.nan if leak is None else leak["loss_rate"],
     }
 

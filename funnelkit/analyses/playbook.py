@@ -59,6 +59,15 @@ def load_playbook(path: str | Path | None = None) -> Playbook:
 
 
 @reused
+def overdue_known(plan: pd.DataFrame, open_deals: pd.DataFrame, rep: str | None = None) -> bool:
+    """Whether ``plan`` (:func:`follow_up_plan`, which holds scored deals only) can say how many
+    follow-ups of ``rep`` (None: all) are overdue: False when there are open deals but none of them
+    is scored, so "0 overdue" would be a count of nothing."""
+    if rep is not None:
+        open_deals, plan = open_deals[open_deals["rep"] == rep], plan[plan["rep"] == rep]
+    return open_deals.empty or not plan.empty
+
+
 def follow_up_plan(
     scored: pd.DataFrame, playbook: Playbook, as_of: str | pd.Timestamp, language: str = "en"
 ) -> pd.DataFrame:

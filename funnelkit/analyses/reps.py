@@ -180,7 +180,10 @@ def _team_summary(scope: Scope, period: Period, window_months: int | None, min_v
         wide = medians.pivot(index="rep", columns="stage", values="median").add_prefix("tis_")
         out = out.merge(wide, left_on="rep", right_index=True, how="left")
     if plan is not None:
-        out["overdue"] = out["rep"].map(plan[plan["overdue"]].groupby("rep").size()).fillna(0).astype(int)
+        out["overdue"] = out["rep"].map(plan[plan["overdue"]].groupby("rep").size()).fillna(0).astype(float)
+        # a rep with open deals of which none is scored has no plan: unknown, not 0 overdue
+        unscored = out["rep"].isin(scope.open_deals["rep"]) & ~out["rep"].isin(plan["rep"])
+        out["overdue"] = out["overdue"].mask(unscored)
     theta = out["won"].sum() / out["closed"].sum() if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = shrunk_rates(out["won"], out["closed"]) if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = out["shrunk_win_rate"].where(out["closed"] > 0)  # the prior alone is no rate

@@ -478,7 +478,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     engine.register("fk_status_names", pd.DataFrame({"raw": statuses["status_text"].astype(str).tolist(),
                                                      "status": [normalise_name(v) for v in statuses["status_text"]]},
                                                     dtype=object))
-    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, _TEXT_COLUMNS),
+    engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, _TEXT_COLUMNS,
+                                                            currency=config.currency),
                   materialise=True)
     engine.define("fk_checked_events", sql.event_checks_sql(as_of), materialise=True)
     engine.define("fk_reached", sql.reached_sql(), materialise=True)

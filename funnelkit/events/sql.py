@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from funnelkit.inputs.data import reason
+from funnelkit.inputs.data import foreign_marks, reason
 
 BASE_DIALECT = "duckdb"
 
@@ -339,7 +339,7 @@ def _finite(column: str) -> str:
 
 
 def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, text_columns: list[str],
-                    created_column: bool = True) -> str:
+                    created_column: bool = True, currency: str = "CNY") -> str:
     """Each parsed deal with the first reason it cannot be analysed, in the order of
     :func:`funnelkit.inputs.data.validate` (so the same reason wins), its column and raw value; the
     kept columns are :func:`parsed_deal_columns`, ``probability`` (a fraction) and the raw
@@ -365,6 +365,10 @@ def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, text_columns: lis
                    (f"not {_finite(c)} and not isnan({c})", c, reason("not_finite", c), _shown(c))]
         if c == "amount":
             checks.append(("amount < 0", "amount", reason("negative", "amount"), _shown(c)))
+            marks = foreign_marks(currency)
+            if marks:  # as in_other_currency: a mark that cannot stand for the configured currency
+                checks.append((f"regexp_matches(cast(amount_src as varchar), {string(marks)})", "amount",
+                               reason("other_currency", "amount"), _shown(c)))
     checks += [
         ("probability < 0 or probability > 1", "win_probability", reason("probability_range"),
          _shown("win_probability")),

@@ -42,6 +42,7 @@ QUARANTINE_REASONS = {
     "not_a_number": "{column} is not a number",
     "not_finite": "{column} is not a finite number",
     "negative": "{column} is negative",
+    "other_currency": "{column} is in another currency than funnel.yaml's `currency`",
     "probability_range": "win_probability is not between 0 and 1 (or 0 and 100 %)",
     "duplicated": "{column} is duplicated",
     "closed_no_date": "closed deal has no closed_at",
@@ -91,6 +92,7 @@ EVENT_REQUIRED = ["deal_id", "stage", "entered_at"]
 STATUSES = ("open", "won", "lost")
 UNSPECIFIED_REASON = "unspecified"
 QUARANTINE_COLUMNS = ["table", "file", "row", "deal_id", "column", "value", "reason"]
+FILE_ROW = "_file_row"  # an events column a reader may add: the row's 1-based row in its file
 
 
 class DataError(ValueError):
@@ -243,6 +245,23 @@ def day_month_order(parts: pd.DataFrame, where: str) -> bool:
     return True  # 01/01, 02/02 …: either order reads the same
 
 
+_TWELVE_HOUR = r"^(\s*)(\d{1,2})(:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*([AaPp])\.?\s*[Mm]\.?$"
+
+
+def twenty_four_hour(times: pd.Series) -> pd.Series:
+    """The time after a date on a 24-hour clock: `` 03:05 PM`` → `` 15:05``, `` 12:30 AM`` →
+    `` 00:30``, `` 12:30 PM`` → `` 12:30`` (US CRMs write ``MM/DD/YYYY hh:mm AM/PM``). An hour
+    outside 1–12 before AM/PM is left as written, so the date is quarantined as not a date."""
+    parts = times.str.extract(_TWELVE_HOUR)
+    hour = pd.to_numeric(parts[1], errors="coerce")
+    ok = hour.between(1, 12)
+    if not ok.any():
+        return times
+    pm = parts[3].str.lower().eq("p")
+    converted = (hour % 12 + pm.astype(int) * 12).astype("Int64").astype("string").str.zfill(2)
+    return times.where(~ok, parts[0] + converted + parts[2])
+
+
 def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str = "", where: str = "",
                 ) -> tuple[pd.Series, pd.Series]:
     """Parse one column of dates: (naive ``datetime64[ns]`` in the configured zone, out-of-range mask).
@@ -295,7 +314,7 @@ def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str =
                 day, month = (parts[0], parts[2]) if dayfirst else (parts[2], parts[0])
                 year = parts[3].where(parts[3].str.len() == 4,
                                       parts[3].map(lambda y: f"{20 if int(y) < 69 else 19}{y}", na_action="ignore"))
-                iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4].str.replace(r"^T", " ", regex=True)
+                iso = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + twenty_four_hour(parts[4].str.replace(r"^T", " ", regex=True))
                 out[iso.index] = _iso(iso, zone)
             other = rest[~dmy]
             if len(other):  # month names and other unambiguous spellings
@@ -318,6 +337,36 @@ def parse_datetimes(values: pd.Series, dayfirst: bool | None = None, date_format
 
 
 _CURRENCY = r"[¥￥$€£]|CNY|RMB|USD|EUR|元"
+# The currencies each mark written in an amount may stand for: a mark that cannot be the configured
+# currency puts the amount in another one (``$`` is several dollars, ``¥`` yuan or yen).
+CURRENCY_MARKS = {"¥": ("CNY", "JPY"), "￥": ("CNY", "JPY"), "元": ("CNY",), "CNY": ("CNY",), "RMB": ("CNY",),
+                  "$": ("USD", "CAD", "AUD", "NZD", "HKD", "SGD", "MXN", "TWD"), "USD": ("USD",),
+                  "€": ("EUR",), "EUR": ("EUR",), "£": ("GBP",)}
+
+
+def foreign_marks(currency: str) -> str | None:
+    """A regular expression matching the currency marks (symbols and codes) that cannot stand for
+    ``currency``, or None. It has no backslash (symbols go in a character class, where ``$`` is
+    literal), so SQL dialects that treat ``\\`` in string literals differently read it alike."""
+    marks = [mark for mark, codes in CURRENCY_MARKS.items() if currency.upper() not in codes]
+    symbols = "".join(m for m in marks if len(m) == 1)
+    parts = ([f"[{symbols}]"] if symbols else []) + [m for m in marks if len(m) > 1]
+    return "|".join(parts) or None
+
+
+def in_other_currency(amounts: pd.Series, currency: str, codes: pd.Series | None = None) -> pd.Series:
+    """True where an amount is not in ``currency``: its text carries a mark that cannot stand for it
+    (``€1,200`` when the currency is USD), or its row's currency code (``codes``, a currency column
+    of the export; blank means the configured one) names another. Summing such amounts with the
+    others would give a figure in no currency."""
+    text = amounts.astype("string")
+    marks = foreign_marks(currency)
+    other = text.str.contains(marks, regex=True).fillna(False).astype(bool) if marks \
+        else pd.Series(False, index=amounts.index)
+    if codes is not None:
+        code = codes.astype("string").str.strip().str.upper()
+        other |= (code.notna() & code.ne("") & code.ne(currency.upper())).fillna(False).astype(bool)
+    return other & ~_blank(amounts)
 
 
 def _number_pattern(mark: str) -> str:
@@ -443,8 +492,9 @@ def take(column: pd.Series, where: np.ndarray) -> pd.Series:
 class _Quarantine:
     """Collects the first reason found for each bad row of one table."""
 
-    def __init__(self, table: str, file: str, n: int):
-        self.table, self.file = table, file
+    def __init__(self, table: str, file: str, n: int, rows: np.ndarray | None = None):
+        # rows: each row's 1-based row in its file, when a reader left some file rows out
+        self.table, self.file, self.rows = table, file, rows
         self.reason = pd.Series(pd.NA, index=pd.RangeIndex(n), dtype="object")
         self.column = pd.Series(pd.NA, index=self.reason.index, dtype="object")
         self.value = pd.Series(pd.NA, index=self.reason.index, dtype="object")
@@ -469,7 +519,7 @@ class _Quarantine:
             {
                 "table": self.table,
                 "file": self.file,
-                "row": pd.array(np.flatnonzero(bad) + 1, dtype="Int64"),
+                "row": pd.array(np.flatnonzero(bad) + 1 if self.rows is None else self.rows[bad], dtype="Int64"),
                 "deal_id": deal_ids[bad].astype("object").to_numpy(),
                 "column": self.column[bad].to_numpy(),
                 "value": self.value[bad].to_numpy(),
@@ -585,7 +635,9 @@ def validate(
         qd.flag(deals[column].isna() | deals[column].eq(""), column, reason("missing", column))
 
     # --- event dates first: they give created_at where the export has none, and the as-of date
-    qe = _Quarantine("stage_events", events_file, len(events))
+    # a reader that left rows out (a close written as a stage change) gives each row's file row
+    file_rows = events.pop(FILE_ROW).to_numpy(dtype=np.int64) if FILE_ROW in events.columns else None
+    qe = _Quarantine("stage_events", events_file, len(events), file_rows)
     raw_events = events.copy()
     events["deal_id"] = events["deal_id"].astype("string").str.strip()
     for column in EVENT_REQUIRED:
@@ -619,6 +671,10 @@ def validate(
     qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", reason("not_a_number", "amount"), amount_text)
     qd.flag(np.isinf(deals["amount"]), "amount", reason("not_finite", "amount"), amount_text)
     qd.flag(deals["amount"] < 0, "amount", reason("negative", "amount"), amount_text)
+    codes = raw["currency"] if "currency" in raw.columns else None  # an export's currency column
+    other = in_other_currency(amount_text, config.currency, codes)
+    shown_other = amount_text if codes is None else amount_text.astype("string") + " " + codes.astype("string").fillna("")
+    qd.flag(other, "amount", reason("other_currency", "amount"), shown_other)
     for column in ["win_probability", "payment_days"]:
         if pd.api.types.is_numeric_dtype(raw[column]):
             values = raw[column].astype(float)

@@ -63,6 +63,19 @@ def _too_wide(columns: pd.Index, path: Path) -> None:
                         "Export only the columns the preset maps (a wider file is usually not a table of deals)")
 
 
+TITLE_LINES = 10  # how far down a header under a title line (a report export's name, a blank line) is looked for
+
+
+def title_lines(rows: list[list[object]]) -> int:
+    """How many lines above the header a CRM's report export wrote (a title, an export date, blank
+    lines): 0 unless the first line has at most one filled cell and a later line of the first
+    :data:`TITLE_LINES` has two or more; then the lines before the first of the most filled ones."""
+    counts = [sum(1 for cell in row if cell is not None and not pd.isna(cell) and str(cell).strip()) for row in rows]
+    if not counts or counts[0] >= 2 or max(counts) < 2:
+        return 0
+    return counts.index(max(counts))
+
+
 def read_csv(path: Path, encoding: str | None = None, separator: str | None = None) -> pd.DataFrame:
     """Read a CSV as text columns in ``encoding`` (else the one :func:`detect_encoding` finds),
     fields separated by ``separator`` (default ``,``)."""
@@ -76,7 +89,14 @@ def read_csv(path: Path, encoding: str | None = None, separator: str | None = No
         raise DataError(f"{path}: holds NUL bytes: a binary file, not a CSV text export")
     encoding = encoding or detect_encoding(raw, path)
     options = dict(sep=separator or ",", dtype=str, keep_default_na=False, na_values=[""], encoding=encoding)
-    header = raw.split(b"\n", 1)[0].decode(encoding, errors="replace")
+    lines = raw[:1 << 20].decode(encoding, errors="replace").splitlines()[:TITLE_LINES]
+    try:
+        skip = title_lines(list(csv.reader(lines, delimiter=separator or ",")))
+    except csv.Error:
+        skip = 0
+    if skip:
+        options["skiprows"] = skip
+    header = lines[skip] if lines else ""
     try:  # the width before pandas builds a frame (100,000 columns took pandas minutes)
         width = len(next(csv.reader([header], delimiter=separator or ","), []))
     except csv.Error:  # a cell longer than the csv module's limit
@@ -105,6 +125,12 @@ def read_table(path: Path, sheet: str | int | None = None, encoding: str | None 
         if sheet is not None and sheet not in workbook.sheet_names:
             raise DataError(f"{path}: no sheet {sheet!r}; the workbook has {', '.join(map(repr, workbook.sheet_names))}")
         table = pd.read_excel(workbook, sheet_name=sheet if sheet is not None else 0, dtype=object)
+        named = [c for c in table.columns if not str(c).startswith("Unnamed: ")]
+        skip = title_lines([named] + table.head(TITLE_LINES - 1).values.tolist()) if len(table.columns) > 1 else 0
+        if skip:  # the header is a data row: the lines above it were a title
+            header = [str(v).strip() if pd.notna(v) and str(v).strip() else f"Unnamed: {k}"
+                      for k, v in enumerate(table.iloc[skip - 1])]
+            table = table.iloc[skip:].set_axis(header, axis=1).reset_index(drop=True)
     elif suffix == ".parquet":
         try:
             table = pd.read_parquet(path)

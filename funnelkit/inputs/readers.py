@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from funnelkit.config import FunnelConfig, normalise_name
-from funnelkit.inputs.data import DataError, parse_dates, require_columns, shown
+from funnelkit.inputs.data import FILE_ROW, DataError, parse_dates, require_columns, shown
 from funnelkit.inputs.presets import Preset
 
 
@@ -156,17 +156,15 @@ EVENT_FIELDS = ("stage", "entered_at")  # canonical fields that live in the stag
 def read_canonical(tables: dict[str, pd.DataFrame], preset: Preset, config: FunnelConfig, files: dict[str, str]) -> Shaped:
     """funnelkit's own ``deals`` and ``stage_events`` tables. ``columns`` renames either file's
     columns (a column mapped to ``stage`` or ``entered_at`` is the events file's; ``deal_id`` is
-    renamed in both); ``stages`` maps the events' stage values to keys (case and spacing ignored);
+    renamed in both); ``stages`` maps the events' stage values to keys (case and spacing ignored;
+    ``~`` marks a close written as a stage change, whose rows are left out with a note and the other
+    rows keep their file row numbers);
     ``status_column`` names the deals' status column and ``status_values`` maps its values. Settings
     of the other shapes are refused with :class:`DataError`."""
     given = sorted(name for name in CANONICAL_UNSUPPORTED if name in preset.model_fields_set and getattr(preset, name))
     if given:
         raise DataError(f"preset: {', '.join(given)}: not used by the canonical shape (one file of deals, one of "
                         "stage entries); remove it, or choose the shape it belongs to (see the README's presets)")
-    closes = [k for k, v in preset.stages.items() if v is None]
-    if closes:
-        raise DataError(f"preset: stages: {', '.join(map(repr, closes))} maps to ~ (a close): in the canonical shape "
-                        "the deals' status says how a deal closed; map every stage value to a stage key")
     raw_deals, raw_events = tables["deals"], tables["stage_events"]
     to_events = {k: v for k, v in preset.columns.items() if v in EVENT_FIELDS}
     require_columns(raw_events, list(to_events), files["stage_events"], need_rows=False,
@@ -182,9 +180,20 @@ def read_canonical(tables: dict[str, pd.DataFrame], preset: Preset, config: Funn
     if preset.status_values and "status" in deals:
         lookup = {normalise_name(k): v for k, v in preset.status_values.items()}
         deals["status"] = deals["status"].map(lambda s: lookup.get(normalise_name(s), s) if pd.notna(s) else s)
+    notes = []
     if preset.stages and "stage" in events:
-        events["stage"] = map_stage(events["stage"], preset)[0]
-    return Shaped(deals, events, [], {"deals": files["deals"], "stage_events": files["stage_events"]})
+        events["stage"], closes = map_stage(events["stage"], preset)
+        if closes.any():  # a log of stage changes writes the close as one ("To stage: Closed Lost")
+            named = ", ".join(repr(str(v)) for v in pd.unique(raw_events.loc[closes.to_numpy(), to_stage(preset)]))
+            notes.append(f"{files['stage_events']}: {int(closes.sum()):,} rows mark a close ({named}, `~` under "
+                         "`stages:`), not a stage entry: the deals' status and close date record it")
+            events = events.assign(**{FILE_ROW: np.arange(1, len(events) + 1)})[~closes.to_numpy()]
+    return Shaped(deals, events, notes, {"deals": files["deals"], "stage_events": files["stage_events"]})
+
+
+def to_stage(preset: Preset) -> str:
+    """The events file's column that the preset maps to ``stage`` (``stage`` when none is)."""
+    return next((k for k, v in preset.columns.items() if v == "stage"), "stage")
 
 
 @reader("salesforce", ("deals", "history"))
@@ -200,6 +209,7 @@ def read_salesforce(tables: dict[str, pd.DataFrame], preset: Preset, config: Fun
     closed, won = truthy(raw[flags["closed"]]), truthy(raw[flags["won"]])
     deals["status"] = np.where(won, "won", np.where(closed, "lost", "open"))
     events = history.rename(columns=preset.history_columns)[["deal_id", "stage", "entered_at"]].copy()
+    events[FILE_ROW] = np.arange(1, len(events) + 1)  # rows are sorted and closes left out below
     events["stage"], closes = map_stage(events["stage"], preset)
     parsing = preset.parsing(config.timezone)
     events["entered_at"] = parse_dates(events["entered_at"], parsing, "entered_at", f"{history_file}, column entered_at")[0]

@@ -7,6 +7,7 @@ is applied while the figure is built, through :func:`font_context`.
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from functools import lru_cache
 from typing import Iterator
 
@@ -295,6 +296,16 @@ def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, titl
     return fig
 
 
+def tick_label(label: str, categories: int, axis_chars: int = 80) -> str:
+    """``label`` wrapped onto lines that fit its share of an axis about ``axis_chars`` characters
+    wide (``"Appointment Scheduled → Qualified To Buy"`` ran into its neighbours under five bars);
+    a CJK character counts twice."""
+    room = max(8, axis_chars // max(categories, 1))
+    wide = sum(1 for c in label if ord(c) > 0x2E7F)  # CJK glyphs are about twice as wide
+    width = max(4, room // 2) if wide > len(label) / 2 else room
+    return textwrap.fill(label, width=width, break_long_words=True, break_on_hyphens=False)
+
+
 def compare_bars(table: pd.DataFrame, title: str, ylabel: str) -> Figure:
     """Grouped bars of a wide table (rows = categories on the x axis, columns = series), in %."""
     with font_context():
@@ -305,7 +316,7 @@ def compare_bars(table: pd.DataFrame, title: str, ylabel: str) -> Figure:
         for i, (column, color) in enumerate(zip(table.columns, DEEP * 2)):
             bars = ax.bar(x + i * width - 0.4 + width / 2, table[column] * 100, width, label=column, color=color)
             label_bars(ax, bars, ["" if pd.isna(v) else f"{v:.0%}" for v in table[column]], fontsize=7)
-        ax.set_xticks(x, table.index)
+        ax.set_xticks(x, [tick_label(str(v), len(table)) for v in table.index])
         ax.set_ylabel(ylabel)
         top = np.nanmax(table.to_numpy(dtype=float)) * 100 if table.size and np.isfinite(table.to_numpy(dtype=float)).any() else 0
         ax.set_ylim(0, min(fitted_limit(top, 0.15), 105))

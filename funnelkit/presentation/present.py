@@ -19,7 +19,7 @@ from pandas.io.formats.style import Styler
 from pydantic import RootModel
 
 from funnelkit import memo
-from funnelkit.config import params_file, validate_file
+from funnelkit.config import PARAMS_DIR, params_file, validate_file
 from funnelkit.inputs.data import Dataset, quality_summary, quarantine_counts
 from funnelkit.presentation.pages import TEMPLATES
 
@@ -72,16 +72,26 @@ class Text:
 
 
 def load_text(language: str = "en", path: str | Path | None = None) -> Text:
-    """Load ``params/text.yaml``; every key must give both ``en`` and ``zh``. Read once per
+    """Load ``params/text.yaml`` (a project's, over the packaged one for keys it lacks); every key
+    must give both ``en`` and ``zh``. Read once per
     process until the file changes (every report and its page title need it); each call gets
     its own entries, so a report that changes its wording cannot change the next one's."""
     path = Path(path) if path else params_file("text.yaml")
+    entries = _text_entries(path, _version(path))
+    packaged = PARAMS_DIR / "text.yaml"
+    if path.resolve() != packaged.resolve():
+        # a project's copy made by an older funnelkit lacks the keys added since: those come from
+        # the packaged wording (the project's own wording wins), not a KeyError in every report
+        entries = _text_entries(packaged, _version(packaged)) | entries
+    return Text({key: dict(words) for key, words in entries.items()}, language)
+
+
+def _version(path: Path) -> tuple[int, int] | None:
     try:
         stat = path.stat()
-        version = (stat.st_mtime_ns, stat.st_size)
+        return stat.st_mtime_ns, stat.st_size
     except OSError:
-        version = None  # validate_file says what is wrong with the file
-    return Text({key: dict(words) for key, words in _text_entries(path, version).items()}, language)
+        return None  # validate_file says what is wrong with the file
 
 
 @functools.lru_cache(maxsize=4)
@@ -488,7 +498,10 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
     lines = []
     if len(screened):
         worst = failing_criteria(screened).iloc[0]
-        lines.append((text("opp_headline_screen", qualified=int(screened["is_opportunity"].sum()), open=len(screened),
+        # no deal misses any criterion (often: the CRM lacks the fields): naming one as "missed most
+        # often (0 deals)" would be a figure from zero cases
+        key = "opp_headline_screen" if worst["not met"] else "opp_headline_screen_none_missed"
+        lines.append((text(key, qualified=int(screened["is_opportunity"].sum()), open=len(screened),
                            k=screened.min_criteria, n=len(screened.criteria),
                            criterion=worst["label"], missed=int(worst["not met"])), "screen"))
     tiers = both["tier"].astype("object").fillna("unscored").value_counts()
@@ -594,7 +607,7 @@ def suggestion_verdict(suggestion: Any, text: Text) -> str:
                 low=signed(row.loc["suggested", "diff_low"], 3), high=signed(row.loc["suggested", "diff_high"], 3))
 
 
-def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int, labels: dict[str, str],
+def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int | None, labels: dict[str, str],
                  text: Text) -> list[Finding]:
     """Headline sentences for a rep report: win rate with interval against the team and the limits,
     the rank on the shrunk rate, the stage where the rep's next-step rate (``rates`` from
@@ -609,7 +622,7 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
         ranked = int(summary["rank"].notna().sum())
         rank_text = (text("rank_text", rank=int(r["rank"]), ranked=ranked) if pd.notna(r["rank"]) else
                      text("rank_none", closed=int(r["closed"]), min_volume=summary.min_volume))
-        lines = [(text("rep_headline_rate", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
+        lines = [(text.counted("rep_headline_rate", "closed", rep=rep, rate=r["win_rate"], low=r["win_rate_low"],
                        high=r["win_rate_high"], closed=int(r["closed"]), team_rate=summary.team_rate,
                        flag_text=text(f"flag_{r['flag']}"), rank_text=rank_text), "funnel-plot")]
     from funnelkit.analyses.reps import readable_rates
@@ -625,8 +638,16 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
         lines.append((text("rep_step_gap", step=step, rep_rate=fmt_pct(worst["rep_rate"]),
                            team_rate=fmt_pct(worst["team_rate"]),
                            diff=fmt_pp(worst["rep_rate"] - worst["team_rate"], text("unit_pp"))), "rep-funnel"))
-    lines.append((text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals"))
+    lines.append((work_line(text, stalled, overdue), "rep-deals"))
     return lines
+
+
+def work_line(text: Text, stalled: int, overdue: int | None) -> str:
+    """"3 stalled and 2 overdue deals to act on"; with ``overdue`` None (open deals, none scored:
+    :func:`funnelkit.analyses.playbook.overdue_known`) the overdue count is said to be unknown."""
+    if overdue is None:
+        return text("rep_headline_work_unscored", stalled=stalled)
+    return text("rep_headline_work", stalled=stalled, overdue=overdue)
 
 
 def coaching(points: list[tuple[str, dict]], labels: dict[str, str], text: Text) -> list[str]:
@@ -669,7 +690,7 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     table = styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                    pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
                    money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
-                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key})
+                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key, "overdue": "overdue_unscored_cell"})
     # the reason under the table, not in the rank cell: a sentence there pushed the last columns off the page
     captions = []
     if "rank" in columns and shown["rank"].isna().any():
@@ -718,7 +739,9 @@ def win_rate_notes(data: Dataset, text: Text, team: str | None = None) -> list[s
     if not losses_recorded(data.deals):
         return [text("no_losses_recorded")]
     if team is not None and not losses_recorded(data.deals[data.deals["team"] == team]):
-        return [text("no_losses_in_team", team=team)]
+        # a team with no closed deal at all shows no win rate: "its win rates are 100%" would be false
+        closed = data.deals.loc[data.deals["team"] == team, "status"].isin(["won", "lost"]).any()
+        return [text("no_losses_in_team" if closed else "no_closed_in_team", team=team)]
     return []
 
 

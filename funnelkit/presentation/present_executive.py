@@ -20,8 +20,12 @@ def _figures(row: pd.Series, text: Text, labels: dict[str, str], currency: str) 
                      high=money(row["forecast_high"])))
     leak = (text("fig_no_leak") if row["leak_stage"] is None or pd.isna(row["leak_stage"]) else
             text("fig_leak_value", stage=labels.get(row["leak_stage"], row["leak_stage"]), rate=row["leak_rate"]))
+    # the weighted pipeline is unknown (not "–") without open deals, amounts or CRM probabilities
+    crm = (money(row["crm_forecast"]) if pd.notna(row["crm_forecast"]) else text("fig_no_open_deals")
+           if row["open_deals"] == 0 else text("no_amounts") if pd.isna(row["open_pipeline"]) else text("no_probabilities"))
     return {"won_value": money(row["won_value"]), "win_rate": win_rate, "open_pipeline": money(row["open_pipeline"]),
-            "forecast": forecast, "crm_forecast": money(row["crm_forecast"]), "overdue": fmt_int(row["overdue"]),
+            "forecast": forecast, "crm_forecast": crm,
+            "overdue": text("fig_overdue_unscored") if pd.isna(row["overdue"]) else fmt_int(row["overdue"]),
             "leak": leak}
 
 

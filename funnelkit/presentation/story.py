@@ -193,6 +193,16 @@ def window_label(text: Text, period: Period, trailing: Period) -> str:
                 end=f"{last:%Y-%m}")
 
 
+def windows_words(text: Text, period: Period, trailing: Period) -> tuple[str, str]:
+    """The text key of the windows section's note and the headline's windows line. When the
+    trailing window is the report period itself (a year, with 12-month windows) both say there is
+    one window, not "Windows: 2024 (the report period) and 2024"."""
+    if trailing.start == period.start and trailing.end == period.end:
+        return "rep_windows_note_same", text("rep_windows_line_same", period=period.label)
+    return "rep_windows_note", text("rep_windows_line", period=period.label,
+                                    trailing=window_label(text, period, trailing))
+
+
 def rep_period_table(figures: Any, labels: dict[str, str], text: Text) -> pd.DataFrame:
     """The rep's (and team's) figures for the period beside the trailing window, one row per
     measure (win rate, closed deals, each step's cohort conversion), one column per window × who,
@@ -271,13 +281,13 @@ def step_bars(rates: pd.DataFrame, labels: dict[str, str], text: Text, rep: str 
     return bars if rep is not None else bars[[text("col_team_value")]]
 
 
-def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int,
+def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int | None,
                  labels: dict[str, str], text: Text) -> list[Finding]:
     """Headline of a rep report: the trailing-window findings of :func:`funnelkit.presentation.present.rep_findings`
     with the rep's own figures for the report period beside them; for the team overview
     (``figures.rep`` None) the team's win rate in the period and the window, the reps outside the
     limits and the deals to act on."""
-    from funnelkit.presentation.present import rep_findings, rep_flag_findings
+    from funnelkit.presentation.present import rep_findings, rep_flag_findings, work_line
 
     win = figures.win.set_index(["window", "who"])
     period, trailing = figures.period.label, window_label(text, figures.period, figures.trailing)
@@ -289,10 +299,10 @@ def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, 
                        window=trailing, period=period, period_rate=fmt_pct(team_p["win_rate"]),
                        period_closed=int(team_p["closed"])), "windows")]
                 + [(line, "funnel-plot") for line, _ in rep_flag_findings(summary, text)]
-                + [(text("rep_headline_work", stalled=stalled, overdue=overdue), "rep-deals")])
+                + [(work_line(text, stalled, overdue), "rep-deals")])
     lines = rep_findings(summary, figures.rep, rates, stalled, overdue, labels, text)
     mine, team = win.loc[("period", "rep")], win.loc[("period", "team")]
-    lines.insert(1, (text("rep_headline_period", rep=figures.rep, period=period, rate=fmt_pct(mine["win_rate"]),
+    lines.insert(1, (text.counted("rep_headline_period", "closed", rep=figures.rep, period=period, rate=fmt_pct(mine["win_rate"]),
                           closed=int(mine["closed"]), team_rate=fmt_pct(team["win_rate"])), "windows"))
     return lines
 

@@ -99,6 +99,8 @@ HINTS = [
     ("closed deal has no closed_at", "map the close date column to closed_at"),
     ("won deal never reached", "map the won stage value to the final stage under `stages:`"),
     ("deal reached the final stage", "derive the status from the stage (`status_from_stage:`) or fix the status"),
+    ("another currency", "convert these amounts to funnel.yaml's `currency` in the export, or set `currency:` "
+                         "there to the currency most amounts are in"),
     ("amount", "check the amount column; set `decimal:` in the preset for 1.000,50"),
 ]
 

@@ -115,7 +115,8 @@ def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecar
     print(f"{'tier':<10}{'deals':>8}{'of deals':>10}" + (f"{'amount':>18}{'of value':>10}" if has_amount else ""))
     for row in summary.itertuples():
         print(f"{row.tier:<10}{row.deals:>8,}{row.deal_share:>10.1%}"
-              + (f"{row.amount:>18,.0f}{row.value_share:>10.1%}" if has_amount else ""))
+              + ((f"{row.amount:>18,.0f}" if row.amount == row.amount else f"{'–':>18}")  # no deal: no amount
+                 + f"{row.value_share:>10.1%}" if has_amount else ""))
     partial = int(scored["partial"].sum()) if card.missing == "renormalise" else 0
     if partial:
         print(f"{partial:,} deals scored on part of the card (missing: renormalise); coverage: "

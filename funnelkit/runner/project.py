@@ -33,12 +33,15 @@ SYNONYMS: dict[str, list[str]] = {
     "lost_reason": ["lostreason", "lossreason", "closedlostreason", "流失原因"],
     "industry": ["industry", "sector", "businesssegment", "行业"],
     "pipeline": ["pipeline"],
+    "currency": ["currency", "currencycode", "dealcurrencycode", "币种", "货币"],
+    "win_probability": ["probability", "dealprobability", "winprobability", "成交概率"],
 }
-STAGE_NAMES = ["stage", "dealstage", "stagename", "阶段", "currentstage"]
+# a stage history names the stage entered; a log of stage changes ("From stage", "To stage") the new one
+STAGE_NAMES = ["stage", "dealstage", "stagename", "阶段", "currentstage", "tostage", "newstage", "stageto"]
 STATUS_NAMES = ["status", "result", "outcome", "opportunityresult", "状态", "winloss"]
 WON = re.compile(r"^(closed\s*)?(won|win|wins)$|赢单|成交", re.IGNORECASE)
 LOST = re.compile(r"^(closed\s*)?(lost|loss|lose)$|输单|丢单|流失", re.IGNORECASE)
-DATE_HINT = re.compile(r"date|time|_at$|日期|时间", re.IGNORECASE)
+DATE_HINT = re.compile(r"date|time|(^|[\s_])at$|日期|时间", re.IGNORECASE)  # "Changed at" too
 
 
 def _y(value: Any) -> str:
@@ -103,11 +106,12 @@ def _write_project(work: Path, folder: Path, source: Path | None, preset_name: s
     lines = [f"wrote {folder}/params (settings), {folder}/notebooks, {folder}/data (put your export here)"]
     data, preset, loaded = "data", None, True
     if source is not None:
-        draft, stages, notes = draft_preset(source)
+        found: dict[str, Any] = {}
+        draft, stages, notes = draft_preset(source, found)
         path = work / "params" / "presets" / f"{preset_name}.yaml"
         path.write_text(draft, encoding="utf-8")
         if stages:
-            _write_funnel(work / "params" / "funnel.yaml", stages)
+            _write_funnel(work / "params" / "funnel.yaml", stages, found.get("currency"))
         data, preset = str(source.resolve() if source.is_dir() else source.resolve().parent), preset_name
         _point_matrix(work / "params" / "reports.yaml", data, preset)
         shown_path = folder / "params" / "presets" / f"{preset_name}.yaml"
@@ -131,10 +135,16 @@ def _first_look(folder: Path, data: Path, preset: Path) -> tuple[list[str], bool
         loaded = load_data(data, config=load_config(folder / "params" / "funnel.yaml"), preset=preset)
     except (DataError, ConfigError) as exc:
         return [f"a first load with the draft stops at: {exc}", "fix the preset, then run the check below"], False
+    if loaded.deals.empty:  # the as-of date is then today's, not the data's: no period to set
+        return [f"a first load with the draft: 0 of {loaded.rows_in['deals']:,} deals analysed; "
+                "report periods left as they were (run the check below)"], False
     year = (loaded.as_of - pd.Timedelta(days=1)).year
     matrix = folder / "params" / "reports.yaml"
-    matrix.write_text(re.sub(r"(?m)^(\s*)periods:.*$", rf'\1periods: ["{year}"]   # the year of the latest date',
-                             matrix.read_text(encoding="utf-8")), encoding="utf-8")
+    text = re.sub(r"(?m)^(\s*)periods:.*$", rf'\1periods: ["{year}"]   # the year of the latest date',
+                  matrix.read_text(encoding="utf-8"))
+    team = str(loaded.deals["team"].value_counts().index[0])  # the sample's North is no team of the export
+    text = re.sub(r"(?m)^(\s*)teams: \[North\]", rf"\1teams: [{_y(team)}]   # the team with the most deals", text)
+    matrix.write_text(text, encoding="utf-8")
     return [f"a first load with the draft: {len(loaded.deals):,} of {loaded.rows_in['deals']:,} deals analysed; "
             f"report periods set to {year}"], len(loaded.deals) > 0
 
@@ -151,10 +161,12 @@ def _point_matrix(path: Path, data: str, preset: str | None) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _write_funnel(path: Path, stages: list[str]) -> None:
-    """The project's funnel.yaml with one pipeline of the export's stages (languages, currency and
-    categories kept from the defaults)."""
+def _write_funnel(path: Path, stages: list[str], currency: str | None = None) -> None:
+    """The project's funnel.yaml with one pipeline of the export's stages and the amounts' currency
+    when the export shows one (languages, categories and otherwise the currency kept from the defaults)."""
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if currency:
+        config["currency"] = currency
     config.pop("b2b_stages", None)
     labels = [{"key": key, "en": str(s), "zh": str(s)} for s, key in stage_keys(stages).items()]
     config["default_pipeline"] = "export"
@@ -224,7 +236,7 @@ def _history_stages(history: tuple[Path, pd.DataFrame, str, str], status: pd.Ser
     for v in stages:
         out.append(f"  {_y(v)}: {keys[v]}   # guess: entered as entry {order[v] + 1:.1f} of a deal on average")
     for v in lost:
-        out.append(f"# {_y(v)} looks like a close: the deals' status says a deal was lost; drop these entries")
+        out.append(f"  {_y(v)}: ~   # guess: a close, not a stage: the deals' status says a deal was lost")
     if status is not None:
         out.append("status_values:   # guess: the deals' status values")
         for v in pd.unique(status.dropna().astype(str).str.strip()):
@@ -240,9 +252,24 @@ def _id_column(df: pd.DataFrame) -> str | None:
     return next((keys[n] for n in SYNONYMS["deal_id"] if n in keys), None)
 
 
-def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
+def amount_currency(amounts: pd.Series, codes: pd.Series | None = None) -> str | None:
+    """The currency most amounts are in: the most common code of a currency column, else the most
+    common mark written in the amounts (``$`` → USD, ``¥`` → CNY, ``€`` → EUR, ``£`` → GBP); None
+    when nothing says."""
+    if codes is not None:
+        code = codes.dropna().astype(str).str.strip().str.upper()
+        code = code[code.str.fullmatch(r"[A-Z]{3}")]
+        if len(code):
+            return str(code.value_counts().index[0])
+    marks = amounts.dropna().astype(str).str.extract(r"([¥￥$€£]|CNY|RMB|USD|EUR|GBP|元)")[0].dropna()
+    names = {"¥": "CNY", "￥": "CNY", "元": "CNY", "RMB": "CNY", "$": "USD", "€": "EUR", "£": "GBP"}
+    return names.get(marks.value_counts().index[0], marks.value_counts().index[0]) if len(marks) else None
+
+
+def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str, list[str], list[str]]:
     """A draft preset (YAML text with a comment on each guess) for the export at ``source`` (a folder
-    or one file), the stages its values suggest in order, and notes to print."""
+    or one file), the stages its values suggest in order, and notes to print. ``extra`` (when given)
+    receives what belongs in funnel.yaml rather than the preset: ``currency``, the amounts' currency."""
     files = sorted(p for p in (source.iterdir() if source.is_dir() else [source])
                    if p.suffix.lower() in READABLE + (".txt", ".tsv"))
     if not files:
@@ -272,6 +299,15 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
     stage_col = next((by_key[n] for n in STAGE_NAMES if n in by_key), None)
     status_col = next((by_key[n] for n in STATUS_NAMES if n in by_key), None)
     stage_col = stage_col or status_col
+    pipeline_col = next((c for c, f in columns.items() if f == "pipeline"), None)
+    if pipeline_col is not None and main[pipeline_col].dropna().astype(str).str.strip().nunique() <= 1:
+        del columns[pipeline_col]  # one pipeline: its name is no key of funnel.yaml, and nothing to tell apart
+        notes.append(f"{main_path.name}: column {pipeline_col} holds one pipeline: not mapped (every deal is in "
+                     "funnel.yaml's pipeline 'export')")
+    if extra is not None and "amount" in columns.values():
+        amount_col = next(c for c, f in columns.items() if f == "amount")
+        currency_col = next((c for c, f in columns.items() if f == "currency"), None)
+        extra["currency"] = amount_currency(main[amount_col], main[currency_col] if currency_col else None)
     # date columns and their order
     dates: dict[str, str] = {}
     for column in main.columns:
@@ -285,6 +321,9 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
         if status_col is not None:
             columns[status_col] = "status"
         columns |= {event_stage: "stage", entered: "entered_at"}
+        if status_col is None and stage_col is not None:  # the deal's stage now says won, lost or open
+            status_col = stage_col
+            out.append(f"status_column: {_y(stage_col)}   # guess: the deal's stage now gives its status")
     else:
         out += ["shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
                 f"files: {{deals: {main_path.name}}}"]
@@ -365,6 +404,9 @@ def draft_preset(source: Path) -> tuple[str, list[str], list[str]]:
                                               f"{'team' if _key(c) in SYNONYMS['team'] else _y(c)}"
                                               for c in extra) + "}")
         else:
-            notes.append(f"{path.name}: not used by the draft (no column shared with {main_path.name}); "
-                         "an outcomes file keyed by the deal id goes under `outcomes:`")
+            id_col = _id_column(main)
+            why = (f"its {id_col} repeats but no stage column and date column were recognised"
+                   if id_col in df.columns else f"no column shared with {main_path.name}")
+            notes.append(f"{path.name}: not used by the draft ({why}); a stage history goes under `files:` as "
+                         "`stage_events`, an outcomes file keyed by the deal id under `outcomes:`")
     return "\n".join(out) + "\n", stages, notes
