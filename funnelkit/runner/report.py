@@ -91,9 +91,15 @@ class JobResult:
     notebook: str = ""
     log: str = ""  # the kernel's log of a failed report
     worker: int = 0  # pid of the worker process that ran it
-    memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of worker + kernel after the report
+    worker_memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of the worker process after the report
+    kernel_memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of its kernel after the report
     finished: float = field(default_factory=time.time)  # when the report was done (epoch seconds)
     cpu: float = 0.0  # CPU seconds of the kernel and the worker for this report (load-independent cost)
+
+    @property
+    def memory(self) -> tuple[int, int]:
+        """(current, peak) resident bytes of the worker process and its kernel, added up."""
+        return (self.worker_memory[0] + self.kernel_memory[0], self.worker_memory[1] + self.kernel_memory[1])
 
 
 @dataclass
@@ -360,23 +366,26 @@ class ReportKernel:
         except (psutil.Error, AttributeError):
             return 0.0
 
-    def memory(self) -> tuple[int, int]:
-        """(current, peak) resident bytes of this worker process and its kernel, added up (peaks
-        from Linux's ``VmHWM``; elsewhere the current size)."""
-        import psutil
-
+    def memory(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(current, peak) resident bytes of this worker process, and of the kernel (peaks from
+        Linux's ``VmHWM``; elsewhere the current size; ``(0, 0)`` for a process not there)."""
         pid = getattr(self.km.provisioner, "pid", None) if self.km is not None else None
-        current = peak = 0
-        for process in (os.getpid(), pid):
-            try:
-                rss = psutil.Process(process).memory_info().rss
-                status = Path(f"/proc/{process}/status")
-                high = next((int(line.split()[1]) * 1024 for line in status.read_text().splitlines()
-                             if line.startswith("VmHWM:")), rss) if status.exists() else rss
-            except (psutil.Error, OSError, ValueError, TypeError):
-                continue
-            current, peak = current + rss, peak + high
-        return current, peak
+        return process_memory(os.getpid()), process_memory(pid)
+
+
+def process_memory(pid: int | None) -> tuple[int, int]:
+    """(current, peak) resident bytes of process ``pid`` (peak from Linux's ``VmHWM``, elsewhere
+    the current size); ``(0, 0)`` when there is no such process."""
+    import psutil
+
+    try:
+        rss = psutil.Process(pid).memory_info().rss if pid else 0
+        status = Path(f"/proc/{pid}/status")
+        high = next((int(line.split()[1]) * 1024 for line in status.read_text().splitlines()
+                     if line.startswith("VmHWM:")), rss) if rss and status.exists() else rss
+    except (psutil.Error, OSError, ValueError, TypeError):
+        return 0, 0
+    return rss, high
 
 
 # Run once in a warm kernel: import what the reports import and record the state of a fresh kernel.
@@ -546,14 +555,16 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             cwd=str(notebooks_dir), execution_timeout=EXECUTION_TIMEOUT, start_timeout=START_TIMEOUT,
             engine_name=_register_engine(), report_kernel=kernel,
         )
-        memory, kernel_cpu = kernel.memory(), kernel.cpu_seconds() - kernel_cpu
+        kernel_memory, kernel_cpu = kernel.memory()[1], kernel.cpu_seconds() - kernel_cpu
         if cold:
             kernel.shutdown()
         _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), page_title(job, nb_language(nb))))
-        if not cold and memory[0] > WORKER_MEMORY_LIMIT:
+        worker_memory = process_memory(os.getpid())  # after the export, which the worker does
+        if not cold and worker_memory[0] + kernel_memory[0] > WORKER_MEMORY_LIMIT:
             _renew(kernel)
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
-                         worker=os.getpid(), memory=memory, cpu=kernel_cpu + time.process_time() - cpu_start)
+                         worker=os.getpid(), worker_memory=worker_memory, kernel_memory=kernel_memory,
+                         cpu=kernel_cpu + time.process_time() - cpu_start)
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except (CellTimeoutError, DeadKernelError, NoSuchKernel, RuntimeError, OSError, TimeoutError) as exc:
