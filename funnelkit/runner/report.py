@@ -63,6 +63,12 @@ MAX_PARAMETER_BYTES = 64 * 1024  # report parameters of one matrix entry, as JSO
 # kernel: whatever a report left behind that the reset cannot free stops there. A worker holds
 # about 0.7 GB with the 20,000-deal benchmark data, flat over a thousand reports.
 WORKER_MEMORY_LIMIT = 2 * 2**30
+# Signatures of messages seen, kept by both ends of a kernel's connection to refuse a replayed
+# message. jupyter_client keeps up to 65,536 (about 11 MB), which a worker reaches after some 900
+# reports (it sees ~73 messages a report, the kernel ~13): a warm kernel's session lasts a whole
+# batch, so the memory would grow that long. A few thousand still catch a replay; the socket is
+# a private IPC file and every message is signed.
+DIGEST_HISTORY = 4096
 
 
 @dataclass(frozen=True)
@@ -270,9 +276,11 @@ class ReportKernel:
             self._log = open(self.log_path, "ab")
         streams = {} if self.verbose else {"stdout": self._log, "stderr": self._log}
         # No input history: a report reads none, and a warm kernel would keep every cell of every
-        # report in it (nbclient's in-memory SQLite grows by a report's cells each time).
-        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=["--HistoryManager.enabled=False"],
-                                       **streams)
+        # report in it (nbclient's in-memory SQLite grows by a report's cells each time). The
+        # kernel's end of the connection keeps no more message signatures than the worker's.
+        self.km.session.digest_history_size = DIGEST_HISTORY  # the worker's end (its client shares the session)
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), **streams, extra_arguments=[
+            "--HistoryManager.enabled=False", f"--Session.digest_history_size={DIGEST_HISTORY}"])
         self._connect()
         if warm:
             self.run_code(WARM_UP_CODE)
@@ -455,12 +463,31 @@ def kernel_reset() -> None:
     if dict(os.environ) != _fresh_state["environ"]:
         os.environ.clear()
         os.environ.update(_fresh_state["environ"])
+    _forget_cells()
     memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
     # Arrow's allocator (pandas' string columns) keeps what a report freed for reuse; give it back
     # (under 1 ms), or a warm kernel's memory grows with the batch.
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
+
+
+def _forget_cells() -> None:
+    """(Runs inside a warm kernel.) Forget the source of the cells run so far: IPython keeps
+    each cell's code in :mod:`linecache` for tracebacks, under a name made from its text, and
+    every report's injected parameters cell is new text, so a warm kernel would keep one more
+    per report. A traceback is shown while its report runs; the next report needs none of them."""
+    import linecache
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    names = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    if names is None:
+        return
+    for name in names:
+        linecache.cache.pop(name, None)
+    names.clear()
 
 
 @functools.lru_cache(maxsize=1)
