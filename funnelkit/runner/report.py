@@ -470,6 +470,30 @@ def kernel_reset() -> None:
     # (under 1 ms), or a warm kernel's memory grows with the batch.
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Give the pages the C heap holds free back to the operating system (glibc's
+    ``malloc_trim``; elsewhere nothing). glibc keeps what a process freed for its next
+    allocations, and the holes a report leaves between blocks still in use are seldom the right
+    size for the next report's, so a warm worker's or kernel's resident memory would creep up
+    over a batch although the objects it holds do not."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; musl has none
+    except (OSError, AttributeError):
+        return None
 
 
 def _forget_cells() -> None:
@@ -586,6 +610,8 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
         if cold:
             kernel.shutdown()
         _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), page_title(job, nb_language(nb))))
+        if not cold:
+            trim_heap()  # what the report and its export freed (see trim_heap)
         worker_memory = process_memory(os.getpid())  # after the export, which the worker does
         if not cold and worker_memory[0] + kernel_memory[0] > WORKER_MEMORY_LIMIT:
             _renew(kernel)
