@@ -77,9 +77,11 @@ and their :func:`approx_bytes` in all (``bytes``)."""
 
 
 def approx_bytes(value: Any) -> int:
-    """The memory a result holds, roughly: a table's ``memory_usage(deep=True)`` (index
-    included), a string's or bytes' length, the sum over a container's items or a dataclass's
-    fields, and ``sys.getsizeof`` of anything else. An object reached twice counts once."""
+    """The memory a result holds, roughly: a table's column and index buffers (``nbytes``; an
+    object column adds the mean ``sys.getsizeof`` of up to 64 of its items times its length), a
+    string's or bytes' length, the sum over a container's items or a dataclass's fields, and
+    ``sys.getsizeof`` of anything else. An object reached twice counts once. Cheap (well under a
+    millisecond for a table of thousands of rows), unlike pandas' ``memory_usage(deep=True)``."""
     seen: set[int] = set()
 
     def size(v: Any) -> int:
@@ -87,9 +89,12 @@ def approx_bytes(value: Any) -> int:
             return 0
         seen.add(id(v))
         if isinstance(v, pd.DataFrame):
-            return int(v.memory_usage(index=True, deep=True).sum())
+            blocks = getattr(getattr(v, "_mgr", None), "blocks", None)
+            if blocks is None:  # a pandas without block managers
+                return int(v.memory_usage(index=True, deep=False).sum())
+            return sum(_array_bytes(b.values) for b in blocks) + _array_bytes(v.index)
         if isinstance(v, pd.Series):
-            return int(v.memory_usage(index=True, deep=True))
+            return _array_bytes(v.array) + _array_bytes(v.index)
         if isinstance(v, (str, bytes)):
             return len(v)
         if isinstance(v, (list, tuple, set, frozenset)):
@@ -101,6 +106,17 @@ def approx_bytes(value: Any) -> int:
         return sys.getsizeof(v)
 
     return size(value)
+
+
+def _array_bytes(values: Any) -> int:
+    """``nbytes`` of an array or index; for one of Python objects, plus their sizes estimated
+    from up to 64 of them, evenly spread."""
+    total = int(getattr(values, "nbytes", 0))
+    if str(getattr(values, "dtype", "")) == "object" and len(values):
+        items = np.asarray(values, dtype=object).ravel()
+        sample = items[:: max(1, items.size // 64)]
+        total += int(sum(sys.getsizeof(x) for x in sample) / len(sample) * items.size)
+    return total
 
 
 def _keep(key: tuple, value: Any) -> None:

@@ -142,6 +142,8 @@ def test_approx_bytes_counts_what_a_result_holds():
     frame = pd.DataFrame({"a": np.arange(1000, dtype="int64")}, index=pd.Index(np.arange(1000, dtype="int64")))
     assert memo.approx_bytes(frame) == 16_000  # 1,000 int64 values and 1,000 int64 labels
     assert memo.approx_bytes("abc") == 3 and memo.approx_bytes(b"x" * 1000) == 1000
+    words = pd.DataFrame({"w": ["x" * 100] * 100}, index=pd.Index(np.arange(100, dtype="int64")), dtype=object)
+    assert memo.approx_bytes(words) == 100 * 8 + 100 * sys.getsizeof("x" * 100) + 100 * 8  # pointers, strings, labels
     text = "y" * 500
     assert memo.approx_bytes([text, text]) == sys.getsizeof([text, text]) + 500  # the same object counts once
 
