@@ -18,7 +18,8 @@ workers: what the reports cost whatever else the machine is doing), the load ave
 processes on a shared machine slow every wall-clock figure), and the resident memory of each
 worker process and of its kernel, apart and together: after its first report, 10%, 25%, 50% and
 75% of the way through its batch, after its last, and the peak, with a verdict: the growth from
-the end of warm-up (the first tenth) to the last report, and the trend after warm-up.
+the end of warm-up (the first tenth) to the last report, and the trend after warm-up; and the
+kernel's memory after each reset (what earlier reports left behind, without the last one's variables).
 """
 from __future__ import annotations
 
@@ -84,10 +85,15 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
               + " / ".join(f"{label}" for label, _ in MARKS) + ", peak:")
         parts = {"worker process": [r.worker_memory for r in results], "its kernel": [r.kernel_memory for r in results]}
         parts["both"] = [(w[0] + k[0], w[1] + k[1]) for w, k in zip(parts["worker process"], parts["its kernel"])]
+        # after the report the kernel still holds that report's variables (more for some notebooks
+        # than others); after the next reset, only what the reports before left behind
+        if all(r.kernel_reset_memory for r in results[1:]):
+            parts["its kernel after each reset"] = [(r.kernel_reset_memory, r.kernel_reset_memory) for r in results[1:]]
         for part, memory in parts.items():
             mb = [m[0] / 2**20 for m in memory]
+            peak = f", peak {max(m[1] for m in memory) / 2**20:.0f}" if "reset" not in part else " (report 2 on)"
             print(f"    {part}: " + " / ".join(f"{mb[at(len(mb), share)]:.0f}" for _, share in MARKS)
-                  + f", peak {max(m[1] for m in memory) / 2**20:.0f}; {verdict(mb)}")
+                  + f"{peak}; {verdict(mb)}")
 
 
 # After report 1, a tenth in, a quarter, half, three quarters, and the last.

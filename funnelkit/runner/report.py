@@ -99,6 +99,9 @@ class JobResult:
     worker: int = 0  # pid of the worker process that ran it
     worker_memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of the worker process after the report
     kernel_memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of its kernel after the report
+    # resident bytes of a warm kernel after its reset, before this report: what the reports before
+    # left behind (after the report, the kernel still holds that report's variables); 0 when cold
+    kernel_reset_memory: int = 0
     finished: float = field(default_factory=time.time)  # when the report was done (epoch seconds)
     cpu: float = 0.0  # CPU seconds of the kernel and the worker for this report (load-independent cost)
 
@@ -584,7 +587,7 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
     out_nb = output / f"{job.relpath}.ipynb"
     out_html = output / f"{job.relpath}.html"
     kernel: ReportKernel | None = None
-    offset, cpu_start, kernel_cpu = 0, time.process_time(), 0.0
+    offset, cpu_start, kernel_cpu, reset_memory = 0, time.process_time(), 0.0, 0
     try:
         out_nb.parent.mkdir(parents=True, exist_ok=True)  # inside: a name that cannot make a path fails alone
         if cold:
@@ -600,6 +603,7 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             except (RuntimeError, TimeoutError):  # the kernel died since the last report
                 kernel.restart(warm=True)
                 kernel.reset()
+            reset_memory = kernel.memory()[1][0]
         nb = papermill.execute_notebook(
             str(notebooks_dir / f"{job.notebook}.ipynb"), str(out_nb),
             parameters=base_parameters | job.parameters, kernel_name=KERNEL_NAME, progress_bar=False,
@@ -617,6 +621,7 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             _renew(kernel)
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
                          worker=os.getpid(), worker_memory=worker_memory, kernel_memory=kernel_memory,
+                         kernel_reset_memory=reset_memory,
                          cpu=kernel_cpu + time.process_time() - cpu_start)
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
