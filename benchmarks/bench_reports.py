@@ -87,7 +87,7 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
         parts["both"] = [(w[0] + k[0], w[1] + k[1]) for w, k in zip(parts["worker process"], parts["its kernel"])]
         # after the report the kernel still holds that report's variables (more for some notebooks
         # than others); after the next reset, only what the reports before left behind
-        if all(r.kernel_reset_memory for r in results[1:]):
+        if len(results) > 1 and all(r.kernel_reset_memory for r in results[1:]):
             parts["its kernel after each reset"] = [(r.kernel_reset_memory, r.kernel_reset_memory) for r in results[1:]]
         for part, memory in parts.items():
             mb = [m[0] / 2**20 for m in memory]
