@@ -112,10 +112,11 @@ def _array_bytes(values: Any) -> int:
     """``nbytes`` of an array or index; for one of Python objects, plus their sizes estimated
     from up to 64 of them, evenly spread."""
     total = int(getattr(values, "nbytes", 0))
-    if str(getattr(values, "dtype", "")) == "object" and len(values):
-        items = np.asarray(values, dtype=object).ravel()
-        sample = items[:: max(1, items.size // 64)]
-        total += int(sum(sys.getsizeof(x) for x in sample) / len(sample) * items.size)
+    if str(getattr(values, "dtype", "")) == "object":
+        items = np.asarray(values, dtype=object).ravel()  # a block of no rows has columns but no items
+        if items.size:
+            sample = items[:: max(1, items.size // 64)]
+            total += int(sum(sys.getsizeof(x) for x in sample) / len(sample) * items.size)
     return total
 
 

@@ -144,6 +144,8 @@ def test_approx_bytes_counts_what_a_result_holds():
     assert memo.approx_bytes("abc") == 3 and memo.approx_bytes(b"x" * 1000) == 1000
     words = pd.DataFrame({"w": ["x" * 100] * 100}, index=pd.Index(np.arange(100, dtype="int64")), dtype=object)
     assert memo.approx_bytes(words) == 100 * 8 + 100 * sys.getsizeof("x" * 100) + 100 * 8  # pointers, strings, labels
+    empty = words.iloc[:0]  # an object block with its columns and no rows
+    assert memo.approx_bytes(empty) == 0 and memo.approx_bytes(empty["w"]) == 0
     text = "y" * 500
     assert memo.approx_bytes([text, text]) == sys.getsizeof([text, text]) + 500  # the same object counts once
 
