@@ -2,6 +2,7 @@
 
     python benchmarks/bench_reports.py [--matrix params/reports.yaml] [--limit N] [--jobs J] [--repeat R]
                                        [--cold] [--large-reps 100] [--large-deals 20000] [--no-large]
+                                       [--large-periods 2024-Q2,2024-06] [--no-sample]
 
 1. The sample matrix. The naive way runs, for each report in sequence, the ``papermill`` command
    and then ``jupyter nbconvert --to html --no-input``, each notebook reading the data from CSV.
@@ -9,12 +10,16 @@
    after report, exports HTML in the worker, and reads the data from a per-run Parquet cache
    loaded once per kernel. ``--cold`` also times ``funnelkit report --cold`` (a kernel per report).
 2. A large matrix: the sample data with ``--large-deals`` deals spread over ``--large-reps`` reps
-   in three teams, and every notebook for every team and every rep for two periods.
+   in three teams, and every notebook for every team and every rep for two periods
+   (``--large-periods``: more periods, a longer batch; with ``--jobs 1`` one worker runs it all).
 
 Prints wall time, reports per minute, the speed-up, the CPU seconds per report (kernels and
 workers: what the reports cost whatever else the machine is doing), the load average (other
-processes on a shared machine slow every wall-clock figure), and the memory of each worker
-(worker process + its kernel) after its first and last report and at its peak.
+processes on a shared machine slow every wall-clock figure), and the resident memory of each
+worker process and of its kernel, apart and together: after its first report, 10%, 25%, 50% and
+75% of the way through its batch, after its last, and the peak, with a verdict: the growth from
+the end of warm-up (the first tenth) to the last report, and the trend after warm-up; and the
+kernel's memory after each reset (what earlier reports left behind, without the last one's variables).
 """
 from __future__ import annotations
 
@@ -73,14 +78,50 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
               f"wall {sum(r.seconds for r in results) / len(results):.2f} s/report in a worker")
     by_worker: dict[int, list] = defaultdict(list)
     for r in sorted(summary.results, key=lambda r: r.finished):
-        if r.worker and r.memory[0]:
+        if r.worker and r.worker_memory[0]:
             by_worker[r.worker].append(r)
     for pid, results in sorted(by_worker.items()):
-        mb = [r.memory[0] / 2**20 for r in results]
-        # a tenth in, the caches a worker fills on its first reports are full: growth after that is what matters
-        print(f"  worker {pid}: {len(results)} reports; memory (worker + kernel) {mb[0]:.0f} MB after the first, "
-              f"{mb[len(mb) // 10]:.0f} MB after a tenth, {mb[-1]:.0f} MB after the last, min {min(mb):.0f} / max {max(mb):.0f} MB, "
-              f"peak {max(r.memory[1] for r in results) / 2**20:.0f} MB")
+        print(f"  worker {pid}: {len(results)} reports; resident memory (MB) after report "
+              + " / ".join(f"{label}" for label, _ in MARKS) + ", peak:")
+        parts = {"worker process": [r.worker_memory for r in results], "its kernel": [r.kernel_memory for r in results]}
+        parts["both"] = [(w[0] + k[0], w[1] + k[1]) for w, k in zip(parts["worker process"], parts["its kernel"])]
+        # after the report the kernel still holds that report's variables (more for some notebooks
+        # than others); after the next reset, only what the reports before left behind
+        if len(results) > 1 and all(r.kernel_reset_memory for r in results[1:]):
+            parts["its kernel after each reset"] = [(r.kernel_reset_memory, r.kernel_reset_memory) for r in results[1:]]
+        for part, memory in parts.items():
+            mb = [m[0] / 2**20 for m in memory]
+            peak = f", peak {max(m[1] for m in memory) / 2**20:.0f}" if "reset" not in part else " (report 2 on)"
+            print(f"    {part}: " + " / ".join(f"{mb[at(len(mb), share)]:.0f}" for _, share in MARKS)
+                  + f"{peak}; {verdict(mb)}")
+
+
+# After report 1, a tenth in, a quarter, half, three quarters, and the last.
+MARKS = (("1", 0.0), ("10%", 0.1), ("25%", 0.25), ("50%", 0.5), ("75%", 0.75), ("last", 1.0))
+FLAT = 2.0  # percent: growth after the warm-up within this is "flat"
+
+
+def at(n: int, share: float) -> int:
+    """The index of the report ``share`` of the way through ``n`` reports."""
+    return min(n - 1, max(0, round(share * n) - 1))
+
+
+def verdict(mb: list[float]) -> str:
+    """Growth from the end of warm-up (the first tenth of the batch, when the bounded stores are
+    full) to the last report, in MB and %, and the trend after warm-up: the least-squares slope in
+    MB per 100 reports, and the rise from the mean of the second tenth to the mean of the last."""
+    warm = at(len(mb), 0.1)
+    after = mb[warm:]
+    if len(after) < 20:
+        return "too few reports after the warm-up to judge"
+    growth = mb[-1] - mb[warm]
+    tenth = max(len(mb) // 10, 1)
+    second, last = statistics.fmean(mb[warm:warm + tenth]), statistics.fmean(mb[-tenth:])
+    slope = statistics.linear_regression(range(len(after)), after).slope * 100
+    flat = abs(growth) <= FLAT / 100 * mb[warm] and last - second <= FLAT / 100 * second
+    return (f"after the first tenth {growth:+.1f} MB ({growth / mb[warm]:+.1%}) to the last report, "
+            f"trend {slope:+.2f} MB per 100 reports, mean of the last tenth {last - second:+.1f} MB over the second's: "
+            + ("flat" if flat else "NOT flat") + f" (within {FLAT:g}%)")
 
 
 def large_dataset(folder: Path, reps: int, deals: int) -> Path:
@@ -93,9 +134,10 @@ def large_dataset(folder: Path, reps: int, deals: int) -> Path:
     return fk.write_dataset(replace(data, deals=data.deals.assign(rep=rep)), folder, fmt="parquet")
 
 
-def large_matrix(path: Path, data: Path, out: Path) -> Path:
-    entries = "".join(f"  - notebook: {nb}\n    periods: [2024-Q2, 2024-06]\n"
-                      f"  - notebook: {nb}\n    reps: all\n    periods: [2024-Q2, 2024-06]\n" for nb in NOTEBOOKS)
+def large_matrix(path: Path, data: Path, out: Path, periods: str = "2024-Q2,2024-06") -> Path:
+    listed = ", ".join(periods.split(","))
+    entries = "".join(f"  - notebook: {nb}\n    periods: [{listed}]\n"
+                      f"  - notebook: {nb}\n    reps: all\n    periods: [{listed}]\n" for nb in NOTEBOOKS)
     path.write_text(f"data: {data}\nas_of: 2024-06-30\nlanguage: en\noutput: {out}\nentries:\n{entries}", encoding="utf-8")
     return path
 
@@ -110,6 +152,8 @@ def main() -> None:
     parser.add_argument("--large-reps", type=int, default=100, help="reps in the large matrix (default 100)")
     parser.add_argument("--large-deals", type=int, default=20000, help="deals in the large matrix's data (default 20000)")
     parser.add_argument("--no-large", action="store_true", help="skip the large matrix")
+    parser.add_argument("--large-periods", default="2024-Q2,2024-06",
+                        help="the large matrix's periods, comma-separated (more periods: a longer batch per worker)")
     parser.add_argument("--large-sample", type=int,
                         help="run only N reports of the large matrix, evenly spread over it (a loaded machine)")
     parser.add_argument("--no-sample", action="store_true", help="skip the sample matrix and the naive loop")
@@ -161,7 +205,7 @@ def main() -> None:
 
     if not args.no_large:
         folder = large_dataset(work / "large-data", args.large_reps, args.large_deals)
-        path = large_matrix(work / "large.yaml", folder, work / "large-out")
+        path = large_matrix(work / "large.yaml", folder, work / "large-out", args.large_periods)
         big = fk.load_data(folder)
         large_jobs = expand_matrix(fk.load_report_matrix(path), big)
         chosen = large_jobs[: args.limit]

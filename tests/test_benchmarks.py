@@ -38,3 +38,18 @@ def test_bench_analytics_stops_above_a_memory_bound(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "stopped: pandas on 2,000 deals passed 0.01 GB of driver memory" in result.stdout
+
+
+def test_the_report_bench_tells_a_plateau_from_a_leak():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from bench_reports import at, verdict
+    finally:
+        sys.path.pop(0)
+    assert [at(100, share) for share in (0.0, 0.1, 0.5, 1.0)] == [0, 9, 49, 99]  # report 1, 10, 50, 100
+    warm_up = [100.0 + i for i in range(10)]  # stores filling over the first tenth
+    plateau = verdict(warm_up + [109.0] * 90)
+    assert "+0.0 MB (+0.0%)" in plateau and "trend +0.00 MB per 100 reports" in plateau and plateau.endswith("flat (within 2%)")
+    leak = verdict(warm_up + [109.0 + 0.05 * i for i in range(1, 91)])  # +4.5 MB over 90 reports
+    assert "+4.5 MB (+4.1%)" in leak and "NOT flat" in leak
+    assert verdict([100.0] * 15) == "too few reports after the warm-up to judge"

@@ -111,6 +111,45 @@ def test_the_store_is_bounded(reuse, monkeypatch):
     assert memo.stats()["kept"] == 3
 
 
+def test_the_store_is_bounded_by_size(reuse, monkeypatch):
+    data = open_dataset("sample")
+    months = ("2024-01", "2024-02", "2024-03", "2024-04", "2024-05")
+    one = memo.approx_bytes(fk.sales_metrics_of.uncached(scope_of(data), months[0]))
+    assert one > 0
+    monkeypatch.setattr(memo, "MAX_BYTES", int(2.5 * one))  # room for two such results, not three
+    for month in months:
+        fk.sales_metrics_of(scope_of(data), month)
+    kept = memo.stats()
+    assert 1 <= kept["kept"] <= 2 and kept["bytes"] <= memo.MAX_BYTES
+    assert kept["bytes"] == sum(memo.approx_bytes(v) for v in memo._store.values())  # the running total is right
+    fk.sales_metrics_of(scope_of(data), months[-1])  # the newest is still kept: reused
+    assert reuse()["hits"] == 1
+
+
+def test_a_result_over_the_size_bound_is_not_kept(reuse, monkeypatch):
+    monkeypatch.setattr(memo, "MAX_BYTES", 100)
+    data = open_dataset("sample")
+    fk.sales_metrics_of(scope_of(data), "2024-01")
+    fk.sales_metrics_of(scope_of(data), "2024-01")
+    assert reuse() == {"hits": 0, "misses": 2} and memo.stats()["kept"] == 0 and memo.stats()["bytes"] == 0
+
+
+def test_approx_bytes_counts_what_a_result_holds():
+    import sys
+
+    import numpy as np
+
+    frame = pd.DataFrame({"a": np.arange(1000, dtype="int64")}, index=pd.Index(np.arange(1000, dtype="int64")))
+    assert memo.approx_bytes(frame) == 16_000  # 1,000 int64 values and 1,000 int64 labels
+    assert memo.approx_bytes("abc") == 3 and memo.approx_bytes(b"x" * 1000) == 1000
+    words = pd.DataFrame({"w": ["x" * 100] * 100}, index=pd.Index(np.arange(100, dtype="int64")), dtype=object)
+    assert memo.approx_bytes(words) == 100 * 8 + 100 * sys.getsizeof("x" * 100) + 100 * 8  # pointers, strings, labels
+    empty = words.iloc[:0]  # an object block with its columns and no rows
+    assert memo.approx_bytes(empty) == 0 and memo.approx_bytes(empty["w"]) == 0
+    text = "y" * 500
+    assert memo.approx_bytes([text, text]) == sys.getsizeof([text, text]) + 500  # the same object counts once
+
+
 def test_batches_keep_a_reports_periods_together_in_first_seen_order():
     jobs = [Job(nb, period, team, rep, {}, f"{period}/{team}/{rep}/{nb}")
             for nb in ("a", "b") for period in ("2024-Q2", "2024-06") for team, rep in (("East", "x"), ("East", "y"))]

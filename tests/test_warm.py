@@ -47,6 +47,16 @@ os.chdir("/")
 print("polluted")
 """
 
+# What a warm kernel keeps from report to report: the cells IPython keeps for tracebacks (in
+# linecache, under ipykernel's names for cells) and the message signatures each end keeps.
+STATE = """
+import linecache
+from IPython import get_ipython
+shell = get_ipython()
+print("cells kept:", sum(name in shell.compile._filename_map or "/ipykernel_" in name for name in linecache.cache))
+print("digest bound:", shell.kernel.session.digest_history_size)
+"""
+
 
 def notebook(folder: Path, name: str, code: str) -> None:
     nb = new_notebook(cells=[new_code_cell('data = "sample"', metadata={"tags": ["parameters"]}), new_code_cell(code)])
@@ -62,6 +72,7 @@ def notebooks(tmp_path):
     notebook(folder, "pollute", POLLUTE)
     notebook(folder, "fail", 'import os\nos.write(2, b"kernel says: about to fail\\n")\nraise ValueError("on purpose")')
     notebook(folder, "slow", "import time\ntime.sleep(60)")
+    notebook(folder, "state", STATE)
     yield folder
     for kernel in report._worker_kernel:
         kernel.shutdown()
@@ -169,3 +180,19 @@ def test_a_worker_grown_past_the_memory_limit_gets_a_new_kernel(notebooks, tmp_p
     monkeypatch.setattr(report, "WORKER_MEMORY_LIMIT", 2**62)
     after = run("probe", out, notebooks, "c")
     assert after.ok and stream_text(after.notebook) == stream_text(grown.notebook)
+
+
+def test_a_warm_kernel_keeps_no_more_cells_or_signatures_as_reports_go_by(notebooks, tmp_path):
+    """Each report's injected parameters cell is new text: IPython would keep its source (and
+    ipykernel the signature of every message) for the kernel's whole life."""
+    def state(i: int) -> str:
+        result = run_job(Job("state", "2024-06", "East", None, {"data": f"sample-{i}"}, f"s{i}/state"),
+                         tmp_path / "out", {}, notebooks, cold=False)
+        assert result.ok, result.error
+        return stream_text(result.notebook)
+
+    seen = [state(i) for i in range(6)]
+    # this report's cells only (its parameters, injected parameters and code cell), however many ran before
+    assert seen[1] == seen[5] and "cells kept: 3\n" in seen[5], seen
+    assert f"digest bound: {report.DIGEST_HISTORY}\n" in seen[5]
+    assert report._worker_kernel[0].kc.session.digest_history_size == report.DIGEST_HISTORY  # the worker's end

@@ -63,6 +63,12 @@ MAX_PARAMETER_BYTES = 64 * 1024  # report parameters of one matrix entry, as JSO
 # kernel: whatever a report left behind that the reset cannot free stops there. A worker holds
 # about 0.7 GB with the 20,000-deal benchmark data, flat over a thousand reports.
 WORKER_MEMORY_LIMIT = 2 * 2**30
+# Signatures of messages seen, kept by both ends of a kernel's connection to refuse a replayed
+# message. jupyter_client keeps up to 65,536 (about 11 MB), which a worker reaches after some 900
+# reports (it sees ~73 messages a report, the kernel ~13): a warm kernel's session lasts a whole
+# batch, so the memory would grow that long. A few thousand still catch a replay; the socket is
+# a private IPC file and every message is signed.
+DIGEST_HISTORY = 4096
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,18 @@ class JobResult:
     notebook: str = ""
     log: str = ""  # the kernel's log of a failed report
     worker: int = 0  # pid of the worker process that ran it
-    memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of worker + kernel after the report
+    worker_memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of the worker process after the report
+    kernel_memory: tuple[int, int] = (0, 0)  # (current, peak) resident bytes of its kernel after the report
+    # resident bytes of a warm kernel after its reset, before this report: what the reports before
+    # left behind (after the report, the kernel still holds that report's variables); 0 when cold
+    kernel_reset_memory: int = 0
     finished: float = field(default_factory=time.time)  # when the report was done (epoch seconds)
     cpu: float = 0.0  # CPU seconds of the kernel and the worker for this report (load-independent cost)
+
+    @property
+    def memory(self) -> tuple[int, int]:
+        """(current, peak) resident bytes of the worker process and its kernel, added up."""
+        return (self.worker_memory[0] + self.kernel_memory[0], self.worker_memory[1] + self.kernel_memory[1])
 
 
 @dataclass
@@ -264,9 +279,11 @@ class ReportKernel:
             self._log = open(self.log_path, "ab")
         streams = {} if self.verbose else {"stdout": self._log, "stderr": self._log}
         # No input history: a report reads none, and a warm kernel would keep every cell of every
-        # report in it (nbclient's in-memory SQLite grows by a report's cells each time).
-        run_sync(self.km.start_kernel)(cwd=str(self.cwd), extra_arguments=["--HistoryManager.enabled=False"],
-                                       **streams)
+        # report in it (nbclient's in-memory SQLite grows by a report's cells each time). The
+        # kernel's end of the connection keeps no more message signatures than the worker's.
+        self.km.session.digest_history_size = DIGEST_HISTORY  # the worker's end (its client shares the session)
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd), **streams, extra_arguments=[
+            "--HistoryManager.enabled=False", f"--Session.digest_history_size={DIGEST_HISTORY}"])
         self._connect()
         if warm:
             self.run_code(WARM_UP_CODE)
@@ -360,23 +377,26 @@ class ReportKernel:
         except (psutil.Error, AttributeError):
             return 0.0
 
-    def memory(self) -> tuple[int, int]:
-        """(current, peak) resident bytes of this worker process and its kernel, added up (peaks
-        from Linux's ``VmHWM``; elsewhere the current size)."""
-        import psutil
-
+    def memory(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(current, peak) resident bytes of this worker process, and of the kernel (peaks from
+        Linux's ``VmHWM``; elsewhere the current size; ``(0, 0)`` for a process not there)."""
         pid = getattr(self.km.provisioner, "pid", None) if self.km is not None else None
-        current = peak = 0
-        for process in (os.getpid(), pid):
-            try:
-                rss = psutil.Process(process).memory_info().rss
-                status = Path(f"/proc/{process}/status")
-                high = next((int(line.split()[1]) * 1024 for line in status.read_text().splitlines()
-                             if line.startswith("VmHWM:")), rss) if status.exists() else rss
-            except (psutil.Error, OSError, ValueError, TypeError):
-                continue
-            current, peak = current + rss, peak + high
-        return current, peak
+        return process_memory(os.getpid()), process_memory(pid)
+
+
+def process_memory(pid: int | None) -> tuple[int, int]:
+    """(current, peak) resident bytes of process ``pid`` (peak from Linux's ``VmHWM``, elsewhere
+    the current size); ``(0, 0)`` when there is no such process."""
+    import psutil
+
+    try:
+        rss = psutil.Process(pid).memory_info().rss if pid else 0
+        status = Path(f"/proc/{pid}/status")
+        high = next((int(line.split()[1]) * 1024 for line in status.read_text().splitlines()
+                     if line.startswith("VmHWM:")), rss) if rss and status.exists() else rss
+    except (psutil.Error, OSError, ValueError, TypeError):
+        return 0, 0
+    return rss, high
 
 
 # Run once in a warm kernel: import what the reports import and record the state of a fresh kernel.
@@ -446,12 +466,55 @@ def kernel_reset() -> None:
     if dict(os.environ) != _fresh_state["environ"]:
         os.environ.clear()
         os.environ.update(_fresh_state["environ"])
+    _forget_cells()
     memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
     # Arrow's allocator (pandas' string columns) keeps what a report freed for reuse; give it back
     # (under 1 ms), or a warm kernel's memory grows with the batch.
     if "pyarrow" in sys.modules:
         sys.modules["pyarrow"].default_memory_pool().release_unused()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Give the pages the C heap holds free back to the operating system (glibc's
+    ``malloc_trim``; elsewhere nothing). glibc keeps what a process freed for its next
+    allocations, and the holes a report leaves between blocks still in use are seldom the right
+    size for the next report's, so a warm worker's or kernel's resident memory would creep up
+    over a batch although the objects it holds do not."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; musl has none
+    except (OSError, AttributeError):
+        return None
+
+
+def _forget_cells() -> None:
+    """(Runs inside a warm kernel.) Forget the source of the cells run so far: IPython keeps
+    each cell's code in :mod:`linecache` for tracebacks, under a name made from its text, and
+    every report's injected parameters cell is new text, so a warm kernel would keep one more
+    per report. A traceback is shown while its report runs; the next report needs none of them."""
+    import linecache
+
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    names = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    if names is None:
+        return
+    for name in names:
+        linecache.cache.pop(name, None)
+    names.clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -524,7 +587,7 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
     out_nb = output / f"{job.relpath}.ipynb"
     out_html = output / f"{job.relpath}.html"
     kernel: ReportKernel | None = None
-    offset, cpu_start, kernel_cpu = 0, time.process_time(), 0.0
+    offset, cpu_start, kernel_cpu, reset_memory = 0, time.process_time(), 0.0, 0
     try:
         out_nb.parent.mkdir(parents=True, exist_ok=True)  # inside: a name that cannot make a path fails alone
         if cold:
@@ -540,20 +603,26 @@ def run_job(job: Job, output: Path, base_parameters: dict[str, Any], notebooks_d
             except (RuntimeError, TimeoutError):  # the kernel died since the last report
                 kernel.restart(warm=True)
                 kernel.reset()
+            reset_memory = kernel.memory()[1][0]
         nb = papermill.execute_notebook(
             str(notebooks_dir / f"{job.notebook}.ipynb"), str(out_nb),
             parameters=base_parameters | job.parameters, kernel_name=KERNEL_NAME, progress_bar=False,
             cwd=str(notebooks_dir), execution_timeout=EXECUTION_TIMEOUT, start_timeout=START_TIMEOUT,
             engine_name=_register_engine(), report_kernel=kernel,
         )
-        memory, kernel_cpu = kernel.memory(), kernel.cpu_seconds() - kernel_cpu
+        kernel_memory, kernel_cpu = kernel.memory()[1], kernel.cpu_seconds() - kernel_cpu
         if cold:
             kernel.shutdown()
         _write_atomic(out_html, notebook_to_html(nbformat.from_dict(nb), page_title(job, nb_language(nb))))
-        if not cold and memory[0] > WORKER_MEMORY_LIMIT:
+        if not cold:
+            trim_heap()  # what the report and its export freed (see trim_heap)
+        worker_memory = process_memory(os.getpid())  # after the export, which the worker does
+        if not cold and worker_memory[0] + kernel_memory[0] > WORKER_MEMORY_LIMIT:
             _renew(kernel)
         return JobResult(job, True, time.perf_counter() - start, html=str(out_html), notebook=str(out_nb),
-                         worker=os.getpid(), memory=memory, cpu=kernel_cpu + time.process_time() - cpu_start)
+                         worker=os.getpid(), worker_memory=worker_memory, kernel_memory=kernel_memory,
+                         kernel_reset_memory=reset_memory,
+                         cpu=kernel_cpu + time.process_time() - cpu_start)
     except papermill.PapermillExecutionError as exc:
         error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
     except (CellTimeoutError, DeadKernelError, NoSuchKernel, RuntimeError, OSError, TimeoutError) as exc:
