@@ -359,9 +359,8 @@ def in_other_currency(amounts: pd.Series, currency: str, codes: pd.Series | None
     (``€1,200`` when the currency is USD), or its row's currency code (``codes``, a currency column
     of the export; blank means the configured one) names another. Summing such amounts with the
     others would give a figure in no currency."""
-    text = amounts.astype("string")
-    marks = foreign_marks(currency)
-    other = text.str.contains(marks, regex=True).fillna(False).astype(bool) if marks \
+    marks = None if pd.api.types.is_numeric_dtype(amounts) else foreign_marks(currency)  # a number carries no mark
+    other = amounts.astype("string").str.contains(marks, regex=True).fillna(False).astype(bool) if marks \
         else pd.Series(False, index=amounts.index)
     if codes is not None:
         code = codes.astype("string").str.strip().str.upper()
