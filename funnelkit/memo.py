@@ -44,7 +44,7 @@ MAX_ENTRIES = 64
 MAX_BYTES = 128 * 2**20
 _store: OrderedDict[tuple, Any] = OrderedDict()
 _sizes: dict[tuple, int] = {}  # approx_bytes of each kept result
-_state = {"enabled": False, "hits": 0, "misses": 0, "depth": 0, "bytes": 0}
+_state = {"enabled": False, "hits": 0, "misses": 0, "depth": 0}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -67,13 +67,12 @@ def clear() -> None:
     """Forget every kept result."""
     _store.clear()
     _sizes.clear()
-    _state["bytes"] = 0
 
 
 def stats() -> dict[str, int]:
     """Calls answered from kept results (``hits``), computed (``misses``), results kept (``kept``)
 and their :func:`approx_bytes` in all (``bytes``)."""
-    return {"hits": _state["hits"], "misses": _state["misses"], "kept": len(_store), "bytes": _state["bytes"]}
+    return {"hits": _state["hits"], "misses": _state["misses"], "kept": len(_store), "bytes": sum(_sizes.values())}
 
 
 def approx_bytes(value: Any) -> int:
@@ -127,10 +126,9 @@ def _keep(key: tuple, value: Any) -> None:
     if size > MAX_BYTES:
         return
     _store[key], _sizes[key] = value, size
-    _state["bytes"] += size
-    while len(_store) > MAX_ENTRIES or _state["bytes"] > MAX_BYTES:
+    while len(_store) > MAX_ENTRIES or sum(_sizes.values()) > MAX_BYTES:  # at most 64: cheap
         old, _ = _store.popitem(last=False)
-        _state["bytes"] -= _sizes.pop(old)
+        del _sizes[old]
 
 
 def frame_digest(frame: pd.DataFrame | pd.Series) -> str:

@@ -329,10 +329,6 @@ def _engine_for(data: Dataset, config: FunnelConfig, engine: Engine | str | None
     return attach(data, config, engine)
 
 
-def _nanoseconds(values: pd.Series) -> np.ndarray:
-    return pd.to_datetime(values).astype("datetime64[ns]").to_numpy()
-
-
 def _subset(data: Dataset, pick: Callable[[pd.DataFrame], pd.DataFrame]) -> tuple[pd.DataFrame, np.ndarray]:
     """``pick(data.deals)`` (a row filter) renumbered from 0, and for each row of ``data.deals``
     (an engine's ``_pos``) its row in that subset, −1 when left out."""
