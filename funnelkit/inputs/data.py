@@ -45,6 +45,7 @@ QUARANTINE_REASONS = {
     "other_currency": "{column} is in another currency than funnel.yaml's `currency`",
     "probability_range": "win_probability is not between 0 and 1 (or 0 and 100 %)",
     "duplicated": "{column} is duplicated",
+    "total_line": "a total line (合计, Total …), not a deal",
     "closed_no_date": "closed deal has no closed_at",
     "closed_before_created": "closed_at is before created_at",
     "after_as_of": "{column} is after the as-of date {as_of}",
@@ -57,6 +58,29 @@ QUARANTINE_REASONS = {
     "won_not_final": "won deal never reached the final stage",
     "final_not_won": "deal reached the final stage but is not won",
 }
+
+
+# words a spreadsheet export writes in a total line at the bottom (normalised: lower case, no spaces)
+TOTAL_WORDS = ("合计", "总计", "小计", "總計", "合計", "total", "grandtotal", "subtotal", "sum", "totals")
+
+
+def total_lines(raw: pd.DataFrame, no_id: pd.Series) -> tuple[pd.Series, str]:
+    """Rows without a deal id that a spreadsheet added as a total line (a cell reading 合计, 总计,
+    Total …), and the column where the word was first found (``deal_id`` when none was)."""
+    hit = pd.Series(False, index=raw.index)
+    column = "deal_id"
+    candidates = no_id.fillna(False).to_numpy(dtype=bool)
+    if not candidates.any():
+        return hit, column
+    for name in raw.columns:
+        if not (pd.api.types.is_object_dtype(raw[name]) or pd.api.types.is_string_dtype(raw[name])):
+            continue
+        words = raw.loc[candidates, name].astype("string").str.replace(r"[\s:：]+", "", regex=True).str.casefold()
+        found = words.isin(TOTAL_WORDS).fillna(False)
+        if found.any() and not hit.any():
+            column = str(name)
+        hit.loc[found[found].index] = True
+    return hit, column
 
 
 def reason(key: str, column: str | None = None) -> str:
@@ -245,6 +269,24 @@ def day_month_order(parts: pd.DataFrame, where: str) -> bool:
     return True  # 01/01, 02/02 …: either order reads the same
 
 
+# 2024年3月5日, 2024年03月05日 14:07, 2024年3月5日 14时07分(30秒): Chinese CRMs and Excel on Chinese Windows
+_CHINESE_DATE = r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*(?:(\d{1,2})\s*[:时]\s*(\d{1,2})\s*分?(?:\s*[:：]?\s*(\d{1,2})\s*秒?)?)?$"
+
+
+def chinese_dates(text: pd.Series) -> pd.Series:
+    """``2024年3月5日`` → ``2024-03-05``, ``2024年3月5日 14时07分`` → ``2024-03-05 14:07:00``: the
+    year, month and day are named, so there is no order to decide. Other values are left as they are."""
+    parts = text.str.extract(_CHINESE_DATE)
+    found = parts[0].notna()
+    if not found.any():
+        return text
+    p = parts[found]
+    iso = p[0] + "-" + p[1].str.zfill(2) + "-" + p[2].str.zfill(2)
+    timed = p[3].notna()
+    iso = iso.where(~timed, iso + " " + p[3].str.zfill(2) + ":" + p[4].str.zfill(2) + ":" + p[5].fillna("0").str.zfill(2))
+    return text.where(~found, iso)
+
+
 _TWELVE_HOUR = r"^(\s*)(\d{1,2})(:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*([AaPp])\.?\s*[Mm]\.?$"
 
 
@@ -304,6 +346,7 @@ def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str =
             parsed = pd.to_datetime(text, errors="coerce", format=fmt, utc=bool(re.search(r"%z|%Z", fmt)))
             out[text.index] = _naive_in(parsed, zone)
         elif len(text):
+            text = chinese_dates(text)
             out[text.index] = _iso(text, zone)
             rest = text[out[text.index].isna()]
             parts = rest.str.extract(DMY_PATTERN)
@@ -337,6 +380,7 @@ def parse_datetimes(values: pd.Series, dayfirst: bool | None = None, date_format
 
 
 _CURRENCY = r"[¥￥$€£]|CNY|RMB|USD|EUR|元"
+_CHINESE_UNITS = {"万": 1e4, "亿": 1e8}  # amounts written in ten thousands (万) or hundred millions (亿)
 # The currencies each mark written in an amount may stand for: a mark that cannot be the configured
 # currency puts the amount in another one (``$`` is several dollars, ``¥`` yuan or yen).
 CURRENCY_MARKS = {"¥": ("CNY", "JPY"), "￥": ("CNY", "JPY"), "元": ("CNY",), "CNY": ("CNY",), "RMB": ("CNY",),
@@ -386,6 +430,13 @@ def parse_amounts(values: pd.Series, decimal: str = ".", where: str = "") -> pd.
         return values.astype(float)
     text = values.astype("string").str.replace(_CURRENCY, "", regex=True).str.strip().str.replace("\u00a0", " ") \
         .str.replace("\u202f", " ")
+    unit = text.str.extract(r"^(.*?\d)\s*([万亿])$")  # 12.5万 = 125,000; 1.2亿 = 120,000,000
+    scaled = unit[1].notna()
+    if scaled.any():
+        scaled_amounts = parse_amounts(unit.loc[scaled, 0], decimal, where) * unit.loc[scaled, 1].map(_CHINESE_UNITS)
+        rest = parse_amounts(values[~scaled.to_numpy()], decimal, where) if (~scaled).any() else scaled_amounts.iloc[:0]
+        # 32.3 × 10,000 is 322999.99999999994 in binary: a 万 amount is a whole number of ten-thousandths
+        return pd.concat([rest, scaled_amounts.round(4)]).reindex(values.index).astype(float)
     plain = text.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool) if decimal != "." else text.notna()
     out = pd.to_numeric(text.where(plain), errors="coerce").astype(float)
     rest = text[out.isna() & text.notna() & text.ne("")]
@@ -630,6 +681,8 @@ def validate(
     deals["status"] = deals["status"].map({v: normalise_name(v) for v in spellings}).astype("string")
     deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
 
+    total, total_column = total_lines(raw, deals["deal_id"].isna() | deals["deal_id"].eq(""))
+    qd.flag(total, total_column, reason("total_line"), raw[total_column] if total_column in raw else None)
     for column in ["deal_id", "team", "status"]:  # stripped above: blank is missing or ""
         qd.flag(deals[column].isna() | deals[column].eq(""), column, reason("missing", column))
 
