@@ -151,6 +151,11 @@ def _first_look(folder: Path, data: Path, preset: Path) -> tuple[list[str], bool
                   matrix.read_text(encoding="utf-8"))
     team = str(loaded.deals["team"].value_counts().index[0])  # the sample's North is no team of the export
     text = re.sub(r"(?m)^(\s*)teams: \[North\]", rf"\1teams: [{_y(team)}]   # the team with the most deals", text)
+    # the sample's rep (Zhao Lei) is no rep of the export either: the chosen team's busiest rep
+    reps = loaded.deals.loc[loaded.deals["team"] == team, "rep"].dropna()
+    text = re.sub(r"(?m)^(\s*)reps: \[Zhao Lei\]",
+                  (rf"\1reps: [{_y(str(reps.value_counts().index[0]))}]   # the rep with the most deals in that team"
+                   if len(reps) else r"\1reps: all"), text)
     matrix.write_text(text, encoding="utf-8")
     return [f"a first load with the draft: {len(loaded.deals):,} of {loaded.rows_in['deals']:,} deals analysed; "
             f"report periods set to {year}"], len(loaded.deals) > 0

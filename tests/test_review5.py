@@ -1,0 +1,143 @@
+"""review5: defects a sales-operations analyst hit taking a Chinese CRM export to reports.
+
+tests/data/review5/ (written by make_review5.py): `商机列表.csv` (GBK, Chinese headers such as
+销售阶段, 所属部门, 预计成交金额（元）, 创建时间, 结单日期, 赢单/输单; dates `2024/3/5 14:07` and
+`2024年3月5日`; amounts `￥1,234,500.00` and `12.5万`; three rows exported twice; a 合计 line) and
+`阶段变更记录.xlsx` (a notes sheet 说明 first, then the log: 商机编号, 变更前阶段, 变更后阶段, 变更时间).
+Each test failed before its fix. The numbers are worked by hand from the files with the csv module
+and openpyxl, not with funnelkit.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from openpyxl import load_workbook
+
+import funnelkit as fk
+from funnelkit.config import load_config
+from funnelkit.inputs.data import parse_amounts, parse_datetimes
+from funnelkit.runner.project import draft_preset, init_project
+
+FOLDER = Path(__file__).parent / "data" / "review5"
+DEALS, LOG = FOLDER / "商机列表.csv", FOLDER / "阶段变更记录.xlsx"
+
+
+def _rows() -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(DEALS.read_bytes().decode("gbk"))))
+
+
+def _unique_deals() -> dict[str, dict[str, str]]:
+    """Deals by id, by hand: ids that occur once (a duplicated id is quarantined, every copy)."""
+    rows = [r for r in _rows() if r["商机编号"]]
+    count = Counter(r["商机编号"] for r in rows)
+    return {r["商机编号"]: r for r in rows if count[r["商机编号"]] == 1}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`funnelkit init proj --from tests/data/review5`, untouched: the draft as a user first gets it."""
+    folder = tmp_path_factory.mktemp("r5") / "proj"
+    init_project(folder, FOLDER)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loaded(project: Path) -> fk.Dataset:
+    return fk.load_data(FOLDER, config=load_config(project / "params" / "funnel.yaml"),
+                        preset=project / "params" / "presets" / "my_export.yaml")
+
+
+# --- 1. the draft preset recognises a Chinese CRM's headers and the workbook's data sheet
+
+
+def test_draft_maps_chinese_headers_and_finds_the_log_behind_a_notes_sheet():
+    """The draft recognised only 商机编号, 客户名称 and 负责人: no stage, status, team, dates or amount,
+    and it read the workbook's first sheet (说明, notes), so the stage-change log was "not used". A first
+    load analysed 0 of 300 deals."""
+    draft = yaml.safe_load(draft_preset(FOLDER)[0])
+    assert draft["columns"] == {"商机编号": "deal_id", "客户名称": "customer", "负责人": "rep", "所属部门": "team",
+                                "创建时间": "created_at", "结单日期": "closed_at", "预计成交金额（元）": "amount",
+                                "输单原因": "lost_reason", "变更后阶段": "stage", "变更时间": "entered_at"}
+    assert draft["shape"] == "canonical"
+    assert draft["sheets"] == {"stage_events": "阶段变更记录"}
+    # 赢单/输单 is blank for open deals: the status comes from the stage now, every value mapped
+    assert draft["status_column"] == "销售阶段"
+    assert draft["status_values"] == {"初步接洽": "open", "需求确认": "open", "方案报价": "open", "商务谈判": "open",
+                                      "赢单": "won", "输单": "lost"}
+    assert list(draft["stages"]) == ["初步接洽", "需求确认", "方案报价", "商务谈判", "赢单", "输单"]
+    assert draft["stages"]["输单"] is None
+
+
+def test_draft_matrix_names_a_rep_of_the_export(project: Path):
+    """The Chinese entry of reports.yaml kept the sample's rep "Zhao Lei": its report failed, no such rep."""
+    matrix = yaml.safe_load((project / "params" / "reports.yaml").read_text(encoding="utf-8"))
+    zh = [e for e in matrix["entries"] if e.get("reps") not in (None, "all")]
+    assert zh and all(e["reps"] == ["张伟"] and e["teams"] == ["华东销售部"] for e in zh)
+
+
+# --- 2. dates and amounts as Chinese exports write them
+
+
+def test_chinese_dates_are_read():
+    """结单日期 `2024年6月15日` was "not a date": 149 closed deals were quarantined."""
+    parsed = parse_datetimes(pd.Series(["2024年6月15日", "2024年03月05日 14:07", "2024年3月5日 14时07分30秒",
+                                        "2024/3/5 14:07", "2024年13月5日", "6月15日"]))
+    assert parsed.tolist()[:4] == [pd.Timestamp("2024-06-15"), pd.Timestamp("2024-03-05 14:07"),
+                                   pd.Timestamp("2024-03-05 14:07:30"), pd.Timestamp("2024-03-05 14:07")]
+    assert parsed.iloc[4:].isna().all()  # no month 13; no year: not guessed
+
+
+def test_amounts_in_wan_are_read_as_ten_thousands():
+    """`32.75万` was "not a number": 50 deals were quarantined. 万 is 10,000, 亿 100,000,000."""
+    amounts = parse_amounts(pd.Series(["32.75万", "￥1,234,500.00", "12.3万元", "1.2亿", "万", "", "1,000万"]))
+    assert amounts.tolist()[:4] == [327_500.0, 1_234_500.0, 123_000.0, 120_000_000.0]
+    assert amounts.iloc[4:6].isna().all()
+    assert amounts.iloc[6] == 10_000_000.0
+
+
+# --- 3. the whole export: rows in = analysed + quarantined, and the numbers by hand
+
+
+def test_rows_in_equal_analysed_plus_quarantined_and_the_total_line_is_named(loaded: fk.Dataset):
+    """The 合计 line was quarantined as "deal_id is missing"; it is a total line, and says so."""
+    rows = _rows()
+    assert loaded.rows_in["deals"] == len(rows) == 300
+    q = loaded.quarantine
+    assert len(loaded.deals) + (q["table"] == "deals").sum() == loaded.rows_in["deals"]
+    log = list(load_workbook(LOG)["阶段变更记录"].iter_rows(min_row=2, values_only=True))
+    closes = sum(row[2] == "输单" for row in log)  # `输单: ~`: a close written as a change, left out with a note
+    assert loaded.rows_in["stage_events"] == len(log) - closes
+    assert len(loaded.events) + (q["table"] == "stage_events").sum() == loaded.rows_in["stage_events"]
+    total = q[q["reason"] == "total_line"]
+    assert total[["row", "column", "value"]].values.tolist() == [[300, "商机名称", "合计"]]
+    assert len(loaded.deals) == len(_unique_deals()) == 293
+
+
+def test_department_win_rate_and_stage_conversion_by_hand(loaded: fk.Dataset, project: Path):
+    """大客户部 (every deal closed): won ÷ closed; the 2024 cohort's step 初步接洽 → 需求确认."""
+    config = load_config(project / "params" / "funnel.yaml")
+    deals = _unique_deals()
+    big = [d for d in deals.values() if d["所属部门"] == "大客户部"]
+    won = sum(d["赢单/输单"] == "赢单" for d in big)
+    lost = sum(d["赢单/输单"] == "输单" for d in big)
+    assert won + lost == len(big) > 0
+    metrics = fk.sales_metrics(loaded, config, "2024", by="team").set_index("team")
+    assert metrics.loc["大客户部", ["won", "lost"]].tolist() == [won, lost]
+    assert metrics.loc["大客户部", "win_rate"] == pytest.approx(won / (won + lost))
+    sheet = load_workbook(LOG)["阶段变更记录"]
+    entered: dict[str, set[str]] = {}
+    for deal_id, _before, after, _at in sheet.iter_rows(min_row=2, values_only=True):
+        entered.setdefault(deal_id, set()).add(after)
+    first = sum("初步接洽" in entered[d] for d in deals)
+    second = sum("需求确认" in entered[d] for d in deals)
+    funnel = fk.cohort_funnel(loaded, config, "2024").table.set_index("stage")
+    assert funnel.loc["stage_1", "reached"] == first == 293
+    assert funnel.loc["stage_2", "reached"] == second
+    assert funnel.loc["stage_1", "next_step_rate"] == pytest.approx(second / first)
