@@ -141,3 +141,48 @@ def test_department_win_rate_and_stage_conversion_by_hand(loaded: fk.Dataset, pr
     assert funnel.loc["stage_1", "reached"] == first == 293
     assert funnel.loc["stage_2", "reached"] == second
     assert funnel.loc["stage_1", "next_step_rate"] == pytest.approx(second / first)
+
+
+# --- 4. what the reports showed: 0 where unknown, English in a Chinese report
+
+
+def test_loss_reason_shares_of_a_period_without_losses_are_unknown(loaded: fk.Dataset, project: Path):
+    """The export starts in 2024: the review against 2023 showed every reason's previous share as
+    0.0% and a change of "+30.3 pp", as if budget cuts had risen from nothing."""
+    config = load_config(project / "params" / "funnel.yaml")
+    review = fk.period_review(loaded, config, "2024", team="华东销售部")
+    reasons = review.loss_reasons
+    assert reasons["lost_previous"].eq(0).all() and reasons["lost_this"].sum() > 0
+    assert reasons["share_previous"].isna().all() and reasons["change"].isna().all()
+    assert reasons["share_this"].sum() == pytest.approx(1.0)
+
+
+def test_a_screen_with_every_criterion_unknown_says_so_not_zero(loaded: fk.Dataset, project: Path):
+    """The export has none of the screening fields: the headline said "0 of 54 open deals are
+    opportunity points" and the tables by stage and rep showed 0 qualified, from no criterion checked."""
+    from funnelkit.analyses import screening
+    from funnelkit.presentation import present
+
+    config = load_config(project / "params" / "funnel.yaml")
+    scope = fk.Scope.build(loaded, config, team="华东销售部")
+    screened = fk.screen_opportunities(scope.open_deals, fk.load_screening(), loaded.as_of)
+    by_rep = screening.qualified_by(screened, "rep")
+    assert by_rep["qualified"].isna().all() and by_rep["open"].sum() == len(screened) > 0
+    for language, words in (("en", "not known"), ("zh", "未知")):
+        text = present.load_text(language)
+        lines = present.opportunity_findings(screened, screened.assign(tier=None, score=float("nan"), amount=0.0),
+                                             pd.DataFrame(), text, "baseline", "CNY")
+        assert words in lines[0][0] and " 0 " not in lines[0][0]
+
+
+def test_data_notes_are_worded_in_the_report_language(loaded: fk.Dataset):
+    """The zh report's data-quality section ended in English, with the analyst's absolute path:
+    "/work/…/阶段变更记录.xlsx: 108 rows mark a close ('输单', `~` under `stages:`) …"."""
+    from funnelkit.presentation import present
+
+    closes = next(n for n in loaded.notes if "阶段变更记录.xlsx" in n)
+    absolute = closes.replace("tests/data/review5/", str(FOLDER) + "/", 1) if not closes.startswith("/") else closes
+    zh = present.note_words(absolute, present.load_text("zh"))
+    assert zh.startswith("阶段变更记录.xlsx：108 行把结单（'输单'）记为阶段变更")
+    assert "rows" not in zh and str(FOLDER) not in zh
+    assert present.note_words("some other note", present.load_text("zh")) == "some other note"

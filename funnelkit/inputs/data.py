@@ -83,6 +83,41 @@ def total_lines(raw: pd.DataFrame, no_id: pd.Series) -> tuple[pd.Series, str]:
     return hit, column
 
 
+# Notes on how the data was read, shown at the end of the data-quality section: English here (the
+# command line); reports word a note in their language from text.yaml ``data_note_<key>`` with the
+# same fields, found again in the English text by :func:`note_parts`.
+DATA_NOTES = {
+    "no_team": "{file}: no team column: every deal is in team {team} (map a column to team, or set "
+               "`defaults: {{team: ...}}` in the preset)",
+    "no_created_at": "{file}: no created_at column: a deal is created when it first enters a stage",
+    "no_columns": "{file}: no {columns} column: figures that need them are left out",
+    "close_rows": "{file}: {rows} rows mark a close ({values}, `~` under `stages:`), not a stage entry: the deals' "
+                  "status and close date record it",
+}
+
+
+def data_note(key: str, **fields: object) -> str:
+    """A note of :data:`DATA_NOTES` in English, its fields filled in."""
+    return DATA_NOTES[key].format(**fields)
+
+
+def _note_pattern(template: str) -> re.Pattern[str]:
+    import string
+
+    parts = [re.escape(literal) + (f"(?P<{name}>.*?)" if name else "")
+             for literal, name, _spec, _conv in string.Formatter().parse(template)]
+    return re.compile("^" + "".join(parts) + "$", re.DOTALL)
+
+
+def note_parts(note: str) -> tuple[str, dict[str, str]] | None:
+    """``(key, fields)`` of a note made by :func:`data_note`, or None for any other text."""
+    for key, template in DATA_NOTES.items():
+        found = _note_pattern(template).match(str(note))
+        if found:
+            return key, found.groupdict()
+    return None
+
+
 def reason(key: str, column: str | None = None) -> str:
     """A quarantine reason: ``key`` of :data:`QUARANTINE_REASONS`, with ``:column`` for the keys
     whose wording names the column (``missing:team``), so each column's reason is counted apart."""
@@ -669,8 +704,7 @@ def validate(
             deals[column] = pd.NA
     if "team" in absent:
         deals["team"] = NO_TEAM
-        notes.append(f"{deals_file}: no team column: every deal is in team {NO_TEAM!r} "
-                     "(map a column to team, or set `defaults: {team: ...}` in the preset)")
+        notes.append(data_note("no_team", file=deals_file, team=repr(NO_TEAM)))
 
     qd = _Quarantine("deals", deals_file, len(deals))
     raw = deals.copy()
@@ -704,7 +738,7 @@ def validate(
         first = events[~qe.bad].groupby("deal_id")["entered_at"].min()
         # reindex, not map: map fails on an empty datetime Series (no valid stage entry)
         raw["created_at"] = first.reindex(deals["deal_id"]).set_axis(deals.index)
-        notes.append(f"{deals_file}: no created_at column: a deal is created when it first enters a stage")
+        notes.append(data_note("no_created_at", file=deals_file))
     else:
         qd.flag(_blank(raw["created_at"]), "created_at", reason("missing", "created_at"))
     for column in DEAL_DATES:
@@ -763,7 +797,7 @@ def validate(
     notes += _normalise_categories(deals, raw, config)
     missing = [c for c in absent if c in ("customer", "rep", "amount")]
     if missing:
-        notes.append(f"{deals_file}: no {', '.join(missing)} column: figures that need them are left out")
+        notes.append(data_note("no_columns", file=deals_file, columns=", ".join(missing)))
     # Open deals carry no closing date even if the export filled one in.
     deals.loc[deals["status"] == "open", "closed_at"] = pd.NaT
     lost = deals["status"] == "lost"

@@ -307,8 +307,24 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     else:
         parts.append(Markdown(text("quality_clean")))
     if data.notes:
-        parts.append(Markdown(bullets(data.notes)))
+        parts.append(Markdown(bullets([note_words(note, text) for note in data.notes])))
     return parts
+
+
+def note_words(note: str, text: Text) -> str:
+    """A data note (:data:`funnelkit.inputs.data.DATA_NOTES`) in the report language, its file named
+    without the analyst's folders; a note without wording in text.yaml as it is."""
+    from funnelkit.inputs.data import note_parts
+
+    parts = note_parts(note)
+    if parts is None or f"data_note_{parts[0]}" not in text.entries:
+        return note
+    key, fields = parts
+    if "file" in fields and PurePath(fields["file"]).is_absolute():
+        fields["file"] = PurePath(fields["file"]).name
+    if "columns" in fields:
+        fields["columns"] = text("list_sep").join(field_label(c.strip(), text) for c in fields["columns"].split(","))
+    return text(f"data_note_{key}", **fields)
 
 
 def title(text: Text, notebook_key: str, period: str, as_of: pd.Timestamp, team: str | None = None,
@@ -501,6 +517,8 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
         # no deal misses any criterion (often: the CRM lacks the fields): naming one as "missed most
         # often (0 deals)" would be a figure from zero cases
         key = "opp_headline_screen" if worst["not met"] else "opp_headline_screen_none_missed"
+        if not (screened[list(screened.criteria)] != "unknown").to_numpy().any():
+            key = "opp_headline_screen_unknown"  # "0 of 54 are opportunity points" from no criterion checked
         lines.append((text(key, qualified=int(screened["is_opportunity"].sum()), open=len(screened),
                            k=screened.min_criteria, n=len(screened.criteria),
                            criterion=worst["label"], missed=int(worst["not met"])), "screen"))
