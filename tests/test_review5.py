@@ -186,3 +186,22 @@ def test_data_notes_are_worded_in_the_report_language(loaded: fk.Dataset):
     assert zh.startswith("阶段变更记录.xlsx：108 行把结单（'输单'）记为阶段变更")
     assert "rows" not in zh and str(FOLDER) not in zh
     assert present.note_words("some other note", present.load_text("zh")) == "some other note"
+
+
+def test_index_figures_of_a_team_with_every_deal_closed(loaded: fk.Dataset, project: Path):
+    """大客户部 has no open deal: the index showed its CRM forecast as "¥0" and overdue follow-ups
+    as "0" beside "no open deals" for the history forecast."""
+    from funnelkit.analyses.executive import team_figures
+    from funnelkit.presentation import present
+    from funnelkit.presentation.present_executive import index_figures
+
+    config = load_config(project / "params" / "funnel.yaml")
+    table = team_figures(loaded, config, "2024", ["华东销售部", "大客户部"])
+    assert table.set_index("team").loc["大客户部", "open_deals"] == 0
+    text = present.load_text("zh")
+    shown = index_figures(table, text, {}, "CNY", "2024", "2024-12-01", 0.95)
+    big = next(r for r in shown["rows"] if r["team"] == "大客户部")["cells"]
+    crm, overdue = big[4], big[5]
+    assert crm == overdue == text("fig_no_open_deals")
+    east = next(r for r in shown["rows"] if r["team"] == "华东销售部")["cells"]
+    assert east[4] == text("no_probabilities")  # open deals, no CRM probability: unknown, as before
