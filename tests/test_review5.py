@@ -66,6 +66,7 @@ def test_draft_maps_chinese_headers_and_finds_the_log_behind_a_notes_sheet():
                                 "创建时间": "created_at", "结单日期": "closed_at", "预计成交金额（元）": "amount",
                                 "输单原因": "lost_reason", "变更后阶段": "stage", "变更时间": "entered_at"}
     assert draft["shape"] == "canonical"
+    assert "# date column 结单日期: chinese" in draft_preset(FOLDER)[0]
     assert draft["sheets"] == {"stage_events": "阶段变更记录"}
     # 赢单/输单 is blank for open deals: the status comes from the stage now, every value mapped
     assert draft["status_column"] == "销售阶段"

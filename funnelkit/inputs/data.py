@@ -305,13 +305,13 @@ def day_month_order(parts: pd.DataFrame, where: str) -> bool:
 
 
 # 2024年3月5日, 2024年03月05日 14:07, 2024年3月5日 14时07分(30秒): Chinese CRMs and Excel on Chinese Windows
-_CHINESE_DATE = r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*(?:(\d{1,2})\s*[:时]\s*(\d{1,2})\s*分?(?:\s*[:：]?\s*(\d{1,2})\s*秒?)?)?$"
+CHINESE_DATE = r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*(?:(\d{1,2})\s*[:时]\s*(\d{1,2})\s*分?(?:\s*[:：]?\s*(\d{1,2})\s*秒?)?)?$"
 
 
 def chinese_dates(text: pd.Series) -> pd.Series:
     """``2024年3月5日`` → ``2024-03-05``, ``2024年3月5日 14时07分`` → ``2024-03-05 14:07:00``: the
     year, month and day are named, so there is no order to decide. Other values are left as they are."""
-    parts = text.str.extract(_CHINESE_DATE)
+    parts = text.str.extract(CHINESE_DATE)
     found = parts[0].notna()
     if not found.any():
         return text

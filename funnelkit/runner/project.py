@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from funnelkit.config import NOTEBOOKS_DIR, PARAMS_DIR, ConfigError
-from funnelkit.inputs.data import DataError, DMY_PATTERN, day_month_order
+from funnelkit.inputs.data import CHINESE_DATE, DataError, DMY_PATTERN, day_month_order
 from funnelkit.inputs.io import READABLE, read_table
 
 # canonical field → header spellings (normalised: lower case, letters and digits only)
@@ -206,6 +206,8 @@ def _date_order(values: pd.Series, where: str) -> str:
         return "empty"
     if pd.to_datetime(text, errors="coerce", format="ISO8601").notna().all():
         return "iso"
+    if text.str.fullmatch(CHINESE_DATE).all():
+        return "chinese (2024年3月5日: year, month and day named, nothing to set)"
     parts = text.str.extract(DMY_PATTERN)
     dmy = parts[0].notna()
     if dmy.any():
