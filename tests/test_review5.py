@@ -206,3 +206,17 @@ def test_index_figures_of_a_team_with_every_deal_closed(loaded: fk.Dataset, proj
     assert crm == overdue == text("fig_no_open_deals")
     east = next(r for r in shown["rows"] if r["team"] == "华东销售部")["cells"]
     assert east[4] == text("no_probabilities")  # open deals, no CRM probability: unknown, as before
+
+
+def test_check_names_drafted_stage_keys_by_their_labels(project: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch):
+    """`check` listed the stages seen as "stage_1 293, stage_2 212 …": the drafted keys of a
+    Chinese export say nothing without the stage names they stand for."""
+    from funnelkit.runner.cli import main as cli
+
+    monkeypatch.chdir(project)
+    code = cli(["check", str(FOLDER), "--preset", "my_export"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "stage_1 (初步接洽) 293, stage_2 (需求确认) " in out
+    assert "Rows read" in out or "300 rows read = 293 analysed + 7 quarantined" in out

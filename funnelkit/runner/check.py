@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from funnelkit.events.aggregate import reach_table, stage_stays
-from funnelkit.config import FunnelConfig
+from funnelkit.config import FunnelConfig, normalise_name
 from funnelkit.inputs.data import (DMY_PATTERN, Dataset, analysed_rows, as_of_label, describe_example, nothing_left,
                                    quarantine_counts, reason_text, top_reasons)
 
@@ -54,7 +54,10 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
     stage_counts, entered, stages_per_deal = _event_facts(data)
     for pipeline, group in stage_counts.groupby("pipeline", sort=True):
         counts = group.set_index("stage")["n"]
-        row = ", ".join(f"{s} {int(counts.get(s, 0)):,}" for s in config.stage_keys(pipeline))
+        # a drafted key (stage_1) says nothing on its own: its label is the export's stage value
+        labels = config.stage_labels(pipeline)
+        named = {s: f" ({labels[s]})" if normalise_name(labels.get(s, s)) != normalise_name(s) else "" for s in labels}
+        row = ", ".join(f"{s}{named.get(s, '')} {int(counts.get(s, 0)):,}" for s in config.stage_keys(pipeline))
         missing = [s for s in config.stage_keys(pipeline) if s not in counts]
         lines.append(f"  {pipeline}: {row}" + (f"; never seen: {', '.join(missing)}" if missing else ""))
 
