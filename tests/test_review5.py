@@ -220,3 +220,16 @@ def test_check_names_drafted_stage_keys_by_their_labels(project: Path, capsys: p
     assert code == 0
     assert "stage_1 (初步接洽) 293, stage_2 (需求确认) " in out
     assert "Rows read" in out or "300 rows read = 293 analysed + 7 quarantined" in out
+
+
+def test_closed_deals_unscored_for_two_sets_of_fields_read_as_two_groups(loaded: fk.Dataset, project: Path):
+    """The weight-sensitivity headline read "缺少成交概率；缺少战略价值；缺少跟进成本；缺少回款周期（44）、缺少预计金额；
+    缺少成交概率…（5）": the fields of one group were split by semicolons, the groups by a comma."""
+    from funnelkit.presentation import present
+
+    test = type("Backtest", (), {"unscored": 49, "unscored_reasons": {
+        "missing:win_probability; missing:payment_days": 44, "missing:amount; missing:win_probability": 5}})()
+    zh = present.unscored_sentence(test, present.load_text("zh"))
+    assert "缺少成交概率、缺少回款周期（44）；缺少预计金额、缺少成交概率（5）" in zh
+    en = present.unscored_sentence(test, present.load_text("en"))
+    assert "(44); " in en and en.count("; ") == 1

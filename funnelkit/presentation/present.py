@@ -769,8 +769,11 @@ def unscored_sentence(test: Any, text: Text, card: Any = None) -> str:
     tested); empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text, card=card), n=n)
-                                    for reason, n in test.unscored_reasons.items())
+    # the fields one deal lacks are listed with commas, the groups of deals apart with semicolons:
+    # "a; b; c (44), d; e (5)" read as one list of fields with two counts in it
+    reasons = text("clause_sep").join(
+        text("reason_count", reason=unscored_words(reason, text, card=card).replace(text("clause_sep"), text("list_sep")),
+             n=n) for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
 
