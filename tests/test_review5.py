@@ -233,3 +233,22 @@ def test_closed_deals_unscored_for_two_sets_of_fields_read_as_two_groups(loaded:
     assert "缺少成交概率、缺少回款周期（44）；缺少预计金额、缺少成交概率（5）" in zh
     en = present.unscored_sentence(test, present.load_text("en"))
     assert "(44); " in en and en.count("; ") == 1
+
+
+def test_time_in_stage_headline_of_a_team_with_every_deal_closed(loaded: fk.Dataset, project: Path):
+    """大客户部 has no open deal; its headline said "No open deal has sat in its stage longer than
+    75% of past stays there lasted", as if some open deals had been checked."""
+    from funnelkit.presentation import present
+
+    config = load_config(project / "params" / "funnel.yaml")
+    overall = fk.sales_metrics(loaded, config, "2024", team="大客户部").iloc[0]
+    assert overall["open_deals"] == 0
+    for language in ("en", "zh"):
+        text = present.load_text(language)
+        lines = present.time_in_stage_findings(pd.DataFrame({"stage": [], "median": [], "p75": []}), pd.DataFrame(),
+                                               overall, {}, text, "2024", 0.75, "CNY")
+        assert [line for line, anchor in lines if anchor == "stalled"] == [text("tis_headline_no_open")]
+    east = fk.sales_metrics(loaded, config, "2024", team="华东销售部").iloc[0]
+    lines = present.time_in_stage_findings(pd.DataFrame({"stage": [], "median": [], "p75": []}), pd.DataFrame(),
+                                           east, {}, present.load_text("en"), "2024", 0.75, "CNY")
+    assert "longer than 75%" in lines[0][0]

@@ -491,6 +491,8 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
         top = stalled.iloc[0]
         lines.append((text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"],
                            rep=top["rep"], days=top["days"], stage=labels.get(top["stage"], top["stage"])), "stalled"))
+    elif overall.get("open_deals", 1) == 0:  # every deal closed: "no open deal has sat too long" implies some sit
+        lines.append((text("tis_headline_no_open"), "stalled"))
     else:
         lines.append((text("tis_headline_no_stalled", q=quantile * 100), "stalled"))
     if overall["closed"] > 0:
