@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
+import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -133,8 +135,18 @@ def main() -> None:
     for cell in log["D"][1:]:
         cell.number_format = "yyyy/m/d h:mm"
     book.properties.created = datetime(2025, 1, 2)  # a fixed timestamp keeps the file reproducible
-    book.properties.modified = datetime(2025, 1, 2)
-    book.save(HERE / "阶段变更记录.xlsx")
+    raw = io.BytesIO()
+    book.save(raw)
+    # the zip entries carry the time of writing: fixed, so a rerun rewrites the same bytes
+    fixed = io.BytesIO()
+    with zipfile.ZipFile(raw) as source, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "docProps/core.xml":  # openpyxl stamps the time of saving as "modified"
+                data = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*", rb"\g<1>2025-01-02T00:00:00Z", data)
+            target.writestr(zipfile.ZipInfo(entry.filename, date_time=(2025, 1, 2, 0, 0, 0)), data,
+                            compress_type=zipfile.ZIP_DEFLATED)
+    (HERE / "阶段变更记录.xlsx").write_bytes(fixed.getvalue())
 
 
 if __name__ == "__main__":
