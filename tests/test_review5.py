@@ -252,3 +252,17 @@ def test_time_in_stage_headline_of_a_team_with_every_deal_closed(loaded: fk.Data
     lines = present.time_in_stage_findings(pd.DataFrame({"stage": [], "median": [], "p75": []}), pd.DataFrame(),
                                            east, {}, present.load_text("en"), "2024", 0.75, "CNY")
     assert "longer than 75%" in lines[0][0]
+
+
+def test_common_chinese_spellings_of_loss_reasons_are_translated():
+    """The English reports showed 价格太高 and 选择了竞争对手 untranslated beside "Project postponed":
+    the vocabulary knew 价格过高 and 竞争对手介入 only. `also:` lists other spellings of a reason."""
+    from funnelkit.presentation.loss_reasons import LossReasons, load_loss_reasons
+
+    vocabulary = load_loss_reasons()
+    assert vocabulary.label("价格太高", "en") == "Price too high"
+    assert vocabulary.label(" 选择了竞争对手 ", "en") == "Competitor stepped in"
+    assert vocabulary.label("价格太高", "zh") == "价格过高"
+    assert vocabulary.label("预算取消", "en") == "预算取消"  # not the same as 预算不足: shown as typed
+    with pytest.raises(ValueError, match="names both"):
+        LossReasons(reasons={"a": {"en": "A", "zh": "甲", "also": ["乙"]}, "b": {"en": "B", "zh": "乙"}})
