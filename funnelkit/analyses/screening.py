@@ -123,7 +123,8 @@ def qualified_by(screened: Screening, by: str, order: list[str] | None = None) -
     ``<by>, open, qualified``, in ``order`` when given (values not in it are left out), else sorted.
     ``qualified`` is missing (not 0) for a group whose deals have every criterion unknown: nothing
     was checked, so no deal is known to be, or not to be, an opportunity point."""
-    checked = (screened[list(screened.criteria)] != UNKNOWN).any(axis=1).rename("checked")
+    checked = ((screened[list(screened.criteria)] != UNKNOWN).any(axis=1) if screened.criteria
+               else pd.Series(True, index=screened.index))  # no criteria columns: is_opportunity as given
     counts = screened.assign(checked=checked).groupby(by).agg(
         open=("deal_id", "size"), qualified=("is_opportunity", "sum"), checked=("checked", "sum"))
     if order is not None:
