@@ -197,7 +197,8 @@ def test_no_criterion_is_named_missed_most_often_by_zero_deals(own):
     text = load_text("en")
     first = opportunity_findings(screened, both, both.iloc[0:0], text, "baseline", "USD")[0][0]
     assert "missed most often" not in first and "(0 deals)" not in first
-    assert first.startswith("0 of 67 open deals are opportunity points") and "unknown" in first
+    # review5: with every criterion unknown, "0 of 67 … are opportunity points" was itself a 0 for unknown
+    assert first.startswith("Opportunity points not known") and "67 open deals" in first and "0 of 67" not in first
 
 
 def test_overdue_follow_ups_are_unknown_not_0_when_no_open_deal_is_scored(own):

@@ -66,7 +66,11 @@ def period_review(
 def period_review_of(scope: Scope, period: str | Period, previous: str | Period | None = None,
                      alpha: float = 0.05) -> PeriodReview:
     """Compare ``period`` with ``previous`` (default: the period just before, of the same length);
-    stage labels in the scope's language."""
+    stage labels in the scope's language.
+
+    ``loss_reasons``: per reason, the deals lost in each period, ``share_* = lost_* ÷ all lost in
+    that period`` (NaN when that period lost none: unknown, not 0%) and ``change = share_this −
+    share_previous`` (NaN when either share is)."""
     period = parse_period(period)
     previous = parse_period(previous) if previous is not None else period.previous()
     reach = scope.reach
@@ -101,8 +105,11 @@ def period_review_of(scope: Scope, period: str | Period, previous: str | Period 
     this = lost[period.contains(lost["closed_at"])]["reason"].value_counts()
     before = lost[previous.contains(lost["closed_at"])]["reason"].value_counts()
     reasons = pd.DataFrame({"lost_this": this, "lost_previous": before}).fillna(0).astype(int)
-    reasons["share_this"] = reasons["lost_this"] / max(int(reasons["lost_this"].sum()), 1)
-    reasons["share_previous"] = reasons["lost_previous"] / max(int(reasons["lost_previous"].sum()), 1)
+    # a share of no losses is unknown, not 0%: a previous period before the data began lost nothing
+    # that was recorded, and its "0.0%" made every reason look like a rise of its whole share
+    reasons["share_this"] = reasons["lost_this"] / reasons["lost_this"].sum() if reasons["lost_this"].sum() else np.nan
+    reasons["share_previous"] = (reasons["lost_previous"] / reasons["lost_previous"].sum()
+                                 if reasons["lost_previous"].sum() else np.nan)
     reasons["change"] = reasons["share_this"] - reasons["share_previous"]
     reasons = reasons.sort_values("lost_this", ascending=False).rename_axis("reason").reset_index()
     return PeriodReview(table, reasons, period.label, previous.label)

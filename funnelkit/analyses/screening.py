@@ -120,11 +120,17 @@ def failing_criteria(screened: Screening) -> pd.DataFrame:
 
 def qualified_by(screened: Screening, by: str, order: list[str] | None = None) -> pd.DataFrame:
     """Open deals and opportunity points per value of column ``by`` (stage, rep, …): columns
-    ``<by>, open, qualified``, in ``order`` when given (values not in it are left out), else sorted."""
-    counts = screened.groupby(by).agg(open=("deal_id", "size"), qualified=("is_opportunity", "sum"))
+    ``<by>, open, qualified``, in ``order`` when given (values not in it are left out), else sorted.
+    ``qualified`` is missing (not 0) for a group whose deals have every criterion unknown: nothing
+    was checked, so no deal is known to be, or not to be, an opportunity point."""
+    checked = ((screened[list(screened.criteria)] != UNKNOWN).any(axis=1) if screened.criteria
+               else pd.Series(True, index=screened.index))  # no criteria columns: is_opportunity as given
+    counts = screened.assign(checked=checked).groupby(by).agg(
+        open=("deal_id", "size"), qualified=("is_opportunity", "sum"), checked=("checked", "sum"))
     if order is not None:
         counts = counts.reindex([v for v in order if v in counts.index])
-    return counts.astype(int).reset_index()
+    counts["qualified"] = counts["qualified"].astype("Int64").mask(counts["checked"] == 0)
+    return counts.drop(columns="checked").astype({"open": int}).reset_index()
 
 
 def screen_by_tier(scored: pd.DataFrame, screened: Screening) -> pd.DataFrame:

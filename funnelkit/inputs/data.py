@@ -45,6 +45,7 @@ QUARANTINE_REASONS = {
     "other_currency": "{column} is in another currency than funnel.yaml's `currency`",
     "probability_range": "win_probability is not between 0 and 1 (or 0 and 100 %)",
     "duplicated": "{column} is duplicated",
+    "total_line": "a total line (合计, Total …), not a deal",
     "closed_no_date": "closed deal has no closed_at",
     "closed_before_created": "closed_at is before created_at",
     "after_as_of": "{column} is after the as-of date {as_of}",
@@ -57,6 +58,64 @@ QUARANTINE_REASONS = {
     "won_not_final": "won deal never reached the final stage",
     "final_not_won": "deal reached the final stage but is not won",
 }
+
+
+# words a spreadsheet export writes in a total line at the bottom (normalised: lower case, no spaces)
+TOTAL_WORDS = ("合计", "总计", "小计", "總計", "合計", "total", "grandtotal", "subtotal", "sum", "totals")
+
+
+def total_lines(raw: pd.DataFrame, no_id: pd.Series) -> tuple[pd.Series, str]:
+    """Rows without a deal id that a spreadsheet added as a total line (a cell reading 合计, 总计,
+    Total …), and the column where the word was first found (``deal_id`` when none was)."""
+    hit = pd.Series(False, index=raw.index)
+    column = "deal_id"
+    candidates = no_id.fillna(False).to_numpy(dtype=bool)
+    if not candidates.any():
+        return hit, column
+    for name in raw.columns:
+        if not (pd.api.types.is_object_dtype(raw[name]) or pd.api.types.is_string_dtype(raw[name])):
+            continue
+        words = raw.loc[candidates, name].astype("string").str.replace(r"[\s:：]+", "", regex=True).str.casefold()
+        found = words.isin(TOTAL_WORDS).fillna(False)
+        if found.any() and not hit.any():
+            column = str(name)
+        hit.loc[found[found].index] = True
+    return hit, column
+
+
+# Notes on how the data was read, shown at the end of the data-quality section: English here (the
+# command line); reports word a note in their language from text.yaml ``data_note_<key>`` with the
+# same fields, found again in the English text by :func:`note_parts`.
+DATA_NOTES = {
+    "no_team": "{file}: no team column: every deal is in team {team} (map a column to team, or set "
+               "`defaults: {{team: ...}}` in the preset)",
+    "no_created_at": "{file}: no created_at column: a deal is created when it first enters a stage",
+    "no_columns": "{file}: no {columns} column: figures that need them are left out",
+    "close_rows": "{file}: {rows} rows mark a close ({values}, `~` under `stages:`), not a stage entry: the deals' "
+                  "status and close date record it",
+}
+
+
+def data_note(key: str, **fields: object) -> str:
+    """A note of :data:`DATA_NOTES` in English, its fields filled in."""
+    return DATA_NOTES[key].format(**fields)
+
+
+def _note_pattern(template: str) -> re.Pattern[str]:
+    import string
+
+    parts = [re.escape(literal) + (f"(?P<{name}>.*?)" if name else "")
+             for literal, name, _spec, _conv in string.Formatter().parse(template)]
+    return re.compile("^" + "".join(parts) + "$", re.DOTALL)
+
+
+def note_parts(note: str) -> tuple[str, dict[str, str]] | None:
+    """``(key, fields)`` of a note made by :func:`data_note`, or None for any other text."""
+    for key, template in DATA_NOTES.items():
+        found = _note_pattern(template).match(str(note))
+        if found:
+            return key, found.groupdict()
+    return None
 
 
 def reason(key: str, column: str | None = None) -> str:
@@ -245,6 +304,24 @@ def day_month_order(parts: pd.DataFrame, where: str) -> bool:
     return True  # 01/01, 02/02 …: either order reads the same
 
 
+# 2024年3月5日, 2024年03月05日 14:07, 2024年3月5日 14时07分(30秒): Chinese CRMs and Excel on Chinese Windows
+CHINESE_DATE = r"^(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日\s*(?:(\d{1,2})\s*[:时]\s*(\d{1,2})\s*分?(?:\s*[:：]?\s*(\d{1,2})\s*秒?)?)?$"
+
+
+def chinese_dates(text: pd.Series) -> pd.Series:
+    """``2024年3月5日`` → ``2024-03-05``, ``2024年3月5日 14时07分`` → ``2024-03-05 14:07:00``: the
+    year, month and day are named, so there is no order to decide. Other values are left as they are."""
+    parts = text.str.extract(CHINESE_DATE)
+    found = parts[0].notna()
+    if not found.any():
+        return text
+    p = parts[found]
+    iso = p[0] + "-" + p[1].str.zfill(2) + "-" + p[2].str.zfill(2)
+    timed = p[3].notna()
+    iso = iso.where(~timed, iso + " " + p[3].str.zfill(2) + ":" + p[4].str.zfill(2) + ":" + p[5].fillna("0").str.zfill(2))
+    return text.where(~found, iso)
+
+
 _TWELVE_HOUR = r"^(\s*)(\d{1,2})(:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*([AaPp])\.?\s*[Mm]\.?$"
 
 
@@ -304,6 +381,7 @@ def parse_dates(values: pd.Series, parsing: Parsing | None = None, column: str =
             parsed = pd.to_datetime(text, errors="coerce", format=fmt, utc=bool(re.search(r"%z|%Z", fmt)))
             out[text.index] = _naive_in(parsed, zone)
         elif len(text):
+            text = chinese_dates(text)
             out[text.index] = _iso(text, zone)
             rest = text[out[text.index].isna()]
             parts = rest.str.extract(DMY_PATTERN)
@@ -337,6 +415,7 @@ def parse_datetimes(values: pd.Series, dayfirst: bool | None = None, date_format
 
 
 _CURRENCY = r"[¥￥$€£]|CNY|RMB|USD|EUR|元"
+_CHINESE_UNITS = {"万": 1e4, "亿": 1e8}  # amounts written in ten thousands (万) or hundred millions (亿)
 # The currencies each mark written in an amount may stand for: a mark that cannot be the configured
 # currency puts the amount in another one (``$`` is several dollars, ``¥`` yuan or yen).
 CURRENCY_MARKS = {"¥": ("CNY", "JPY"), "￥": ("CNY", "JPY"), "元": ("CNY",), "CNY": ("CNY",), "RMB": ("CNY",),
@@ -386,6 +465,13 @@ def parse_amounts(values: pd.Series, decimal: str = ".", where: str = "") -> pd.
         return values.astype(float)
     text = values.astype("string").str.replace(_CURRENCY, "", regex=True).str.strip().str.replace("\u00a0", " ") \
         .str.replace("\u202f", " ")
+    unit = text.str.extract(r"^(.*?\d)\s*([万亿])$")  # 12.5万 = 125,000; 1.2亿 = 120,000,000
+    scaled = unit[1].notna()
+    if scaled.any():
+        scaled_amounts = parse_amounts(unit.loc[scaled, 0], decimal, where) * unit.loc[scaled, 1].map(_CHINESE_UNITS)
+        rest = parse_amounts(values[~scaled.to_numpy()], decimal, where) if (~scaled).any() else scaled_amounts.iloc[:0]
+        # 32.3 × 10,000 is 322999.99999999994 in binary: a 万 amount is a whole number of ten-thousandths
+        return pd.concat([rest, scaled_amounts.round(4)]).reindex(values.index).astype(float)
     plain = text.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool) if decimal != "." else text.notna()
     out = pd.to_numeric(text.where(plain), errors="coerce").astype(float)
     rest = text[out.isna() & text.notna() & text.ne("")]
@@ -618,8 +704,7 @@ def validate(
             deals[column] = pd.NA
     if "team" in absent:
         deals["team"] = NO_TEAM
-        notes.append(f"{deals_file}: no team column: every deal is in team {NO_TEAM!r} "
-                     "(map a column to team, or set `defaults: {team: ...}` in the preset)")
+        notes.append(data_note("no_team", file=deals_file, team=repr(NO_TEAM)))
 
     qd = _Quarantine("deals", deals_file, len(deals))
     raw = deals.copy()
@@ -630,6 +715,8 @@ def validate(
     deals["status"] = deals["status"].map({v: normalise_name(v) for v in spellings}).astype("string")
     deals["pipeline"] = deals["pipeline"].fillna(config.default_pipeline).replace("", config.default_pipeline)
 
+    total, total_column = total_lines(raw, deals["deal_id"].isna() | deals["deal_id"].eq(""))
+    qd.flag(total, total_column, reason("total_line"), raw[total_column] if total_column in raw else None)
     for column in ["deal_id", "team", "status"]:  # stripped above: blank is missing or ""
         qd.flag(deals[column].isna() | deals[column].eq(""), column, reason("missing", column))
 
@@ -651,7 +738,7 @@ def validate(
         first = events[~qe.bad].groupby("deal_id")["entered_at"].min()
         # reindex, not map: map fails on an empty datetime Series (no valid stage entry)
         raw["created_at"] = first.reindex(deals["deal_id"]).set_axis(deals.index)
-        notes.append(f"{deals_file}: no created_at column: a deal is created when it first enters a stage")
+        notes.append(data_note("no_created_at", file=deals_file))
     else:
         qd.flag(_blank(raw["created_at"]), "created_at", reason("missing", "created_at"))
     for column in DEAL_DATES:
@@ -710,7 +797,7 @@ def validate(
     notes += _normalise_categories(deals, raw, config)
     missing = [c for c in absent if c in ("customer", "rep", "amount")]
     if missing:
-        notes.append(f"{deals_file}: no {', '.join(missing)} column: figures that need them are left out")
+        notes.append(data_note("no_columns", file=deals_file, columns=", ".join(missing)))
     # Open deals carry no closing date even if the export filled one in.
     deals.loc[deals["status"] == "open", "closed_at"] = pd.NaT
     lost = deals["status"] == "lost"

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from funnelkit.config import FunnelConfig, normalise_name
-from funnelkit.inputs.data import FILE_ROW, DataError, parse_dates, require_columns, shown
+from funnelkit.inputs.data import FILE_ROW, DataError, data_note, parse_dates, require_columns, shown
 from funnelkit.inputs.presets import Preset
 
 
@@ -185,8 +185,7 @@ def read_canonical(tables: dict[str, pd.DataFrame], preset: Preset, config: Funn
         events["stage"], closes = map_stage(events["stage"], preset)
         if closes.any():  # a log of stage changes writes the close as one ("To stage: Closed Lost")
             named = ", ".join(repr(str(v)) for v in pd.unique(raw_events.loc[closes.to_numpy(), to_stage(preset)]))
-            notes.append(f"{files['stage_events']}: {int(closes.sum()):,} rows mark a close ({named}, `~` under "
-                         "`stages:`), not a stage entry: the deals' status and close date record it")
+            notes.append(data_note("close_rows", file=files["stage_events"], rows=f"{int(closes.sum()):,}", values=named))
             events = events.assign(**{FILE_ROW: np.arange(1, len(events) + 1)})[~closes.to_numpy()]
     return Shaped(deals, events, notes, {"deals": files["deals"], "stage_events": files["stage_events"]})
 

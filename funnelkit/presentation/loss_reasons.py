@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from funnelkit.config import StrictModel, params_file, validate_file
 from funnelkit.inputs.data import Dataset
@@ -22,6 +22,7 @@ class Label(StrictModel):
 
     en: str
     zh: str
+    also: list[str] = Field(default_factory=list)  # other spellings CRMs write (价格太高 for 价格过高), shown as the labels
 
     @field_validator("en", "zh")
     @classmethod
@@ -29,6 +30,10 @@ class Label(StrictModel):
         if not value.strip():
             raise ValueError("a label may not be blank")
         return value.strip()
+
+    def spellings(self, key: str) -> set[str]:
+        """Every spelling that names this reason: its key, both labels and ``also``, as matched."""
+        return {_match_key(key), _match_key(self.en), _match_key(self.zh), *(_match_key(a) for a in self.also)}
 
 
 def _match_key(text: str) -> str:
@@ -47,7 +52,7 @@ class LossReasons(StrictModel):
     def _one_reason_per_spelling(cls, reasons: dict[str, Label]) -> dict[str, Label]:
         seen: dict[str, str] = {}
         for key, label in reasons.items():
-            for spelling in {_match_key(key), _match_key(label.en), _match_key(label.zh)}:
+            for spelling in label.spellings(key):
                 if spelling in seen and seen[spelling] != key:
                     raise ValueError(f"{spelling!r} names both {seen[spelling]!r} and {key!r}")
                 seen[spelling] = key
@@ -55,8 +60,7 @@ class LossReasons(StrictModel):
 
     @functools.cached_property
     def _by_spelling(self) -> dict[str, str]:
-        return {spelling: key for key, label in self.reasons.items()
-                for spelling in (_match_key(key), _match_key(label.en), _match_key(label.zh))}
+        return {spelling: key for key, label in self.reasons.items() for spelling in label.spellings(key)}
 
     def key_of(self, reason: object) -> str | None:
         """The vocabulary key ``reason`` spells (key, English or Chinese label), else ``None``."""

@@ -307,8 +307,24 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
     else:
         parts.append(Markdown(text("quality_clean")))
     if data.notes:
-        parts.append(Markdown(bullets(data.notes)))
+        parts.append(Markdown(bullets([note_words(note, text) for note in data.notes])))
     return parts
+
+
+def note_words(note: str, text: Text) -> str:
+    """A data note (:data:`funnelkit.inputs.data.DATA_NOTES`) in the report language, its file named
+    without the analyst's folders; a note without wording in text.yaml as it is."""
+    from funnelkit.inputs.data import note_parts
+
+    parts = note_parts(note)
+    if parts is None or f"data_note_{parts[0]}" not in text.entries:
+        return note
+    key, fields = parts
+    if "file" in fields and PurePath(fields["file"]).is_absolute():
+        fields["file"] = PurePath(fields["file"]).name
+    if "columns" in fields:
+        fields["columns"] = text("list_sep").join(field_label(c.strip(), text) for c in fields["columns"].split(","))
+    return text(f"data_note_{key}", **fields)
 
 
 def title(text: Text, notebook_key: str, period: str, as_of: pd.Timestamp, team: str | None = None,
@@ -475,6 +491,8 @@ def time_in_stage_findings(summary: pd.DataFrame, stalled: pd.DataFrame, overall
         top = stalled.iloc[0]
         lines.append((text("tis_headline_stalled", n=len(stalled), q=quantile * 100, deal=top["deal_id"],
                            rep=top["rep"], days=top["days"], stage=labels.get(top["stage"], top["stage"])), "stalled"))
+    elif overall.get("open_deals", 1) == 0:  # every deal closed: "no open deal has sat too long" implies some sit
+        lines.append((text("tis_headline_no_open"), "stalled"))
     else:
         lines.append((text("tis_headline_no_stalled", q=quantile * 100), "stalled"))
     if overall["closed"] > 0:
@@ -501,6 +519,8 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
         # no deal misses any criterion (often: the CRM lacks the fields): naming one as "missed most
         # often (0 deals)" would be a figure from zero cases
         key = "opp_headline_screen" if worst["not met"] else "opp_headline_screen_none_missed"
+        if not (screened[list(screened.criteria)] != "unknown").to_numpy().any():
+            key = "opp_headline_screen_unknown"  # "0 of 54 are opportunity points" from no criterion checked
         lines.append((text(key, qualified=int(screened["is_opportunity"].sum()), open=len(screened),
                            k=screened.min_criteria, n=len(screened.criteria),
                            criterion=worst["label"], missed=int(worst["not met"])), "screen"))
@@ -751,8 +771,11 @@ def unscored_sentence(test: Any, text: Text, card: Any = None) -> str:
     tested); empty when every closed deal was scored."""
     if not test.unscored:
         return ""
-    reasons = text("list_sep").join(text("reason_count", reason=unscored_words(reason, text, card=card), n=n)
-                                    for reason, n in test.unscored_reasons.items())
+    # the fields one deal lacks are listed with commas, the groups of deals apart with semicolons:
+    # "a; b; c (44), d; e (5)" read as one list of fields with two counts in it
+    reasons = text("clause_sep").join(
+        text("reason_count", reason=unscored_words(reason, text, card=card).replace(text("clause_sep"), text("list_sep")),
+             n=n) for reason, n in test.unscored_reasons.items())
     return text("unscored_closed", n=test.unscored, reasons=reasons)
 
 

@@ -21,11 +21,15 @@ def _figures(row: pd.Series, text: Text, labels: dict[str, str], currency: str) 
     leak = (text("fig_no_leak") if row["leak_stage"] is None or pd.isna(row["leak_stage"]) else
             text("fig_leak_value", stage=labels.get(row["leak_stage"], row["leak_stage"]), rate=row["leak_rate"]))
     # the weighted pipeline is unknown (not "–") without open deals, amounts or CRM probabilities
-    crm = (money(row["crm_forecast"]) if pd.notna(row["crm_forecast"]) else text("fig_no_open_deals")
-           if row["open_deals"] == 0 else text("no_amounts") if pd.isna(row["open_pipeline"]) else text("no_probabilities"))
+    # a team with every deal closed has nothing to forecast or follow up: not "¥0" and "0" beside
+    # the history forecast's "no open deals"
+    crm = (text("fig_no_open_deals") if row["open_deals"] == 0 else money(row["crm_forecast"])
+           if pd.notna(row["crm_forecast"]) else text("no_amounts") if pd.isna(row["open_pipeline"])
+           else text("no_probabilities"))
+    overdue = (text("fig_no_open_deals") if row["open_deals"] == 0 else text("fig_overdue_unscored")
+               if pd.isna(row["overdue"]) else fmt_int(row["overdue"]))
     return {"won_value": money(row["won_value"]), "win_rate": win_rate, "open_pipeline": money(row["open_pipeline"]),
-            "forecast": forecast, "crm_forecast": crm,
-            "overdue": text("fig_overdue_unscored") if pd.isna(row["overdue"]) else fmt_int(row["overdue"]),
+            "forecast": forecast, "crm_forecast": crm, "overdue": overdue,
             "leak": leak}
 
 

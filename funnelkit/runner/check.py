@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from funnelkit.events.aggregate import reach_table, stage_stays
-from funnelkit.config import FunnelConfig
-from funnelkit.inputs.data import (DMY_PATTERN, Dataset, analysed_rows, as_of_label, describe_example, nothing_left,
+from funnelkit.config import FunnelConfig, normalise_name
+from funnelkit.inputs.data import (note_parts, DMY_PATTERN, Dataset, analysed_rows, as_of_label, describe_example, nothing_left,
                                    quarantine_counts, reason_text, top_reasons)
 
 
@@ -36,9 +36,15 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
     analysed = analysed_rows(data)
     q = data.quarantine
     counts = quarantine_counts(data)
+    # rows a reader set aside before validation (a close written as a stage change) are in the file
+    # but not in rows_in: said here, so the count matches the file a user opens
+    closes = sum(int(parts[1]["rows"].replace(",", "")) for parts in map(note_parts, data.notes)
+                 if parts is not None and parts[0] == "close_rows")
     for table, n_in in data.rows_in.items():
         n_q = int(counts.loc[counts["table"] == table, "rows"].sum())
-        lines.append(f"{table}: {n_in:,} rows read = {analysed[table]:,} analysed + {n_q:,} quarantined")
+        aside = (f" (and {closes:,} rows of the file that record a close, not a stage entry: see the note below)"
+                 if table == "stage_events" and closes else "")
+        lines.append(f"{table}: {n_in:,} rows read = {analysed[table]:,} analysed + {n_q:,} quarantined{aside}")
     if len(q):
         lines += ["", "Quarantined rows by reason:"]
         for table, reason, n in counts[["table", "reason", "rows"]].itertuples(index=False):
@@ -54,7 +60,10 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
     stage_counts, entered, stages_per_deal = _event_facts(data)
     for pipeline, group in stage_counts.groupby("pipeline", sort=True):
         counts = group.set_index("stage")["n"]
-        row = ", ".join(f"{s} {int(counts.get(s, 0)):,}" for s in config.stage_keys(pipeline))
+        # a drafted key (stage_1) says nothing on its own: its label is the export's stage value
+        labels = config.stage_labels(pipeline)
+        named = {s: f" ({labels[s]})" if normalise_name(labels.get(s, s)) != normalise_name(s) else "" for s in labels}
+        row = ", ".join(f"{s}{named.get(s, '')} {int(counts.get(s, 0)):,}" for s in config.stage_keys(pipeline))
         missing = [s for s in config.stage_keys(pipeline) if s not in counts]
         lines.append(f"  {pipeline}: {row}" + (f"; never seen: {', '.join(missing)}" if missing else ""))
 

@@ -18,27 +18,34 @@ import pandas as pd
 import yaml
 
 from funnelkit.config import NOTEBOOKS_DIR, PARAMS_DIR, ConfigError
-from funnelkit.inputs.data import DataError, DMY_PATTERN, day_month_order
+from funnelkit.inputs.data import CHINESE_DATE, DataError, DMY_PATTERN, day_month_order
 from funnelkit.inputs.io import READABLE, read_table
 
 # canonical field → header spellings (normalised: lower case, letters and digits only)
 SYNONYMS: dict[str, list[str]] = {
-    "deal_id": ["dealid", "id", "opportunityid", "recordid", "leadid", "mqlid", "opportunity", "商机编号", "编号"],
-    "customer": ["customer", "account", "accountname", "company", "associatedcompany", "客户名称", "客户"],
-    "rep": ["rep", "owner", "dealowner", "salesagent", "seller", "salesrep", "agent", "ownerid", "负责人", "销售"],
-    "team": ["team", "salesteam", "hubspotteam", "manager", "团队"],
-    "created_at": ["createdat", "created", "createdate", "createddate", "firstcontactdate", "创建日期"],
-    "closed_at": ["closedat", "closedate", "closedate", "closingdate", "wondate", "关闭日期"],
-    "amount": ["amount", "value", "dealvalue", "closevalue", "revenue", "金额"],
-    "lost_reason": ["lostreason", "lossreason", "closedlostreason", "流失原因"],
+    "deal_id": ["dealid", "id", "opportunityid", "recordid", "leadid", "mqlid", "opportunity", "商机编号", "商机id",
+                "机会编号", "编号"],
+    "customer": ["customer", "account", "accountname", "company", "associatedcompany", "客户名称", "客户", "公司名称"],
+    "rep": ["rep", "owner", "dealowner", "salesagent", "seller", "salesrep", "agent", "ownerid", "负责人", "销售",
+            "商机负责人", "销售负责人", "销售代表", "所有人"],
+    "team": ["team", "salesteam", "hubspotteam", "manager", "团队", "所属部门", "部门", "销售团队", "销售部门",
+             "负责人所属部门", "负责人主属部门"],
+    "created_at": ["createdat", "created", "createdate", "createddate", "firstcontactdate", "创建日期", "创建时间"],
+    "closed_at": ["closedat", "closedate", "closedate", "closingdate", "wondate", "关闭日期", "结单日期", "结单时间",
+                  "实际结单日期", "成交日期", "赢单日期"],
+    "amount": ["amount", "value", "dealvalue", "closevalue", "revenue", "金额", "预计成交金额", "预计成交金额元",
+               "商机金额", "商机金额元", "成交金额", "成交金额元", "销售金额"],
+    "lost_reason": ["lostreason", "lossreason", "closedlostreason", "流失原因", "输单原因", "丢单原因"],
     "industry": ["industry", "sector", "businesssegment", "行业"],
-    "pipeline": ["pipeline"],
+    "pipeline": ["pipeline", "业务流程", "商机流程"],
     "currency": ["currency", "currencycode", "dealcurrencycode", "币种", "货币"],
-    "win_probability": ["probability", "dealprobability", "winprobability", "成交概率"],
+    "win_probability": ["probability", "dealprobability", "winprobability", "成交概率", "赢率"],
 }
 # a stage history names the stage entered; a log of stage changes ("From stage", "To stage") the new one
-STAGE_NAMES = ["stage", "dealstage", "stagename", "阶段", "currentstage", "tostage", "newstage", "stageto"]
-STATUS_NAMES = ["status", "result", "outcome", "opportunityresult", "状态", "winloss"]
+STAGE_NAMES = ["stage", "dealstage", "stagename", "阶段", "currentstage", "tostage", "newstage", "stageto",
+               "销售阶段", "商机阶段", "变更后阶段", "新阶段"]
+STATUS_NAMES = ["status", "result", "outcome", "opportunityresult", "状态", "winloss", "赢单输单", "输赢状态",
+                "输赢", "商机状态"]
 WON = re.compile(r"^(closed\s*)?(won|win|wins)$|赢单|成交", re.IGNORECASE)
 LOST = re.compile(r"^(closed\s*)?(lost|loss|lose)$|输单|丢单|流失", re.IGNORECASE)
 DATE_HINT = re.compile(r"date|time|(^|[\s_])at$|日期|时间", re.IGNORECASE)  # "Changed at" too
@@ -144,6 +151,11 @@ def _first_look(folder: Path, data: Path, preset: Path) -> tuple[list[str], bool
                   matrix.read_text(encoding="utf-8"))
     team = str(loaded.deals["team"].value_counts().index[0])  # the sample's North is no team of the export
     text = re.sub(r"(?m)^(\s*)teams: \[North\]", rf"\1teams: [{_y(team)}]   # the team with the most deals", text)
+    # the sample's rep (Zhao Lei) is no rep of the export either: the chosen team's busiest rep
+    reps = loaded.deals.loc[loaded.deals["team"] == team, "rep"].dropna()
+    text = re.sub(r"(?m)^(\s*)reps: \[Zhao Lei\]",
+                  (rf"\1reps: [{_y(str(reps.value_counts().index[0]))}]   # the rep with the most deals in that team"
+                   if len(reps) else r"\1reps: all"), text)
     matrix.write_text(text, encoding="utf-8")
     return [f"a first load with the draft: {len(loaded.deals):,} of {loaded.rows_in['deals']:,} deals analysed; "
             f"report periods set to {year}"], len(loaded.deals) > 0
@@ -194,6 +206,8 @@ def _date_order(values: pd.Series, where: str) -> str:
         return "empty"
     if pd.to_datetime(text, errors="coerce", format="ISO8601").notna().all():
         return "iso"
+    if text.str.fullmatch(CHINESE_DATE).all():
+        return "chinese (2024年3月5日: year, month and day named, nothing to set)"
     parts = text.str.extract(DMY_PATTERN)
     dmy = parts[0].notna()
     if dmy.any():
@@ -266,6 +280,26 @@ def amount_currency(amounts: pd.Series, codes: pd.Series | None = None) -> str |
     return names.get(marks.value_counts().index[0], marks.value_counts().index[0]) if len(marks) else None
 
 
+def _known_columns(df: pd.DataFrame) -> int:
+    """How many of a table's headers name a field, a stage, a status or a date."""
+    names = {n for spellings in SYNONYMS.values() for n in spellings} | set(STAGE_NAMES + STATUS_NAMES)
+    return sum(1 for c in df.columns if _key(c) in names or DATE_HINT.search(str(c)))
+
+
+def _best_sheet(path: Path) -> tuple[pd.DataFrame, str | None]:
+    """The table of an export file, and the sheet it is on when that is not the workbook's first:
+    CRMs put a notes or cover sheet (说明, "Read me") beside the data, before it or after it. The
+    sheet whose headers name the most fields wins, then the one with more rows."""
+    if path.suffix.lower() not in (".xlsx", ".xls"):
+        return read_table(path, separator=_sniff(path)), None
+    names = pd.ExcelFile(path).sheet_names
+    if len(names) == 1:
+        return read_table(path), None
+    read = {name: read_table(path, sheet=name) for name in names}
+    best = max(names, key=lambda name: (_known_columns(read[name]), len(read[name])))
+    return read[best], (best if best != names[0] else None)
+
+
 def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str, list[str], list[str]]:
     """A draft preset (YAML text with a comment on each guess) for the export at ``source`` (a folder
     or one file), the stages its values suggest in order, and notes to print. ``extra`` (when given)
@@ -274,9 +308,10 @@ def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str
                    if p.suffix.lower() in READABLE + (".txt", ".tsv"))
     if not files:
         raise DataError(f"{source}: no export files ({', '.join(READABLE)})")
-    tables = {}
+    tables, sheets = {}, {}
     for path in files:
-        tables[path] = (read_table(path, separator=_sniff(path)), _sniff(path))
+        table, sheets[path] = _best_sheet(path)
+        tables[path] = (table, _sniff(path))
     # the main file: the one with a stage or status column, one row per deal id (a stage history
     # repeats the id), and the most rows
     def score(item: tuple[Path, tuple[pd.DataFrame, str | None]]) -> tuple[int, int, int]:
@@ -316,8 +351,19 @@ def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str
     if history:
         path, events, event_stage, entered = history
         out += ["shape: canonical   # guess: a deals file and a file of stage entries (one row per stage a deal entered)",
-                f"files: {{deals: {main_path.name}, stage_events: {path.name}}}"]
+                f"files: {{deals: {_y(main_path.name)}, stage_events: {_y(path.name)}}}"]
+        chosen = {table: sheets[p] for table, p in (("deals", main_path), ("stage_events", path)) if sheets[p]}
+        if chosen:
+            out.append("sheets: {" + ", ".join(f"{t}: {_y(n)}" for t, n in chosen.items())
+                       + "}   # guess: the workbook's sheet that holds the table (the others look like notes)")
         dates[entered] = _date_order(events[entered], f"{path.name}, column {entered}")
+        blanks = status_col is not None and int(main[status_col].isna().sum()
+                                                + main[status_col].astype("string").str.strip().eq("").sum())
+        if blanks and stage_col is not None and stage_col != status_col:
+            # 赢单/输单 left blank for an open deal: the stage now (销售阶段) names every deal's status
+            notes.append(f"{main_path.name}: column {status_col} is blank in {blanks:,} rows (open deals?): "
+                         f"the status is read from {stage_col} instead")
+            status_col = None
         if status_col is not None:
             columns[status_col] = "status"
         columns |= {event_stage: "stage", entered: "entered_at"}
@@ -326,7 +372,9 @@ def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str
             out.append(f"status_column: {_y(stage_col)}   # guess: the deal's stage now gives its status")
     else:
         out += ["shape: snapshot   # guess: one row per deal with its stage now (see the README for the others)",
-                f"files: {{deals: {main_path.name}}}"]
+                f"files: {{deals: {_y(main_path.name)}}}"]
+        if sheets[main_path]:
+            out.append(f"sheets: {{deals: {_y(sheets[main_path])}}}   # guess: the workbook's sheet that holds the deals")
     if separator and separator != ",":
         out.append(f"separator: {_y(separator)}   # detected in the header line")
     orders = {o for o in dates.values() if o in ("dayfirst", "monthfirst")}
