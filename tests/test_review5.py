@@ -269,3 +269,24 @@ def test_common_chinese_spellings_of_loss_reasons_are_translated():
     assert vocabulary.label("预算取消", "en") == "预算取消"  # not the same as 预算不足: shown as typed
     with pytest.raises(ValueError, match="names both"):
         LossReasons(reasons={"a": {"en": "A", "zh": "甲", "also": ["乙"]}, "b": {"en": "B", "zh": "乙"}})
+
+
+@pytest.mark.parametrize("key", sorted(__import__("funnelkit.inputs.data", fromlist=["DATA_NOTES"]).DATA_NOTES))
+def test_every_data_note_is_worded_in_chinese(key: str):
+    """Each note a reader writes (made by ``data_note``) is found again by ``note_parts`` and worded
+    in Chinese with its figures kept: the history, HubSpot, snapshot, lookup, outcome and
+    unrecognised-value notes stayed English in zh reports."""
+    import string
+
+    from funnelkit.inputs.data import DATA_NOTES, data_note, note_parts
+    from funnelkit.presentation import present
+
+    names = [name for _lit, name, _spec, _conv in string.Formatter().parse(DATA_NOTES[key]) if name]
+    fields = {name: f"V{i}x" for i, name in enumerate(names)}
+    note = data_note(key, **fields)
+    assert note_parts(note) == (key, fields)
+    zh = present.note_words(note, present.load_text("zh"))
+    assert zh != note and not any(word in zh for word in (" rows ", " deals", "stage entries", "not used"))
+    for name, value in fields.items():
+        if name != "columns":  # column names are shown as their labels
+            assert value in zh, (name, zh)

@@ -41,7 +41,7 @@ import pandas as pd
 from funnelkit.events import sql
 from funnelkit.config import FunnelConfig, normalise_name
 from funnelkit.inputs.data import (AS_OF_HORIZON, DEAL_OPTIONAL, DEAL_REQUIRED, NO_TEAM, DataError, Dataset, Parsing,
-                            _normalise_categories, empty_quarantine, shown)
+                            _normalise_categories, data_note, empty_quarantine, shown)
 
 ENGINES = ("pandas", "duckdb", "spark")
 EXAMPLES = 20  # example rows per quarantine reason
@@ -459,8 +459,7 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
                                   "raw_events": (event_kinds, events_file, ["entered_at"])}, parsing)
     notes = []
     if "team" not in deal_kinds:
-        notes.append(f"{deals_file}: no team column: every deal is in team {NO_TEAM!r} "
-                     "(map a column to team, or set `defaults: {team: ...}` in the preset)")
+        notes.append(data_note("no_team", file=deals_file, team=repr(NO_TEAM)))
     engine.define("fk_parsed_deals", sql.parsed_deals_sql(deal_kinds, config.default_pipeline, _TEXT_COLUMNS,
                                                           readings, NO_TEAM))
     engine.define("fk_parsed_events", sql.parsed_events_sql(event_kinds, readings["entered_at"]))

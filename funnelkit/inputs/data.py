@@ -93,6 +93,15 @@ DATA_NOTES = {
     "no_columns": "{file}: no {columns} column: figures that need them are left out",
     "close_rows": "{file}: {rows} rows mark a close ({values}, `~` under `stages:`), not a stage entry: the deals' "
                   "status and close date record it",
+    "unrecognised": "{column}: {rows} value(s) not recognised ({examples}); treated as missing",
+    "lookup_unmatched": "{file}: no row for {rows} deals' {lookup_column} (e.g. {example}); their looked-up fields are missing",
+    "outcome_orphans": "{file}: {rows} of {total} rows name a deal not in {deals_file} (e.g. {example}); they are not used",
+    "history_rows": "{file}: {rows} rows → {entries} stage entries; {repeats} rows repeat the current stage "
+                    "(amount or probability changes) and {closes} mark a close without a stage",
+    "date_entered": "{file}: {columns} 'date entered' columns → {entries} stage entries ({closes} close dates are not "
+                    "stage entries)",
+    "snapshot": "{file}: snapshot export — {stages} stages reached with the date unknown: counted in the funnel, "
+                "left out of time in stage",
 }
 
 
@@ -882,7 +891,7 @@ def _normalise_categories(deals: pd.DataFrame, raw: pd.DataFrame, config: Funnel
         unknown = unrecognised[codes]
         if unknown.any():
             examples = ", ".join(repr(v) for v in pd.unique(raw[column][unknown])[:3])
-            notes.append(f"{column}: {int(unknown.sum())} value(s) not recognised ({examples}); treated as missing")
+            notes.append(data_note("unrecognised", column=column, rows=f"{int(unknown.sum()):,}", examples=examples))
         if set(lookup.values()) <= {True, False}:
             deals[column] = pd.Series(spelled[codes], index=raw.index, dtype="object").astype("boolean")
         elif isinstance(raw[column].dtype, pd.CategoricalDtype):

@@ -87,8 +87,8 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
             deals = deals.assign(**{column: found.map(values[column]).to_numpy()})
         unmatched = found[found.notna() & ~found.isin(keys)]
         if len(unmatched):
-            notes.append(f"{name}: no row for {len(unmatched):,} deals' {lookup.key} "
-                         f"(e.g. {shown(unmatched.iloc[0])!r}); their looked-up fields are missing")
+            notes.append(data_note("lookup_unmatched", file=name, rows=f"{len(unmatched):,}", lookup_column=lookup.key,
+                                   example=repr(shown(unmatched.iloc[0]))))
     outcomes = preset.outcomes
     if outcomes is not None:
         table, name = extras["outcomes"], files["outcomes"]
@@ -103,8 +103,8 @@ def join_extras(deals: pd.DataFrame, extras: dict[str, pd.DataFrame], preset: Pr
         picked = table.set_axis(keys.to_numpy())
         orphans = keys[keys.notna() & ~keys.isin(found)]
         if len(orphans):
-            notes.append(f"{name}: {len(orphans):,} of {len(keys):,} rows name a deal not in {files['deals']} "
-                         f"(e.g. {shown(orphans.iloc[0])!r}); they are not used")
+            notes.append(data_note("outcome_orphans", file=name, rows=f"{len(orphans):,}", total=f"{len(keys):,}",
+                                   deals_file=files["deals"], example=repr(shown(orphans.iloc[0]))))
         matched = found.isin(keys).fillna(False).to_numpy(dtype=bool)
         for source, target in outcomes.columns.items():
             deals = deals.assign(**{target: found.map(picked[source]).to_numpy()})
@@ -219,9 +219,9 @@ def read_salesforce(tables: dict[str, pd.DataFrame], preset: Preset, config: Fun
     close_time = events[closes].groupby("deal_id")["entered_at"].max()
     closed_at = parse_dates(deals["closed_at"], parsing, "closed_at", f"{deals_file}, column closed_at")[0]
     deals["closed_at"] = closed_at.where(deals["status"] != "lost", deals["deal_id"].map(close_time).fillna(closed_at))
-    notes = [f"{history_file}: {len(history):,} rows → {int((~closes & ~repeat).sum()):,} stage entries; "
-             f"{int(repeat.sum()):,} rows repeat the current stage (amount or probability changes) and "
-             f"{int(closes.sum()):,} mark a close without a stage"]
+    notes = [data_note("history_rows", file=history_file, rows=f"{len(history):,}",
+                       entries=f"{int((~closes & ~repeat).sum()):,}", repeats=f"{int(repeat.sum()):,}",
+                       closes=f"{int(closes.sum()):,}")]
     return Shaped(deals, events[~closes & ~repeat], notes, {"deals": deals_file, "stage_events": history_file})
 
 
@@ -240,8 +240,8 @@ def read_hubspot(tables: dict[str, pd.DataFrame], preset: Preset, config: Funnel
         id_vars="deal_id", var_name="column", value_name="entered_at")
     long = long[long["entered_at"].notna() & long["entered_at"].astype("string").str.strip().ne("")]
     long["stage"], closes = map_stage(long["column"].map(stage_columns), preset)
-    notes = [f"{file}: {len(stage_columns)} 'date entered' columns → {int((~closes).sum()):,} stage entries "
-             f"({int(closes.sum()):,} close dates are not stage entries)"]
+    notes = [data_note("date_entered", file=file, columns=len(stage_columns), entries=f"{int((~closes).sum()):,}",
+                       closes=f"{int(closes.sum()):,}")]
     return Shaped(deals, long.loc[~closes, ["deal_id", "stage", "entered_at"]], notes,
                   {"deals": file, "stage_events": f"{file} (date entered columns)"})
 
@@ -320,6 +320,5 @@ def read_snapshot(tables: dict[str, pd.DataFrame], preset: Preset, config: Funne
             rows.append((deals["deal_id"].iat[part[i]], names.iat[i], filled.iloc[i].dropna().iloc[0]
                          if filled.iloc[i].notna().any() else None, True))
     events = pd.DataFrame(rows, columns=["deal_id", "stage", "entered_at", "date_known"])
-    notes = [f"{file}: snapshot export — {unknown:,} stages reached with the date unknown: counted in the funnel, "
-             "left out of time in stage"]
+    notes = [data_note("snapshot", file=file, stages=f"{unknown:,}")]
     return Shaped(deals, events, notes, {"deals": file, "stage_events": f"{file} (stages implied by the current stage)"})
