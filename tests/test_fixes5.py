@@ -64,3 +64,64 @@ def test_rep_rollup_fits_a_1280_pixel_window(browser, tmp_path, language):
     page.close()
     right, page_right, table_scroll, table_client, page_scroll, columns = sizes
     assert columns == 12 and right <= page_right and table_scroll <= table_client and page_scroll <= 1280, sizes
+
+
+def test_interval_cells_render_without_warnings():
+    """The markup goes into the escaped cell of a wrapping column, and finding the brackets warns
+    of nothing (pandas' "match groups" warning was printed into the rep report)."""
+    import warnings
+
+    from funnelkit.presentation.present import styled
+
+    frame = pd.DataFrame({"rep": ["<b>Wu</b>"] * 2, "win_rate": ["24.1%（17.9%–31.7%）", "–"],
+                          "note": ["选择了竞争对手（4）；价格太高（2）" * 3, "x"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = styled(frame, ZH).to_html()
+    assert '选择了竞争对手<wbr><span class="fk-nowrap">（4）</span>；' in page and "&lt;b&gt;Wu" in page
+
+
+# --- 2. a step without its rep bar says why
+
+
+def _rates(**flags) -> pd.DataFrame:
+    base = {"stage": ["leads", "prospects", "opportunities"], "next_stage": ["prospects", "opportunities", "negotiation"],
+            "rep_rate": [0.4, 0.3, 0.5], "team_rate": [0.5, 0.6, 0.7]}
+    return pd.DataFrame(base | {k: [False] * 3 for k in ("rep_maturing", "rep_few", "team_maturing", "team_few")} | flags)
+
+
+def test_missing_bar_notes_by_hand():
+    """Rep too few decided at the 2nd step, rep maturing at the 3rd (also "few": maturing is said
+    once), team complete: two notes naming the steps, none for the team; nothing flagged: none."""
+    from funnelkit.presentation import story
+
+    labels = fk.load_config().stage_labels("new_business", "en")
+    rates = _rates(rep_few=[False, True, True], rep_maturing=[False, False, True])
+    assert story.missing_bar_notes(rates, labels, EN, "Li Na") == [
+        EN("chart_no_bar_few", bar="Rep", steps="Prospects → Opportunities", min=10),
+        EN("chart_no_bar_maturing", bar="Rep", steps="Opportunities → Negotiation", min=10)]
+    assert story.missing_bar_notes(_rates(), labels, EN, "Li Na") == []
+    both = _rates(rep_few=[True, True, False], team_few=[False, False, True])
+    labels = fk.load_config().stage_labels("new_business", "zh")
+    assert story.missing_bar_notes(both, labels, ZH, "Li Na") == [
+        ZH("chart_no_bar_few", bar="代表", steps="潜在客户 → 意向客户、意向客户 → 商机客户", min=10),
+        ZH("chart_no_bar_few", bar="团队", steps="商机客户 → 谈判阶段", min=10)]
+    # the team overview has only the team's bars: the rep's flags (the team's own) are not read twice
+    assert story.missing_bar_notes(_rates(rep_few=[True] * 3), labels, EN, None) == []
+
+
+def test_zhao_lei_negotiation_step_has_no_rep_bar_and_says_why():
+    """North's Zhao Lei, 12 months to 2024-Q2: 7 deals reached Negotiation, 3 moved on and 4 were
+    lost: 7 decided < 10, so no rep bar (3 ÷ 7 = 42.9% is not shown) while the team's 88 ÷ 123 is."""
+    from funnelkit.analyses import reps
+    from funnelkit.presentation import story
+
+    ctx = fk.report_context("rep_performance", data="sample", period="2024-Q2", as_of="2024-06-30", team="North",
+                            rep="Zhao Lei", language="zh")
+    rates = reps.rep_vs_team(ctx.scope, "Zhao Lei", ctx.window(12))
+    row = rates.set_index("stage").loc["negotiation"]
+    assert row["rep_rate"] == pytest.approx(3 / 7) and row["rep_few"] and row["team_rate"] == pytest.approx(88 / 123)
+    bars = story.step_bars(rates, ctx.labels, ctx.text, "Zhao Lei")
+    assert pd.isna(bars["代表"].iloc[-1]) and bars["团队"].iloc[-1] == pytest.approx(88 / 123)
+    assert story.missing_bar_notes(rates, ctx.labels, ctx.text, "Zhao Lei") == [
+        ZH("chart_no_bar_few", bar="代表", steps="谈判阶段 → 成交客户", min=10)]
