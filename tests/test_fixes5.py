@@ -125,3 +125,29 @@ def test_zhao_lei_negotiation_step_has_no_rep_bar_and_says_why():
     assert pd.isna(bars["代表"].iloc[-1]) and bars["团队"].iloc[-1] == pytest.approx(88 / 123)
     assert story.missing_bar_notes(rates, ctx.labels, ctx.text, "Zhao Lei") == [
         ZH("chart_no_bar_few", bar="代表", steps="谈判阶段 → 成交客户", min=10)]
+
+
+# --- 3. `funnelkit score` that scores nothing fails and writes no plan
+
+
+def test_score_with_nothing_to_score_exits_non_zero(tmp_path, capsys):
+    """No open deal at the as-of date (the sample starts in 2023), or open deals none of which can be
+    scored (the export has no strategic_value column): a message on stderr naming why, no
+    plan file, exit 1. With deals to score the plan is written and the exit is 0."""
+    from funnelkit.runner.cli import main as cli
+
+    plan = tmp_path / "plan.csv"
+    assert cli(["score", "sample", "--as-of", "2022-12-31", "--out", str(plan)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing scored: no open deals at 2022-12-31 in sample" in err and str(plan) in err and not plan.exists()
+    folder = tmp_path / "export"
+    assert cli(["sample", "--out", str(folder), "--deals", "300", "--seed", "1"]) == 0
+    deals = pd.read_csv(folder / "deals.csv")
+    deals.drop(columns="strategic_value").to_csv(folder / "deals.csv", index=False)
+    capsys.readouterr()
+    assert cli(["score", str(folder), "--out", str(plan)]) == 1
+    out, err = capsys.readouterr()
+    open_n = int(out.split(" open deals")[0].split()[-1].replace(",", ""))
+    assert open_n > 0 and f"none of the {open_n:,} open deals could be scored" in err and not plan.exists()
+    deals.to_csv(folder / "deals.csv", index=False)
+    assert cli(["score", str(folder), "--out", str(plan)]) == 0 and plan.exists()

@@ -177,6 +177,12 @@ def _score(args: argparse.Namespace) -> int:
     what = "screened opportunity points" if args.screened_only else "open deals"
     print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")
     _print_scores(deals, scored, card, summary)
+    if not scored["score"].notna().any():  # an empty plan is no plan: say so, write nothing, fail
+        why = (f"no {what} at {plan_date:%Y-%m-%d} in {args.data}" if not len(scored) else
+               f"none of the {len(scored):,} {what} could be scored (reasons and the fields that would score them above)")
+        print(f"funnelkit score: nothing scored: {why}"
+              + (f"; no follow-up plan written to {args.out}" if args.out else ""), file=sys.stderr)
+        return 1
     if args.out:
         from funnelkit.presentation.present import load_text
         from funnelkit.presentation.present_opportunities import follow_up_export, follow_up_table
