@@ -151,3 +151,23 @@ def test_score_with_nothing_to_score_exits_non_zero(tmp_path, capsys):
     assert open_n > 0 and f"none of the {open_n:,} open deals could be scored" in err and not plan.exists()
     deals.to_csv(folder / "deals.csv", index=False)
     assert cli(["score", str(folder), "--out", str(plan)]) == 0 and plan.exists()
+
+
+# --- 4. a closed stdout is no traceback
+
+
+def test_closed_stdout_gives_no_traceback(tmp_path):
+    """`funnelkit init DIR | head -0`: the reader closes the pipe before the command prints. The
+    command still writes the project, exits 1 (as Python does on EPIPE) and prints no traceback
+    and no "Exception ignored" (it printed a BrokenPipeError traceback)."""
+    import subprocess
+    import sys
+
+    entry = "import sys; from funnelkit.runner.cli import main; sys.exit(main())"  # the console script
+    proc = subprocess.Popen([sys.executable, "-c", entry, "init", str(tmp_path / "p")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has printed anything: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert (tmp_path / "p" / "params" / "funnel.yaml").exists()

@@ -348,7 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     before = os.environ.get(PROJECT_ENV)
     try:
         _use_project(getattr(args, "project", None))
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader gone from stdout shows here, inside the try, not at exit
+        return code
+    except BrokenPipeError:
+        # stdout's reader has gone (`funnelkit init … | head`): no traceback, and nothing more written to
+        # the closed pipe when Python flushes at exit (Python docs, signal module, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ConfigError, DataError) as exc:
         message = str(exc)
         if len(message) > MAX_MESSAGE:
