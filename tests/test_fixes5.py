@@ -171,3 +171,62 @@ def test_closed_stdout_gives_no_traceback(tmp_path):
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
     assert (tmp_path / "p" / "params" / "funnel.yaml").exists()
+
+
+# --- 5 and 6. the data-quality examples name the file's column and the file's row
+
+
+@pytest.fixture
+def hubspot_export(tmp_path) -> tuple[Path, int, str]:
+    """A HubSpot-style sample export with two bad cells: the third deal with a "Qualified To Buy"
+    entry gets an impossible entry date (month 13), the sixth deal's Close Date reads "not a date".
+    Returns the folder, the first one's row in the file (1-based, as the other readers count) and its id."""
+    from funnelkit.runner.cli import main as cli
+
+    folder = tmp_path / "hubspot"
+    assert cli(["sample", "--out", str(folder), "--shape", "hubspot", "--deals", "40", "--seed", "3"]) == 0
+    path = folder / "hubspot-deals.csv"
+    deals = pd.read_csv(path, dtype=str, keep_default_na=False)
+    qualified = next(c for c in deals.columns if c.startswith("Date entered") and "Qualified To Buy" in c)
+    i = deals.index[deals[qualified] != ""][2]
+    deals.loc[i, qualified] = "31/13/2024 10:00"
+    deals.loc[5, "Close Date"] = "not a date"
+    deals.to_csv(path, index=False)
+    return folder, int(i) + 1, deals.loc[i, "Record ID"]
+
+
+def test_hubspot_stage_entry_is_quarantined_at_its_file_row(hubspot_export):
+    """The entry dates are reshaped into one row per (deal, stage); a bad one was numbered by that
+    long table (row 40 or more: every deal's first-stage column comes first). It is the deal's row."""
+    folder, row, deal = hubspot_export
+    q = fk.load_data(folder, preset="hubspot").quarantine
+    bad = q[q["reason"] == "not_a_date:entered_at"]
+    assert bad[["row", "deal_id", "value"]].values.tolist() == [[row, deal, "31/13/2024 10:00"]]
+    assert q.loc[q["reason"] == "not_a_date:closed_at", "row"].tolist() == [6]
+
+
+def test_quality_examples_name_the_export_column(hubspot_export, tmp_path):
+    """The preset maps "Close Date" → closed_at: the report's examples and `funnelkit check` say
+    "Close Date (closed_at)" (the report's "Closed on" named no column of the file); a column the
+    preset does not rename keeps its label ("Entered"); a cached copy (the report run's parquet)
+    keeps the names."""
+    from funnelkit.presentation import present
+    from funnelkit.runner.check import check_report
+
+    folder, _, _ = hubspot_export
+    data = fk.load_data(folder, preset="hubspot")
+    assert data.columns["deals"]["closed_at"] == "Close Date" and data.file_column("deals", "closed_at") == "Close Date"
+    assert data.file_column("stage_events", "entered_at") is None
+
+    def shown_columns(dataset, text):
+        table = present.quality_section(dataset, text)[2].data
+        return list(zip(table[text.column("row")], table[text.column("column")]))
+
+    en = shown_columns(data, EN)
+    assert (6, "Close Date (closed_at)") in en and (6, "Record ID (deal_id)") in en  # the deal's entries: its id column
+    assert EN.column("entered_at") in dict(en).values()
+    assert (6, "Close Date（closed_at）") in shown_columns(data, ZH)
+    assert any("row 6, column Close Date (closed_at) value 'not a date'" in line
+               for line in check_report(data, fk.load_config()))
+    copy = fk.load_data(fk.write_dataset(data, tmp_path / "copy"))
+    assert shown_columns(copy, EN) == en

@@ -333,7 +333,8 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
         # an absolute path names the analyst's machine, not the export: the file name is what a reader looks for
         q = q.assign(file=q["file"].map(lambda f: PurePath(f).name if isinstance(f, str) and PurePath(f).is_absolute()
                                         else f),
-                     column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
+                     column=[column_words(data, t, c, text) if isinstance(c, str) else c
+                             for t, c in zip(q["table"], q["column"])],
                      reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
@@ -877,6 +878,14 @@ def field_label(column: str, text: Text, card: Any = None) -> str:
         if dim.column == column:
             return dim.label.get(text.language, column) if isinstance(dim.label, dict) else column
     return text.column(column)
+
+
+def column_words(data: Dataset, table: str, column: str, text: Text) -> str:
+    """A quarantined row's column for readers: as the export names it, with the canonical field in
+    brackets, where a preset or mapping renamed it (``"Close Date (closed_at)"``: the name the
+    reader finds in their file and the one their preset maps); else :func:`field_label`."""
+    named = data.file_column(table, column)
+    return text("file_column", column=named, field=column) if named else field_label(column, text)
 
 
 def drivers_words(drivers: Any, text: Text, card: Any = None) -> Any:
