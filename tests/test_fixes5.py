@@ -230,3 +230,27 @@ def test_quality_examples_name_the_export_column(hubspot_export, tmp_path):
                for line in check_report(data, fk.load_config()))
     copy = fk.load_data(fk.write_dataset(data, tmp_path / "copy"))
     assert shown_columns(copy, EN) == en
+
+
+# --- 7. English punctuation in a Latin font
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_english_apostrophe_is_not_drawn_full_width(browser, tmp_path, language):
+    """report.css listed the Chinese font first, so the English "Rep’s" drew its ’ from it, a full
+    em wide. In an English page ’ is now narrower than half the font size (Latin font first) and
+    Chinese still renders (in a Chinese font, listed first for a Chinese page)."""
+    page_file = tmp_path / f"quote.{language}.html"
+    page_file.write_text(_page('<p style="font-size:20px"><span id="q">’</span><span id="a">a</span>'
+                               '<span id="zh">销售</span></p>', language), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 800, "height": 400})
+    page.goto(page_file.as_uri())
+    widths = page.evaluate("""() => ['q', 'a', 'zh'].map(id => document.getElementById(id).getBoundingClientRect().width)""")
+    family = page.evaluate("() => getComputedStyle(document.body).fontFamily")
+    page.close()
+    quote, letter, chinese = widths
+    assert chinese == pytest.approx(40, abs=2), widths  # two CJK glyphs, 1 em each: a Chinese font is found
+    if language == "en":
+        assert quote < 10 and letter < 15, (widths, family)
+    else:
+        assert family.startswith('"Noto Sans CJK SC"'), family
