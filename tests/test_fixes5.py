@@ -254,3 +254,23 @@ def test_english_apostrophe_is_not_drawn_full_width(browser, tmp_path, language)
         assert quote < 10 and letter < 15, (widths, family)
     else:
         assert family.startswith('"Noto Sans CJK SC"'), family
+
+
+# --- 8. labels start with a capital
+
+
+def test_tier_and_baseline_labels_are_capitalised_in_english():
+    """"baseline weights" headed the sensitivity tables' first row and "high"/"medium"/"low" labelled
+    the charts' bars and legends, lowercase beside "Raise competitive position to 30%, …". They are
+    labels, never placed inside a sentence, so they start with a capital; Chinese is unchanged."""
+    from funnelkit.presentation import plots
+    from funnelkit.presentation.present import tier_labels
+
+    assert tier_labels(EN) == {"high": "High", "medium": "Medium", "low": "Low", "unscored": "Unscored"}
+    assert EN("baseline") == "Baseline weights" and ZH("baseline") == "基准权重"
+    assert tier_labels(ZH) == {"high": "高", "medium": "中", "low": "低", "unscored": "未评分"}
+    # the opportunities report's value chart: its legend names the tiers as the report context gives them
+    ctx = fk.report_context("opportunities", data="sample", period="2024-Q2", as_of="2024-06-30", team="North")
+    value = pd.DataFrame({"high": [2e6, 1e6], "medium": [1e6, 0.0], "low": [0.5e6, 0.5e6]}, index=["Leads", "Prospects"])
+    fig = plots.stacked_value_bars(value, "Open value", {"x": "Stage", "y": "¥ m"}, ctx.tiers)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["High", "Medium", "Low"]
