@@ -237,9 +237,10 @@ def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, 
     rep roll-up). The estimate, in display columns: each column's widest cell as printed, or its
     header where that is wider, plus padding. A header longer than :data:`SHORT_HEADER` wraps:
     it counts its widest word, a Chinese one (which may break between any two characters) half its
-    width, as on two lines. A wrapping column counts its widest unbreakable piece, at least its
-    minimum width. Letting a column wrap costs nothing where the table fits: the browser wraps only
-    when it must."""
+    width, as on two lines. A wrapping column still counts its one-line width, at least its minimum
+    (how narrow the browser makes it depends on the others), so once a table is too wide every
+    column that can wrap is let wrap: the follow-up plan needed all of them. Letting a column wrap
+    costs nothing where the table fits: the browser wraps only when it must."""
     def printed(i: int) -> pd.Series:
         column, f = shown.iloc[:, i], formats.get(shown.columns[i])
 
@@ -255,12 +256,10 @@ def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, 
         return kinds
     cells = [printed(i) for i in range(len(kinds))]
     widths = [max(int(c.map(display_width).max()), _header_width(str(shown.columns[i]))) for i, c in enumerate(cells)]
-    pieces = [max(int(c.map(lambda v: max(map(display_width, _CELL_BREAK.split(v)))).max()),
-                  _header_width(str(shown.columns[i]))) for i, c in enumerate(cells)]
     kinds = list(kinds)
 
     def total() -> int:
-        return sum((max(p, TEXT_MIN) if k == " fk-text" else w) + CELL_PADDING for w, p, k in zip(widths, pieces, kinds))
+        return sum((max(w, TEXT_MIN) if k == " fk-text" else w) + CELL_PADDING for w, k in zip(widths, kinds))
 
     wrappable = sorted((i for i, k in enumerate(kinds) if k == " fk-nowrap" and widths[i] > TEXT_MIN
                         and cells[i].str.contains(_CELL_BREAK).any()), key=lambda i: -widths[i])
