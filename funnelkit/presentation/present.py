@@ -33,8 +33,9 @@ _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation ch
 # Where a one-line cell may break when its table must wrap: at a space, or before a full-width bracket
 # (styled writes <wbr> there: "24.1%（17.9%–31.7%）" has no break opportunity of its own after "%").
 _CELL_BREAK = re.compile(r"\s+|(?<=\S)(?=（)")
-# A bracketed figure such as an interval, kept whole in a wrapping cell (not "（17.9%–" / "31.7%）")
-_BRACKETED = re.compile(r"(?P<before>\S?)(?P<group>[（(][^（）()\s\u2e80-\u9fff]+[）)])")
+# A bracketed figure such as an interval, kept whole in a wrapping cell (not "（17.9%–" / "31.7%）");
+# numbers only, so no other text (a name, escaped markup) is touched
+_BRACKETED = re.compile(r"(?P<before>\S?)(?P<group>[（(][−+-]?[0-9][0-9.,%+−–-]*[）)])")
 
 
 def md_escape(text: str) -> str:
