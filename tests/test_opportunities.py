@@ -66,7 +66,7 @@ def test_follow_up_list_has_total_row_and_badges_and_escapes():
     assert note is not None and "3 of 6" in note.data  # cut rows are said, not dropped silently
     assert text("fu_total", deals=6) in html and "¥6,060" in html  # the total is over all 6 rows
     assert re.search(rf'class="[^"]*fk-total[^"]*" >{text("fu_total", deals=6)}<', html)  # kept last when sorted
-    assert '<span class="fk-badge fk-tier-medium">medium</span>' in html
+    assert '<span class="fk-badge fk-tier-medium">Medium</span>' in html
     assert "<script>x" not in html
 
 

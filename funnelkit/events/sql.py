@@ -184,6 +184,28 @@ class DateReading:
     no_date: tuple[str, ...] = ()
 
 
+# A time on a 12-hour clock at the end of a date (" 03:05 PM", "T9:00 am", " 11:59 p.m."), as
+# funnelkit.inputs.data.twenty_four_hour reads it; no backslashes (Spark's string literals take them
+# as escapes). Groups: what precedes the hour, hour, the rest of the time, a or p.
+TWELVE_HOUR = "^(.*[ T] *)([0-9]{1,2})(:[0-9]{2}(?::[0-9]{2}(?:[.][0-9]+)?)?) *([AaPp])[.]? *[Mm][.]?$"
+
+
+def twenty_four_hour(text: str) -> str:
+    """``text`` (a date, or the time after one) with a 12-hour time on a 24-hour clock:
+    ``… 03:05 PM`` → ``… 15:05``, ``… 12:30 AM`` → ``… 00:30``, as pandas reads them. DuckDB read
+    "2024-03-08 03:05 PM" as 03:05 (it ignores AM/PM) and its engines knew no 12-hour time after a
+    day-month date; an hour outside 1–12 before AM/PM becomes no date (quarantined, as in pandas).
+    Text not ending in "m" or "." is returned before any regular expression is run."""
+    def part(group: int) -> str:
+        return f"regexp_extract({text}, {string(TWELVE_HOUR)}, {group})"
+
+    hour = f"try_cast({part(2)} as int)"
+    pm = f"(case when lower({part(4)}) = 'p' then 12 else 0 end)"
+    return (f"(case when coalesce(right({text}, 1) not in ('m', 'M', '.'), true) then {text} "
+            f"when {hour} between 1 and 12 then {part(1)} || lpad(cast({hour} % 12 + {pm} as varchar), 2, '0') || "
+            f"{part(3)} when {part(2)} = '' then {text} else 'not a time' end)")
+
+
 def dmy_part(text: str, group: int) -> str:
     """Group ``group`` of :data:`DMY` in ``text`` ('' when it does not match)."""
     return f"regexp_extract({text}, {string(DMY)}, {group})"
@@ -200,14 +222,15 @@ def _date(column: str, kind: str, reading: DateReading = DateReading()) -> str:
         if reading.fmt:
             parsed = f"try_strptime({text}, {string(reading.fmt)})"
         else:
-            parsed = f"try_cast({text} as timestamp)"
+            parsed = f"try_cast({twenty_four_hour(text)} as timestamp)"
             if reading.dayfirst is not None:
                 day, month = (1, 3) if reading.dayfirst else (3, 1)
                 year = dmy_part(text, 5)
+                time = f"regexp_replace({dmy_part(text, 6)}, '^T', ' ')"
                 full_year = (f"case when length({year}) = 2 then (case when cast({year} as int) < 69 then '20' "
                              f"else '19' end) || {year} else {year} end")
                 iso = (f"{full_year} || '-' || lpad({dmy_part(text, month)}, 2, '0') || '-' || "
-                       f"lpad({dmy_part(text, day)}, 2, '0') || regexp_replace({dmy_part(text, 6)}, '^T', ' ')")
+                       f"lpad({dmy_part(text, day)}, 2, '0') || {twenty_four_hour(time)}")
                 parsed = (f"coalesce({parsed}, case when {dmy_part(text, 1)} <> '' and {dmy_part(text, 2)} = "
                           f"{dmy_part(text, 4)} then try_cast({iso} as timestamp) end)")
     if reading.no_date:

@@ -98,7 +98,7 @@ DATA_NOTES = {
     "outcome_orphans": "{file}: {rows} of {total} rows name a deal not in {deals_file} (e.g. {example}); they are not used",
     "history_rows": "{file}: {rows} rows → {entries} stage entries; {repeats} rows repeat the current stage "
                     "(amount or probability changes) and {closes} mark a close without a stage",
-    "date_entered": "{file}: {columns} 'date entered' columns → {entries} stage entries ({closes} close dates are not "
+    "date_entered": "{file}: {stage_columns} 'date entered' columns → {entries} stage entries ({closes} close dates are not "
                     "stage entries)",
     "snapshot": "{file}: snapshot export — {stages} stages reached with the date unknown: counted in the funnel, "
                 "left out of time in stage",
@@ -172,7 +172,9 @@ class Dataset:
     """Validated canonical tables plus what was set aside.
 
     ``as_of`` is the exclusive time bound of the data: nothing at or after it was accepted.
-    ``rows_in`` counts the input rows per table (``deals``, ``stage_events``).
+    ``rows_in`` counts the input rows per table (``deals``, ``stage_events``). ``columns`` names,
+    per table, the export's column of each canonical field a preset or mapping renamed
+    (``{"deals": {"closed_at": "Close Date"}}``), so messages name the column as the file has it.
     """
 
     deals: pd.DataFrame
@@ -182,6 +184,12 @@ class Dataset:
     as_of: pd.Timestamp
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def file_column(self, table: str, column: str) -> str | None:
+        """The export's name of canonical ``column`` of ``table`` where it was renamed, else None."""
+        named = self.columns.get(table, {}).get(column)
+        return named if named is not None and named != column else None
 
     def __repr__(self) -> str:
         return (f"Dataset({len(self.deals):,} deals, {len(self.events):,} stage events, "

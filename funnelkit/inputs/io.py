@@ -10,6 +10,7 @@ and ``stage_events``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -22,7 +23,7 @@ from funnelkit.inputs.data import DataError, Dataset, shown, validate
 from funnelkit.events.engine import is_engine_source, load_source
 from funnelkit.periods import as_of_bound
 from funnelkit.inputs.presets import Preset, load_preset
-from funnelkit.inputs.readers import READERS, join_extras
+from funnelkit.inputs.readers import READERS, file_columns, join_extras
 from funnelkit.inputs.sample import SAMPLE_END, generate_sample
 
 TABLE_FILES = ("deals", "stage_events")
@@ -239,12 +240,12 @@ def load_data(
     shaped = READERS[preset.shape].read(tables, preset, config, files)
     data = validate(shaped.deals, shaped.events, config, as_of=bound, deals_file=shaped.files["deals"],
                     events_file=shaped.files["stage_events"], parsing=preset.parsing(config.timezone))
-    data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, data.source,
-                   joined + shaped.notes + data.notes)
+    data = dataclasses.replace(data, notes=joined + shaped.notes + data.notes,
+                               columns=file_columns(preset, dict(mapping) if mapping else None))
     if prior is not None and (path / "source.json").exists():
         meta = json.loads((path / "source.json").read_text(encoding="utf-8"))
-        data = Dataset(data.deals, data.events, data.quarantine, data.rows_in, data.as_of, meta["source"],
-                       meta["notes"] + [n for n in data.notes if n not in meta["notes"]])
+        data = dataclasses.replace(data, source=meta["source"], columns=meta.get("columns", data.columns),
+                                   notes=meta["notes"] + [n for n in data.notes if n not in meta["notes"]])
     if prior is not None and len(prior):
         return _with_prior_quarantine(data, prior)
     return data
@@ -253,7 +254,7 @@ def load_data(
 def _with_prior_quarantine(data: Dataset, prior: pd.DataFrame) -> Dataset:
     rows_in = {t: n + int((prior["table"] == t).sum()) for t, n in data.rows_in.items()}
     quarantine = pd.concat([prior, data.quarantine], ignore_index=True) if len(data.quarantine) else prior
-    return Dataset(data.deals, data.events, quarantine, rows_in, data.as_of, data.source, data.notes)
+    return dataclasses.replace(data, quarantine=quarantine, rows_in=rows_in)
 
 
 def sample_dataset(seed: int = 0, n_deals: int = 3000, config: FunnelConfig | None = None) -> Dataset:
@@ -282,7 +283,8 @@ def write_dataset(data: Dataset, folder: str | Path, fmt: str = "parquet") -> Pa
         quarantine = data.quarantine.astype({c: "string" for c in ["table", "file", "deal_id", "column", "value", "reason"]})
         quarantine.to_parquet(folder / "quarantine.parquet", index=False)
         # where the data came from, so messages and reports name the export, not this copy
-        (folder / "source.json").write_text(json.dumps({"source": data.source, "notes": list(data.notes)}),
+        (folder / "source.json").write_text(json.dumps({"source": data.source, "notes": list(data.notes),
+                                                        "columns": data.columns}),
                                             encoding="utf-8")
     else:
         raise ValueError(f"unknown format {fmt!r}; expected csv or parquet")

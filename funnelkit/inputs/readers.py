@@ -152,6 +152,26 @@ CANONICAL_UNSUPPORTED = ("stage_column", "stage_dates", "status_from_stage", "hi
 EVENT_FIELDS = ("stage", "entered_at")  # canonical fields that live in the stage events file only
 
 
+def file_columns(preset: Preset, mapping: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Per table, canonical field → the export's column the preset (or ``mapping``, applied first,
+    to both files) renames to it: the deals file's ``columns`` (and ``status_column``), the events
+    file's ``stage``/``entered_at`` (canonical shape) or ``history_columns`` (salesforce). A field
+    read from one column per stage (hubspot's and snapshot's dates) has no one name, so none."""
+    deals = {v: k for k, v in preset.columns.items() if preset.shape != "canonical" or v not in EVENT_FIELDS}
+    if preset.status_column:
+        deals["status"] = preset.status_column
+    if preset.shape == "canonical":
+        events = {v: k for k, v in preset.columns.items() if v in (*EVENT_FIELDS, "deal_id")}
+    else:
+        # one file's rows give the others' events: their deal id is that file's
+        events = ({v: k for k, v in preset.history_columns.items()} if preset.shape == "salesforce"
+                  else {"deal_id": deals["deal_id"]} if "deal_id" in deals else {})
+    first = {v: k for k, v in (mapping or {}).items()}  # mapping renamed the export's columns before the preset
+    return {table: {field: first.get(name, name) for field, name in named.items()}
+            | {field: name for field, name in first.items() if field not in named}
+            for table, named in (("deals", deals), ("stage_events", events))}
+
+
 @reader("canonical", ("deals", "stage_events"))
 def read_canonical(tables: dict[str, pd.DataFrame], preset: Preset, config: FunnelConfig, files: dict[str, str]) -> Shaped:
     """funnelkit's own ``deals`` and ``stage_events`` tables. ``columns`` renames either file's
@@ -236,13 +256,14 @@ def read_hubspot(tables: dict[str, pd.DataFrame], preset: Preset, config: Funnel
     stage_columns = {c: pattern.match(str(c)).group(1) for c in raw.columns if pattern.match(str(c))}
     if not stage_columns:
         raise DataError(f"{file}: no '{preset.date_entered_prefix} \"<stage> (<pipeline>)\"' columns")
-    long = raw[list(stage_columns)].assign(deal_id=deals["deal_id"]).melt(
-        id_vars="deal_id", var_name="column", value_name="entered_at")
+    # each entry keeps its deal's row in the file: the long table's own row numbers are no row of the file
+    long = raw[list(stage_columns)].assign(deal_id=deals["deal_id"], **{FILE_ROW: np.arange(1, len(raw) + 1)}).melt(
+        id_vars=["deal_id", FILE_ROW], var_name="column", value_name="entered_at")
     long = long[long["entered_at"].notna() & long["entered_at"].astype("string").str.strip().ne("")]
     long["stage"], closes = map_stage(long["column"].map(stage_columns), preset)
-    notes = [data_note("date_entered", file=file, columns=len(stage_columns), entries=f"{int((~closes).sum()):,}",
+    notes = [data_note("date_entered", file=file, stage_columns=len(stage_columns), entries=f"{int((~closes).sum()):,}",
                        closes=f"{int(closes.sum()):,}")]
-    return Shaped(deals, long.loc[~closes, ["deal_id", "stage", "entered_at"]], notes,
+    return Shaped(deals, long.loc[~closes, ["deal_id", "stage", "entered_at", FILE_ROW]], notes,
                   {"deals": file, "stage_events": f"{file} (date entered columns)"})
 
 

@@ -25,11 +25,17 @@ from funnelkit.presentation.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 SHORT_CELL = 26  # columns (a Chinese character is 2): a text column whose cells are all this short is kept unwrapped
-SHORT_HEADER = 10  # characters: a header this short is kept on one line; longer ones wrap at spaces and punctuation
+SHORT_HEADER = 10  # display columns: a header this short is kept on one line; longer ones wrap at spaces, a Chinese one anywhere
 TABLE_WIDTH = 140  # display columns a table's one-line cells may take, about the 1,100-pixel page at the tables' font
 TEXT_MIN = 16  # display columns of a wrapping cell's minimum width (td.fk-text{min-width:8em} in report.css)
 CELL_PADDING = 3  # display columns of a cell's padding and border
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+# Where a one-line cell may break when its table must wrap: at a space, or before a full-width bracket
+# (styled writes <wbr> there: "24.1%（17.9%–31.7%）" has no break opportunity of its own after "%").
+_CELL_BREAK = re.compile(r"\s+|(?<=\S)(?=（)")
+# A bracketed figure such as an interval, kept whole in a wrapping cell (not "（17.9%–" / "31.7%）");
+# numbers only, so no other text (a name, escaped markup) is touched
+_BRACKETED = re.compile(r"(?P<before>\S?)(?P<group>[（(][−+-]?[0-9][0-9.,%+−–-]*[）)])")
 
 
 def md_escape(text: str) -> str:
@@ -198,6 +204,10 @@ def styled(
     for i, kind in enumerate(kinds):
         classes.iloc[:, i] = (classes.iloc[:, i] + kind).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
+    bracketed = [c for i, c in enumerate(shown.columns) if kinds[i] == " fk-text" and c not in formats
+                 and shown.iloc[:, i].astype(str).map(lambda v: _BRACKETED.search(v) is not None).any()]
+    if bracketed:  # Styler escapes the value before this formatter, so the markup added here stays markup
+        style = style.format(_keep_brackets_whole, subset=bracketed, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
         if c in df:
             style = style.format(formats.get(text.column(c)), subset=[text.column(c)], na_rep=text(key),
@@ -210,14 +220,28 @@ def styled(
     )
 
 
+def _keep_brackets_whole(escaped: Any) -> str:
+    """An escaped cell with each bracketed figure (:data:`_BRACKETED`) in a span that does not wrap,
+    after a break opportunity where it follows a character without a space (see :data:`_CELL_BREAK`)."""
+    def whole(m: re.Match) -> str:
+        before, group = m["before"], m["group"]
+        return f'{before}{"<wbr>" if before else ""}<span class="fk-nowrap">{group}</span>'
+
+    return _BRACKETED.sub(whole, str(escaped))
+
+
 def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, Any]) -> list[str]:
-    """``kinds`` with the widest one-line text columns that can wrap (a cell with a space, wider
-    than a wrapping column's minimum) let wrap, widest first, while the table's estimated width
-    exceeds :data:`TABLE_WIDTH`: eleven one-line columns side by side ran 64 pixels past the page
-    (review3's follow-up plan). The estimate, in display columns: each column's widest cell as
-    printed, or its header where that stays on one line, plus padding; a wrapping column counts
-    its minimum. Letting a column wrap costs nothing where the table fits: the browser wraps only
-    when it must."""
+    """``kinds`` with the widest one-line text columns that can wrap (a cell with a break opportunity,
+    :data:`_CELL_BREAK`, wider than a wrapping column's minimum) let wrap, widest first, while the
+    table's estimated width exceeds :data:`TABLE_WIDTH`: eleven one-line columns side by side ran
+    64 pixels past the page (review3's follow-up plan), twelve with Chinese intervals 62 (fixes5's
+    rep roll-up). The estimate, in display columns: each column's widest cell as printed, or its
+    header where that is wider, plus padding. A header longer than :data:`SHORT_HEADER` wraps:
+    it counts its widest word, a Chinese one (which may break between any two characters) half its
+    width, as on two lines. A wrapping column still counts its one-line width, at least its minimum
+    (how narrow the browser makes it depends on the others), so once a table is too wide every
+    column that can wrap is let wrap: the follow-up plan needed all of them. Letting a column wrap
+    costs nothing where the table fits: the browser wraps only when it must."""
     def printed(i: int) -> pd.Series:
         column, f = shown.iloc[:, i], formats.get(shown.columns[i])
 
@@ -229,21 +253,17 @@ def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, 
 
         return column.map(one)
 
-    def header(i: int) -> int:
-        name = str(shown.columns[i])
-        return display_width(name) if len(name) <= SHORT_HEADER else max(map(display_width, name.split() or [""]))
-
     if not len(shown):
         return kinds
     cells = [printed(i) for i in range(len(kinds))]
-    widths = [max(int(c.map(display_width).max()), header(i)) for i, c in enumerate(cells)]
+    widths = [max(int(c.map(display_width).max()), _header_width(str(shown.columns[i]))) for i, c in enumerate(cells)]
     kinds = list(kinds)
 
     def total() -> int:
         return sum((max(w, TEXT_MIN) if k == " fk-text" else w) + CELL_PADDING for w, k in zip(widths, kinds))
 
     wrappable = sorted((i for i, k in enumerate(kinds) if k == " fk-nowrap" and widths[i] > TEXT_MIN
-                        and cells[i].str.contains(r"\s", regex=True).any()), key=lambda i: -widths[i])
+                        and cells[i].str.contains(_CELL_BREAK).any()), key=lambda i: -widths[i])
     for i in wrappable:
         if total() <= TABLE_WIDTH:
             break
@@ -251,10 +271,24 @@ def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, 
     return kinds
 
 
+def _header_width(name: str) -> int:
+    """The display columns a column header needs (see :func:`_wrap_wide_tables`): all of it when it
+    is at most :data:`SHORT_HEADER` wide (kept on one line, :func:`_header_html`); else its widest
+    word, a word with Chinese characters counting half its width (rounded up: two lines), since
+    ``report.css`` lets a Chinese header break between any two characters."""
+    if display_width(name) <= SHORT_HEADER:
+        return display_width(name)
+
+    def word(w: str) -> int:
+        return -(-display_width(w) // 2) if display_width(w) > len(w) else len(w)
+
+    return max(map(word, name.split() or [""]))
+
+
 def _header_html(name: Any) -> str:
     """A column header, escaped; a short one ("得分", "意向客户") in a span that does not wrap."""
     escaped = html.escape(str(name))
-    return f'<span class="fk-nowrap">{escaped}</span>' if len(str(name)) <= SHORT_HEADER else escaped
+    return f'<span class="fk-nowrap">{escaped}</span>' if display_width(str(name)) <= SHORT_HEADER else escaped
 
 
 def sort_classes(df: pd.DataFrame, text: Text, order: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -299,7 +333,8 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
         # an absolute path names the analyst's machine, not the export: the file name is what a reader looks for
         q = q.assign(file=q["file"].map(lambda f: PurePath(f).name if isinstance(f, str) and PurePath(f).is_absolute()
                                         else f),
-                     column=q["column"].map(lambda c: field_label(c, text) if isinstance(c, str) else c),
+                     column=[column_words(data, t, c, text) if isinstance(c, str) else c
+                             for t, c in zip(q["table"], q["column"])],
                      reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
@@ -866,6 +901,14 @@ def field_label(column: str, text: Text, card: Any = None) -> str:
         if dim.column == column:
             return dim.label.get(text.language, column) if isinstance(dim.label, dict) else column
     return text.column(column)
+
+
+def column_words(data: Dataset, table: str, column: str, text: Text) -> str:
+    """A quarantined row's column for readers: as the export names it, with the canonical field in
+    brackets, where a preset or mapping renamed it (``"Close Date (closed_at)"``: the name the
+    reader finds in their file and the one their preset maps); else :func:`field_label`."""
+    named = data.file_column(table, column)
+    return text("file_column", column=named, field=column) if named else field_label(column, text)
 
 
 def drivers_words(drivers: Any, text: Text, card: Any = None) -> Any:

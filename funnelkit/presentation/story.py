@@ -281,6 +281,26 @@ def step_bars(rates: pd.DataFrame, labels: dict[str, str], text: Text, rep: str 
     return bars if rep is not None else bars[[text("col_team_value")]]
 
 
+def missing_bar_notes(rates: pd.DataFrame, labels: dict[str, str], text: Text, rep: str | None) -> list[str]:
+    """The notes under :func:`step_bars`' chart naming each step whose rep (or team) bar is left out,
+    why, and what data would give it: fewer than :data:`funnelkit.analyses.funnel.MIN_DECIDED` deals
+    decided there (moved on or lost), or maturing (most of its deals still open). Without them a
+    team bar stood alone beside a missing rep bar with nothing said. Empty when every bar is shown."""
+    from funnelkit.analyses.funnel import MIN_DECIDED
+
+    steps = pd.Series([step_label(text, labels.get(a, a), labels.get(b, b))
+                       for a, b in zip(rates["stage"], rates["next_stage"])], index=rates.index, dtype=object)
+    notes = []
+    for who in ("rep", "team") if rep is not None else ("team",):
+        maturing = rates[f"{who}_maturing"].astype(bool)
+        few = rates[f"{who}_few"].astype(bool) & ~maturing
+        for key, flags in (("chart_no_bar_few", few), ("chart_no_bar_maturing", maturing)):
+            if flags.any():
+                notes.append(text(key, bar=text(f"col_{who}_value"), steps=text("list_sep").join(steps[flags]),
+                                  min=MIN_DECIDED))
+    return notes
+
+
 def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int | None,
                  labels: dict[str, str], text: Text) -> list[Finding]:
     """Headline of a rep report: the trailing-window findings of :func:`funnelkit.presentation.present.rep_findings`

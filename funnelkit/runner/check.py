@@ -52,7 +52,9 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
             lines.append(f"  {table}: {reason_text(reason, data.as_of)}: {n:,}")
             for row in group.head(examples).itertuples():
                 value = "" if pd.isna(row.value) else f" value {row.value!r}"
-                lines.append(f"      {row.file}, row {row.row}, column {row.column}{value} (deal {row.deal_id})")
+                named = data.file_column(table, row.column) if isinstance(row.column, str) else None
+                column = f"{named} ({row.column})" if named else row.column  # as the export names it
+                lines.append(f"      {row.file}, row {row.row}, column {column}{value} (deal {row.deal_id})")
     for note in data.notes:
         lines.append(f"Note: {note}")
 

@@ -177,6 +177,12 @@ def _score(args: argparse.Namespace) -> int:
     what = "screened opportunity points" if args.screened_only else "open deals"
     print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")
     _print_scores(deals, scored, card, summary)
+    if not scored["score"].notna().any():  # an empty plan is no plan: say so, write nothing, fail
+        why = (f"no {what} at {plan_date:%Y-%m-%d} in {args.data}" if not len(scored) else
+               f"none of the {len(scored):,} {what} could be scored (reasons and the fields that would score them above)")
+        print(f"funnelkit score: nothing scored: {why}"
+              + (f"; no follow-up plan written to {args.out}" if args.out else ""), file=sys.stderr)
+        return 1
     if args.out:
         from funnelkit.presentation.present import load_text
         from funnelkit.presentation.present_opportunities import follow_up_export, follow_up_table
@@ -342,7 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     before = os.environ.get(PROJECT_ENV)
     try:
         _use_project(getattr(args, "project", None))
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader gone from stdout shows here, inside the try, not at exit
+        return code
+    except BrokenPipeError:
+        # stdout's reader has gone (`funnelkit init … | head`): no traceback, and nothing more written to
+        # the closed pipe when Python flushes at exit (Python docs, signal module, "Note on SIGPIPE")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ConfigError, DataError) as exc:
         message = str(exc)
         if len(message) > MAX_MESSAGE:
