@@ -235,3 +235,22 @@ def test_compact_stays_hold_no_hash_table_of_every_deal_id(checked, config):
     assert ids.equals(pd.Index(checked.deals["deal_id"]))
     first = checked.deals["deal_id"].iloc[0]
     assert (stays["deal_id"] == first).sum() == (stays["deal_id"].astype(object) == first).sum() > 0
+
+
+def test_fetched_results_live_in_arrow_memory_not_in_duckdb_batches():
+    """engines5: what the engine returns is copied out of the batches DuckDB exports (a batch is
+    freed only when all its columns are, so a column kept zero-copy held the whole batch): the
+    fetched text and integers are in Arrow's memory pool, and the values are unchanged."""
+    import pyarrow as pa
+
+    engine = en.DuckDBEngine()
+    rows = 200_000
+    before = pa.total_allocated_bytes()
+    frame = engine.query(f"select 'D' || i::varchar as deal_id from range({rows}) t(i)")
+    # the ids' characters and offsets, copied (kept zero-copy they were DuckDB's, and held its batch)
+    assert pa.total_allocated_bytes() - before >= int(frame["deal_id"].str.len().sum()) + rows * 4
+    assert frame["deal_id"].iloc[-1] == f"D{rows - 1}" and frame["deal_id"].is_unique
+    text = engine.query(f"select 'D' || i::varchar as deal_id, (i % 3)::varchar as team from range({rows}) t(i)",
+                        categorical=("team",))
+    assert text["deal_id"].iloc[-1] == f"D{rows - 1}"
+    assert list(text["team"].cat.categories) == ["0", "1", "2"] and text["team"].iloc[4] == "1"
