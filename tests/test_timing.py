@@ -251,3 +251,14 @@ def test_km_curve_equals_scipy():
     band = sf.confidence_interval(method="log-log")
     np.testing.assert_array_equal(curve["low"], band.low.evaluate(sf.quantiles))
     np.testing.assert_array_equal(curve["high"], band.high.evaluate(sf.quantiles))
+
+
+def test_numpy_time_in_stage_groups_an_int8_stage_index_as_any_integer():
+    """An engine's stays hold stage_index as int8 (grouped by a lookup table, not a hash): the
+    same table as with int64, stages in index order, including a negative code and a gap."""
+    stays = _hand_stays().assign(stage_index=lambda s: s["stage"].map(
+        {"leads": 0, "prospects": 1, "opportunities": 3, "proposals": -1}))
+    want = timing.time_in_stage.uncached(stays.astype({"stage_index": "int64"}))
+    got = timing.time_in_stage.uncached(stays.astype({"stage_index": "int8"}))
+    pd.testing.assert_frame_equal(got, want)
+    assert got["stage"].tolist() == ["proposals", "leads", "prospects", "opportunities"]

@@ -212,6 +212,12 @@ def _group_rows(columns: list[pd.Series]) -> Iterator[tuple[tuple, np.ndarray]]:
         if isinstance(column.dtype, pd.CategoricalDtype):
             codes.append(column.cat.codes.to_numpy())  # a byte or two a row, already in category order
             values.append(column.cat.categories.tolist())
+        elif column.dtype == np.int8 and len(column):  # a stage index: a lookup, not a hash
+            present = np.flatnonzero(np.bincount(column.to_numpy().astype(np.int16) + 128, minlength=256))
+            lookup = np.full(256, -1, dtype=np.int16)
+            lookup[present] = np.arange(len(present))
+            codes.append(lookup[column.to_numpy().astype(np.int16) + 128])
+            values.append((present - 128).tolist())
         else:
             found, uniques = pd.factorize(column, sort=True)
             codes.append(found)
