@@ -138,9 +138,10 @@ class DuckDBEngine(Engine):
 
         # In batches, each copied into Arrow's own memory as it arrives (the text columns named in
         # ``categorical`` dictionary-encoded on the way): a batch DuckDB exports is freed only once
-        # every one of its columns is, so a column pandas kept as it was (text, integers) held the
-        # whole batch, the encoded text included, for as long as the frame lived (at 10M deals the
-        # deals' batches held 2.5 GB for a 1.5 GB table; the stays' _pos held every stay's dates).
+        # every one of its columns is. Text pandas keeps zero-copy held its whole batch, the encoded
+        # text's originals included, as long as the frame lived (at 10M deals 2.8 GB resident for
+        # 1.5 GB of batches); copying the text only still left every batch alive until the numbers
+        # were converted (the load's peak 5.0 GB instead of 3.1 GB).
         reader = self.con.sql(text).to_arrow_reader(FETCH_BATCH_ROWS)
         batches = []
         for batch in reader:
