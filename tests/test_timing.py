@@ -148,3 +148,117 @@ def test_sales_metrics_by_hand(config):
     assert (m["cycle_median"], m["cycle_mean"]) == (15.0, 15.0)
     assert m["weighted_pipeline"] == pytest.approx(1000 * 0.3 + 500 * 0.5)
     assert m["velocity_per_day"] == pytest.approx(2 * (2 / 3) * 200 / 15)
+
+
+# --- engines5: the numpy Kaplan–Meier and time_in_stage without a copy per group ----------------
+
+def _scipy_quantiles(days, censored, confidence=0.95, method="log-log"):
+    """The reference: scipy.stats.ecdf and its confidence band, first times at or below 1 − q."""
+    from scipy import stats
+    import warnings
+
+    out = {k: np.nan for name in timing.QUANTILES for k in (name, f"{name}_low", f"{name}_high")}
+    days, censored = np.asarray(days, float), np.asarray(censored, bool)
+    if len(days) == 0 or censored.all():
+        return out
+    sf = stats.ecdf(stats.CensoredData.right_censored(days, censored)).sf
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore")
+        band = sf.confidence_interval(confidence_level=confidence, method=method)
+        curves = {"": sf.probabilities, "_low": band.low.evaluate(sf.quantiles),
+                  "_high": band.high.evaluate(sf.quantiles)}
+    for name, q in timing.QUANTILES.items():
+        for suffix, curve in curves.items():
+            hit = np.flatnonzero(np.nan_to_num(curve, nan=np.inf) <= 1 - q + 1e-12)
+            out[name + suffix] = float(sf.quantiles[hit[0]]) if hit.size else np.nan
+    return out
+
+
+def _groupby_time_in_stage(stays, by=None, confidence=0.95, method="log-log"):
+    """time_in_stage as the group-by over copies of each group computed it before engines5."""
+    keys = ["stage"] + ([by] if isinstance(by, str) else list(by or []))
+    rows = []
+    for key, group in stays[keys + ["days", "censored"]].groupby(keys, sort=True, observed=True):
+        done = group.loc[~group["censored"], "days"]
+        row = dict(zip(keys, key))
+        row |= {"stays": len(group), "censored": int(group["censored"].sum()), "events": len(done)}
+        row |= _scipy_quantiles(group["days"], group["censored"], confidence, method)
+        row["mean_completed"] = float(done.mean()) if len(done) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _hand_stays():
+    # leads: ties between ends and open stays at 2 days; prospects: one stay; opportunities: all open;
+    # proposals: nothing open (scipy's uncensored branch), with ties
+    rows = [("leads", "East", 2.0, False), ("leads", "East", 2.0, True), ("leads", "West", 2.0, False),
+            ("leads", "East", 5.0, False), ("leads", "West", 1.5, True), ("leads", "West", 7.0, False),
+            ("prospects", "East", 3.0, False),
+            ("opportunities", "West", 4.0, True), ("opportunities", "West", 9.0, True),
+            ("proposals", "East", 1.0, False), ("proposals", "East", 1.0, False), ("proposals", "West", 4.0, False)]
+    return pd.DataFrame(rows, columns=["stage", "team", "days", "censored"])
+
+
+def test_numpy_time_in_stage_hand_worked():
+    table = timing.time_in_stage(_hand_stays()).set_index("stage")
+    # leads: 6 at risk; at 1.5 one open leaves (S 1); at 2: 5 at risk, 2 end → S = 3/5; at 5: 2 at risk
+    # (one open left at 2), 1 ends → S = 0.3; at 7: the last ends → S = 0
+    assert table.loc["leads", ["stays", "censored", "events"]].tolist() == [6, 2, 4]
+    assert table.loc["leads", "median"] == 5.0 and table.loc["leads", "p90"] == 7.0
+    assert table.loc["leads", "mean_completed"] == pytest.approx((2 + 2 + 5 + 7) / 4)
+    assert table.loc["prospects", "median"] == 3.0 and table.loc["prospects", "stays"] == 1
+    assert np.isnan(table.loc["opportunities", ["median", "p75", "p90", "mean_completed"]].astype(float)).all()
+    # proposals: S = 1/3 after 1 (two of three end), 0 after 4
+    assert table.loc["proposals", "median"] == 1.0 and table.loc["proposals", "p75"] == 4.0
+    assert list(table.index) == ["leads", "opportunities", "proposals", "prospects"]  # groupby's sorted order
+
+
+@pytest.mark.parametrize("method", ["log-log", "linear"])
+def test_numpy_time_in_stage_equals_the_groupby_on_scipy(method):
+    rng = np.random.default_rng(5)
+    n = 4000
+    stays = pd.DataFrame({
+        "stage": pd.Categorical(rng.choice(["leads", "prospects", "proposals", "won"], n),
+                                categories=["leads", "proposals", "prospects", "won"]),
+        "team": rng.choice(["East", "West", "North"], n),
+        "days": np.round(rng.exponential(20, n), 1),  # rounded: many ties
+        "censored": rng.random(n) < 0.3,
+    })
+    stays.loc[stays["stage"] == "won", "censored"] = False  # a stage with nothing open
+    stays.loc[(stays["stage"] == "prospects") & (stays["team"] == "North"), "censored"] = True  # all open
+    hand = _hand_stays()
+    for frame, by in ((stays, None), (stays, "team"), (hand, None), (hand, "team"), (hand.iloc[:1], None)):
+        got = timing.time_in_stage.uncached(frame, by=by, method=method)
+        pd.testing.assert_frame_equal(got, _groupby_time_in_stage(frame, by=by, method=method))
+
+
+def test_numpy_time_in_stage_leaves_out_missing_keys_and_empty_stays():
+    stays = _hand_stays().assign(team=lambda s: s["team"].where(s.index % 4 != 0))  # some teams missing
+    pd.testing.assert_frame_equal(timing.time_in_stage.uncached(stays, by="team"), _groupby_time_in_stage(stays, "team"))
+    assert timing.time_in_stage.uncached(stays.iloc[:0]).empty
+
+
+@pytest.mark.filterwarnings("ignore:The confidence interval is undefined")
+def test_km_curve_equals_scipy():
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    days, censored = np.round(rng.exponential(5, 500), 0), rng.random(500) < 0.4
+    curve = timing.km_curve(pd.Series(days), pd.Series(~censored)).iloc[1:]
+    sf = stats.ecdf(stats.CensoredData.right_censored(days, censored)).sf
+    np.testing.assert_array_equal(curve["days"], sf.quantiles)
+    np.testing.assert_array_equal(curve["survival"], sf.probabilities)
+    band = sf.confidence_interval(method="log-log")
+    np.testing.assert_array_equal(curve["low"], band.low.evaluate(sf.quantiles))
+    np.testing.assert_array_equal(curve["high"], band.high.evaluate(sf.quantiles))
+
+
+def test_numpy_time_in_stage_groups_an_int8_stage_index_as_any_integer():
+    """An engine's stays hold stage_index as int8 (grouped by a lookup table, not a hash): the
+    same table as with int64, stages in index order, including a negative code and a gap."""
+    stays = _hand_stays().assign(stage_index=lambda s: s["stage"].map(
+        {"leads": 0, "prospects": 1, "opportunities": 3, "proposals": -1}))
+    want = timing.time_in_stage.uncached(stays.astype({"stage_index": "int64"}))
+    got = timing.time_in_stage.uncached(stays.astype({"stage_index": "int8"}))
+    pd.testing.assert_frame_equal(got, want)
+    assert got["stage"].tolist() == ["proposals", "leads", "prospects", "opportunities"]
