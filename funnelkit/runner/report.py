@@ -43,7 +43,7 @@ from typing import Any
 
 import pandas as pd
 
-from funnelkit import memo
+from funnelkit import datacache, memo
 from funnelkit.config import NOTEBOOKS_DIR, ConfigError, ReportMatrix, load_config, load_report_matrix, notebooks_dir
 from funnelkit.inputs.data import Dataset, nothing_left
 from funnelkit.events.engine import is_engine_source
@@ -469,6 +469,9 @@ def kernel_reset() -> None:
     _forget_cells()
     memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
+    # pandas lists every copy of a kept table, dead ones too, up to hundreds per table
+    datacache.forget_dead_copies()
+    memo.forget_dead_copies()
     # Arrow's allocator (pandas' string columns) keeps what a report freed for reuse; give it back
     # (under 1 ms), or a warm kernel's memory grows with the batch.
     if "pyarrow" in sys.modules:
