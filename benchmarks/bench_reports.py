@@ -124,8 +124,8 @@ def verdict(mb: list[float], kinds: list[str]) -> str:
     every type has run once (and not before the end of warm-up, the first tenth, when the
     bounded stores are full): the growth from there to the last report, in MB and %, and the
     least-squares trend in MB per 100 reports; flat within :data:`FLAT` %. It also gives the
-    growth within runs of one type (the mean change from one report to the next of the same
-    type, per 100 reports), which does not depend on where the types start, and must stay within
+    growth within runs of one type after warm-up (the mean change from one report to the next of
+    the same type, per 100 reports), which does not depend on where the types start, and must stay within
     :data:`FLAT` % over the whole batch as well; and the growth at the first report of each type,
     in all. With too few reports after every type has run, the within-type growth alone decides."""
     seen: set[str] = set()
@@ -134,8 +134,9 @@ def verdict(mb: list[float], kinds: list[str]) -> str:
         if kind not in seen:
             seen.add(kind)
             settled = i
-    settled = max(settled, at(len(mb), 0.1))
-    same = [b - a for a, b, k0, k1 in zip(mb, mb[1:], kinds, kinds[1:]) if k0 == k1]
+    warm = at(len(mb), 0.1)
+    settled = max(settled, warm)
+    same = [b - a for a, b, k0, k1 in zip(mb[warm:], mb[warm + 1:], kinds[warm:], kinds[warm + 1:]) if k0 == k1]
     first_seen: set[str] = {kinds[0]} if kinds else set()
     new_type = 0.0
     for a, b, k in zip(mb, mb[1:], kinds[1:]):
@@ -143,12 +144,12 @@ def verdict(mb: list[float], kinds: list[str]) -> str:
             first_seen.add(k)
             new_type += b - a
     within = statistics.fmean(same) * 100 if same else 0.0
-    words = (f"within runs of one notebook type {within:+.2f} MB per 100 reports; at the first report of each of "
+    words = (f"within runs of one notebook type after warm-up {within:+.2f} MB per 100 reports; at the first report of each of "
              f"{len(seen)} types {new_type:+.1f} MB in all")
     after = mb[settled:]
     if len(after) < 20:
         drift = within / 100 * len(mb)
-        flat = abs(drift) <= FLAT / 100 * mb[0]
+        flat = abs(drift) <= FLAT / 100 * mb[warm]
         return (f"only {len(after)} reports after every notebook type had run, too few to judge from there; {words}: "
                 + (f"flat within {FLAT:g}% within a type" if flat else f"KEEPS RISING within a type ({drift:+.1f} MB over the batch)"))
     growth = mb[-1] - mb[settled]
@@ -157,7 +158,7 @@ def verdict(mb: list[float], kinds: list[str]) -> str:
     slope = statistics.linear_regression(range(len(after)), after).slope * 100
     # a short stretch after the last new type cannot hide a rise: the within-type growth over the
     # whole batch must be within FLAT % too
-    steady = abs(within / 100 * len(mb)) <= FLAT / 100 * mb[0]
+    steady = abs(within / 100 * len(mb)) <= FLAT / 100 * mb[warm]
     flat = abs(growth) <= FLAT / 100 * mb[settled] and last - first <= FLAT / 100 * first
     before = mb[settled] - mb[0]
     if not flat:
