@@ -48,13 +48,15 @@ print("polluted")
 """
 
 # What a warm kernel keeps from report to report: the cells IPython keeps for tracebacks (in
-# linecache, under ipykernel's names for cells) and the message signatures each end keeps.
+# linecache, under ipykernel's names for cells) and queues for its history database, and the
+# message signatures each end keeps.
 STATE = """
 import linecache
 from IPython import get_ipython
 shell = get_ipython()
 print("cells kept:", sum(name in shell.compile._filename_map or "/ipykernel_" in name for name in linecache.cache))
 print("digest bound:", shell.kernel.session.digest_history_size)
+print("history queued:", len(shell.history_manager.db_input_cache), "enabled:", shell.history_manager.enabled)
 """
 
 # What pandas lists of the copies of the kept dataset's tables (copy-on-write), dead copies included.
@@ -210,6 +212,8 @@ def test_a_warm_kernel_keeps_no_more_cells_or_signatures_as_reports_go_by(notebo
     seen = [state(i) for i in range(6)]
     # this report's cells only (its parameters, injected parameters and code cell), however many ran before
     assert seen[1] == seen[5] and "cells kept: 3\n" in seen[5], seen
+    # with history off, IPython's queue for its database holds this report's cells only
+    assert "history queued: 3 enabled: False\n" in seen[5], seen[5]
     assert f"digest bound: {report.DIGEST_HISTORY}\n" in seen[5]
     assert report._worker_kernel[0].kc.session.digest_history_size == report.DIGEST_HISTORY  # the worker's end
 
