@@ -17,9 +17,10 @@ Prints wall time, reports per minute, the speed-up, the CPU seconds per report (
 workers: what the reports cost whatever else the machine is doing), the load average (other
 processes on a shared machine slow every wall-clock figure), and the resident memory of each
 worker process and of its kernel, apart and together: after its first report, 10%, 25%, 50% and
-75% of the way through its batch, after its last, and the peak, with a verdict: the growth from
-the end of warm-up (the first tenth) to the last report, and the trend after warm-up; and the
-kernel's memory after each reset (what earlier reports left behind, without the last one's variables).
+75% of the way through its batch, after its last, and the peak, with a verdict (:func:`verdict`):
+flat, levels off after the first report of each notebook type (a one-off cost per type), or keeps
+rising, judged from the point where every notebook type has run once; and the kernel's memory
+after each reset (what earlier reports left behind, without the last one's variables).
 """
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ def load() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
+def kind_of(result) -> str:
+    """A report's notebook type: the notebook, for a team or for a rep."""
+    return f"{result.job.notebook} ({'rep' if result.job.rep else 'team'})"
+
+
 def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> None:
     n = len(summary.results)
     cpu = sum(r.cpu for r in summary.results)
@@ -72,7 +78,7 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
           f"(= {cpu / max(n, 1) / workers:.3f} s/report on {workers} idle cores); {load()}")
     by_kind: dict[str, list] = defaultdict(list)
     for r in summary.results:
-        by_kind[f"{r.job.notebook} ({'rep' if r.job.rep else 'team'})"].append(r)
+        by_kind[kind_of(r)].append(r)
     for kind, results in sorted(by_kind.items()):
         print(f"  {kind}: {len(results)} reports, CPU {sum(r.cpu for r in results) / len(results):.2f} s/report, "
               f"wall {sum(r.seconds for r in results) / len(results):.2f} s/report in a worker")
@@ -84,6 +90,7 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
         print(f"  worker {pid}: {len(results)} reports; resident memory (MB) after report "
               + " / ".join(f"{label}" for label, _ in MARKS) + ", peak:")
         parts = {"worker process": [r.worker_memory for r in results], "its kernel": [r.kernel_memory for r in results]}
+        kinds = [kind_of(r) for r in results]
         parts["both"] = [(w[0] + k[0], w[1] + k[1]) for w, k in zip(parts["worker process"], parts["its kernel"])]
         # after the report the kernel still holds that report's variables (more for some notebooks
         # than others); after the next reset, only what the reports before left behind
@@ -92,8 +99,9 @@ def describe(name: str, summary: RunSummary, seconds: float, workers: int) -> No
         for part, memory in parts.items():
             mb = [m[0] / 2**20 for m in memory]
             peak = f", peak {max(m[1] for m in memory) / 2**20:.0f}" if "reset" not in part else " (report 2 on)"
+            # a mark after a reset follows the report before it; any other, its own report
             print(f"    {part}: " + " / ".join(f"{mb[at(len(mb), share)]:.0f}" for _, share in MARKS)
-                  + f"{peak}; {verdict(mb)}")
+                  + f"{peak}; {verdict(mb, kinds[:-1] if 'reset' in part else kinds)}")
 
 
 # After report 1, a tenth in, a quarter, half, three quarters, and the last.
@@ -106,22 +114,64 @@ def at(n: int, share: float) -> int:
     return min(n - 1, max(0, round(share * n) - 1))
 
 
-def verdict(mb: list[float]) -> str:
-    """Growth from the end of warm-up (the first tenth of the batch, when the bounded stores are
-    full) to the last report, in MB and %, and the trend after warm-up: the least-squares slope in
-    MB per 100 reports, and the rise from the mean of the second tenth to the mean of the last."""
+def verdict(mb: list[float], kinds: list[str]) -> str:
+    """Whether memory stays flat, told apart from a one-off cost per notebook type.
+
+    ``kinds[i]`` is the notebook type (notebook, team or rep report) of the last report run
+    before mark ``mb[i]``. A report of a type not run before in the kernel may leave a one-off
+    cost (modules, fonts, formats it alone uses); memory that levels off once every type has run
+    is a plateau, memory that still rises is a leak. So the verdict is judged from the mark where
+    every type has run once (and not before the end of warm-up, the first tenth, when the
+    bounded stores are full): the growth from there to the last report, in MB and %, and the
+    least-squares trend in MB per 100 reports; flat within :data:`FLAT` %. It also gives the
+    growth within runs of one type after warm-up (the mean change from one report to the next of
+    the same type, per 100 reports), which does not depend on where the types start, and must stay within
+    :data:`FLAT` % over the whole batch as well; and the growth at the first report of each type,
+    in all. With too few reports after every type has run, the within-type growth alone decides."""
+    seen: set[str] = set()
+    settled = 0
+    for i, kind in enumerate(kinds):
+        if kind not in seen:
+            seen.add(kind)
+            settled = i
     warm = at(len(mb), 0.1)
-    after = mb[warm:]
+    settled = max(settled, warm)
+    same = [b - a for a, b, k0, k1 in zip(mb[warm:], mb[warm + 1:], kinds[warm:], kinds[warm + 1:]) if k0 == k1]
+    first_seen: set[str] = {kinds[0]} if kinds else set()
+    new_type = 0.0
+    for a, b, k in zip(mb, mb[1:], kinds[1:]):
+        if k not in first_seen:
+            first_seen.add(k)
+            new_type += b - a
+    within = statistics.fmean(same) * 100 if same else 0.0
+    words = (f"within runs of one notebook type after warm-up {within:+.2f} MB per 100 reports; at the first report of each of "
+             f"{len(seen)} types {new_type:+.1f} MB in all")
+    after = mb[settled:]
     if len(after) < 20:
-        return "too few reports after the warm-up to judge"
-    growth = mb[-1] - mb[warm]
-    tenth = max(len(mb) // 10, 1)
-    second, last = statistics.fmean(mb[warm:warm + tenth]), statistics.fmean(mb[-tenth:])
+        drift = within / 100 * len(mb)
+        flat = abs(drift) <= FLAT / 100 * mb[warm]
+        return (f"only {len(after)} reports after every notebook type had run, too few to judge from there; {words}: "
+                + (f"flat within {FLAT:g}% within a type" if flat else f"KEEPS RISING within a type ({drift:+.1f} MB over the batch)"))
+    growth = mb[-1] - mb[settled]
+    tenth = max(len(after) // 10, 1)
+    first, last = statistics.fmean(after[:tenth]), statistics.fmean(after[-tenth:])
     slope = statistics.linear_regression(range(len(after)), after).slope * 100
-    flat = abs(growth) <= FLAT / 100 * mb[warm] and last - second <= FLAT / 100 * second
-    return (f"after the first tenth {growth:+.1f} MB ({growth / mb[warm]:+.1%}) to the last report, "
-            f"trend {slope:+.2f} MB per 100 reports, mean of the last tenth {last - second:+.1f} MB over the second's: "
-            + ("flat" if flat else "NOT flat") + f" (within {FLAT:g}%)")
+    # a short stretch after the last new type cannot hide a rise: the within-type growth over the
+    # whole batch must be within FLAT % too
+    steady = abs(within / 100 * len(mb)) <= FLAT / 100 * mb[warm]
+    flat = abs(growth) <= FLAT / 100 * mb[settled] and last - first <= FLAT / 100 * first
+    before = mb[settled] - mb[0]
+    if not flat:
+        judged = "KEEPS RISING after every notebook type has run"
+    elif not steady:
+        judged = f"KEEPS RISING within runs of one notebook type ({within / 100 * len(mb):+.1f} MB over the batch)"
+    elif before > FLAT / 100 * mb[0]:
+        judged = f"levels off after the first report of each notebook type ({before:+.1f} MB until then), then flat"
+    else:
+        judged = "flat"
+    return (f"from report {settled + 1} (every notebook type run once) {growth:+.1f} MB ({growth / mb[settled]:+.1%}) to the "
+            f"last, trend {slope:+.2f} MB per 100 reports, mean of the last tenth {last - first:+.1f} MB over the first's; "
+            f"{words}: {judged} (within {FLAT:g}%)")
 
 
 def large_dataset(folder: Path, reps: int, deals: int) -> Path:

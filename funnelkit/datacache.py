@@ -7,6 +7,12 @@ configuration — so a changed file or setting loads afresh. Every caller gets i
 (tables as copy-on-write shallow copies, lists and dicts deep-copied): a report that changes the
 tables it was given cannot change what the next report reads. :func:`derive` keeps a dataset
 made from a loaded one (its loss reasons in the report language) the same way.
+
+pandas' copy-on-write remembers every copy and view of a table in a list of weak references on the
+table's buffers, and only drops the dead ones once a list reaches hundreds. A warm kernel hands out
+and slices the same kept tables in every report, so these lists fill up with dead entries (over a
+hundred a report, up to 500 per list, each also keeping a page of Python's small-object allocator
+in use); :func:`forget_dead_copies`, run between reports, drops them.
 """
 from __future__ import annotations
 
@@ -62,6 +68,56 @@ def reuse(key: tuple, load: Callable[[], Dataset]) -> Dataset:
     _handed[id(copy_)] = (key, weakref.ref(copy_), fingerprint(copy_))
     weakref.finalize(copy_, _handed.pop, id(copy_), None)
     return copy_
+
+
+def forget_dead_copies() -> int:
+    """Drop the dead copies pandas still lists for the kept datasets' tables
+    (:func:`drop_dead_references`); returns how many were dropped."""
+    return sum(drop_dead_references(data) for data in _loaded.values())
+
+
+def drop_dead_references(value: Any) -> int:
+    """Drop the weak references to copies that are gone from the copy-on-write reference lists
+    (pandas' ``BlockValuesRefs``) of every table, series and index in ``value`` (a dataset, a
+    table, or containers and dataclasses of those); returns how many were dropped. pandas
+    ignores dead entries when it asks whether a buffer is shared, so nothing else changes; it
+    would drop them itself only when a list grows past its ``clear_counter`` (500 or more)."""
+    seen: set[int] = set()
+    lists: list[list] = []
+
+    def walk(v: Any) -> None:
+        if id(v) in seen:
+            return
+        seen.add(id(v))
+        if isinstance(v, (pd.DataFrame, pd.Series)):
+            for block in getattr(getattr(v, "_mgr", None), "blocks", ()):
+                walk(getattr(block, "refs", None))
+            walk(v.index)
+            if isinstance(v, pd.DataFrame):
+                walk(v.columns)
+        elif isinstance(v, pd.Index):
+            walk(getattr(v, "_references", None))
+        elif type(v).__name__ == "BlockValuesRefs":
+            refs = getattr(v, "referenced_blocks", None)
+            if isinstance(refs, list):
+                lists.append(refs)
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            for f in dataclasses.fields(v):
+                walk(getattr(v, f.name))
+
+    walk(value)
+    dropped = 0
+    for refs in lists:
+        alive = [ref for ref in refs if ref() is not None]
+        dropped += len(refs) - len(alive)
+        refs[:] = alive  # the same list: pandas holds it
+    return dropped
 
 
 def derive(data: Dataset, step: tuple, make: Callable[[Dataset], Dataset]) -> Dataset:

@@ -69,6 +69,15 @@ def clear() -> None:
     _sizes.clear()
 
 
+def forget_dead_copies() -> int:
+    """Drop the dead copies pandas still lists for the kept results' tables (see
+    :func:`funnelkit.datacache.drop_dead_references`: each hand-out adds one per table); returns
+    how many were dropped."""
+    from funnelkit.datacache import drop_dead_references
+
+    return sum(drop_dead_references(value) for value in _store.values())
+
+
 def stats() -> dict[str, int]:
     """Calls answered from kept results (``hits``), computed (``misses``), results kept (``kept``)
 and their :func:`approx_bytes` in all (``bytes``)."""
@@ -245,4 +254,4 @@ def reused(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["approx_bytes", "clear", "enable", "enabled", "frame_digest", "handout", "key_of", "reused", "stats"]
+__all__ = ["approx_bytes", "clear", "enable", "enabled", "forget_dead_copies", "frame_digest", "handout", "key_of", "reused", "stats"]

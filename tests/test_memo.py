@@ -213,3 +213,35 @@ def test_the_report_context_words_loss_reasons_once_and_keeps_the_data_a_key(reu
     assert contexts[0].data is not contexts[1].data  # each report its own copy
     reasons = {c.text.language: set(c.data.deals["lost_reason"].dropna()) for c in contexts}
     assert "价格过高" in reasons["zh"] and "价格过高" not in reasons["en"]  # worded in each report's language
+
+
+def listed_copies(table: pd.DataFrame) -> list:
+    """The weak references pandas keeps to the copies of ``table``'s buffers (copy-on-write)."""
+    axes = [axis._references for axis in (table.index, table.columns) if axis._references is not None]
+    return [ref for refs in [block.refs for block in table._mgr.blocks] + axes for ref in refs.referenced_blocks]
+
+
+def test_dead_copies_of_kept_results_and_data_are_forgotten(reuse):
+    scope = scope_of(open_dataset("sample"), team="East")
+    kept = []
+    for _ in range(6):  # six hand-outs of one kept result; one copy kept alive
+        kept.append(fk.sales_metrics_of(scope, "2024-Q2", by="rep"))
+        kept = kept[:1]
+    assert reuse() == {"hits": 5, "misses": 1}
+    (result,) = memo._store.values()
+    before = listed_copies(result)
+    dead = sum(ref() is None for ref in before)
+    assert dead >= 5 * len(result._mgr.blocks)  # each hand-out listed one copy per block
+    assert memo.forget_dead_copies() == dead
+    after = listed_copies(result)
+    assert all(ref() is not None for ref in after) and len(after) == len(before) - dead
+    assert any(ref() is kept[0]._mgr.blocks[0] for ref in after)  # a live copy stays listed: still copy-on-write
+    pd.testing.assert_frame_equal(fk.sales_metrics_of(scope, "2024-Q2", by="rep"), kept[0])
+
+    data = open_dataset("sample")
+    del data, scope
+    import gc
+    gc.collect()
+    assert datacache.forget_dead_copies() > 0
+    for table in (d for loaded in datacache._loaded.values() for d in (loaded.deals, loaded.events)):
+        assert all(ref() is not None for ref in listed_copies(table))

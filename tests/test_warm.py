@@ -48,13 +48,30 @@ print("polluted")
 """
 
 # What a warm kernel keeps from report to report: the cells IPython keeps for tracebacks (in
-# linecache, under ipykernel's names for cells) and the message signatures each end keeps.
+# linecache, under ipykernel's names for cells) and queues for its history database, and the
+# message signatures each end keeps.
 STATE = """
 import linecache
 from IPython import get_ipython
 shell = get_ipython()
 print("cells kept:", sum(name in shell.compile._filename_map or "/ipykernel_" in name for name in linecache.cache))
 print("digest bound:", shell.kernel.session.digest_history_size)
+print("history queued:", len(shell.history_manager.db_input_cache), "enabled:", shell.history_manager.enabled)
+"""
+
+# What pandas lists of the copies of the kept dataset's tables (copy-on-write), dead copies included.
+COPIES = """
+import funnelkit as fk
+from funnelkit import datacache
+d = fk.open_dataset(data)
+for _ in range(20):  # views and copies, as an analysis makes of the tables it is handed
+    d.deals[["deal_id", "amount"]].copy(deep=False)
+    d.events.head(10)
+listed = 0
+for kept in datacache._loaded.values():
+    for table in (kept.deals, kept.events):
+        listed += sum(len(b.refs.referenced_blocks) for b in table._mgr.blocks) + len(table.index._references.referenced_blocks)
+print("copies listed:", listed)
 """
 
 
@@ -73,6 +90,7 @@ def notebooks(tmp_path):
     notebook(folder, "fail", 'import os\nos.write(2, b"kernel says: about to fail\\n")\nraise ValueError("on purpose")')
     notebook(folder, "slow", "import time\ntime.sleep(60)")
     notebook(folder, "state", STATE)
+    notebook(folder, "copies", COPIES)
     yield folder
     for kernel in report._worker_kernel:
         kernel.shutdown()
@@ -194,5 +212,22 @@ def test_a_warm_kernel_keeps_no_more_cells_or_signatures_as_reports_go_by(notebo
     seen = [state(i) for i in range(6)]
     # this report's cells only (its parameters, injected parameters and code cell), however many ran before
     assert seen[1] == seen[5] and "cells kept: 3\n" in seen[5], seen
+    # with history off, IPython's queue for its database holds this report's cells only
+    assert "history queued: 3 enabled: False\n" in seen[5], seen[5]
     assert f"digest bound: {report.DIGEST_HISTORY}\n" in seen[5]
     assert report._worker_kernel[0].kc.session.digest_history_size == report.DIGEST_HISTORY  # the worker's end
+
+
+def test_a_warm_kernel_forgets_the_dead_copies_pandas_lists_of_the_kept_tables(notebooks, tmp_path):
+    """Each report's copies and views of the kept dataset are gone when it ends, but pandas keeps
+    a weak reference to each in the kept tables until a list reaches hundreds: without
+    forgetting them between reports, a warm kernel's memory rises report after report."""
+    def listed(i: int) -> int:
+        result = run_job(Job("copies", "2024-06", "East", None, {}, f"c{i}/copies"), tmp_path / "out", {"data": "sample"},
+                         notebooks, cold=False)
+        assert result.ok, result.error
+        return int(re.search(r"copies listed: (\d+)", stream_text(result.notebook)).group(1))
+
+    seen = [listed(i) for i in range(5)]
+    assert seen[1] == seen[4], seen  # this report's copies only, however many reports ran before
+    assert seen[4] > 40  # the notebook's own copies are listed while it runs

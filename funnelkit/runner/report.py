@@ -43,7 +43,7 @@ from typing import Any
 
 import pandas as pd
 
-from funnelkit import memo
+from funnelkit import datacache, memo
 from funnelkit.config import NOTEBOOKS_DIR, ConfigError, ReportMatrix, load_config, load_report_matrix, notebooks_dir
 from funnelkit.inputs.data import Dataset, nothing_left
 from funnelkit.events.engine import is_engine_source
@@ -469,6 +469,9 @@ def kernel_reset() -> None:
     _forget_cells()
     memo.enable()  # a report may have turned reuse off; the results kept stay (they are handed out as copies)
     gc.collect()  # figures and frames of the last report (the imported modules are frozen: cheap)
+    # pandas lists every copy of a kept table, dead ones too, up to hundreds per table
+    datacache.forget_dead_copies()
+    memo.forget_dead_copies()
     # Arrow's allocator (pandas' string columns) keeps what a report freed for reuse; give it back
     # (under 1 ms), or a warm kernel's memory grows with the batch.
     if "pyarrow" in sys.modules:
@@ -501,6 +504,7 @@ def _malloc_trim() -> Any:
 
 def _forget_cells() -> None:
     """(Runs inside a warm kernel.) Forget the source of the cells run so far: IPython keeps
+    each cell's source queued for its history database even with history off (below), and
     each cell's code in :mod:`linecache` for tracebacks, under a name made from its text, and
     every report's injected parameters cell is new text, so a warm kernel would keep one more
     per report. A traceback is shown while its report runs; the next report needs none of them."""
@@ -515,6 +519,15 @@ def _forget_cells() -> None:
     for name in names:
         linecache.cache.pop(name, None)
     names.clear()
+    # With history off (as here), IPython still queues each cell's source (twice) for its
+    # database and never writes the queue out nor empties it, even at a reset: about 13 KB a
+    # report with the project's notebooks, kept for the kernel's life.
+    history = getattr(shell, "history_manager", None)
+    if history is not None and not history.enabled:
+        with history.db_input_cache_lock:
+            history.db_input_cache.clear()
+        with history.db_output_cache_lock:
+            history.db_output_cache.clear()
 
 
 @functools.lru_cache(maxsize=1)
