@@ -284,3 +284,18 @@ def test_tier_and_baseline_labels_are_capitalised_in_english():
     value = pd.DataFrame({"high": [2e6, 1e6], "medium": [1e6, 0.0], "low": [0.5e6, 0.5e6]}, index=["Leads", "Prospects"])
     fig = plots.stacked_value_bars(value, "Open value", {"x": "Stage", "y": "¥ m"}, ctx.tiers)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["High", "Medium", "Low"]
+
+
+def test_text_column_with_a_blank_cell_is_styled():
+    """A text column with a missing value (a customer or next step left blank in the CRM): the
+    search for bracketed figures met NaN and the opportunities report failed with "expected string
+    or bytes-like object, got 'float'" (42 of the 1,030 reports of the large bench matrix). The
+    blank shows as the dash, the bracket in the other cell is still kept whole."""
+    from funnelkit.presentation.present import styled
+
+    long = "选择了竞争对手（4）；价格太高（2）" * 3  # wide enough that the table must wrap
+    for dtype in ("string", "object", "str"):
+        frame = pd.DataFrame({"rep": ["Wu", "Li"], "note": pd.Series([long, None], dtype=dtype)})
+        page = styled(frame, ZH).to_html()
+        assert '选择了竞争对手<wbr><span class="fk-nowrap">（4）</span>；' in page, dtype
+        assert '<td id="{}_row1_col1" class="data row1 col1 fk-text" >–</td>'.format(page.split('"')[1]) in page, dtype

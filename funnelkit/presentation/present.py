@@ -205,7 +205,7 @@ def styled(
         classes.iloc[:, i] = (classes.iloc[:, i] + kind).str.strip()
     style = _styler_class()(shown).format(formats, na_rep="–", escape="html")
     bracketed = [c for i, c in enumerate(shown.columns) if kinds[i] == " fk-text" and c not in formats
-                 and shown.iloc[:, i].astype(str).map(lambda v: _BRACKETED.search(v) is not None).any()]
+                 and shown.iloc[:, i].map(lambda v: isinstance(v, str) and _BRACKETED.search(v) is not None).any()]
     if bracketed:  # Styler escapes the value before this formatter, so the markup added here stays markup
         style = style.format(_keep_brackets_whole, subset=bracketed, na_rep="–", escape="html")
     for c, key in (missing or {}).items():
