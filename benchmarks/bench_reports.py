@@ -149,29 +149,31 @@ def verdict(mb: list[float], kinds: list[str]) -> str:
     after = mb[settled:]
     if len(after) < 20:
         drift = within / 100 * len(mb)
-        flat = abs(drift) <= FLAT / 100 * mb[warm]
+        flat = drift <= FLAT / 100 * mb[warm]  # a fall is no leak
         return (f"only {len(after)} reports after every notebook type had run, too few to judge from there; {words}: "
-                + (f"flat within {FLAT:g}% within a type" if flat else f"KEEPS RISING within a type ({drift:+.1f} MB over the batch)"))
+                + (f"flat within a type (a rise of at most {FLAT:g}%)" if flat
+                   else f"KEEPS RISING within a type ({drift:+.1f} MB over the batch)"))
     growth = mb[-1] - mb[settled]
     tenth = max(len(after) // 10, 1)
     first, last = statistics.fmean(after[:tenth]), statistics.fmean(after[-tenth:])
     slope = statistics.linear_regression(range(len(after)), after).slope * 100
     # a short stretch after the last new type cannot hide a rise: the within-type growth over the
     # whole batch must be within FLAT % too
-    steady = abs(within / 100 * len(mb)) <= FLAT / 100 * mb[warm]
-    flat = abs(growth) <= FLAT / 100 * mb[settled] and last - first <= FLAT / 100 * first
+    # a rise of at most FLAT % is flat; a fall is no leak (memory given back)
+    steady = within / 100 * len(mb) <= FLAT / 100 * mb[warm]
+    flat = growth <= FLAT / 100 * mb[settled] and last - first <= FLAT / 100 * first
     before = mb[settled] - mb[0]
     if not flat:
         judged = "KEEPS RISING after every notebook type has run"
     elif not steady:
         judged = f"KEEPS RISING within runs of one notebook type ({within / 100 * len(mb):+.1f} MB over the batch)"
-    elif before > FLAT / 100 * mb[0]:
+    elif new_type > FLAT / 100 * mb[0]:  # not the warm-up's rise: the first runs of each type cost it
         judged = f"levels off after the first report of each notebook type ({before:+.1f} MB until then), then flat"
     else:
         judged = "flat"
     return (f"from report {settled + 1} (every notebook type run once) {growth:+.1f} MB ({growth / mb[settled]:+.1%}) to the "
             f"last, trend {slope:+.2f} MB per 100 reports, mean of the last tenth {last - first:+.1f} MB over the first's; "
-            f"{words}: {judged} (within {FLAT:g}%)")
+            f"{words}: {judged} (flat: a rise of at most {FLAT:g}%)")
 
 
 def large_dataset(folder: Path, reps: int, deals: int) -> Path:

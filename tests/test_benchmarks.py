@@ -48,8 +48,18 @@ def test_the_report_bench_tells_a_plateau_from_a_leak():
         sys.path.pop(0)
     assert [at(100, share) for share in (0.0, 0.1, 0.5, 1.0)] == [0, 9, 49, 99]  # report 1, 10, 50, 100
     warm_up = [100.0 + i for i in range(10)]  # stores filling over the first tenth
-    plateau = verdict(warm_up + [109.0] * 90)
-    assert "+0.0 MB (+0.0%)" in plateau and "trend +0.00 MB per 100 reports" in plateau and plateau.endswith("flat (within 2%)")
-    leak = verdict(warm_up + [109.0 + 0.05 * i for i in range(1, 91)])  # +4.5 MB over 90 reports
-    assert "+4.5 MB (+4.1%)" in leak and "NOT flat" in leak
-    assert verdict([100.0] * 15) == "too few reports after the warm-up to judge"
+    one = ["a"] * 100
+    plateau = verdict(warm_up + [109.0] * 90, one)
+    assert "+0.0 MB (+0.0%)" in plateau and "trend +0.00 MB per 100 reports" in plateau
+    assert plateau.endswith(": flat (flat: a rise of at most 2%)")
+    leak = verdict(warm_up + [109.0 + 0.05 * i for i in range(1, 91)], one)  # +4.5 MB over 90 reports
+    assert "+4.5 MB (+4.1%)" in leak and "KEEPS RISING" in leak
+    # memory given back is no leak (the bench called a 6.9 MB fall "KEEPS RISING")
+    falling = verdict(warm_up + [109.0 - 0.1 * i for i in range(1, 91)], one)
+    assert "-9.0 MB" in falling and "RISING" not in falling and falling.endswith(": flat (flat: a rise of at most 2%)")
+    # ten types in turn, each costing 3 MB the first time it runs, then flat: a plateau
+    kinds = [f"t{i % 10}" for i in range(100)]
+    once = [100.0 + 3 * min(i + 1, 10) for i in range(100)]
+    assert "levels off after the first report of each notebook type (+27.0 MB until then), then flat" in verdict(once, kinds)
+    # the same types with 0.05 MB more after every report: a leak, whatever the types
+    assert "KEEPS RISING" in verdict([m + 0.05 * i for i, m in enumerate(once)], kinds)
