@@ -2,6 +2,7 @@
 before its fix (hand-worked values; Chromium where it is about what a reader sees)."""
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -299,3 +300,35 @@ def test_text_column_with_a_blank_cell_is_styled():
         page = styled(frame, ZH).to_html()
         assert '选择了竞争对手<wbr><span class="fk-nowrap">（4）</span>；' in page, dtype
         assert '<td id="{}_row1_col1" class="data row1 col1 fk-text" >–</td>'.format(page.split('"')[1]) in page, dtype
+
+
+@pytest.mark.parametrize("rep", [None, "East rep 007"])
+def test_a_reps_follow_up_plan_fits_a_1280_pixel_window(browser, tmp_path, rep):
+    """East rep 007's English plan (the large bench's data: the sample's deals over 100 reps, Chinese
+    customer names) ran past the page: the rep's own name on every row was one column too many. A
+    rep's report has no rep column in its plan; a team's keeps it."""
+    from funnelkit.analyses import playbook, scorecard
+    from funnelkit.presentation import present_opportunities as po
+
+    data = fk.sample_dataset(n_deals=20000)
+    east = data.deals["team"] == "East"
+    data.deals.loc[east, "rep"] = [f"East rep {zlib.crc32(str(d).encode()) % 33 + 1:03d}"
+                                   for d in data.deals.loc[east, "deal_id"]]
+    ctx = fk.report_context("opportunities", data=data, period="2024-Q2", as_of="2024-06-30", team="East",
+                            rep=rep, language="en")
+    scored = scorecard.score_deals(ctx.scope.open_deals, scorecard.load_scorecard())
+    plan = playbook.follow_up_plan(scored, playbook.load_playbook(), ctx.plan_date, "en")
+    listed, _ = po.follow_up_styled(po.follow_up_table(plan, ctx.text, ctx.labels), ctx.text, "CNY", limit=60,
+                                    rep_report=rep is not None)
+    assert (EN.column("rep") in listed.data.columns or "rep" in listed.data.columns) == (rep is None)
+    if rep is None:
+        return  # a team's plan: the rep column stays (its width is the wrap estimate's business)
+    page_file = tmp_path / "plan.html"
+    page_file.write_text(_page(listed.to_html()), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_file.as_uri())
+    sizes = page.evaluate("""() => { const t = document.querySelector('table');
+        return [t.scrollWidth, t.clientWidth, document.documentElement.scrollWidth, t.rows.length] }""")
+    page.close()
+    table_scroll, table_client, page_scroll, rows = sizes
+    assert rows > 5 and table_scroll <= table_client and page_scroll <= 1280, sizes

@@ -63,9 +63,13 @@ def with_badges(style: Styler, text: Text, column: str = "tier") -> Styler:
 
 
 def follow_up_styled(table: pd.DataFrame, text: Text, currency: str, limit: int = 60,
-                     rest_key: str | None = "rows_in_plan_file") -> tuple[Styler, Any]:
+                     rest_key: str | None = "rows_in_plan_file", rep_report: bool = False) -> tuple[Styler, Any]:
     """The follow-up list for the report: at most ``limit`` rows (the note saying how many of how
-    many are shown, else ``None``), then a total row over ALL rows (deals, Σ amount), tiers as badges."""
+    many are shown, else ``None``), then a total row over ALL rows (deals, Σ amount), tiers as badges.
+    In a rep's report (``rep_report``: its title names the rep) the rep column is left out: the same
+    name on every row pushed the English plan of Chinese customers past a 1280-pixel page."""
+    if rep_report and "rep" in table:
+        table = table.drop(columns="rep")
     total = follow_up_total(table)
     shown, note = shown_rows(table, limit, text, rest_key)
     total_row = {c: "" for c in table.columns} | {"deal_id": text.counted("fu_total", "deals", deals=total["deals"]),
