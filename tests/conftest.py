@@ -93,3 +93,27 @@ def visible_text(page: str) -> str:
     are typed as written."""
     page = re.sub(r"(?s)<(style|script|title|code)[^>]*>.*?</\1>", " ", page)
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def report_page(body: str, language: str = "en") -> str:
+    """``body`` in a page with the reports' stylesheet and Content-Security-Policy."""
+    from funnelkit.presentation.pages import assets, content_security_policy
+
+    css = assets().css
+    policy = html.escape(content_security_policy((css,)))
+    return (f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{policy}"><style>{css}</style></head>'
+            f"<body>{body}</body></html>")
+
+
+def table_fit(browser, page_file: Path, body: str, language: str = "en") -> list[int]:
+    """``body``'s first table in a report page (written to ``page_file``) opened in a 1280-pixel
+    window: ``[table scrollWidth, table clientWidth, page scrollWidth, rows]``. The table fits when
+    the first two are equal and the page is no wider than the window."""
+    page_file.write_text(report_page(body, language), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(page_file.as_uri())
+    sizes = page.evaluate("""() => { const t = document.querySelector('table');
+        return [t.scrollWidth, t.clientWidth, document.documentElement.scrollWidth, t.rows.length] }""")
+    page.close()
+    return sizes

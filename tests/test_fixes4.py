@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_data
+from conftest import make_data, table_fit
 
 import funnelkit as fk
 from funnelkit.analyses.funnel import MIN_DECIDED, few_decided_steps
@@ -176,13 +176,6 @@ def test_slowest_stage_names_every_stage_tied_as_shown():
 # --- 3. the English follow-up plan of North Star fits the page
 
 
-def _page(body: str, language: str = "en") -> str:
-    from funnelkit.presentation.pages import assets
-
-    return (f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8"><style>{assets().css}</style></head>'
-            f"<body>{body}</body></html>")
-
-
 @pytest.mark.parametrize("language", ["en", "zh"])
 def test_follow_up_plan_fits_a_1280_pixel_window(own, browser, tmp_path, language):
     """North Star's plan (2024-Q4, 45 rows, eleven columns) ran 64 px past the page in English: the
@@ -198,13 +191,7 @@ def test_follow_up_plan_fits_a_1280_pixel_window(own, browser, tmp_path, languag
     scored = scorecard.score_deals(ctx.scope.open_deals, scorecard.load_scorecard())
     plan = playbook.follow_up_plan(scored, playbook.load_playbook(), ctx.plan_date, language)
     listed, _ = po.follow_up_styled(po.follow_up_table(plan, ctx.text, ctx.labels), ctx.text, "CNY", limit=60)
-    page_file = tmp_path / f"plan.{language}.html"
-    page_file.write_text(_page(listed.to_html(), language), encoding="utf-8")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(page_file.as_uri())
-    sizes = page.evaluate("""() => { const t = document.querySelector('table');
-        return [t.scrollWidth, t.clientWidth, document.documentElement.scrollWidth, t.rows.length] }""")
-    page.close()
+    sizes = table_fit(browser, tmp_path / f"plan.{language}.html", listed.to_html(), language)
     table_scroll, table_client, page_scroll, rows = sizes
     assert rows > 40 and table_scroll <= table_client and page_scroll <= 1280, sizes
 

@@ -7,24 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import report_page, table_fit
 
 import funnelkit as fk
 from funnelkit.presentation.present import load_text
 
 EN, ZH = load_text("en"), load_text("zh")
-
-
-def _page(body: str, language: str = "en") -> str:
-    """``body`` in a page with the reports' stylesheet and Content-Security-Policy."""
-    import html
-
-    from funnelkit.presentation.pages import assets, content_security_policy
-
-    css = assets().css
-    policy = html.escape(content_security_policy((css,)))
-    return (f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{policy}"><style>{css}</style></head>'
-            f"<body>{body}</body></html>")
 
 
 # --- 1. the rep roll-up table fits the page in Chinese
@@ -61,7 +49,7 @@ def test_rep_rollup_fits_a_1280_pixel_window(browser, tmp_path, language):
     plan = playbook.follow_up_plan(scored, playbook.load_playbook(), ctx.plan_date, language)
     summary = fk.rep_summary_of(team_scope, "2024-Q2", window_months=12, plan=plan)
     page_file = tmp_path / f"rollup.{language}.html"
-    page_file.write_text(_page(present.rollup_table(summary, ctx.text).to_html(), language), encoding="utf-8")
+    page_file.write_text(report_page(present.rollup_table(summary, ctx.text).to_html(), language), encoding="utf-8")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(page_file.as_uri())
     sizes = page.evaluate("""() => { const t = document.querySelector('table');
@@ -250,7 +238,7 @@ def test_english_apostrophe_is_not_drawn_full_width(browser, tmp_path, language)
     keep their font (a wider Latin font for all text pushed the follow-up plan off the page) and
     Chinese still renders; a Chinese page keeps its full-width marks."""
     page_file = tmp_path / f"quote.{language}.html"
-    page_file.write_text(_page('<p id="p"><span id="q">’</span><span id="a">a</span>'
+    page_file.write_text(report_page('<p id="p"><span id="q">’</span><span id="a">a</span>'
                                '<span id="zh">销售</span></p>', language), encoding="utf-8")
     page = browser.new_page(viewport={"width": 800, "height": 400})
     page.goto(page_file.as_uri())
@@ -323,12 +311,6 @@ def test_a_reps_follow_up_plan_fits_a_1280_pixel_window(browser, tmp_path, rep):
     assert (EN.column("rep") in listed.data.columns or "rep" in listed.data.columns) == (rep is None)
     if rep is None:
         return  # a team's plan: the rep column stays (its width is the wrap estimate's business)
-    page_file = tmp_path / "plan.html"
-    page_file.write_text(_page(listed.to_html()), encoding="utf-8")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(page_file.as_uri())
-    sizes = page.evaluate("""() => { const t = document.querySelector('table');
-        return [t.scrollWidth, t.clientWidth, document.documentElement.scrollWidth, t.rows.length] }""")
-    page.close()
+    sizes = table_fit(browser, tmp_path / "plan.html", listed.to_html())
     table_scroll, table_client, page_scroll, rows = sizes
     assert rows > 5 and table_scroll <= table_client and page_scroll <= 1280, sizes
