@@ -106,7 +106,7 @@ def test_amounts_in_wan_are_read_as_ten_thousands():
 # --- 3. the whole export: rows in = analysed + quarantined, and the numbers by hand
 
 
-def test_rows_in_equal_analysed_plus_quarantined_and_the_total_line_is_named(loaded: fk.Dataset):
+def test_rows_in_equal_analysed_plus_quarantined_and_the_total_line_is_named(loaded: fk.Dataset, project: Path):
     """The 合计 line was quarantined as "deal_id is missing"; it is a total line, and says so."""
     rows = _rows()
     assert loaded.rows_in["deals"] == len(rows) == 300
@@ -119,6 +119,11 @@ def test_rows_in_equal_analysed_plus_quarantined_and_the_total_line_is_named(loa
     total = q[q["reason"] == "total_line"]
     assert total[["row", "column", "value"]].values.tolist() == [[300, "商机名称", "合计"]]
     assert len(loaded.deals) == len(_unique_deals()) == 293
+    # `funnelkit check` names the line without a deal it does not have (it printed "(deal nan)")
+    from funnelkit.runner.check import check_report
+
+    shown = [line for line in check_report(loaded, load_config(project / "params" / "funnel.yaml")) if "row 300," in line]
+    assert len(shown) == 1 and shown[0].endswith("column 商机名称 value '合计'"), shown
 
 
 def test_department_win_rate_and_stage_conversion_by_hand(loaded: fk.Dataset, project: Path):

@@ -54,7 +54,8 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
                 value = "" if pd.isna(row.value) else f" value {row.value!r}"
                 named = data.file_column(table, row.column) if isinstance(row.column, str) else None
                 column = f"{named} ({row.column})" if named else row.column  # as the export names it
-                lines.append(f"      {row.file}, row {row.row}, column {column}{value} (deal {row.deal_id})")
+                deal = "" if pd.isna(row.deal_id) else f" (deal {row.deal_id})"  # a total line has no id
+                lines.append(f"      {row.file}, row {row.row}, column {column}{value}{deal}")
     for note in data.notes:
         lines.append(f"Note: {note}")
 
