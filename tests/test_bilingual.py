@@ -44,6 +44,17 @@ def test_free_text_and_missing_reasons_stay_as_typed(vocabulary):
     assert labels.iloc[0] == "Price too high" and pd.isna(labels.iloc[1]) and labels.iloc[2] == "own words"
 
 
+def test_an_engines_categorical_reasons_are_worded_as_a_categorical(vocabulary):
+    """An engine's deals hold the loss reason as a categorical: it stays one, and two spellings
+    of one reason become one category."""
+    reasons = pd.Series(pd.Categorical(["价格过高", None, "Price too high", "own words", "价格过高"]), index=[5, 6, 7, 8, 9])
+    labels = vocabulary.labels(reasons, "en")
+    assert isinstance(labels.dtype, pd.CategoricalDtype) and list(labels.index) == [5, 6, 7, 8, 9]
+    assert list(labels.cat.categories) == ["Price too high", "own words"]
+    assert labels.astype(object).where(labels.notna(), None).tolist() == \
+        ["Price too high", None, "Price too high", "own words", "Price too high"]
+
+
 def test_two_spellings_of_one_reason_are_counted_together(sample, vocabulary):
     deals = sample.deals.copy()
     lost = deals.index[deals["lost_reason"] == "预算不足"]

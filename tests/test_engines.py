@@ -10,7 +10,8 @@ from funnelkit.events import sql
 from funnelkit.inputs.sample import SAMPLE_END, generate_sample
 
 from engine_cases import (ENGINE_ERRORS, assert_same_checks, assert_same_stays, assert_same_step, by_deal, corpus_case,
-                          corpus_parsing, damaged_sample, plain, quarantine_rows, row_level_cases)
+                          corpus_parsing, damaged_sample, plain, quarantine_rows, report_pages, report_tables,
+                          row_level_cases)
 
 
 @pytest.fixture(scope="module")
@@ -197,18 +198,20 @@ def test_the_check_tables_are_dropped_once_counted(checked):
     assert not tables & {"fk_checked_deals", "fk_checked_events", "fk_reached", "fk_final_deals", "fk_deals"}
 
 
-def test_engine_deals_hold_descriptive_text_as_sorted_categoricals(checked, sample):
-    """The engine fetches customer, industry and the scorecard's text fields as categoricals (a
-    byte or two a row at millions of deals) with categories in text order, holding the pandas
-    path's values; the scores of its deals are the pandas scores."""
+def test_engine_deals_hold_text_of_few_values_as_sorted_categoricals(checked, sample):
+    """The engine fetches customer, industry, the scorecard's text fields and the columns a scope
+    groups on (pipeline, team, rep, status, lost_reason) as categoricals (a byte or two a row at
+    millions of deals) with categories in text order, holding the pandas path's values; status
+    always has every status (deals_as_of reopens deals closed later, even in an all-closed table);
+    the deal id stays text; the scores of its deals are the pandas scores."""
     want = by_deal(sample.deals)
     for column in en.CATEGORICAL_DEAL_COLUMNS:
         values = checked.deals[column]
         assert isinstance(values.dtype, pd.CategoricalDtype), column
         assert list(values.cat.categories) == sorted(values.cat.categories), column
         assert plain(values).tolist() == plain(want[column]).tolist(), column
-    for column in ("deal_id", "team", "rep", "pipeline", "status", "lost_reason"):  # grouped on: text, as in pandas
-        assert checked.deals[column].dtype == want[column].dtype, column
+    assert list(checked.deals["status"].cat.categories) == ["lost", "open", "won"]
+    assert checked.deals["deal_id"].dtype == want["deal_id"].dtype
     card = fk.load_scorecard()
     pd.testing.assert_frame_equal(plain(fk.score_deals(checked.deals, card).table),
                                   plain(fk.score_deals(want, card).table))
@@ -254,3 +257,38 @@ def test_fetched_results_live_in_arrow_memory_not_in_duckdb_batches():
                         categorical=("team",))
     assert text["deal_id"].iloc[-1] == f"D{rows - 1}"
     assert list(text["team"].cat.categories) == ["0", "1", "2"] and text["team"].iloc[4] == "1"
+
+
+def test_every_report_on_a_duckdb_source_shows_the_pandas_figures(tmp_path, sample):
+    """Every notebook, for a team and a rep, on a DuckDB Parquet source: the same tables and
+    headlines as on the pandas source of the same files (the engine's deals hold pipeline, team,
+    rep, status and lost reason as categoricals, which every analysis must read as text)."""
+    for name, frame in (("deals", sample.deals), ("stage_events", sample.events)):
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    rep = sample.deals.loc[sample.deals["team"] == "East", "rep"].iloc[0]
+    entries = "".join(f"  - notebook: {notebook}\n    teams: [East]\n    periods: [2024-Q2]\n"
+                      for notebook in ("conversion", "time_in_stage", "opportunities", "weight_sensitivity",
+                                       "fitted_scorecard")) + \
+        f"  - notebook: rep_performance\n    teams: [East]\n    reps: [{rep}]\n    periods: [2024-Q2]\n"
+    pages = {name: report_pages(tmp_path / name, source, entries, "2024-Q2/East/*")
+             for name, source in (("pandas", str(tmp_path)), ("duckdb", f"duckdb:///{tmp_path}"))}
+    assert len(pages["duckdb"]) == 6 and pages["duckdb"].keys() == pages["pandas"].keys()
+    for page, html in pages["duckdb"].items():
+        assert report_tables(html), page
+        assert report_tables(html) == report_tables(pages["pandas"][page]), page
+
+
+def test_an_engine_reopens_deals_of_an_all_closed_table(tmp_path, sample):
+    """Deals closed after an earlier as-of were open then, even when the table has no open deal
+    (an engine's status categories always hold "open")."""
+    closed = sample.deals[sample.deals["status"] != "open"]
+    closed.to_parquet(tmp_path / "deals.parquet", index=False)
+    sample.events[sample.events["deal_id"].isin(closed["deal_id"])].to_parquet(tmp_path / "stage_events.parquet",
+                                                                               index=False)
+    data = en.load_source(f"duckdb:///{tmp_path}", fk.load_config())
+    assert set(data.deals["status"]) == {"won", "lost"}
+    earlier = pd.Timestamp("2024-03-01")
+    then = fk.events.aggregate.deals_as_of(data.deals, earlier)
+    reopened = then["status"] == "open"
+    assert reopened.sum() == ((closed["created_at"] < earlier) & (closed["closed_at"] >= earlier)).sum() > 0
+    assert then.loc[reopened, "lost_reason"].isna().all()

@@ -328,5 +328,11 @@ def test_named_codes_give_text_with_missing_for_negative():
     got = aggregate.named(np.array([1, -1, 0, 1]), ["qualify", "propose"])
     assert got.tolist()[0] == "propose" and pd.isna(got.iloc[1]) and got.iloc[2] == "qualify"
     assert str(got.dtype) == "str"
-    strict = aggregate.named(np.array([-1, 0]), ["a"], pd.StringDtype())
-    assert strict.dtype == pd.StringDtype() and strict.iloc[0] is pd.NA
+
+
+def test_furthest_columns_are_a_byte_a_deal_and_name_the_stage():
+    index, stage = aggregate.furthest_columns(np.array([-1, 0, 2, 1, 2]), ["qualify", "propose", "close"])
+    assert index.dtype == np.int8 and index.tolist() == [-1, 0, 2, 1, 2]
+    assert pd.isna(stage[0]) and list(stage[1:]) == ["qualify", "close", "propose", "close"]
+    assert list(stage.categories) == ["close", "propose", "qualify"]  # sorted as text sorts
+    assert stage.codes.dtype == np.int8

@@ -4,8 +4,6 @@ reference, a Spark Parquet source loads, and a report on it shows the pandas rep
 One Spark session for the module. Without Java or pyspark these tests skip, except under
 ``CI=true``, where they fail: CI installs both.
 """
-import re
-
 import pandas as pd
 import pytest
 
@@ -14,7 +12,7 @@ from funnelkit.events import engine as en
 from funnelkit.inputs.sample import SAMPLE_END
 
 from engine_cases import assert_same_checks, assert_same_step, corpus_case, corpus_parsing, damaged_sample, \
-    quarantine_rows, spark_or_fail
+    quarantine_rows, report_pages, report_tables, spark_or_fail
 
 # Corpus cases (an event rule, deal rules, a deal–event rule, and the dialect-sensitive ones: regular
 # expressions for day-first dates, NaN/infinity, placeholder dates): DuckDB runs every row-level
@@ -75,22 +73,10 @@ def test_corpus_case_in_spark(spark, name, config):
     assert_same_checks(got, fk.validate(deals, events, config, as_of=as_of, parsing=parsing))
 
 
-def tables(page: str) -> list[str]:
-    """The report's tables and headline (pandas' Styler gives each table a random id: dropped)."""
-    page = re.sub(r"T_[0-9a-f]{5}", "T_", page)
-    return re.findall(r"<table.*?</table>", page, flags=re.S) + re.findall(r'class="fk-headline".*?</div>', page, re.S)
-
-
 def test_report_on_a_spark_source_shows_the_pandas_figures(tmp_path, parquet, from_parquet):
-    from funnelkit.runner.cli import main as cli
-
-    pages = {}
-    for name, source in (("pandas", str(parquet)), ("spark", f"spark:{parquet}")):
-        matrix = tmp_path / f"{name}.yaml"
-        matrix.write_text(f"data: {source}\nas_of: 2024-06-30\nlanguage: en\noutput: {tmp_path / name}\nentries:\n"
-                          "  - notebook: conversion\n    teams: [East]\n    periods: [2024-06]\n", encoding="utf-8")
-        assert cli(["report", "--matrix", str(matrix), "--jobs", "1", "--quiet", "--only", "2024-06/East/*"]) == 0
-        pages[name] = (tmp_path / name / "2024-06" / "East" / "conversion.html").read_text(encoding="utf-8")
-    assert len(tables(pages["spark"])) >= 4
+    entries = "  - notebook: conversion\n    teams: [East]\n    periods: [2024-06]\n"
+    pages = {name: report_pages(tmp_path / name, source, entries, "2024-06/East/*")["2024-06/East/conversion.html"]
+             for name, source in (("pandas", str(parquet)), ("spark", f"spark:{parquet}"))}
+    assert len(report_tables(pages["spark"])) >= 4
     assert "Warning" not in pages["spark"] and "WARN" not in pages["spark"]  # nothing from pyspark or the JVM
-    assert tables(pages["spark"]) == tables(pages["pandas"])
+    assert report_tables(pages["spark"]) == report_tables(pages["pandas"])

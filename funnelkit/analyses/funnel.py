@@ -194,7 +194,7 @@ def biggest_leak(funnel: pd.DataFrame) -> pd.Series | None:
 
 
 def _top_reasons(reasons: pd.Series, k: int = 3) -> tuple[tuple[str, int], ...]:
-    counts = reasons.fillna(UNSPECIFIED_REASON).value_counts()
+    counts = reasons.astype("string").fillna(UNSPECIFIED_REASON).value_counts()  # text: see loss_reasons_of
     return tuple((str(r), int(n)) for r, n in counts.head(k).items())
 
 
@@ -306,7 +306,8 @@ def loss_reasons_of(scope: Scope, period: str | Period | None = None) -> pd.Data
     lost = reach[reach["status"] == "lost"]
     if period is not None:
         lost = lost[parse_period(period).contains(lost["closed_at"])]
-    lost = lost.assign(reason=lost["lost_reason"].fillna(UNSPECIFIED_REASON))
+    # as text: an engine's categorical takes no new value and counts categories no lost deal has
+    lost = lost.assign(reason=lost["lost_reason"].astype("string").fillna(UNSPECIFIED_REASON))
     table = (
         lost.groupby(["furthest_index", "furthest_stage", "reason"], observed=True)
         .agg(deals=("deal_id", "size"), amount=("amount", "sum"))

@@ -101,7 +101,9 @@ def period_review_of(scope: Scope, period: str | Period, previous: str | Period 
     table["flag"] = np.select([significant & (table["difference"] < 0), significant & (table["difference"] > 0)],
                               ["drop", "rise"], "")
 
-    lost = reach[reach["status"] == "lost"].assign(reason=lambda r: r["lost_reason"].fillna(UNSPECIFIED_REASON))
+    # as text: an engine's categorical takes no new value and counts categories no lost deal has
+    lost = reach[reach["status"] == "lost"].assign(
+        reason=lambda r: r["lost_reason"].astype("string").fillna(UNSPECIFIED_REASON))
     this = lost[period.contains(lost["closed_at"])]["reason"].value_counts()
     before = lost[previous.contains(lost["closed_at"])]["reason"].value_counts()
     reasons = pd.DataFrame({"lost_this": this, "lost_previous": before}).fillna(0).astype(int)

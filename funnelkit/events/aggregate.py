@@ -119,14 +119,13 @@ def reach_table(
     return reach_frame(deals, stages, any_stage, entry, strict, as_of)
 
 
-def named(codes: np.ndarray, names: list[str], dtype: pd.StringDtype | None = None) -> pd.Series:
-    """``names[code]`` for each code (missing where negative) as a text column (``dtype``, by
-    default pandas' ``str``), through an Arrow dictionary: millions of rows without a Python
-    object each."""
+def named(codes: np.ndarray, names: list[str]) -> pd.Series:
+    """``names[code]`` for each code (missing where negative) as a text column (pandas' ``str``),
+    through an Arrow dictionary: millions of rows without a Python object each."""
     codes = np.asarray(codes)
     picked = pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32(), mask=codes < 0),
                                             pa.array(names, type=pa.string())).cast(pa.string())
-    return picked.to_pandas(types_mapper={pa.string(): dtype}.get if dtype is not None else None)
+    return picked.to_pandas()
 
 
 NEVER = np.iinfo("int64").max  # "no entry" in integer nanoseconds: later than any entry
@@ -153,10 +152,17 @@ def reach_frame(deals: pd.DataFrame, stages: list[str], any_stage: np.ndarray, e
     reached = np.where(has, reached, NAT).astype("int64").view("datetime64[ns]")
     for j, stage in enumerate(stages):
         out[f"reached_{stage}"] = reached[:, j]
-    out["furthest_index"] = furthest
-    out["furthest_stage"] = named(furthest, stages, pd.StringDtype())
+    out["furthest_index"], out["furthest_stage"] = furthest_columns(furthest, stages)
     out["skipped_out"] = furthest_any > furthest
     return out
+
+
+def furthest_columns(furthest: np.ndarray, stages: list[str]) -> tuple[np.ndarray, pd.Categorical]:
+    """The reach table's ``furthest_index`` (−1 when no stage was reached) in the smallest integer
+    type that holds it, and ``furthest_stage``, its stage name (missing at −1), as a categorical
+    (:func:`coded`): a byte a deal each instead of eight and about sixteen (0.2 GB at 10M deals)."""
+    furthest = np.asarray(furthest)
+    return furthest.astype(np.min_scalar_type(-max(len(stages), 1))), coded(furthest, stages)
 
 
 def stage_stays(data: Dataset, config: FunnelConfig, as_of: str | pd.Timestamp | None = None,

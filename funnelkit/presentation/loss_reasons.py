@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from funnelkit.config import StrictModel, params_file, validate_file
+from funnelkit.events.aggregate import coded
 from funnelkit.inputs.data import Dataset
 
 
@@ -77,7 +78,11 @@ class LossReasons(StrictModel):
         return getattr(self.reasons[key], "zh" if language == "zh" else "en")
 
     def labels(self, reasons: pd.Series, language: str) -> pd.Series:
-        """:meth:`label` of every value of ``reasons`` (same index; each distinct value looked up once)."""
+        """:meth:`label` of every value of ``reasons`` (same index; each distinct value looked up once;
+        an engine's categorical stays one, two spellings of one reason becoming one category)."""
+        if isinstance(reasons.dtype, pd.CategoricalDtype):
+            worded = [self.label(r, language) for r in reasons.cat.categories]
+            return pd.Series(coded(reasons.cat.codes.to_numpy(), worded), index=reasons.index, name=reasons.name)
         return reasons.map({r: self.label(r, language) for r in reasons.dropna().unique()}).where(reasons.notna(), reasons)
 
 
