@@ -313,6 +313,7 @@ def loss_reasons_of(scope: Scope, period: str | Period | None = None) -> pd.Data
         .agg(deals=("deal_id", "size"), amount=("amount", "sum"))
         .reset_index()
         .rename(columns={"furthest_stage": "stage"})
+        .astype({"stage": "string"})  # text in the result, as the reason (the reach holds a categorical)
     )
     table["share_of_stage"] = table["deals"] / table.groupby("stage")["deals"].transform("sum")
     labels = scope.labels

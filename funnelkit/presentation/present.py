@@ -197,7 +197,9 @@ def styled(
     kinds = []
     for i, is_number in enumerate(numeric):
         # numbers, and short text such as names, dates and "20.8% (14.7% – 28.5%)", stay on one line
-        short = not is_number and shown.iloc[:, i].map(lambda v: display_width(str(v))).max() <= SHORT_CELL if len(shown) else False
+        # as objects: mapping a categorical (an engine's text, a furthest stage) gives a categorical, which has no max
+        short = not is_number and shown.iloc[:, i].astype(object).map(lambda v: display_width(str(v))).max() <= SHORT_CELL \
+            if len(shown) else False
         # long text (a next action, a screening result) keeps a readable width beside the one-line columns
         kinds.append(" fk-num" if is_number else " fk-nowrap" if short else " fk-text" if len(shown) else "")
     kinds = _wrap_wide_tables(shown, kinds, formats)
@@ -243,7 +245,7 @@ def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, 
     column that can wrap is let wrap: the follow-up plan needed all of them. Letting a column wrap
     costs nothing where the table fits: the browser wraps only when it must."""
     def printed(i: int) -> pd.Series:
-        column, f = shown.iloc[:, i], formats.get(shown.columns[i])
+        column, f = shown.iloc[:, i].astype(object), formats.get(shown.columns[i])  # see "short" above
 
         def one(v: Any) -> str:
             try:
