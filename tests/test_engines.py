@@ -50,7 +50,7 @@ def test_checks_on_a_damaged_sample_equal_pandas(config):
     assert counts["rows"].max() > 20  # so the example cap was exercised
     reasons = set(counts["reason"])
     for reason in ("unknown_stage", "not_a_date:entered_at", "negative:amount",
-                   "duplicated:deal_id", "before_created",
+                   "duplicated:deal_id", "exact_duplicate", "before_created",
                    "after_closed", "won_not_final",
                    "not_a_date:created_at"):
         assert reason in reasons

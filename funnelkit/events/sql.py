@@ -357,23 +357,40 @@ def _outside(column: str) -> str:
     return f"({column} < {timestamp(MIN_DATE)} or {column} > {timestamp(MAX_DATE)})"
 
 
+def identifier(name: str) -> str:
+    """A quoted column name (any text a raw table's header holds; SQLGlot re-quotes it per dialect)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def first_copy_sql(table: str, columns: list[str], where: str) -> str:
+    """Per row of ``table`` (its ``_row``) that ``where`` keeps: ``first_row``, the first row
+    written the same in every one of ``columns`` (nulls equal, as :func:`funnelkit.inputs.data.exact_copies`
+    compares them); a row with ``first_row < _row`` is an exact duplicate of that row."""
+    keys = ", ".join(identifier(c) for c in columns)
+    return f"select _row, min(_row) over (partition by {keys}) as first_row from {table} where {where}"
+
+
 def _finite(column: str) -> str:
     return f"abs({column}) <= {LARGEST_DOUBLE}"
 
 
 def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, text_columns: list[str],
-                    created_column: bool = True, currency: str = "CNY") -> str:
+                    created_column: bool = True, currency: str = "CNY", raw_columns: list[str] | None = None) -> str:
     """Each parsed deal with the first reason it cannot be analysed, in the order of
     :func:`funnelkit.inputs.data.validate` (so the same reason wins), its column and raw value; the
     kept columns are :func:`parsed_deal_columns`, ``probability`` (a fraction) and the raw
     ``deal_id`` / ``status`` as written. ``status`` is the trimmed spelling's normalised name from
     ``fk_status_names(raw, status)``, registered by the engine from the distinct spellings with
     :func:`funnelkit.config.normalise_name` (the pandas path's rule: " Closed-Won " → closedwon,
-    "W_on" → won)."""
+    "W_on" → won). A row equal in every one of ``raw_columns`` (the raw table's, ``_row`` aside)
+    to an earlier row with the same deal_id is an exact duplicate (``copy_of``, that row): the first
+    copy is checked, the others are quarantined, and ``copies`` (a deal_id's rows) counts the
+    first copy only, so a deal_id repeated with other fields is quarantined whole."""
     at = timestamp(as_of)
     pipes = ", ".join(string(p) for p in pipelines)
     date_only = "closed_at = date_trunc('day', closed_at)"
-    checks = [(f"{c} is null", c, reason("missing", c), "null") for c in ["deal_id", "team", "status"]]
+    checks = [("copy_of is not null", "deal_id", reason("exact_duplicate"), "'row ' || cast(copy_of as varchar)")]
+    checks += [(f"{c} is null", c, reason("missing", c), "null") for c in ["deal_id", "team", "status"]]
     if created_column:
         checks.append(("created_at_blank", "created_at", reason("missing", "created_at"), "null"))
     for c in DEAL_DATES:
@@ -406,9 +423,15 @@ def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, text_columns: lis
     kept = ", ".join(f"p.{c}" for c in parsed_deal_columns(text_columns))
     finite_probability = f"{_finite('win_probability')}"
     return f"""
-with copies as (
-    select deal_id, count(*) as copies from fk_parsed_deals where deal_id is not null group by deal_id
-    having count(*) > 1
+with repeated as (
+    select deal_id from fk_parsed_deals where deal_id is not null group by deal_id having count(*) > 1
+), firsts as (
+    -- only the rows of a repeated id can repeat a whole row: the window runs over those few
+    {first_copy_sql("raw_deals", [c for c in raw_columns or ["deal_id"] if c != "_row"],
+                    f"{_text('deal_id')} in (select deal_id from repeated)")}
+), copies as (
+    select p.deal_id, count(*) as copies from fk_parsed_deals p join firsts c on c._row = p._row
+    where c.first_row = c._row group by p.deal_id having count(*) > 1
 ), percent as (
     -- one scalar: a column is in percent when any finite value exceeds 1 or is written with %
     select coalesce(max(case when ({finite_probability} and win_probability > 1) or win_probability_percent
@@ -417,13 +440,14 @@ with copies as (
 ), p as (
     -- a grouped count joined back and a one-row cross join, not windows: a window over the whole
     -- table (``over ()``) runs on one thread in DuckDB and took most of the checks' time at 1M deals
-    select f.*, coalesce(c.copies, 1) as copies, st.status as status,
+    select f.*, coalesce(c.copies, 1) as copies, case when x.first_row < f._row then x.first_row end as copy_of,
+        st.status as status,
         case when not ({finite_probability.replace('win_probability', 'f.win_probability')}) then null
              when r.is_percent = 1 then f.win_probability / 100 else f.win_probability end as probability
-    from fk_parsed_deals f left join copies c on c.deal_id = f.deal_id
+    from fk_parsed_deals f left join copies c on c.deal_id = f.deal_id left join firsts x on x._row = f._row
         left join fk_status_names st on st.raw = f.status_text cross join percent r
 )
-select {kept}, p.probability, p.copies, cast(p.deal_id_src as varchar) as deal_id_raw,
+select {kept}, p.probability, p.copies, p.copy_of, cast(p.deal_id_src as varchar) as deal_id_raw,
     cast(p.status_src as varchar) as status_raw, {_first_reason(checks)}
 from p
 """
@@ -461,10 +485,12 @@ from raw_events
 """
 
 
-def event_checks_sql(as_of: pd.Timestamp) -> str:
+def event_checks_sql(as_of: pd.Timestamp, raw_columns: list[str] | None = None) -> str:
     """Each parsed event with its deal's stage key and index, and the first reason it cannot be
     analysed, in the order of :func:`funnelkit.inputs.data.validate`. ``fk_stage_names`` maps each raw
-    stage spelling per pipeline to its key (built in Python by the config's own lookup)."""
+    stage spelling per pipeline to its key (built in Python by the config's own lookup). An event
+    row with a deal_id equal in every one of ``raw_columns`` (the raw table's, ``_row`` aside) to an
+    earlier row is an exact duplicate of it, quarantined first (the earlier row is checked)."""
     at = timestamp(as_of)
     created_day = "d.created_at = date_trunc('day', d.created_at)"
     closed_day = "d.closed_at = date_trunc('day', d.closed_at)"
@@ -472,6 +498,7 @@ def event_checks_sql(as_of: pd.Timestamp) -> str:
     entered = "cast(e.entered_at_src as varchar)"
     deal_id = "cast(e.deal_id_src as varchar)"
     checks = [
+        ("x.first_row < e._row", "deal_id", reason("exact_duplicate"), "'row ' || cast(x.first_row as varchar)"),
         ("e.deal_id is null", "deal_id", reason("missing", "deal_id"), "null"),
         ("e.stage_blank", "stage", reason("missing", "stage"), "null"),
         ("e.entered_at_blank", "entered_at", reason("missing", "entered_at"), "null"),
@@ -490,13 +517,15 @@ def event_checks_sql(as_of: pd.Timestamp) -> str:
 select e._row, e.deal_id, e.entered_at, e.date_known, m.stage, m.stage_index, m.final_index,
     {_first_reason(checks)}
 from fk_parsed_events e
--- one deal per deal_id (``d``) and the few duplicated ids (``a``, every copy quarantined): two
--- joins on the checked deals instead of a distinct over all deals
+-- one deal per deal_id (``d``, not an exact duplicate's later copy) and the few duplicated ids (``a``,
+-- every row quarantined): two joins on the checked deals instead of a distinct over all deals
 left join (select deal_id, pipeline, created_at, reason,
                case when status = 'open' then null else closed_at end as closed_at
-           from fk_checked_deals where copies = 1) d on d.deal_id = e.deal_id
+           from fk_checked_deals where copies = 1 and copy_of is null) d on d.deal_id = e.deal_id
 left join (select distinct deal_id from fk_checked_deals where copies > 1) a on a.deal_id = e.deal_id
 left join fk_stage_names m on m.raw = e.stage_raw and m.pipeline = d.pipeline
+left join ({first_copy_sql("raw_events", [c for c in raw_columns or ["deal_id", "stage", "entered_at"] if c != "_row"],
+                           f"{_text('deal_id')} is not null")}) x on x._row = e._row
 """
 
 
@@ -582,6 +611,7 @@ with q as (
     select 'stage_events', {string(events_file)}, e._row, cast(null as varchar),
         coalesce(e.reason_column, 'deal_id'), e.reason_value, coalesce(e.reason, {string(reason('quarantined_deal'))})
     from fk_checked_events e left join fk_final_deals d on d.deal_id = e.deal_id and e.reason is null
+        and d.copy_of is null
     where e.reason is not null or d.reason2 is not null
 ), ranked as (
     select *, count(*) over (partition by tab, reason) as n,

@@ -20,7 +20,7 @@ from pydantic import RootModel
 
 from funnelkit import memo
 from funnelkit.config import PARAMS_DIR, params_file, validate_file
-from funnelkit.inputs.data import Dataset, quality_summary, quarantine_counts
+from funnelkit.inputs.data import Dataset, copy_of, quality_summary, quarantine_counts
 from funnelkit.presentation.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -335,6 +335,8 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
                                         else f),
                      column=[column_words(data, t, c, text) if isinstance(c, str) else c
                              for t, c in zip(q["table"], q["column"])],
+                     value=[text("quarantine_copy_of", row=copy_of(v)) if r == "exact_duplicate" else v
+                            for r, v in zip(q["reason"], q["value"])],
                      reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))
