@@ -631,10 +631,7 @@ def load_source(source: str, config: FunnelConfig, as_of: pd.Timestamp | None = 
         if path.is_dir():
             names = {t: _parquet_part(path, t) for t in ("deals", "stage_events")}
             for table, name in (("deals", "raw_deals"), ("stage_events", "raw_events")):
-                # the file's row number is _row, not a column of the export (it would make no
-                # two rows equal, so no exact duplicate)
-                engine.define(name, f"select * exclude (file_row_number), file_row_number + 1 as _row from read_parquet("
-                                    f"{sql.string(names[table])}, file_row_number = true)")
+                engine.define(name, sql.parquet_rows_sql(str(names[table])))
             files = {t: str(names[t]) for t in names}
         elif path.exists():
             engine.con.execute(f"attach {sql.string(str(path))} as fk_source (read_only)")

@@ -271,6 +271,23 @@ _DEAL_NUMBERS = ["amount", "win_probability", "payment_days"]
 _DEAL_SHOWN = ["deal_id", "status", "pipeline"] + DEAL_DATES + _DEAL_NUMBERS
 
 
+def parquet_rows_sql(location: str) -> str:
+    """A Parquet file or glob of parts (DuckDB) with ``_row``: each row's 1-based number in the
+    parts read one after another in name order. A part's own row number restarts at each part,
+    so alone it numbered two rows alike (an example named an ambiguous row, and an exact
+    duplicate is found by row); nor is it a column of the export (it would make every row differ)."""
+    glob = string(location)
+    return f"""
+with parts as (
+    select file_name, coalesce(sum(num_rows) over (order by file_name rows between unbounded preceding
+        and 1 preceding), 0) as before_rows
+    from parquet_file_metadata({glob})
+)
+select r.* exclude (file_row_number, filename), r.file_row_number + p.before_rows + 1 as _row
+from read_parquet({glob}, file_row_number = true, filename = true) r join parts p on p.file_name = r.filename
+"""
+
+
 def day_order_sql(columns: list[tuple[str, str]]) -> str:
     """Per (table, column) of ``columns``: the first row (and its value) written day-month-year
     with the day above 12, month-day-year with the month above 12, and with the two numbers
@@ -362,12 +379,22 @@ def identifier(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
-def first_copy_sql(table: str, columns: list[str], where: str) -> str:
+def first_copy_sql(table: str, columns: list[str], where: str, by_hash: bool = False) -> str:
     """Per row of ``table`` (its ``_row``) that ``where`` keeps: ``first_row``, the first row
     written the same in every one of ``columns`` (nulls equal, as :func:`funnelkit.inputs.data.exact_copies`
-    compares them); a row with ``first_row < _row`` is an exact duplicate of that row."""
+    compares them), and its trimmed ``deal_id``; a row with ``first_row < _row`` is an exact
+    duplicate of that row.
+
+    ``by_hash``: only rows whose hash of ``columns`` occurs twice go through the window (where
+    ``where`` alone leaves every row): a grouped count of one integer per row instead of a sort
+    of all rows by every column (at 1M deals' 2.4M events 0.7 s of CPU against 1.7 s). The
+    window compares the values themselves, so a hash collision adds a candidate, never a copy."""
     keys = ", ".join(identifier(c) for c in columns)
-    return f"select _row, min(_row) over (partition by {keys}) as first_row from {table} where {where}"
+    if by_hash:
+        where = (f"{where} and hash({keys}) in (select k from (select hash({keys}) as k from {table}) h "
+                 "group by k having count(*) > 1)")
+    return (f"select _row, {_text('deal_id')} as deal_id, min(_row) over (partition by {keys}) as first_row "
+            f"from {table} where {where}")
 
 
 def _finite(column: str) -> str:
@@ -430,8 +457,7 @@ with repeated as (
     {first_copy_sql("raw_deals", [c for c in raw_columns or ["deal_id"] if c != "_row"],
                     f"{_text('deal_id')} in (select deal_id from repeated)")}
 ), copies as (
-    select p.deal_id, count(*) as copies from fk_parsed_deals p join firsts c on c._row = p._row
-    where c.first_row = c._row group by p.deal_id having count(*) > 1
+    select deal_id, count(*) as copies from firsts where first_row = _row group by deal_id having count(*) > 1
 ), percent as (
     -- one scalar: a column is in percent when any finite value exceeds 1 or is written with %
     select coalesce(max(case when ({finite_probability} and win_probability > 1) or win_probability_percent
@@ -525,7 +551,7 @@ left join (select deal_id, pipeline, created_at, reason,
 left join (select distinct deal_id from fk_checked_deals where copies > 1) a on a.deal_id = e.deal_id
 left join fk_stage_names m on m.raw = e.stage_raw and m.pipeline = d.pipeline
 left join ({first_copy_sql("raw_events", [c for c in raw_columns or ["deal_id", "stage", "entered_at"] if c != "_row"],
-                           f"{_text('deal_id')} is not null")}) x on x._row = e._row
+                           f"{_text('deal_id')} is not null", by_hash=True)}) x on x._row = e._row
 """
 
 
