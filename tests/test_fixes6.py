@@ -39,3 +39,41 @@ def test_an_exact_copy_is_named_by_the_row_it_repeats_in_reports_and_check(confi
     assert ("商机表", copy, 3) in counts and ("阶段记录表", copy, 1) in counts and ("商机表", "商机编号重复", 4) in counts
     lines = check_report(data, config)
     assert any(line.endswith("deals.csv, row 5 repeats row 4 (deal D4)") for line in lines), lines
+
+
+# --- 2. a team's English follow-up plan of long Chinese customer names fits the page
+
+
+LONG_NAMES = ["上海恒达精密机械制造股份有限公司华东分公司", "北京华信科技发展集团有限公司（海淀研发中心）",
+              "广州博远国际供应链管理有限公司", "深圳市前海智慧城市数字科技投资控股有限公司"]
+
+
+@pytest.mark.parametrize("names", ["long", "sample"])
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_a_teams_plan_of_long_chinese_customer_names_fits_a_1280_pixel_window(browser, tmp_path, language, names):
+    """A team's plan keeps the rep column (East rep 007 on the rows), and the customers here are
+    long Chinese company names: in English each name was one unbreakable line (a browser breaks
+    Chinese between characters only where the page's language lets it), so the plan ran past the
+    page. The sample's own names (at most 13 characters, one line each) with the rep column too.
+    The table needs no scroll bar and the page is no wider than the window."""
+    import zlib
+
+    from funnelkit.analyses import playbook, scorecard
+    from funnelkit.presentation import present_opportunities as po
+    from conftest import table_fit
+
+    data = fk.sample_dataset(n_deals=20000)
+    east = data.deals["team"] == "East"
+    ids = data.deals.loc[east, "deal_id"].astype(str)
+    data.deals.loc[east, "rep"] = [f"East rep {zlib.crc32(d.encode()) % 33 + 1:03d}" for d in ids]
+    if names == "long":
+        data.deals.loc[east, "customer"] = [LONG_NAMES[zlib.crc32(d.encode()) % len(LONG_NAMES)] for d in ids]
+    ctx = fk.report_context("opportunities", data=data, period="2024-Q2", as_of="2024-06-30", team="East",
+                            language=language)
+    scored = scorecard.score_deals(ctx.scope.open_deals, scorecard.load_scorecard())
+    plan = playbook.follow_up_plan(scored, playbook.load_playbook(), ctx.plan_date, language)
+    listed, _ = po.follow_up_styled(po.follow_up_table(plan, ctx.text, ctx.labels), ctx.text, "CNY", limit=60)
+    assert ctx.text.column("rep") in listed.data.columns
+    sizes = table_fit(browser, tmp_path / f"plan.{language}.{names}.html", listed.to_html(), language)
+    table_scroll, table_client, page_scroll, rows = sizes
+    assert rows > 40 and table_scroll <= table_client and page_scroll <= 1280, sizes
