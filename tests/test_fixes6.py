@@ -77,3 +77,42 @@ def test_a_teams_plan_of_long_chinese_customer_names_fits_a_1280_pixel_window(br
     sizes = table_fit(browser, tmp_path / f"plan.{language}.{names}.html", listed.to_html(), language)
     table_scroll, table_client, page_scroll, rows = sizes
     assert rows > 40 and table_scroll <= table_client and page_scroll <= 1280, sizes
+
+
+# --- 3. `init --from` drafts English labels that say what they are, and a playbook of the export's stages
+
+
+def test_a_drafted_project_names_its_stages_honestly_and_has_stage_actions(tmp_path):
+    """The draft wrote 初步接洽 under en as if it were the English name, and kept the sample's
+    playbook keys (prospects, opportunities, negotiation), none a stage of the export, so the
+    report said "none set in the playbook" for every stage. English labels now say they are the
+    export's names ("Stage 1: 初步接洽"); the playbook's stages are the export's, the sample's
+    actions put against them by their place before the close and marked as a draft."""
+    from funnelkit.analyses.playbook import load_playbook
+    from funnelkit.config import load_config
+    from funnelkit.presentation.present_opportunities import stage_actions
+    from funnelkit.runner.project import english_label, init_project
+
+    folder = tmp_path / "proj"
+    init_project(folder, Path(__file__).parent / "data" / "review5")
+    config = load_config(folder / "params" / "funnel.yaml")
+    names = ["初步接洽", "需求确认", "方案报价", "商务谈判", "赢单"]
+    assert list(config.stage_labels(language="zh").values()) == names
+    assert list(config.stage_labels(language="en").values()) == [f"Stage {n}: {s}" for n, s in enumerate(names, 1)]
+    assert english_label("Qualified", 2) == "Qualified"  # a Latin-script name is kept as it is
+
+    text = (folder / "params" / "playbook.yaml").read_text(encoding="utf-8")
+    assert "# DRAFT written by `funnelkit init --from`" in text
+    assert "  stage_4:   # 商务谈判 — draft: the sample's negotiation actions" in text
+    playbook = load_playbook(folder / "params" / "playbook.yaml")
+    sample = load_playbook()
+    assert set(playbook.stages) == {"stage_2", "stage_3", "stage_4"}
+    assert playbook.stages["stage_4"] == sample.stages["negotiation"]
+    assert playbook.stages["stage_2"] == sample.stages["prospects"]
+    assert playbook.tiers == sample.tiers
+    for language in ("en", "zh"):
+        text_ = load_text(language)
+        table, note = stage_actions(playbook.stages, config.stage_labels(language=language), text_)
+        actions = table.data.iloc[:, 1].tolist()
+        assert note == "" and actions[0] == text_("no_stage_action")  # the sample sets none for its first stage either
+        assert text_("no_stage_action") not in actions[1:], actions

@@ -229,7 +229,7 @@ def test_check_names_drafted_stage_keys_by_their_labels(project: Path, capsys: p
     code = cli(["check", str(FOLDER), "--preset", "my_export"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "stage_1 (初步接洽) 296, stage_2 (需求确认) " in out
+    assert "stage_1 (Stage 1: 初步接洽) 296, stage_2 (Stage 2: 需求确认) " in out
     assert "deals: 300 rows read = 296 analysed + 4 quarantined\n" in out
     assert "商机列表.csv, row 12 repeats row 11 (deal SJ20240011)\n" in out
     # the log's 867 rows: 759 read as stage entries, 108 closes written as changes (said, not silent)
