@@ -211,6 +211,25 @@ def dmy_part(text: str, group: int) -> str:
     return f"regexp_extract({text}, {string(DMY)}, {group})"
 
 
+# 2024年3月5日, 2024年3月5日 14时07分, 2024年3月5日 14:07:30 (funnelkit.inputs.data.CHINESE_DATE); spaces
+# written as characters, not \s (Spark's string literals take a backslash as an escape)
+_GAP = "[ \t\u3000]*"
+CHINESE_DATE = (f"^([0-9]{{4}}){_GAP}年{_GAP}([0-9]{{1,2}}){_GAP}月{_GAP}([0-9]{{1,2}}){_GAP}日{_GAP}"
+                f"(?:([0-9]{{1,2}}){_GAP}[:时]{_GAP}([0-9]{{1,2}}){_GAP}分?(?:{_GAP}[:：]?{_GAP}([0-9]{{1,2}}){_GAP}秒?)?)?$")
+
+
+def chinese_date(text: str) -> str:
+    """``text`` written 年月日 as ISO text (``2024年3月5日 14时07分`` → ``2024-03-05 14:07:00``), as
+    :func:`funnelkit.inputs.data.chinese_dates` reads it; null for other text (the caller tests for 年)."""
+    def part(group: int) -> str:
+        return f"regexp_extract({text}, {string(CHINESE_DATE)}, {group})"
+
+    time = (f"case when {part(4)} <> '' then ' ' || lpad({part(4)}, 2, '0') || ':' || lpad({part(5)}, 2, '0') || ':' || "
+            f"lpad(case when {part(6)} = '' then '0' else {part(6)} end, 2, '0') else '' end")
+    return (f"case when regexp_matches({text}, {string(CHINESE_DATE)}) then {part(1)} || '-' || lpad({part(2)}, 2, '0') "
+            f"|| '-' || lpad({part(3)}, 2, '0') || {time} end")
+
+
 def _date(column: str, kind: str, reading: DateReading = DateReading()) -> str:
     """A raw column as a timestamp: typed values as they are, text by ISO 8601 (then day-first or
     month-first when ``reading`` says so, as :func:`funnelkit.inputs.data.parse_dates` does); placeholder
@@ -233,6 +252,8 @@ def _date(column: str, kind: str, reading: DateReading = DateReading()) -> str:
                        f"lpad({dmy_part(text, day)}, 2, '0') || {twenty_four_hour(time)}")
                 parsed = (f"coalesce({parsed}, case when {dmy_part(text, 1)} <> '' and {dmy_part(text, 2)} = "
                           f"{dmy_part(text, 4)} then try_cast({iso} as timestamp) end)")
+            # 年月日 names each part, so no order to decide; tested first by its 年 (one cheap test per value)
+            parsed = f"(case when strpos({text}, '年') > 0 then try_cast({chinese_date(text)} as timestamp) else {parsed} end)"
     if reading.no_date:
         days = ", ".join(timestamp(pd.Timestamp(d)) for d in reading.no_date)
         parsed = f"case when date_trunc('day', {parsed}) in ({days}) then null else {parsed} end"
@@ -253,14 +274,26 @@ def _blank(column: str, kind: str) -> str:
     return f"{column} is null" if kind != "text" else f"{_text(column)} is null"
 
 
+# amounts written in ten thousands or hundred millions, as funnelkit.inputs.data.parse_amounts reads them
+CHINESE_UNITS = {"万": 10_000, "亿": 100_000_000}
+
+
 def _number(column: str, kind: str, strip: Iterable[str] = ()) -> str:
-    """A raw column as a double: numbers as they are, text with ``strip`` removed first."""
+    """A raw column as a double: numbers as they are, text with ``strip`` removed first; with
+    ``strip`` (an amount), a number followed by 万 or 亿 is in ten thousands or hundred millions
+    (``12.5万`` = 125,000), rounded to ten-thousandths as the pandas path does (32.3 × 10,000 is
+    322999.99999999994 in binary)."""
     if kind == "number":
         return f"cast({column} as double)"
     text = f"cast({column} as varchar)"
     for token in strip:
         text = f"replace({text}, {string(token)}, '')"
-    return f"try_cast({text} as double)"
+    if not strip:
+        return f"try_cast({text} as double)"
+    units = " ".join(f"when right({text}, 1) = {string(unit)} and regexp_matches({text}, '[0-9][{unit}]$') then "
+                     f"round(try_cast(left({text}, length({text}) - 1) as double) * {scale}, 4)"
+                     for unit, scale in CHINESE_UNITS.items())
+    return f"(case {units} else try_cast({text} as double) end)"
 
 
 # Currency marks and separators that parse_amounts also removes.
