@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from funnelkit.inputs.data import foreign_marks, reason
+from funnelkit.inputs.data import COPY_OF, foreign_marks, reason
 
 BASE_DIALECT = "duckdb"
 
@@ -430,6 +430,12 @@ def first_copy_sql(table: str, columns: list[str], where: str, by_hash: bool = F
             f"from {table} where {where}")
 
 
+def _copy_of(row: str) -> str:
+    """An exact duplicate's quarantine value naming the row it repeats (:data:`funnelkit.inputs.data.COPY_OF`)."""
+    before, after = COPY_OF.split("{row}")
+    return f"{string(before)} || cast({row} as varchar) || {string(after)}"
+
+
 def _finite(column: str) -> str:
     return f"abs({column}) <= {LARGEST_DOUBLE}"
 
@@ -449,7 +455,7 @@ def deal_checks_sql(pipelines: list[str], as_of: pd.Timestamp, text_columns: lis
     at = timestamp(as_of)
     pipes = ", ".join(string(p) for p in pipelines)
     date_only = "closed_at = date_trunc('day', closed_at)"
-    checks = [("copy_of is not null", "deal_id", reason("exact_duplicate"), "'row ' || cast(copy_of as varchar)")]
+    checks = [("copy_of is not null", "deal_id", reason("exact_duplicate"), _copy_of("copy_of"))]
     checks += [(f"{c} is null", c, reason("missing", c), "null") for c in ["deal_id", "team", "status"]]
     if created_column:
         checks.append(("created_at_blank", "created_at", reason("missing", "created_at"), "null"))
@@ -557,7 +563,7 @@ def event_checks_sql(as_of: pd.Timestamp, raw_columns: list[str] | None = None) 
     entered = "cast(e.entered_at_src as varchar)"
     deal_id = "cast(e.deal_id_src as varchar)"
     checks = [
-        ("x.first_row < e._row", "deal_id", reason("exact_duplicate"), "'row ' || cast(x.first_row as varchar)"),
+        ("x.first_row < e._row", "deal_id", reason("exact_duplicate"), _copy_of("x.first_row")),
         ("e.deal_id is null", "deal_id", reason("missing", "deal_id"), "null"),
         ("e.stage_blank", "stage", reason("missing", "stage"), "null"),
         ("e.entered_at_blank", "entered_at", reason("missing", "entered_at"), "null"),
