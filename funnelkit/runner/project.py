@@ -124,6 +124,10 @@ def _write_project(work: Path, folder: Path, source: Path | None, preset_name: s
         _point_matrix(work / "params" / "reports.yaml", data, preset)
         shown_path = folder / "params" / "presets" / f"{preset_name}.yaml"
         lines += [f"wrote a draft preset {shown_path} — read every '# guess' comment and confirm it", *notes]
+        if stages:
+            lines.append(f"wrote {folder}/params/funnel.yaml with the export's stages (English labels "
+                         f"\"Stage N: <name>\" where the name is Chinese: write your own) and {folder}/params/"
+                         "playbook.yaml with the sample's stage actions put against them — a draft to edit")
         first, loaded = _first_look(work, Path(data), path)
         lines += [line.replace(str(work), str(folder)) for line in first]
         lines.append(f"next: funnelkit check {data} --project {folder} --preset {preset_name}")
