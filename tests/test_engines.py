@@ -74,7 +74,7 @@ def test_the_newer_rules_are_in_the_corpus_cases_duckdb_runs():
     """Non-finite amounts, out-of-range and placeholder dates, day-first dates (by the values and
     by the preset) are row-level cases the engines run, not left out."""
     assert {"infinite_amount", "placeholder_date", "placeholder_no_date", "dates_day_first",
-            "dates_ambiguous_with_preset"} <= set(row_level_cases())
+            "dates_ambiguous_with_preset", "exact_duplicate_rows", "chinese_dates_and_units"} <= set(row_level_cases())
 
 
 @pytest.mark.parametrize("name", sorted(ENGINE_ERRORS))
