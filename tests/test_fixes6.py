@@ -116,3 +116,26 @@ def test_a_drafted_project_names_its_stages_honestly_and_has_stage_actions(tmp_p
         actions = table.data.iloc[:, 1].tolist()
         assert note == "" and actions[0] == text_("no_stage_action")  # the sample sets none for its first stage either
         assert text_("no_stage_action") not in actions[1:], actions
+
+
+def test_a_folder_of_parquet_parts_numbers_rows_across_the_parts(tmp_path, config):
+    """DuckDB numbered a Parquet part's rows from 1 in each part: two rows had the same number (an
+    example named an ambiguous row), and matched by that number, an exact copy's check joined each
+    event twice (the 1M bench analysed 4,727,170 of 2,365,268 events). Rows are numbered across the
+    parts in name order; an exact copy in the second part names its first in the first part."""
+    from funnelkit.events import engine as en
+
+    deals = pd.DataFrame({"deal_id": ["D1", "D2", "D3"], "team": "East", "rep": "Li", "created_at": "2024-03-01",
+                          "amount": ["100", "-5", "300"], "status": "open"})
+    events = pd.DataFrame({"deal_id": ["D1", "D2", "D3", "D1", "D3"], "stage": "leads",
+                           "entered_at": ["2024-03-02", "2024-03-02", "2024-03-02", "2024-03-02", "2024-03-03"]})
+    for name, frame, cut in (("deals", deals, 2), ("stage_events", events, 3)):
+        (tmp_path / f"{name}.parquet").mkdir()
+        frame.iloc[:cut].to_parquet(tmp_path / f"{name}.parquet" / "part-0000.parquet", index=False)
+        frame.iloc[cut:].to_parquet(tmp_path / f"{name}.parquet" / "part-0001.parquet", index=False)
+    got = en.load_source(f"duckdb:///{tmp_path}", config, pd.Timestamp("2024-06-01"))
+    q = got.quarantine
+    assert q[["table", "row", "reason", "value"]].values.tolist() == [
+        ["deals", 2, "negative:amount", "-5"], ["stage_events", 2, "quarantined_deal", "D2"],
+        ["stage_events", 4, "exact_duplicate", "row 1"]]
+    assert got.analysed == {"deals": 2, "stage_events": 3} and got.rows_in == {"deals": 3, "stage_events": 5}
