@@ -78,8 +78,9 @@ def quarantine_rows(quarantine: pd.DataFrame, as_of: pd.Timestamp | None = None)
 
 def damaged_sample(n_deals: int = 3000) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The raw sample with rows broken in every row-level way, some reasons more than 20 times
-    (so the example cap shows): unknown stage, unparseable dates, negative amounts, duplicate
-    deals, events before creation or after closing, won deals without their final stage."""
+    (so the example cap shows): unknown stage, unparseable dates, negative amounts, a deal id
+    repeated with other fields, exact copies of deal and event rows, events before creation or
+    after closing, won deals without their final stage."""
     deals, events = generate_sample(n_deals=n_deals, seed=0)
     deals = deals.astype({c: object for c in ["amount", "created_at"]}).copy()
     events = events.astype({"entered_at": object}).copy()
@@ -87,9 +88,11 @@ def damaged_sample(n_deals: int = 3000) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = rng.permutation(len(events))
     events.loc[rows[:30], "stage"] = "qualified lead"                       # not a stage
     events.loc[rows[30:55], "entered_at"] = "31/02/2024 25:61"              # not a date
+    events = pd.concat([events, events.iloc[[10, 11, 500]]], ignore_index=True)  # exact copies of event rows
     deals.loc[5:29, "amount"] = -100.0                                      # negative
     deals.loc[40:44, "created_at"] = "yesterday"                            # not a date
-    deals = pd.concat([deals, deals.iloc[[60, 61, 62]]], ignore_index=True)  # duplicated (every copy)
+    other = deals.iloc[[62, 63]].assign(amount=123.0)                     # same id, other fields:
+    deals = pd.concat([deals, deals.iloc[[60, 61]], other], ignore_index=True)  # every row; exact copies: the copy
     first = events.groupby("deal_id").head(1).index[100:125]
     events.loc[first, "entered_at"] = pd.Timestamp("2020-01-01")            # before created_at
     closed = deals.index[deals["status"].isin(["won", "lost"])][200:222]

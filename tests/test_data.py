@@ -170,3 +170,23 @@ def test_column_mapping_and_stage_labels(tmp_path, config):
     data = fk.load_data(tmp_path, mapping=mapping, as_of="2024-06-30")
     assert data.quarantine.empty
     assert data.events["stage"].tolist() == ["leads", "prospects"]
+
+
+def test_an_exact_duplicate_row_is_one_deal_its_copies_quarantined_as_copies_of_it(config):
+    """An export repeating a line (fixes6): every copy was quarantined as a duplicated id, so the
+    deal was not analysed. The first is analysed; each later copy, and a repeated event row, is
+    quarantined naming the row it repeats; an id on rows that differ stays quarantined whole."""
+    same = {"deal_id": "X", "status": "open"}
+    data = quarantined([same, same, {"deal_id": "Y", "status": "open"}, {"deal_id": "Y", "status": "lost"}, same],
+                       [("X", "leads", "2024-03-01"), ("X", "leads", "2024-03-01"), ("Y", "leads", "2024-03-01")],
+                       config)
+    q = data.quarantine
+    assert "X" in data.deals["deal_id"].tolist() and "Y" not in data.deals["deal_id"].tolist()
+    deals = q[q["table"] == "deals"]
+    assert deals[["row", "reason", "value"]].values.tolist() == [
+        [3, "exact_duplicate", "row 2"], [4, "duplicated:deal_id", "Y"], [5, "duplicated:deal_id", "Y"],
+        [6, "exact_duplicate", "row 2"]]
+    events = q[q["table"] == "stage_events"]
+    assert events[["row", "reason", "value"]].values.tolist() == [[4, "exact_duplicate", "row 3"], [5, "quarantined_deal", "Y"]]
+    assert data.rows_in["deals"] == len(data.deals) + len(deals)
+    assert data.rows_in["stage_events"] == len(data.events) + len(events)

@@ -51,7 +51,7 @@ def test_checks_on_a_damaged_sample_equal_pandas(config):
     assert counts["rows"].max() > 20  # so the example cap was exercised
     reasons = set(counts["reason"])
     for reason in ("unknown_stage", "not_a_date:entered_at", "negative:amount",
-                   "duplicated:deal_id", "before_created",
+                   "duplicated:deal_id", "exact_duplicate", "before_created",
                    "after_closed", "won_not_final",
                    "not_a_date:created_at"):
         assert reason in reasons
@@ -75,7 +75,7 @@ def test_the_newer_rules_are_in_the_corpus_cases_duckdb_runs():
     """Non-finite amounts, out-of-range and placeholder dates, day-first dates (by the values and
     by the preset) are row-level cases the engines run, not left out."""
     assert {"infinite_amount", "placeholder_date", "placeholder_no_date", "dates_day_first",
-            "dates_ambiguous_with_preset"} <= set(row_level_cases())
+            "dates_ambiguous_with_preset", "exact_duplicate_rows", "chinese_dates_and_units"} <= set(row_level_cases())
 
 
 @pytest.mark.parametrize("name", sorted(ENGINE_ERRORS))

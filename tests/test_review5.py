@@ -34,10 +34,11 @@ def _rows() -> list[dict[str, str]]:
 
 
 def _unique_deals() -> dict[str, dict[str, str]]:
-    """Deals by id, by hand: ids that occur once (a duplicated id is quarantined, every copy)."""
-    rows = [r for r in _rows() if r["商机编号"]]
-    count = Counter(r["商机编号"] for r in rows)
-    return {r["商机编号"]: r for r in rows if count[r["商机编号"]] == 1}
+    """Deals by id, by hand: a row repeated exactly is one deal (its copies are quarantined); an id
+    on rows that differ is quarantined, every row."""
+    distinct = list({tuple(r.items()): r for r in _rows() if r["商机编号"]}.values())
+    count = Counter(r["商机编号"] for r in distinct)
+    return {r["商机编号"]: r for r in distinct if count[r["商机编号"]] == 1}
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,11 @@ def test_rows_in_equal_analysed_plus_quarantined_and_the_total_line_is_named(loa
     assert len(loaded.events) + (q["table"] == "stage_events").sum() == loaded.rows_in["stage_events"]
     total = q[q["reason"] == "total_line"]
     assert total[["row", "column", "value"]].values.tolist() == [[300, "商机名称", "合计"]]
-    assert len(loaded.deals) == len(_unique_deals()) == 293
+    assert len(loaded.deals) == len(_unique_deals()) == 296
+    # three rows the export repeats exactly (fixes6: each is one deal, not three quarantined ids)
+    copies = q[q["reason"] == "exact_duplicate"]
+    assert copies[["row", "value"]].values.tolist() == [[12, "row 11"], [79, "row 78"], [152, "row 151"]]
+    assert [_rows()[r - 1] for r in (12, 79, 152)] == [_rows()[r - 1] for r in (11, 78, 151)]
     # `funnelkit check` names the line without a deal it does not have (it printed "(deal nan)")
     from funnelkit.runner.check import check_report
 
@@ -144,7 +149,7 @@ def test_department_win_rate_and_stage_conversion_by_hand(loaded: fk.Dataset, pr
     first = sum("初步接洽" in entered[d] for d in deals)
     second = sum("需求确认" in entered[d] for d in deals)
     funnel = fk.cohort_funnel(loaded, config, "2024").table.set_index("stage")
-    assert funnel.loc["stage_1", "reached"] == first == 293
+    assert funnel.loc["stage_1", "reached"] == first == 296
     assert funnel.loc["stage_2", "reached"] == second
     assert funnel.loc["stage_1", "next_step_rate"] == pytest.approx(second / first)
 
@@ -224,10 +229,11 @@ def test_check_names_drafted_stage_keys_by_their_labels(project: Path, capsys: p
     code = cli(["check", str(FOLDER), "--preset", "my_export"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "stage_1 (初步接洽) 293, stage_2 (需求确认) " in out
-    assert "deals: 300 rows read = 293 analysed + 7 quarantined\n" in out
+    assert "stage_1 (Stage 1: 初步接洽) 296, stage_2 (Stage 2: 需求确认) " in out
+    assert "deals: 300 rows read = 296 analysed + 4 quarantined\n" in out
+    assert "商机列表.csv, row 12 repeats row 11 (deal SJ20240011)\n" in out
     # the log's 867 rows: 759 read as stage entries, 108 closes written as changes (said, not silent)
-    assert "stage_events: 759 rows read = 748 analysed + 11 quarantined (and 108 rows of the file that record a close" in out
+    assert "stage_events: 759 rows read = 759 analysed + 0 quarantined (and 108 rows of the file that record a close" in out
 
 
 def test_closed_deals_unscored_for_two_sets_of_fields_read_as_two_groups(loaded: fk.Dataset, project: Path):

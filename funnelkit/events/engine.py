@@ -447,8 +447,8 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     Every rule of :func:`funnelkit.inputs.data.validate` that looks at one row or one deal runs as SQL
     (:mod:`funnelkit.events.sql`), with the same reasons and the same first-reason order: missing values,
     dates out of pandas' range (1677–2262) or that do not parse, unknown status / pipeline /
-    stage, amounts and probabilities that are not numbers, not finite or out of range, duplicate
-    deals, closing before creation, dates after ``as_of``, events for unknown or quarantined
+    stage, amounts and probabilities that are not numbers, not finite or out of range, exact
+    duplicate rows (the first kept) and deal ids repeated with other fields (every row), closing before creation, dates after ``as_of``, events for unknown or quarantined
     deals, before creation or after closing, and the deal–event checks (no valid event, won
     without the final stage and the reverse). ``parsing`` (the preset's) says how text dates are
     written: day-first or month-first is decided per column (by the preset, else by the column's
@@ -492,9 +492,9 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
                                                      "status": [normalise_name(v) for v in statuses["status_text"]]},
                                                     dtype=object))
     engine.define("fk_checked_deals", sql.deal_checks_sql(list(config.pipelines), as_of, _TEXT_COLUMNS,
-                                                            currency=config.currency),
+                                                            currency=config.currency, raw_columns=list(deal_kinds)),
                   materialise=True)
-    engine.define("fk_checked_events", sql.event_checks_sql(as_of), materialise=True)
+    engine.define("fk_checked_events", sql.event_checks_sql(as_of, list(event_kinds)), materialise=True)
     engine.define("fk_reached", sql.reached_sql(), materialise=True)
     engine.define("fk_final_deals", sql.deal_events_sql())  # a view: one copy of the deals less
     canonical = DEAL_REQUIRED + [c for c in DEAL_OPTIONAL if c not in DEAL_REQUIRED]
@@ -637,8 +637,7 @@ def load_source(source: str, config: FunnelConfig, as_of: pd.Timestamp | None = 
         if path.is_dir():
             names = {t: _parquet_part(path, t) for t in ("deals", "stage_events")}
             for table, name in (("deals", "raw_deals"), ("stage_events", "raw_events")):
-                engine.define(name, f"select *, file_row_number + 1 as _row from read_parquet("
-                                    f"{sql.string(names[table])}, file_row_number = true)")
+                engine.define(name, sql.parquet_rows_sql(str(names[table])))
             files = {t: str(names[t]) for t in names}
         elif path.exists():
             engine.con.execute(f"attach {sql.string(str(path))} as fk_source (read_only)")

@@ -20,7 +20,7 @@ from pydantic import RootModel
 
 from funnelkit import memo
 from funnelkit.config import PARAMS_DIR, params_file, validate_file
-from funnelkit.inputs.data import Dataset, quality_summary, quarantine_counts
+from funnelkit.inputs.data import Dataset, copy_of, quality_summary, quarantine_counts
 from funnelkit.presentation.pages import TEMPLATES
 
 CURRENCY_SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -28,11 +28,15 @@ SHORT_CELL = 26  # columns (a Chinese character is 2): a text column whose cells
 SHORT_HEADER = 10  # display columns: a header this short is kept on one line; longer ones wrap at spaces, a Chinese one anywhere
 TABLE_WIDTH = 140  # display columns a table's one-line cells may take, about the 1,100-pixel page at the tables' font
 TEXT_MIN = 16  # display columns of a wrapping cell's minimum width (td.fk-text{min-width:8em} in report.css)
+WRAP_MIN = 8  # display columns of a short wrapping cell's minimum width (td.fk-wrap{min-width:4em}: "East rep" / "019")
 CELL_PADDING = 3  # display columns of a cell's padding and border
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 # Where a one-line cell may break when its table must wrap: at a space, or before a full-width bracket
 # (styled writes <wbr> there: "24.1%（17.9%–31.7%）" has no break opportunity of its own after "%").
-_CELL_BREAK = re.compile(r"\s+|(?<=\S)(?=（)")
+_CELL_BREAK = re.compile(r"\s+|(?<=\S)(?=（)|[\u3400-\u9fff\uf900-\ufaff]{2}")
+# (or between two Chinese characters: an English page breaks them anywhere, a Chinese one keeps
+# words whole (word-break:keep-all) but a wrapping cell breaks a run too long for its column,
+# td.fk-text{overflow-wrap:anywhere} in report.css: a company name has no space to break at)
 # A bracketed figure such as an interval, kept whole in a wrapping cell (not "（17.9%–" / "31.7%）");
 # numbers only, so no other text (a name, escaped markup) is touched
 _BRACKETED = re.compile(r"(?P<before>\S?)(?P<group>[（(][−+-]?[0-9][0-9.,%+−–-]*[）)])")
@@ -264,12 +268,32 @@ def _wrap_wide_tables(shown: pd.DataFrame, kinds: list[str], formats: dict[str, 
     def total() -> int:
         return sum((max(w, TEXT_MIN) if k == " fk-text" else w) + CELL_PADDING for w, k in zip(widths, kinds))
 
-    wrappable = sorted((i for i, k in enumerate(kinds) if k == " fk-nowrap" and widths[i] > TEXT_MIN
-                        and cells[i].str.contains(_CELL_BREAK).any()), key=lambda i: -widths[i])
+    breaks = [cells[i].str.contains(_CELL_BREAK).any() for i in range(len(kinds))]
+    wrappable = sorted((i for i, k in enumerate(kinds) if k == " fk-nowrap" and widths[i] > TEXT_MIN and breaks[i]),
+                       key=lambda i: -widths[i])
     for i in wrappable:
         if total() <= TABLE_WIDTH:
             break
         kinds[i] = " fk-text"
+    # Narrower than a wrapping cell's minimum ("East rep 019", "every 3 days"): a column let wrap
+    # at a smaller minimum (fk-wrap, :data:`WRAP_MIN`), the one that saves most first, while the narrowest the table can be — each
+    # wrapping column at its minimum, each fk-wrap one at its longest word or minimum — is wider than the
+    # page: a team's English plan of eleven columns ran 34 to 62 px past it with every longer
+    # column wrapping (fixes6).
+    def words(i: int) -> int:
+        return max(int(cells[i].map(lambda v: max(map(display_width, v.split() or [""]))).max()),
+                   _header_width(str(shown.columns[i])))
+
+    def narrowest() -> int:
+        return sum((TEXT_MIN if k == " fk-text" else max(words(i), WRAP_MIN) if k == " fk-wrap" else w) + CELL_PADDING
+                   for i, (w, k) in enumerate(zip(widths, kinds)))
+
+    spaced = sorted((i for i, k in enumerate(kinds) if k == " fk-nowrap" and breaks[i] and words(i) < widths[i]),
+                    key=lambda i: words(i) - widths[i])
+    for i in spaced:
+        if narrowest() <= TABLE_WIDTH:
+            break
+        kinds[i] = " fk-wrap"
     return kinds
 
 
@@ -337,6 +361,8 @@ def quality_section(data: Dataset, text: Text, examples: int = 10) -> list[Any]:
                                         else f),
                      column=[column_words(data, t, c, text) if isinstance(c, str) else c
                              for t, c in zip(q["table"], q["column"])],
+                     value=[text("quarantine_copy_of", row=copy_of(v)) if r == "exact_duplicate" else v
+                            for r, v in zip(q["reason"], q["value"])],
                      reason=q["reason"].map(lambda r: quarantine_words(r, text, data.as_of)))
         shown, note = shown_rows(q[["file", "row", "deal_id", "column", "value", "reason"]], examples, text)
         parts.append(styled(shown, text, ints=("row",)))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from funnelkit.events.aggregate import reach_table, stage_stays
 from funnelkit.config import FunnelConfig, normalise_name
-from funnelkit.inputs.data import (note_parts, DMY_PATTERN, Dataset, analysed_rows, as_of_label, describe_example, nothing_left,
+from funnelkit.inputs.data import (note_parts, copy_of, DMY_PATTERN, Dataset, analysed_rows, as_of_label, describe_example, nothing_left,
                                    quarantine_counts, reason_text, top_reasons)
 
 
@@ -55,6 +55,9 @@ def check_report(data: Dataset, config: FunnelConfig, examples: int = 3) -> list
                 named = data.file_column(table, row.column) if isinstance(row.column, str) else None
                 column = f"{named} ({row.column})" if named else row.column  # as the export names it
                 deal = "" if pd.isna(row.deal_id) else f" (deal {row.deal_id})"  # a total line has no id
+                if reason == "exact_duplicate":  # the whole row repeats one: no column or value to name
+                    lines.append(f"      {row.file}, row {row.row} repeats row {copy_of(row.value)}{deal}")
+                    continue
                 lines.append(f"      {row.file}, row {row.row}, column {column}{value}{deal}")
     for note in data.notes:
         lines.append(f"Note: {note}")
@@ -108,6 +111,7 @@ HINTS = [
     ("is not a date", "set `dayfirst:` or `date_formats:` in the preset"),
     ("after the as-of date", "pass a later --as-of, or leave it out to use the latest date in the data"),
     ("deal_id is duplicated", "export one row per deal, or map the right id column to deal_id"),
+    ("an exact duplicate", "nothing to do: the first copy is analysed (export each row once to clear this line)"),
     ("closed deal has no closed_at", "map the close date column to closed_at"),
     ("won deal never reached", "map the won stage value to the final stage under `stages:`"),
     ("deal reached the final stage", "derive the status from the stage (`status_from_stage:`) or fix the status"),

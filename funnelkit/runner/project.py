@@ -118,11 +118,16 @@ def _write_project(work: Path, folder: Path, source: Path | None, preset_name: s
         path = work / "params" / "presets" / f"{preset_name}.yaml"
         path.write_text(draft, encoding="utf-8")
         if stages:
-            _write_funnel(work / "params" / "funnel.yaml", stages, found.get("currency"))
+            names = _write_funnel(work / "params" / "funnel.yaml", stages, found.get("currency"))
+            _write_playbook(work / "params" / "playbook.yaml", names)
         data, preset = str(source.resolve() if source.is_dir() else source.resolve().parent), preset_name
         _point_matrix(work / "params" / "reports.yaml", data, preset)
         shown_path = folder / "params" / "presets" / f"{preset_name}.yaml"
         lines += [f"wrote a draft preset {shown_path} — read every '# guess' comment and confirm it", *notes]
+        if stages:
+            lines.append(f"wrote {folder}/params/funnel.yaml with the export's stages (English labels "
+                         f"\"Stage N: <name>\" where the name is Chinese: write your own) and {folder}/params/"
+                         "playbook.yaml with the sample's stage actions put against them — a draft to edit")
         first, loaded = _first_look(work, Path(data), path)
         lines += [line.replace(str(work), str(folder)) for line in first]
         lines.append(f"next: funnelkit check {data} --project {folder} --preset {preset_name}")
@@ -173,20 +178,68 @@ def _point_matrix(path: Path, data: str, preset: str | None) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _write_funnel(path: Path, stages: list[str], currency: str | None = None) -> None:
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def english_label(name: str, number: int) -> str:
+    """The drafted English label of the export's stage ``name``, the ``number``-th: the name itself
+    when it has no Chinese (an English or other Latin-script CRM's own word), else
+    ``Stage 3: 方案报价`` — no translation is made up (a guessed one would read as the user's own
+    wording), and an English reader still gets the stage's place and the name the CRM shows."""
+    return f"Stage {number}: {name}" if CJK.search(name) else name
+
+
+def _write_funnel(path: Path, stages: list[str], currency: str | None = None) -> dict[str, str]:
     """The project's funnel.yaml with one pipeline of the export's stages and the amounts' currency
-    when the export shows one (languages, categories and otherwise the currency kept from the defaults)."""
+    when the export shows one (languages, categories and otherwise the currency kept from the
+    defaults); returns each stage key → the export's name, in funnel order. Labels: ``zh`` the export's name, ``en``
+    :func:`english_label`."""
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     if currency:
         config["currency"] = currency
     config.pop("b2b_stages", None)
-    labels = [{"key": key, "en": str(s), "zh": str(s)} for s, key in stage_keys(stages).items()]
+    keys = stage_keys(stages)
+    labels = [{"key": key, "en": english_label(str(s), n), "zh": str(s)}
+              for n, (s, key) in enumerate(keys.items(), start=1)]
     config["default_pipeline"] = "export"
     config["pipelines"] = {"export": {"en": "Export", "zh": "导出", "stages": labels}}
     header = ("# Funnel configuration written by `funnelkit init --from`: the stages come from the export's stage\n"
-              "# values, ordered by how many stage dates their deals carry (guess: check the order; add Chinese\n"
-              "# labels under zh). Data may name a stage by its key or either label.\n")
+              "# values, ordered by how many stage dates their deals carry (guess: check the order). zh holds the\n"
+              "# export's own names; en the same name where it has no Chinese, else \"Stage N: <the export's name>\"\n"
+              "# (not a translation: write the English names your readers use). Data may name a stage by its key\n"
+              "# or either label.\n")
     path.write_text(header + yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return {key: str(name) for name, key in keys.items()}
+
+
+def _write_playbook(path: Path, names: dict[str, str]) -> None:
+    """The project's playbook.yaml with its ``stages:`` keyed by the export's stages (``names``: key
+    → the export's name, in funnel order): the sample's key actions, as a draft to edit, put against the export's open
+    stages by their place before the close — the sample's last open stage (negotiation) against the
+    export's last open stage, and so on back; a stage with no counterpart (or one the sample gives
+    no actions) is left out, and the report says none is set. The sample's stage keys are gone:
+    none is a stage of the export, so every stage read "none set in the playbook"."""
+    from funnelkit.config import load_config
+
+    text = path.read_text(encoding="utf-8")
+    sample = yaml.safe_load(text).get("stages") or {}
+    sample_open = load_config(PARAMS_DIR / "funnel.yaml").stage_keys()[:-1]
+    keys = list(names)
+    paired = dict(zip(reversed(keys[:-1]), reversed(sample_open)))
+    lines = ["# DRAFT written by `funnelkit init --from`: the key actions of the sample playbook, put against",
+             "# this export's stages by their place before the close (the sample's last open stage against the",
+             "# export's last open stage, and so on back). Edit them to your own sales process; a stage left",
+             "# out reads \"none set in the playbook\" in the reports.",
+             "stages:"]
+    for key in keys[:-1]:
+        was = paired.get(key)
+        if was not in sample:
+            continue
+        name = re.sub(r"\s+", " ", names[key])  # a comment ends at a line break
+        lines.append(f"  {_y(key)}:   # {name} — draft: the sample's {was} actions")
+        lines += [f"    {language}: {_y(words)}" for language, words in sample[was].items()]
+    head = re.split(r"(?m)^stages:", text, maxsplit=1)[0].rstrip("\n")
+    path.write_text(head + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _sniff(path: Path) -> str | None:
