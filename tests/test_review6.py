@@ -1,0 +1,160 @@
+"""review6: defects a German sales-operations analyst hit taking a Pipedrive-style export to reports.
+
+tests/data/review6/ (written by make_review6.py): `Deals.csv` (`;`-separated, UTF-8 with a BOM,
+German headers: Deal-ID, Organisation, Phase, Pipeline, Besitzer, Team, Wert, Währung, Erstellt am,
+Abschlussdatum, Status Offen/Gewonnen/Verloren, Verlustgrund; dates `05.03.2024 14:07`; amounts
+`1.234.500,00 €` and `12.500 EUR`; two deals in CHF; two pipelines) and `Deal-Änderungen.csv`
+(Pipedrive's deal-updates log: one row per field change, Feld = Phase, Status, Wert, Besitzer or
+Erwartetes Abschlussdatum). Each test failed before its fix. The numbers are worked by hand from the
+files with the csv module, not with funnelkit.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+import funnelkit as fk
+from funnelkit.config import load_config
+from funnelkit.inputs.data import DataError
+from funnelkit.inputs.presets import Preset
+from funnelkit.runner.project import draft_preset, init_project
+
+FOLDER = Path(__file__).parent / "data" / "review6"
+DEALS, LOG = FOLDER / "Deals.csv", FOLDER / "Deal-Änderungen.csv"
+PIPELINES = {"Neukunden": ["Qualifiziert", "Kontakt hergestellt", "Angebot erstellt", "Verhandlung", "Gewonnen"],
+             "Bestandskunden": ["Bedarf", "Angebot", "Verhandlung", "Gewonnen"]}
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""), delimiter=";"))
+
+
+def _valid_deals() -> dict[str, dict[str, str]]:
+    """The deals by hand: every deal but the two billed in francs (Währung CHF)."""
+    return {r["Deal-ID"]: r for r in _read(DEALS) if r["Währung"] in ("EUR", "")}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`funnelkit init proj --from tests/data/review6`, untouched: the draft as a user first gets it."""
+    folder = tmp_path_factory.mktemp("r6") / "proj"
+    init_project(folder, FOLDER)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loaded(project: Path) -> fk.Dataset:
+    return fk.load_data(FOLDER, config=load_config(project / "params" / "funnel.yaml"),
+                        preset=project / "params" / "presets" / "my_export.yaml")
+
+
+# --- 1. the draft preset reads a German Pipedrive export
+
+
+def test_draft_maps_german_headers_the_decimal_comma_and_the_deal_updates_log():
+    """The draft recognised only Deal-ID, Team and Pipeline, took Status for the stage, said "the export
+    has no dates", left the log "not used" and a first load analysed 0 of 298 deals."""
+    text, stages, _notes = draft_preset(FOLDER)
+    draft = yaml.safe_load(text)
+    assert draft["shape"] == "canonical"
+    assert draft["files"] == {"deals": "Deals.csv", "stage_events": "Deal-Änderungen.csv"}
+    assert draft["columns"] == {"Deal-ID": "deal_id", "Organisation": "customer", "Besitzer": "rep", "Team": "team",
+                                "Erstellt am": "created_at", "Abschlussdatum": "closed_at", "Wert": "amount",
+                                "Verlustgrund": "lost_reason", "Pipeline": "pipeline", "Währung": "currency",
+                                "Status": "status", "Neuer Wert": "stage", "Geändert am": "entered_at"}
+    assert draft["event_rows"] == {"Feld": ["Phase", "Status"]}  # not Wert, Besitzer, Erwartetes Abschlussdatum
+    assert draft["decimal"] == "," and draft["separator"] == ";" and draft["dayfirst"] is True
+    assert draft["status_values"] == {"Offen": "open", "Gewonnen": "won", "Verloren": "lost"}
+    assert draft["stages"]["Verloren"] is None and draft["stages"]["Gewonnen"] == "gewonnen"
+    assert stages[-1] == "Gewonnen"
+
+
+def test_draft_funnel_has_one_pipeline_per_pipeline_of_the_export(project: Path):
+    """One pipeline 'export' held both pipelines' stages, and the Pipeline column's values
+    (Neukunden, Bestandskunden) were no pipeline of funnel.yaml: every deal would be quarantined."""
+    config = load_config(project / "params" / "funnel.yaml")
+    assert config.currency == "EUR"
+    labels = {name: [s.en for s in config.stages(name)] for name in config.pipelines}
+    assert labels == PIPELINES
+    assert "&id" not in (project / "params" / "funnel.yaml").read_text(encoding="utf-8")  # no YAML anchors to edit
+
+
+# --- 2. the whole export: rows in = analysed + quarantined, and the numbers by hand
+
+
+def test_rows_in_equal_analysed_plus_quarantined(loaded: fk.Dataset):
+    deals, log = _read(DEALS), _read(LOG)
+    q = loaded.quarantine
+    assert loaded.rows_in["deals"] == len(deals) == 298
+    assert len(loaded.deals) == len(_valid_deals()) == 296
+    assert len(loaded.deals) + (q["table"] == "deals").sum() == loaded.rows_in["deals"]
+    # the other fields' rows and the close rows (Status → Verloren) are left out with a note each
+    other = sum(r["Feld"] not in ("Phase", "Status") for r in log)
+    closes = sum(r["Feld"] == "Status" and r["Neuer Wert"] == "Verloren" for r in log)
+    assert loaded.rows_in["stage_events"] == len(log) - other - closes
+    assert len(loaded.events) + (q["table"] == "stage_events").sum() == loaded.rows_in["stage_events"]
+    note = next(n for n in loaded.notes if "another field" in n)
+    assert f"{other} rows" in note and "Wert 123" in note and "Besitzer 8" in note
+
+
+def test_an_amount_billed_in_francs_is_quarantined_as_another_currency(loaded: fk.Dataset):
+    """`632.500 CHF` (Währung CHF) was quarantined as "amount is not a number"."""
+    q = loaded.quarantine[loaded.quarantine["table"] == "deals"]
+    assert q["reason"].tolist() == ["other_currency:amount"] * 2
+    assert q["value"].tolist() == [r["Wert"] for r in _read(DEALS) if r["Währung"] == "CHF"]  # code not repeated
+
+
+def test_team_win_rate_by_hand(loaded: fk.Dataset, project: Path):
+    """Vertrieb Nord's win rate for 2024: won / (won + lost) of its deals closed in 2024."""
+    config = load_config(project / "params" / "funnel.yaml")
+    status = Counter(r["Status"] for r in _valid_deals().values() if r["Team"] == "Vertrieb Nord")
+    metrics = fk.sales_metrics(loaded, config, "2024", team="Vertrieb Nord")
+    assert (metrics["won"].iat[0], metrics["lost"].iat[0]) == (status["Gewonnen"], status["Verloren"])
+    assert metrics["win_rate"].iat[0] == pytest.approx(status["Gewonnen"] / (status["Gewonnen"] + status["Verloren"]))
+
+
+def _reached_by_hand(pipeline: str) -> Counter:
+    """Deals of ``pipeline`` that reached each stage (their furthest stage or any later one)."""
+    deals = _valid_deals()
+    order = PIPELINES[pipeline]
+    furthest: dict[str, int] = defaultdict(int)
+    for row in _read(LOG):
+        deal = deals.get(row["Deal-ID"])
+        if deal is None or deal["Pipeline"] != pipeline:
+            continue
+        if row["Feld"] == "Phase" or (row["Feld"] == "Status" and row["Neuer Wert"] == "Gewonnen"):
+            furthest[row["Deal-ID"]] = max(furthest[row["Deal-ID"]], order.index(row["Neuer Wert"]))
+    return Counter({stage: sum(f >= i for f in furthest.values()) for i, stage in enumerate(order)})
+
+
+@pytest.mark.parametrize("pipeline, step", [("Neukunden", ("Kontakt hergestellt", "Angebot erstellt")),
+                                            ("Bestandskunden", ("Bedarf", "Angebot"))])
+def test_one_step_conversion_in_each_pipeline_by_hand(loaded: fk.Dataset, project: Path, pipeline: str,
+                                                      step: tuple[str, str]):
+    config = load_config(project / "params" / "funnel.yaml")
+    funnel = fk.cohort_funnel(loaded, config, "2024", pipeline=pipeline).table.set_index("label")
+    reached = _reached_by_hand(pipeline)
+    assert funnel["reached"].to_dict() == {s: reached[s] for s in PIPELINES[pipeline]}
+    assert funnel.loc[step[0], "next_step_rate"] == pytest.approx(reached[step[1]] / reached[step[0]])
+
+
+# --- 3. event_rows, the preset key the deal-updates log needs
+
+
+def test_event_rows_belongs_to_the_canonical_shape_only():
+    with pytest.raises(ValueError, match="event_rows"):
+        Preset(shape="snapshot", event_rows={"Feld": ["Phase"]})
+    assert Preset(shape="canonical", event_rows={"Feld": "Phase"}).event_rows == {"Feld": ["Phase"]}
+
+
+def test_event_rows_naming_a_missing_column_is_an_error_naming_the_file(project: Path):
+    preset = yaml.safe_load((project / "params" / "presets" / "my_export.yaml").read_text(encoding="utf-8"))
+    preset["event_rows"] = {"Field": ["Stage"]}
+    with pytest.raises(DataError, match=r"Deal-Änderungen\.csv.*Field"):
+        fk.load_data(FOLDER, config=load_config(project / "params" / "funnel.yaml"), preset=Preset(**preset))
