@@ -158,3 +158,45 @@ def test_event_rows_naming_a_missing_column_is_an_error_naming_the_file(project:
     preset["event_rows"] = {"Field": ["Stage"]}
     with pytest.raises(DataError, match=r"Deal-Änderungen\.csv.*Field"):
         fk.load_data(FOLDER, config=load_config(project / "params" / "funnel.yaml"), preset=Preset(**preset))
+
+
+# --- 4. two pipelines with different stages: one report per pipeline
+
+
+def test_draft_matrix_has_one_entry_per_pipeline_and_their_reports_do_not_collide(project: Path, loaded: fk.Dataset):
+    """Every team report failed: "pipelines Bestandskunden, Neukunden have different stages; choose one
+    with pipeline=" (a Python hint), time in stage with a pandas reshape error. The draft now gives each
+    entry once per pipeline, and a pipeline's report has a file of its own."""
+    from funnelkit.config import load_report_matrix
+    from funnelkit.runner.report import expand_matrix
+
+    matrix = load_report_matrix(project / "params" / "reports.yaml")
+    assert Counter(e.pipeline for e in matrix.entries) == {"Neukunden": 10, "Bestandskunden": 10}
+    jobs = expand_matrix(matrix, loaded)
+    paths = [j.relpath for j in jobs]
+    assert len(paths) == len(set(paths))
+    assert "2024/Vertrieb_Nord/conversion.Neukunden" in paths
+    assert "2024/Vertrieb_Süd/conversion.Bestandskunden.zh" in paths
+    assert len({(j.title, j.parameters.get("language")) for j in jobs}) == len(jobs)  # a failure names the pipeline
+
+
+def test_two_entries_writing_one_report_are_an_error(project: Path, loaded: fk.Dataset):
+    """Without pipelines in the file names, the second pipeline's report silently overwrote the first."""
+    from funnelkit.config import ConfigError, load_report_matrix
+    from funnelkit.runner.report import expand_matrix
+
+    matrix = load_report_matrix(project / "params" / "reports.yaml")
+    twice = matrix.model_copy(update={"entries": [matrix.entries[0], matrix.entries[0]]})
+    with pytest.raises(ConfigError, match=r"entries\.0 and entries\.1 both write 2024/.*conversion\.Neukunden\.html"):
+        expand_matrix(twice, loaded)
+
+
+def test_a_scope_over_two_pipelines_says_which_setting_chooses_one(project: Path, loaded: fk.Dataset):
+    """Time in stage took the default pipeline's labels for a team selling in both, mixed the two
+    pipelines' stays of one key (Verhandlung is stage 4 of one and 3 of the other) and failed in pandas."""
+    config = load_config(project / "params" / "funnel.yaml")
+    scope = fk.Scope.build(loaded, config, team="Vertrieb Nord")
+    with pytest.raises(ValueError, match=r"`pipeline:` on the entry"):
+        scope.labels
+    assert list(fk.Scope.build(loaded, config, team="Vertrieb Nord", pipeline="Bestandskunden").labels.values()) \
+        == PIPELINES["Bestandskunden"]

@@ -195,7 +195,11 @@ def _score(args: argparse.Namespace) -> int:
         labels = {k: v for p in config.pipelines for k, v in config.stage_labels(p, text.language).items()}
         listed = follow_up_export(follow_up_table(plan, text, labels), text)
         path = write_table_export(listed, args.out, sheet_by=text.column("rep"))
-        print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
+        if plan["last_follow_up_at"].notna().any():
+            print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
+        else:  # "0 overdue" would be a count of nothing: no deal says when it was last followed up
+            print(f"follow-up plan: {len(plan):,} deals, overdue unknown: no deal has a last follow-up date (map a "
+                  f"column to last_follow_up_at in the preset); each is due on {pd.Timestamp(plan_date):%Y-%m-%d} → {path}")
     return 0
 
 

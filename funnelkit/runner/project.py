@@ -135,6 +135,12 @@ def _write_project(work: Path, folder: Path, source: Path | None, preset_name: s
         _point_matrix(work / "params" / "reports.yaml", data, preset)
         shown_path = folder / "params" / "presets" / f"{preset_name}.yaml"
         lines += [f"wrote a draft preset {shown_path} — read every '# guess' comment and confirm it", *notes]
+        if found.get("currency") not in (None, "CNY"):  # the packaged card's amount bands are yuan-sized
+            lines.append(f"the amounts are in {found['currency']}: params/scorecard.yaml's amount bands are the "
+                         "packaged card's, set for CNY (≥ 1,000,000 scores 5): set them for your deal sizes, or "
+                         "learn a card from your won and lost deals with `funnelkit fit-scorecard`")
+        if len(found.get("pipelines") or {}) > 1:
+            _entries_per_pipeline(work / "params" / "reports.yaml", list(found["pipelines"]))
         first, loaded = _first_look(work, Path(data), path)
         lines += [line.replace(str(work), str(folder)) for line in first]
         lines.append(f"next: funnelkit check {data} --project {folder} --preset {preset_name}")
@@ -183,6 +189,31 @@ def _point_matrix(path: Path, data: str, preset: str | None) -> None:
     text = re.sub(r"(?m)^as_of:.*$", "# as_of: 2024-06-30   # analysis date; omit for the latest date in the data",
                   text, count=1)
     path.write_text(text, encoding="utf-8")
+
+
+def _entries_per_pipeline(path: Path, pipelines: list[str]) -> None:
+    """Each entry of the project's reports.yaml once per pipeline (``pipeline: <name>``): a report
+    covers one pipeline when the pipelines' stages differ (their funnels cannot be added up)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("entries:")) + 1
+    out, block = lines[:start], []
+
+    def flush() -> None:
+        for name in pipelines:
+            out.extend(block + [f"    pipeline: {_y(name)}   # one report per pipeline: their stages differ"])
+        block.clear()
+
+    for line in lines[start:]:
+        if line.startswith("  - ") or not line.startswith("    "):
+            if block:
+                flush()
+            if not line.startswith("  - "):
+                out.append(line)
+                continue
+        block.append(line)
+    if block:
+        flush()
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
 def _write_funnel(path: Path, stages: list[str], currency: str | None = None,
