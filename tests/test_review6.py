@@ -200,3 +200,47 @@ def test_a_scope_over_two_pipelines_says_which_setting_chooses_one(project: Path
         scope.labels
     assert list(fk.Scope.build(loaded, config, team="Vertrieb Nord", pipeline="Bestandskunden").labels.values()) \
         == PIPELINES["Bestandskunden"]
+
+
+# --- 5. overdue follow-ups when the export has no follow-up dates
+
+
+@pytest.fixture(scope="module")
+def renormalised(project: Path):
+    """The scorecard as the user set it: `missing: renormalise` (the export has only the amount)."""
+    card = fk.load_scorecard()
+    return card.model_copy(update={"missing": "renormalise"})
+
+
+def test_overdue_is_unknown_not_0_without_follow_up_dates(project: Path, loaded: fk.Dataset, renormalised):
+    """The index showed "Overdue follow-ups 0" for every team, the opportunities headline "0 deals are
+    overdue", `funnelkit score` "0 overdue": the export has no last follow-up date, so every deal is due
+    on the plan date and none can be overdue — a count of nothing."""
+    from funnelkit.analyses import executive, playbook
+    from funnelkit.presentation.present import load_text
+    from funnelkit.presentation.present_executive import index_figures
+
+    config = load_config(project / "params" / "funnel.yaml")
+    table = executive.team_figures(loaded, config, "2024", ["Vertrieb Nord"], pipeline="Neukunden", card=renormalised)
+    assert table["overdue"].isna().all() and (table["overdue_unknown"] == "undated").all()
+    assert table["open_deals"].gt(0).all()
+    text = load_text("en")
+    shown = index_figures(table, text, config.stage_labels("Neukunden"), "EUR", "2024", "2024-12-15", 0.95)
+    assert dict(shown["cards"][0]["figures"])[text("fig_overdue")] == \
+        "not available: no open deal has a last follow-up date"
+    scope = fk.Scope.build(loaded, config, pipeline="Neukunden")
+    plan = fk.follow_up_plan(fk.score_deals(scope.open_deals, renormalised), fk.load_playbook(), "2024-12-15")
+    assert len(plan) and not playbook.overdue_known(plan, scope.open_deals)
+
+
+def test_score_says_overdue_unknown(project: Path, renormalised, tmp_path: Path, capsys, monkeypatch):
+    from funnelkit.runner.cli import main
+
+    card = project / "params" / "scorecard.yaml"
+    (tmp_path / "card.yaml").write_text(card.read_text(encoding="utf-8").replace(
+        "missing: unscored", "missing: renormalise", 1), encoding="utf-8")
+    monkeypatch.chdir(project)
+    assert main(["score", str(FOLDER), "--preset", "my_export", "--scorecard", str(tmp_path / "card.yaml"),
+                 "--out", str(tmp_path / "plan.xlsx")]) == 0
+    out = capsys.readouterr().out
+    assert "overdue unknown: no deal has a last follow-up date" in out and "0 overdue" not in out

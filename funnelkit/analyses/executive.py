@@ -12,7 +12,8 @@ For one period P and the as-of date, per team (and for all teams together):
   ``forecast_differs``: the CRM forecast is outside its interval);
 * ``overdue``: open scored deals whose next follow-up (:func:`funnelkit.analyses.playbook.follow_up_plan`,
   planned for the last day before as_of) is past due; NaN when there are open deals but none is
-  scored (the plan is empty, so the count is unknown);
+  scored (the plan is empty, so the count is unknown) or none of the scored ones has a last
+  follow-up date, ``overdue_unknown`` saying which (``unscored`` / ``undated``);
 * ``leak_stage`` / ``leak_rate``: the biggest leak of P's cohort funnel
   (:func:`funnelkit.analyses.funnel.biggest_leak`: highest ``lost_at / reached``); None when nothing leaked.
 """
@@ -34,7 +35,7 @@ from funnelkit.events.scope import Scope
 from funnelkit.analyses.scorecard import Scorecard, load_scorecard, score_deals
 
 COLUMNS = ["team", "won_value", "won", "closed", "win_rate", "open_deals", "open_pipeline", "crm_forecast", "forecast",
-           "forecast_low", "forecast_high", "forecast_differs", "history_closed", "history_win_rate", "overdue", "leak_stage", "leak_rate"]
+           "forecast_low", "forecast_high", "forecast_differs", "history_closed", "history_win_rate", "overdue", "overdue_unknown", "leak_stage", "leak_rate"]
 
 
 def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playbook,
@@ -49,6 +50,8 @@ def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playb
     plan = follow_up_plan(score_deals(open_deals, card), playbook, plan_date,
                           scope.language) if len(open_deals) else pd.DataFrame({"overdue": []})
     leak = biggest_leak(cohort_funnel_of(scope, period))
+    unknown = ("unscored" if len(open_deals) and plan.empty else
+               "undated" if len(plan) and plan["last_follow_up_at"].isna().all() else None)
     return {
         "won_value": known_sum(won["amount"]), "won": len(won), "closed": len(closed),
         "win_rate": len(won) / len(closed) if len(closed) else np.nan,
@@ -56,8 +59,9 @@ def scope_figures(scope: Scope, period: Period, card: Scorecard, playbook: Playb
         "crm_forecast": forecast.crm, "forecast": forecast.history, "forecast_low": forecast.history_low,
         "forecast_high": forecast.history_high, "forecast_differs": forecast.differs, "history_closed": forecast.closed,
         "history_win_rate": forecast.closed_win_rate,
-        # open deals but none scored: no plan, so how many are overdue is unknown, not 0
-        "overdue": np.nan if len(open_deals) and plan.empty else int(plan["overdue"].sum()),
+        # open deals but none scored (no plan), or no deal with a last follow-up date (every one is
+        # due on the plan date): how many are overdue is unknown, not 0
+        "overdue": np.nan if unknown else int(plan["overdue"].sum()), "overdue_unknown": unknown,
         "leak_stage": None if leak is None else leak["stage"], "leak_rate": np.nan if leak is None else leak["loss_rate"],
     }
 

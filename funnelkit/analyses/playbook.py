@@ -62,10 +62,11 @@ def load_playbook(path: str | Path | None = None) -> Playbook:
 def overdue_known(plan: pd.DataFrame, open_deals: pd.DataFrame, rep: str | None = None) -> bool:
     """Whether ``plan`` (:func:`follow_up_plan`, which holds scored deals only) can say how many
     follow-ups of ``rep`` (None: all) are overdue: False when there are open deals but none of them
-    is scored, so "0 overdue" would be a count of nothing."""
+    is scored, or when none of the scored ones has a last follow-up date (each is then due on the
+    plan date, never overdue), so "0 overdue" would be a count of nothing."""
     if rep is not None:
         open_deals, plan = open_deals[open_deals["rep"] == rep], plan[plan["rep"] == rep]
-    return open_deals.empty or not plan.empty
+    return open_deals.empty or (not plan.empty and bool(plan["last_follow_up_at"].notna().any()))
 
 
 def follow_up_plan(

@@ -561,7 +561,9 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
                            criterion=worst["label"], missed=int(worst["not met"])), "screen"))
     tiers = both["tier"].astype("object").fillna("unscored").value_counts()
     high_amount = both.loc[both["tier"] == "high", "amount"].sum()
-    if len(plan):
+    if len(plan) and plan["last_follow_up_at"].isna().all():  # every deal due now: "0 overdue" would say nothing
+        lines.append((text("opp_headline_overdue_undated", deals=len(plan)), "plan"))
+    elif len(plan):
         lines.append((text.counted("opp_headline_overdue", "overdue", overdue=int(plan["overdue"].sum()),
                            overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())), "plan"))
     if both["score"].isna().all():
