@@ -244,3 +244,21 @@ def test_score_says_overdue_unknown(project: Path, renormalised, tmp_path: Path,
                  "--out", str(tmp_path / "plan.xlsx")]) == 0
     out = capsys.readouterr().out
     assert "overdue unknown: no deal has a last follow-up date" in out and "0 overdue" not in out
+
+
+def test_rep_headline_and_roll_up_say_overdue_unknown_without_follow_up_dates(project: Path, loaded: fk.Dataset,
+                                                                               renormalised):
+    """A rep report's headline said "… and 0 overdue deals to act on" and the roll-up 0 per rep."""
+    from funnelkit.analyses import playbook
+    from funnelkit.presentation.present import load_text, rollup_table, work_line
+
+    config = load_config(project / "params" / "funnel.yaml")
+    scope = fk.Scope.build(loaded, config, team="Vertrieb Süd", pipeline="Neukunden")
+    plan = fk.follow_up_plan(fk.score_deals(scope.open_deals, renormalised), fk.load_playbook(), "2024-12-15")
+    assert playbook.overdue_unknown(plan, scope.open_deals, "Sabine Groß") == "undated"
+    text = load_text("en")
+    assert work_line(text, 2, "undated") == ("2 stalled deals to act on; overdue follow-ups not known: "
+                                             "no open deal has a last follow-up date.")
+    summary = fk.rep_summary_of(scope, "2024", plan=plan)
+    assert summary["overdue"].isna().all() and set(summary["overdue_unknown"]) == {"undated"}
+    assert ">no follow-up dates<" in rollup_table(summary, text).to_html()

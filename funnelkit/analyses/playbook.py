@@ -61,12 +61,20 @@ def load_playbook(path: str | Path | None = None) -> Playbook:
 @reused
 def overdue_known(plan: pd.DataFrame, open_deals: pd.DataFrame, rep: str | None = None) -> bool:
     """Whether ``plan`` (:func:`follow_up_plan`, which holds scored deals only) can say how many
-    follow-ups of ``rep`` (None: all) are overdue: False when there are open deals but none of them
-    is scored, or when none of the scored ones has a last follow-up date (each is then due on the
-    plan date, never overdue), so "0 overdue" would be a count of nothing."""
+    follow-ups of ``rep`` (None: all) are overdue (:func:`overdue_unknown` says why not)."""
+    return overdue_unknown(plan, open_deals, rep) is None
+
+
+def overdue_unknown(plan: pd.DataFrame, open_deals: pd.DataFrame, rep: str | None = None) -> str | None:
+    """Why ``plan`` cannot say how many follow-ups of ``rep`` (None: all) are overdue, so that
+    "0 overdue" would be a count of nothing: ``"unscored"`` when there are open deals but none of
+    them is scored, ``"undated"`` when none of the scored ones has a last follow-up date (each is
+    then due on the plan date, never overdue); None when it can."""
     if rep is not None:
         open_deals, plan = open_deals[open_deals["rep"] == rep], plan[plan["rep"] == rep]
-    return open_deals.empty or (not plan.empty and bool(plan["last_follow_up_at"].notna().any()))
+    if open_deals.empty:
+        return None
+    return "unscored" if plan.empty else "undated" if plan["last_follow_up_at"].isna().all() else None
 
 
 def follow_up_plan(

@@ -142,7 +142,8 @@ def rep_summary_of(
     / ``rate_<stage>`` (cohort funnel of deals entering in the window; rate = next-step rate),
     ``closed, won, win_rate, win_rate_low, win_rate_high, value_win_rate, cycle_median,
     velocity_per_day, open_pipeline, weighted_pipeline``, ``tis_<stage>`` (KM median days in stage, when
-    ``stays`` is given), ``overdue`` (when a follow-up ``plan`` is given), ``shrunk_win_rate``,
+    ``stays`` is given), ``overdue`` (when a follow-up ``plan`` is given; NaN when unknown, ``overdue_unknown`` saying why:
+    ``unscored`` or ``undated``), ``shrunk_win_rate``,
     ``rank`` (by the shrunk rate, among reps with at least ``min_volume`` closed deals; NA = too few
     closed deals to rank, the rep is still listed) and ``flag`` (above / below / within the team's
     99.8% funnel limits). ``min_volume`` defaults to ``config.reps.min_volume`` (params). The result
@@ -183,7 +184,11 @@ def _team_summary(scope: Scope, period: Period, window_months: int | None, min_v
         out["overdue"] = out["rep"].map(plan[plan["overdue"]].groupby("rep").size()).fillna(0).astype(float)
         # a rep with open deals of which none is scored has no plan: unknown, not 0 overdue
         unscored = out["rep"].isin(scope.open_deals["rep"]) & ~out["rep"].isin(plan["rep"])
-        out["overdue"] = out["overdue"].mask(unscored)
+        # nor when none of a rep's planned deals has a last follow-up date: each is due now, never overdue
+        dated = plan.loc[plan["last_follow_up_at"].notna(), "rep"]
+        undated = out["rep"].isin(plan["rep"]) & ~out["rep"].isin(dated)
+        out["overdue"] = out["overdue"].mask(unscored | undated)
+        out["overdue_unknown"] = np.where(unscored, "unscored", np.where(undated, "undated", None))
     theta = out["won"].sum() / out["closed"].sum() if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = shrunk_rates(out["won"], out["closed"]) if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = out["shrunk_win_rate"].where(out["closed"] > 0)  # the prior alone is no rate

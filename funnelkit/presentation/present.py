@@ -664,7 +664,7 @@ def suggestion_verdict(suggestion: Any, text: Text) -> str:
                 low=signed(row.loc["suggested", "diff_low"], 3), high=signed(row.loc["suggested", "diff_high"], 3))
 
 
-def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int | None, labels: dict[str, str],
+def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int | str | None, labels: dict[str, str],
                  text: Text) -> list[Finding]:
     """Headline sentences for a rep report: win rate with interval against the team and the limits,
     the rank on the shrunk rate, the stage where the rep's next-step rate (``rates`` from
@@ -699,10 +699,13 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
     return lines
 
 
-def work_line(text: Text, stalled: int, overdue: int | None) -> str:
-    """"3 stalled and 2 overdue deals to act on"; with ``overdue`` None (open deals, none scored:
-    :func:`funnelkit.analyses.playbook.overdue_known`) the overdue count is said to be unknown."""
-    if overdue is None:
+def work_line(text: Text, stalled: int, overdue: int | str | None) -> str:
+    """"3 stalled and 2 overdue deals to act on"; with ``overdue`` None or ``"unscored"`` (open
+    deals, none scored) or ``"undated"`` (none with a last follow-up date:
+    :func:`funnelkit.analyses.playbook.overdue_unknown`) the overdue count is said to be unknown, and why."""
+    if overdue == "undated":
+        return text("rep_headline_work_undated", stalled=stalled)
+    if overdue is None or isinstance(overdue, str):
         return text("rep_headline_work_unscored", stalled=stalled)
     return text("rep_headline_work", stalled=stalled, overdue=overdue)
 
@@ -744,10 +747,12 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     from funnelkit.analyses.sales import missing_pipeline_key
 
     pipeline_key = missing_pipeline_key(summary["open_pipeline"]) if "open_pipeline" in summary else "no_probabilities"
+    why = set(summary["overdue_unknown"].dropna()) if "overdue_unknown" in summary else set()
+    overdue_key = "overdue_undated_cell" if why == {"undated"} else "overdue_unscored_cell"
     table = styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                    pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
                    money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
-                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key, "overdue": "overdue_unscored_cell"})
+                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key, "overdue": overdue_key})
     # the reason under the table, not in the rank cell: a sentence there pushed the last columns off the page
     captions = []
     if "rank" in columns and shown["rank"].isna().any():

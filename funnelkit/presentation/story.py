@@ -301,7 +301,7 @@ def missing_bar_notes(rates: pd.DataFrame, labels: dict[str, str], text: Text, r
     return notes
 
 
-def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int | None,
+def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int | str | None,
                  labels: dict[str, str], text: Text) -> list[Finding]:
     """Headline of a rep report: the trailing-window findings of :func:`funnelkit.presentation.present.rep_findings`
     with the rep's own figures for the report period beside them; for the team overview
