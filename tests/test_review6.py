@@ -262,3 +262,37 @@ def test_rep_headline_and_roll_up_say_overdue_unknown_without_follow_up_dates(pr
     summary = fk.rep_summary_of(scope, "2024", plan=plan)
     assert summary["overdue"].isna().all() and set(summary["overdue_unknown"]) == {"undated"}
     assert ">no follow-up dates<" in rollup_table(summary, text).to_html()
+
+
+# --- 6. a stage in the pipeline that no deal ever entered
+
+
+def test_a_stage_no_deal_entered_has_no_100_percent_step(project: Path, tmp_path: Path):
+    """The user added Neukunden's stage Bedarfsanalyse, which no deal ever entered (deals go from
+    Kontakt hergestellt to Angebot erstellt). By the any-stage rule the 40 deals past it "reached" it,
+    so the cohort funnel showed "Bedarfsanalyse → Angebot erstellt: 100.0%" in its table and chart, a
+    rate of no deal at all, beside Table 1's 0 deals in the stage."""
+    from funnelkit.presentation import story
+    from funnelkit.presentation.present import load_text
+
+    funnel_yaml = yaml.safe_load((project / "params" / "funnel.yaml").read_text(encoding="utf-8"))
+    stages = funnel_yaml["pipelines"]["Neukunden"]["stages"]
+    stages.insert(2, {"key": "bedarfsanalyse", "en": "Bedarfsanalyse", "zh": "需求分析"})
+    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(funnel_yaml, allow_unicode=True), encoding="utf-8")
+    config = load_config(tmp_path / "funnel.yaml")
+    data = fk.load_data(FOLDER, config=config, preset=project / "params" / "presets" / "my_export.yaml")
+    table = fk.cohort_funnel(data, config, "2024", pipeline="Neukunden").table.set_index("stage")
+    reached = _reached_by_hand("Neukunden")
+    assert table.loc["bedarfsanalyse", "entered"] == 0
+    assert table.loc["bedarfsanalyse", "reached"] == reached["Angebot erstellt"]
+    assert table.loc["qualifiziert", "entered"] == reached["Qualifiziert"]
+    for language, words in (("en", "no deal entered it: all"), ("zh", "没有商机进入该阶段")):
+        text = load_text(language)
+        shown = story.cohort_table(fk.cohort_funnel(data, config, "2024", pipeline="Neukunden", language=language),
+                                   text).set_index("stage")
+        label = "Bedarfsanalyse" if language == "en" else "需求分析"
+        assert shown.loc[label, "cohort_step_rate"].startswith(words)
+        assert "100.0%" not in shown.loc[label, "cohort_step_rate"]
+        chart = story.funnel_chart_frame(fk.cohort_funnel(data, config, "2024", pipeline="Neukunden",
+                                                          language=language), text)
+        assert words in chart["step_text"].iloc[3]
