@@ -101,7 +101,7 @@ def main() -> None:
                     continue
                 if closed_at and closed_at > AS_OF:
                     close, closed_at = None, None
-                owner = rep
+                owner = SUCCESSOR if rep == LEAVER and created >= LEFT_ON else rep  # he had left: no new deals
                 title = f"{rng.choice(PRODUCTS)} {created.year}"
                 customer = COMPANIES[number % len(COMPANIES)]
                 if number % 29 == 0:
