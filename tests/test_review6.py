@@ -301,3 +301,27 @@ def test_a_stage_no_deal_entered_has_no_100_percent_step(project: Path, tmp_path
         chart = story.funnel_chart_frame(fk.cohort_funnel(data, config, "2024", pipeline="Neukunden",
                                                           language=language), text)
         assert words in chart["step_text"].iloc[3]
+
+
+# --- 7. the opportunities headline when the CRM has none of the screening fields
+
+
+def test_high_scoring_deals_do_not_fail_a_screen_nothing_was_checked_on(project: Path, loaded: fk.Dataset,
+                                                                         renormalised):
+    """The headline said "27 high-scoring deals fail the screen … check them by hand" while every
+    criterion of every deal was unknown (the export has none of the screening fields)."""
+    from funnelkit.analyses import screening
+    from funnelkit.presentation.present import load_text, opportunity_findings, screen_reasons
+
+    config = load_config(project / "params" / "funnel.yaml")
+    deals = fk.Scope.build(loaded, config, team="Vertrieb Süd", pipeline="Neukunden").open_deals
+    text = load_text("en")
+    screened = screening.screen_opportunities(deals, screening.load_screening(), "2024-12-15", "en")
+    scored = fk.score_deals(deals, renormalised)
+    plan = fk.follow_up_plan(scored, fk.load_playbook(), "2024-12-15")
+    reasons = screened.assign(screen_reason=screen_reasons(screened, text))
+    both = scored.merge(reasons[["deal_id", "is_opportunity", "met_count", "screen_reason"]], on="deal_id")
+    assert (both["tier"] == "high").sum() > 0 and not both["is_opportunity"].any()
+    lines = [line for line, _ in opportunity_findings(screened, both, plan, text, "Baseline", "EUR")]
+    assert not any("fail the screen" in line for line in lines)
+    assert any(line.startswith("Opportunity points not known") for line in lines)

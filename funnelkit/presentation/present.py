@@ -573,7 +573,12 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
                        unscored=int(tiers.get("unscored", 0)),
                        high_amount=fmt_money(high_amount, currency) if tiers.get("high", 0) else text("no_high_deals")),
                   "tiers"))
-    high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"]).sum())
+    # a deal fails the screen only when it could not qualify even were every unknown criterion met:
+    # with the CRM lacking the fields, "27 high-scoring deals fail the screen" would be from no check
+    criteria = screened[list(screened.criteria)]
+    could_pass = criteria.isin(["met", "unknown"]).sum(axis=1) >= screened.min_criteria
+    fails = screened.loc[~could_pass.to_numpy(), "deal_id"]
+    high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"] & both["deal_id"].isin(fails)).sum())
     low_pass = int(((both["tier"] == "low") & both["is_opportunity"]).sum())
     if high_fail or low_pass:
         lines.append((text("opp_headline_mismatch", high_fail=high_fail, low_pass=low_pass), "side"))
