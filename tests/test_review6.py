@@ -325,3 +325,21 @@ def test_high_scoring_deals_do_not_fail_a_screen_nothing_was_checked_on(project:
     lines = [line for line, _ in opportunity_findings(screened, both, plan, text, "Baseline", "EUR")]
     assert not any("fail the screen" in line for line in lines)
     assert any(line.startswith("Opportunity points not known") for line in lines)
+
+
+def test_screen_by_tier_and_top_drivers_without_the_fields(project: Path, loaded: fk.Dataset, renormalised):
+    """The side-by-side table counted all 27 high-tier deals under "Fails the screen" though no
+    criterion was known, and each deal scored on its amount alone listed "Win probability 0" as its
+    second driver: a dimension it does not have."""
+    from funnelkit.analyses import screening
+
+    config = load_config(project / "params" / "funnel.yaml")
+    deals = fk.Scope.build(loaded, config, team="Vertrieb Süd", pipeline="Neukunden").open_deals
+    screened = screening.screen_opportunities(deals, screening.load_screening(), "2024-12-15", "en")
+    scored = fk.score_deals(deals, renormalised)
+    grid = screening.screen_by_tier(scored, screened).set_index("tier")
+    assert grid["passes"].sum() == 0 and grid["fails"].sum() == 0
+    assert grid["unknown"].to_dict() == scored["tier"].fillna("unscored").value_counts().reindex(
+        grid.index, fill_value=0).to_dict()
+    drivers = scored["top_drivers"].dropna()
+    assert len(drivers) and drivers.str.fullmatch(r"amount:\d+").all()

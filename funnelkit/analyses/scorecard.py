@@ -340,14 +340,17 @@ def _top_drivers(contributions: pd.DataFrame, k: int) -> pd.Series:
     order = np.argsort(-np.nan_to_num(values, nan=-1), axis=1, kind="stable")[:, :k]
     rows = np.arange(len(values))[:, None]
     top = np.round(np.nan_to_num(values[rows, order])).astype(int)
+    # a dimension the deal lacks (scored on part of the card) is no driver: 0, left out of the text,
+    # never "Win probability 0"
+    top = np.where(np.isnan(values[rows, order]), -1, top)
     # integer points make few distinct (dimensions, values) combinations: format each once
     parts = np.hstack([order, top + 1])  # contributions are 0–100, so 102 values per column suffice
     key = np.zeros(len(parts), dtype=np.int64)
     for column in parts.T:
         key = key * 128 + column
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    text = np.array(["; ".join(f"{keys[d]}:{v - 1}" for d, v in zip(parts[i, :k], parts[i, k:])) for i in first],
-                    dtype=object)
+    text = np.array(["; ".join(f"{keys[d]}:{v - 1}" for d, v in zip(parts[i, :k], parts[i, k:]) if v > 0)
+                     for i in first], dtype=object)
     return pd.Series(text[inverse.ravel()], index=contributions.index, dtype="object")
 
 
