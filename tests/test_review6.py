@@ -343,3 +343,13 @@ def test_screen_by_tier_and_top_drivers_without_the_fields(project: Path, loaded
         grid.index, fill_value=0).to_dict()
     drivers = scored["top_drivers"].dropna()
     assert len(drivers) and drivers.str.fullmatch(r"amount:\d+").all()
+
+
+def test_the_stalled_headline_names_a_numeric_deal_id_as_a_deal():
+    """"the longest is 1108 (Hans-Jürgen …, 322 days …)": Pipedrive's ids are numbers, read as a count."""
+    from funnelkit.presentation.present import load_text
+
+    assert "the longest is deal 1108 (" in load_text("en")("tis_headline_stalled", n=17, q=75, deal="1108",
+                                                           rep="A", days=322, stage="Kontakt hergestellt")
+    assert "最久的是商机 1108（" in load_text("zh")("tis_headline_stalled", n=17, q=75, deal="1108", rep="A",
+                                                    days=322, stage="Kontakt hergestellt")
