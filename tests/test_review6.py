@@ -353,3 +353,30 @@ def test_the_stalled_headline_names_a_numeric_deal_id_as_a_deal():
                                                            rep="A", days=322, stage="Kontakt hergestellt")
     assert "最久的是商机 1108（" in load_text("zh")("tis_headline_stalled", n=17, q=75, deal="1108", rep="A",
                                                     days=322, stage="Kontakt hergestellt")
+
+
+def test_rep_reports_show_no_100_percent_out_of_a_stage_no_deal_entered(project: Path, tmp_path: Path):
+    """The rep report's window table read "需求分析 → Angebot erstellt 100.0% (14 个中 14 个)" and its
+    chart drew 100% bars for rep and team: a step out of a stage every deal skipped."""
+    from funnelkit.analyses import reps
+    from funnelkit.analyses.rep_periods import rep_period_figures
+    from funnelkit.presentation import story
+    from funnelkit.presentation.present import load_text
+
+    funnel_yaml = yaml.safe_load((project / "params" / "funnel.yaml").read_text(encoding="utf-8"))
+    funnel_yaml["pipelines"]["Neukunden"]["stages"].insert(2, {"key": "bedarfsanalyse", "en": "Bedarfsanalyse",
+                                                               "zh": "需求分析"})
+    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(funnel_yaml, allow_unicode=True), encoding="utf-8")
+    config = load_config(tmp_path / "funnel.yaml")
+    data = fk.load_data(FOLDER, config=config, preset=project / "params" / "presets" / "my_export.yaml")
+    scope = fk.Scope.build(data, config, team="Vertrieb Süd", pipeline="Neukunden", language="zh")
+    text = load_text("zh")
+    table = story.rep_period_table(rep_period_figures(scope, "Sabine Groß", "2024", 12), scope.labels, text)
+    row = table.set_index("measure").loc["需求分析 → Angebot erstellt"]
+    assert all(cell.startswith("没有商机进入该阶段") for cell in row)
+    rates = reps.rep_vs_team(scope, "Sabine Groß", fk.parse_period("2024"))
+    skipped = rates["stage"] == "bedarfsanalyse"
+    assert rates.loc[skipped, ["rep_skipped", "team_skipped"]].to_numpy().all()
+    assert reps.readable_rates(rates).loc[skipped, ["rep_rate", "team_rate"]].isna().to_numpy().all()
+    notes = story.missing_bar_notes(rates, scope.labels, text, "Sabine Groß")
+    assert any("需求分析 → Angebot erstellt" in n and "跳过" in n for n in notes)

@@ -209,8 +209,9 @@ def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
 
     Columns ``stage, next_stage, rep_rate, team_rate, rep_open, rep_maturing, team_open,
     team_maturing`` (open deals at the stage and :func:`funnelkit.analyses.funnel.maturing_steps`),
-    ``rep_few, team_few`` (:func:`funnelkit.analyses.funnel.few_decided_steps`) for every stage but
-    the final one (which has no next step).
+    ``rep_few, team_few`` (:func:`funnelkit.analyses.funnel.few_decided_steps`), ``rep_skipped,
+    team_skipped`` (every deal that reached the stage skipped it: its 100% is no rate) for every
+    stage but the final one (which has no next step).
     """
     team = scope.widen("rep")
     mine = cohort_funnel_of(team.narrow(rep=rep), window)
@@ -220,15 +221,17 @@ def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
                          "rep_open": mine["open_at"].to_numpy(), "rep_maturing": mine["maturing"].to_numpy(),
                          "team_open": theirs["open_at"].to_numpy(), "team_maturing": theirs["maturing"].to_numpy(),
                          "rep_few": mine["few_decided"].to_numpy(), "team_few": theirs["few_decided"].to_numpy(),
+                         "rep_skipped": ((mine["entered"] == 0) & (mine["reached"] > 0)).to_numpy(),
+                         "team_skipped": ((theirs["entered"] == 0) & (theirs["reached"] > 0)).to_numpy(),
                          }).iloc[:-1].reset_index(drop=True)
 
 
 def readable_rates(rates: pd.DataFrame) -> pd.DataFrame:
     """:func:`rep_vs_team` with ``rep_rate`` / ``team_rate`` NaN where that rate is not yet a rate
-    (maturing, or resting on too few decided deals), so no chart, headline or coaching point
-    compares it."""
+    (maturing, resting on too few decided deals, or out of a stage every deal skipped), so no
+    chart, headline or coaching point compares it."""
     def withheld(who: str) -> pd.Series:
-        flags = [rates[c].astype(bool) for c in (f"{who}_maturing", f"{who}_few") if c in rates]
+        flags = [rates[c].astype(bool) for c in (f"{who}_maturing", f"{who}_few", f"{who}_skipped") if c in rates]
         return pd.concat(flags, axis=1).any(axis=1) if flags else pd.Series(False, index=rates.index)
 
     return rates.assign(rep_rate=rates["rep_rate"].where(~withheld("rep")),

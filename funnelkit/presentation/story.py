@@ -234,9 +234,10 @@ def rep_period_table(figures: Any, labels: dict[str, str], text: Text) -> pd.Dat
         row = {"measure": step_label(text, labels.get(stage, stage), labels.get(next_stage, next_stage))}
         for c in columns:
             r = g.loc[c]
+            skipped = int(r["reached"]) if r.get("skipped", False) else None
             row[names[c]] = (step_rate(text, r["rate"], r["maturing"], r["open_at"],
-                                       few=(r["advanced"], r["reached"]) if r["few_decided"] else None)
-                             if r["maturing"] or r["few_decided"] else
+                                       few=(r["advanced"], r["reached"]) if r["few_decided"] else None, skipped=skipped)
+                             if r["maturing"] or r["few_decided"] or skipped else
                              rate_of(text, r["rate"], r["advanced"], r["reached"], "step_none"))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -303,8 +304,11 @@ def missing_bar_notes(rates: pd.DataFrame, labels: dict[str, str], text: Text, r
     notes = []
     for who in ("rep", "team") if rep is not None else ("team",):
         maturing = rates[f"{who}_maturing"].astype(bool)
-        few = rates[f"{who}_few"].astype(bool) & ~maturing
-        for key, flags in (("chart_no_bar_few", few), ("chart_no_bar_maturing", maturing)):
+        skipped = rates[f"{who}_skipped"].astype(bool) if f"{who}_skipped" in rates else maturing & False
+        maturing = maturing & ~skipped
+        few = rates[f"{who}_few"].astype(bool) & ~maturing & ~skipped
+        for key, flags in (("chart_no_bar_few", few), ("chart_no_bar_maturing", maturing),
+                           ("chart_no_bar_skipped", skipped)):
             if flags.any():
                 notes.append(text(key, bar=text(f"col_{who}_value"), steps=text("list_sep").join(steps[flags]),
                                   min=MIN_DECIDED))
