@@ -380,3 +380,17 @@ def test_rep_reports_show_no_100_percent_out_of_a_stage_no_deal_entered(project:
     assert reps.readable_rates(rates).loc[skipped, ["rep_rate", "team_rate"]].isna().to_numpy().all()
     notes = story.missing_bar_notes(rates, scope.labels, text, "Sabine Groß")
     assert any("需求分析 → Angebot erstellt" in n and "跳过" in n for n in notes)
+
+
+def test_score_names_the_fields_the_export_lacks_and_the_currency(project: Path, capsys, monkeypatch):
+    """`funnelkit score` listed "would be scored with: win_probability; …" but never said the export has
+    none of them (a loaded export carries every canonical column, blank), and its amount column gave
+    no currency."""
+    from funnelkit.runner.cli import main
+
+    monkeypatch.chdir(project)
+    assert main(["score", str(FOLDER), "--preset", "my_export"]) == 1  # nothing scored on the packaged card
+    out = capsys.readouterr().out
+    assert "amount (EUR)" in out
+    assert "(no win_probability; strategic_value; follow_up_cost; payment_days in the data: map an export column" \
+        in out

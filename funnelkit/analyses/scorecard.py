@@ -373,7 +373,7 @@ def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
 def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Scorecard) -> pd.DataFrame:
     """Unscored deals grouped by reason: ``reason, deals, fields`` (the columns that, filled in or
     given a listed value, would score them) and ``absent`` (those of them the data has no column
-    for), most deals first. Empty when every deal is scored."""
+    for, or no value in any deal), most deals first. Empty when every deal is scored."""
     weights = getattr(scored, "weights", None) or scorecard.weights()
     unscored = scored["unscored_reason"].notna().to_numpy()
     _, why = points_table(deals[unscored], scorecard)
@@ -384,7 +384,10 @@ def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Score
     table = pd.DataFrame({"reason": scored.loc[unscored, "unscored_reason"].astype("object").to_numpy(), "fields": fields})
     out = (table.groupby(["reason", "fields"], sort=False).size().rename("deals").reset_index()
            .sort_values("deals", ascending=False, kind="stable").reset_index(drop=True))
-    out["absent"] = ["; ".join(c for c in f.split("; ") if c and c not in deals.columns) for f in out["fields"]]
+    # a loaded export has every canonical column, blank where the export has none: empty counts as absent
+    empty = {c for c in deals.columns if deals[c].isna().all()} if len(deals) else set()
+    out["absent"] = ["; ".join(c for c in f.split("; ") if c and (c not in deals.columns or c in empty))
+                     for f in out["fields"]]
     return out[["reason", "deals", "fields", "absent"]]
 
 
