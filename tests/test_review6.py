@@ -394,3 +394,17 @@ def test_score_names_the_fields_the_export_lacks_and_the_currency(project: Path,
     assert "amount (EUR)" in out
     assert "(no win_probability; strategic_value; follow_up_cost; payment_days in the data: map an export column" \
         in out
+
+
+def test_no_too_few_decided_note_when_every_such_step_reads_maturing(project: Path, loaded: fk.Dataset):
+    """Key Accounts' cohort funnel showed two maturing steps and no "too few decided" one, yet the note
+    under it explained the "too few decided" mark: Verhandlung → Gewonnen (7 decided) was flagged both."""
+    from funnelkit.presentation import story
+    from funnelkit.presentation.present import load_text
+
+    config = load_config(project / "params" / "funnel.yaml")
+    funnel = fk.cohort_funnel(loaded, config, "2024", team="Key Accounts", pipeline="Bestandskunden")
+    table = funnel.table.set_index("label")
+    assert table.loc["Verhandlung", "maturing"] and table.loc["Verhandlung", "decided"] < 10
+    assert not table["few_decided"].any()
+    assert story.few_decided_note(load_text("en"), funnel["few_decided"]) == []

@@ -141,7 +141,9 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     out["next_step_rate"] = _ratio(np.append(reached[1:].astype(float), np.nan), reached)
     out["maturing"] = maturing_steps(reached, open_at)
     out["decided"] = decided_counts(reached, lost_at)
-    out["few_decided"] = few_decided_steps(reached, lost_at)
+    # a maturing step reads "maturing (N open)" first: flagged few-decided too, the note under the
+    # table explained a "too few decided" mark no row carried
+    out["few_decided"] = few_decided_steps(reached, lost_at) & ~out["maturing"].to_numpy(dtype=bool)
     out["cumulative_rate"] = _ratio(reached, np.full(n, reached[0]))
     out["pct_of_previous"] = _ratio(reached, np.insert(reached[:-1].astype(float), 0, np.nan))
     ages = (as_of - first_at[in_cohort]) / pd.Timedelta(days=1)
