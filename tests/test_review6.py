@@ -408,3 +408,13 @@ def test_no_too_few_decided_note_when_every_such_step_reads_maturing(project: Pa
     assert table.loc["Verhandlung", "maturing"] and table.loc["Verhandlung", "decided"] < 10
     assert not table["few_decided"].any()
     assert story.few_decided_note(load_text("en"), funnel["few_decided"]) == []
+
+
+def test_init_says_the_packaged_amount_bands_are_set_for_yuan(tmp_path: Path):
+    """With the amounts in EUR, the packaged card's amount bands (≥ 1,000,000 scores 5, set for CNY)
+    rated 56% of the open deals high on their amount alone, and nothing said the bands were the sample's."""
+    lines, loaded = init_project(tmp_path / "proj", FOLDER)
+    assert loaded
+    note = next(line for line in lines if "amount bands" in line)
+    assert "EUR" in note and "CNY" in note and "fit-scorecard" in note
+    assert any("296 of 298 deals analysed" in line for line in lines)
