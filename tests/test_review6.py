@@ -418,3 +418,33 @@ def test_init_says_the_packaged_amount_bands_are_set_for_yuan(tmp_path: Path):
     note = next(line for line in lines if "amount bands" in line)
     assert "EUR" in note and "CNY" in note and "fit-scorecard" in note
     assert any("296 of 298 deals analysed" in line for line in lines)
+
+
+def test_weight_sensitivity_says_why_without_complete_cards(project: Path, tmp_path: Path):
+    """With `missing: renormalise` the open deals are scored on their amount alone: the tier-change
+    section said "No open deal has every scorecard field, so none is scored" beside a headline of
+    scored comparisons, and the backtest "1 closed deals could not be scored"."""
+    import nbformat
+    from funnelkit.presentation.present import load_text
+
+    nb = nbformat.read(Path(fk.__file__).parent.parent / "notebooks" / "weight_sensitivity.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert 'why_complete = why or (None if len(stability) else "no_complete")' in code
+    assert code.count("if why_complete:") == 2  # the sweep and the random weights; the comparison takes partial cards
+    assert load_text("en").counted("unscored_closed", "n", n=1, reasons="x") == "1 closed deal could not be scored: x."
+    assert "renormalise" in load_text("zh")("no_complete")
+
+
+def test_suggested_weights_count_the_deals_the_fit_could_use(project: Path, loaded: fk.Dataset, renormalised):
+    """"Weights can be suggested from at least 10 won and 10 lost scored deals; this window has 15 won
+    and 22 lost, so none are suggested": the counts were the backtest's (scored on part of the card),
+    the fit needs every weighted field."""
+    from funnelkit.analyses import sensitivity
+
+    config = load_config(project / "params" / "funnel.yaml")
+    scope = fk.Scope.build(loaded, config, team="Vertrieb Nord", pipeline="Neukunden")
+    history = sensitivity.closed_in(scope.deals, fk.parse_period("2024"))
+    suggestion = sensitivity.suggest_weights(history, renormalised)
+    assert suggestion.unavailable == "few_closed" and (suggestion.won, suggestion.lost) == (0, 0)
+    test = sensitivity.backtest(history, renormalised, [])
+    assert int(test.auc["won"].iloc[0]) >= 10  # what the page used to quote

@@ -421,6 +421,8 @@ class SuggestedWeights(ResultDisplay):
     cv: pd.DataFrame  # which (baseline / suggested), auc (out-of-fold), plus diff and its CI on the suggested row
     better_than_baseline: bool  # the difference's CI lies above 0
     unavailable: str | None = None  # "few_closed": fewer than MIN_AUC won or lost scored deals, nothing fitted
+    won: int = 0  # closed deals the fit could use (every weighted field known): won
+    lost: int = 0  # … and lost (a backtest on partial cards may count more)
 
 
 @reused
@@ -447,7 +449,7 @@ def suggest_weights(
         weights = pd.DataFrame({"dimension": dims, "baseline": w_base, "suggested": empty, "low": empty, "high": empty})
         cv = pd.DataFrame({"which": ["baseline", "suggested"], "auc": np.nan, "diff": np.nan, "diff_low": np.nan,
                            "diff_high": np.nan})
-        return SuggestedWeights(weights, cv, False, "few_closed")
+        return SuggestedWeights(weights, cv, False, "few_closed", won=int(y.sum()), lost=int(len(y) - y.sum()))
 
     fold_of = np.random.default_rng(seed).permutation(len(y)) % folds
     oof = np.full(len(y), np.nan)
@@ -474,7 +476,7 @@ def suggest_weights(
         {"which": "suggested", "auc": auc_sugg, "diff": auc_sugg - auc_base, "diff_low": d_low, "diff_high": d_high},
     ])
     better = d_low > 0
-    return SuggestedWeights(weights, cv, bool(better))
+    return SuggestedWeights(weights, cv, bool(better), won=int(y.sum()), lost=int(len(y) - y.sum()))
 
 
 __all__ = [

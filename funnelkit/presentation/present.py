@@ -823,7 +823,7 @@ def unscored_sentence(test: Any, text: Text, card: Any = None) -> str:
     reasons = text("clause_sep").join(
         text("reason_count", reason=unscored_words(reason, text, card=card).replace(text("clause_sep"), text("list_sep")),
              n=n) for reason, n in test.unscored_reasons.items())
-    return text("unscored_closed", n=test.unscored, reasons=reasons)
+    return text.counted("unscored_closed", "n", n=test.unscored, reasons=reasons)
 
 
 def unavailable(text: Text, key: str, **values: Any) -> Any:
