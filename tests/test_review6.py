@@ -448,3 +448,20 @@ def test_suggested_weights_count_the_deals_the_fit_could_use(project: Path, load
     assert suggestion.unavailable == "few_closed" and (suggestion.won, suggestion.lost) == (0, 0)
     test = sensitivity.backtest(history, renormalised, [])
     assert int(test.auc["won"].iloc[0]) >= 10  # what the page used to quote
+
+
+def test_the_funnel_plot_shows_the_upper_limits(project: Path, loaded: fk.Dataset):
+    """Vertrieb Nord's reps (7–12 closed deals, 33–50% won) gave an axis up to 60%: the upper 95% and
+    99.8% limits (near 80% at 7 deals) were cut off, only the lower ones drawn."""
+    from funnelkit.analyses import reps
+    from funnelkit.presentation import plots
+
+    config = load_config(project / "params" / "funnel.yaml")
+    scope = fk.Scope.build(loaded, config, team="Vertrieb Nord", pipeline="Neukunden")
+    summary = fk.rep_summary_of(scope, "2024")
+    limits = reps.funnel_plot_limits(summary)
+    fig = plots.funnel_plot(summary.table, limits, summary.team_rate, "t")
+    top = fig.axes[0].get_ylim()[1]
+    at_smallest = limits.loc[limits["n"] >= summary.table["closed"].min(), "upper_95"].max()
+    assert 100 * at_smallest > 100 * summary.table["win_rate"].max() + 10  # the case: limits well above the dots
+    assert top >= 100 * at_smallest
