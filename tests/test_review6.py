@@ -266,7 +266,8 @@ def test_rep_headline_and_roll_up_say_overdue_unknown_without_follow_up_dates(pr
     # Jürgen Weiß left in June: his open deals went to Sabine Groß, so he has none, and 0 overdue is a count
     assert summary.loc[~has_open, "rep"].tolist() == ["Jürgen Weiß"]
     assert summary.loc[~has_open, "overdue"].tolist() == [0]
-    assert ">no follow-up dates<" in rollup_table(summary, text).to_html()
+    page = rollup_table(summary, text).to_html()
+    assert ">unknown<" in page and "Overdue follow-ups unknown: no open deal has a last follow-up date" in page
 
 
 # --- 6. a stage in the pipeline that no deal ever entered

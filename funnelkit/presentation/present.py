@@ -763,6 +763,8 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     if "rank" in columns and shown["rank"].isna().any():
         volume = getattr(summary, "min_volume", None)
         captions.append(text("rollup_not_ranked", min_volume=volume) if volume else text("too_few_to_rank_note"))
+    if "overdue" in columns and overdue_key == "overdue_undated_cell" and shown["overdue"].isna().any():
+        captions.append(text("rollup_overdue_undated"))  # the why under the table: in the cells it overran the page
     if "weighted_pipeline" in columns:
         captions.append(text("rollup_pipeline_caveat"))
     return table.set_caption(html.escape(text("sentence_sep").join(captions))) if captions else table
