@@ -466,3 +466,25 @@ def test_the_funnel_plot_shows_the_upper_limits(project: Path, loaded: fk.Datase
     at_smallest = limits.loc[limits["n"] >= summary.table["closed"].min(), "upper_95"].max()
     assert 100 * at_smallest > 100 * summary.table["win_rate"].max() + 10  # the case: limits well above the dots
     assert top >= 100 * at_smallest
+
+
+def test_index_won_value_and_win_rate_cover_every_pipeline(project: Path, loaded: fk.Dataset, renormalised):
+    """The index showed Key Accounts' won value as €795,000 and its win rate as 2 of 2: its Neukunden
+    deals only (the pipelines' stages differ, so the figures were for the default pipeline), though the
+    team won 9 deals, most in Bestandskunden."""
+    from funnelkit.analyses import executive
+
+    config = load_config(project / "params" / "funnel.yaml")
+    table = executive.team_figures(loaded, config, "2024", ["Key Accounts"], pipeline="Neukunden",
+                                   card=renormalised, every_pipeline=True).set_index("team", drop=False)
+    deals = [r for r in _valid_deals().values() if r["Team"] == "Key Accounts"]
+    won = [r for r in deals if r["Status"] == "Gewonnen"]
+    value = sum(float(r["Wert"].replace(" €", "").replace(" EUR", "").replace(".", "").replace(",", "."))
+                for r in won if r["Wert"])
+    row = table.iloc[0]
+    assert (row["won"], row["closed"]) == (len(won), len(won)) and row["won"] == 9
+    assert row["won_value"] == pytest.approx(value)
+    narrow = executive.team_figures(loaded, config, "2024", ["Key Accounts"], pipeline="Neukunden",
+                                    card=renormalised).iloc[0]
+    assert narrow["won"] < row["won"]  # the forecast's own figures stay with its pipeline
+    assert narrow["forecast"] == row["forecast"] and narrow["open_pipeline"] == row["open_pipeline"]

@@ -876,7 +876,7 @@ def key_figures(results: list[JobResult], data: Dataset, config: Any, as_of: str
         settings = load_forecast_settings()
         pipeline = comparable_pipeline(config)
         table = team_figures(data, config, period, teams, as_of=as_of, language=language, pipeline=pipeline,
-                             settings=settings)
+                             settings=settings, every_pipeline=True)
         labels = config.stage_labels(pipeline, language)
         figures = index_figures(table, text, labels, config.currency, period, as_of, settings.confidence)
         if pipeline is not None:  # say which pipeline the figures are for
