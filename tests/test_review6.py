@@ -231,6 +231,8 @@ def test_overdue_is_unknown_not_0_without_follow_up_dates(project: Path, loaded:
     scope = fk.Scope.build(loaded, config, pipeline="Neukunden")
     plan = fk.follow_up_plan(fk.score_deals(scope.open_deals, renormalised), fk.load_playbook(), "2024-12-15")
     assert len(plan) and not playbook.overdue_known(plan, scope.open_deals)
+    # each deal's "Days overdue" was 0 in the plan's table and workbook: unknown, shown blank / "–"
+    assert plan["days_overdue"].isna().all() and not plan["overdue"].any()
 
 
 def test_score_says_overdue_unknown(project: Path, renormalised, tmp_path: Path, capsys, monkeypatch):

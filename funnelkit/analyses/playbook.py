@@ -5,13 +5,15 @@ For an open deal with tier t and current stage s (playbook in ``params/playbook.
 * owner role, cadence and tier actions come from t; the key actions from s;
 * ``next_due = last_follow_up_at + cadence`` (calendar arithmetic: one month after 31 January is
   the last day of February), or the as-of date when there has never been a follow-up;
-* ``days_overdue = max(0, as_of date − next_due)`` in whole days; overdue when it is above 0.
+* ``days_overdue = max(0, as_of date − next_due)`` in whole days; overdue when it is above 0. A deal
+  without a last follow-up date is due on the plan date, its days overdue unknown (NaN), not overdue.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
@@ -105,7 +107,8 @@ def follow_up_plan(
             "tier_actions": play.actions[language],
             "stage_actions": playbook.stages.get(stage, {}).get(language, "") if stage else "",
             "last_follow_up_at": last_at, "next_due": next_due,
-            "days_overdue": max(0, (today - next_due).days),
+            # no last follow-up date: due now, and how overdue is not known (not 0 days)
+            "days_overdue": max(0, (today - next_due).days) if pd.notna(last_at) else np.nan,
         })
     plan = pd.DataFrame(rows, columns=["deal_id", "customer", "team", "rep", "stage", "tier", "score", "amount", "owner",
                                        "cadence_days", "cadence_months", "tier_actions", "stage_actions", "last_follow_up_at", "next_due",
