@@ -490,3 +490,23 @@ def test_index_won_value_and_win_rate_cover_every_pipeline(project: Path, loaded
                                     card=renormalised).iloc[0]
     assert narrow["won"] < row["won"]  # the forecast's own figures stay with its pipeline
     assert narrow["forecast"] == row["forecast"] and narrow["open_pipeline"] == row["open_pipeline"]
+
+
+def test_time_in_stage_names_a_stage_no_deal_entered(project: Path, tmp_path: Path):
+    """Bedarfsanalyse was left out of the time-in-stage table and chart without a word."""
+    from funnelkit.analyses import timing
+    from funnelkit.presentation.present import load_text, no_stays_note
+
+    funnel_yaml = yaml.safe_load((project / "params" / "funnel.yaml").read_text(encoding="utf-8"))
+    funnel_yaml["pipelines"]["Neukunden"]["stages"].insert(2, {"key": "bedarfsanalyse", "en": "Bedarfsanalyse",
+                                                               "zh": "需求分析"})
+    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(funnel_yaml, allow_unicode=True), encoding="utf-8")
+    config = load_config(tmp_path / "funnel.yaml")
+    data = fk.load_data(FOLDER, config=config, preset=project / "params" / "presets" / "my_export.yaml")
+    scope = fk.Scope.build(data, config, team="Vertrieb Nord", pipeline="Neukunden")
+    summary = timing.time_in_stage(scope.stays)
+    assert "bedarfsanalyse" not in set(summary["stage"])
+    note = no_stays_note(summary, scope.labels, load_text("en"))
+    assert len(note) == 1 and note[0].startswith("Not in the table or the chart: Bedarfsanalyse.")
+    assert no_stays_note(timing.time_in_stage(fk.Scope.build(data, config, pipeline="Bestandskunden").stays),
+                         fk.Scope.build(data, config, pipeline="Bestandskunden").labels, load_text("en")) == []

@@ -155,6 +155,15 @@ def display_width(value: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in value)
 
 
+def no_stays_note(summary: pd.DataFrame, labels: dict[str, str], text: Text) -> list[str]:
+    """A sentence naming the stages (the final one aside: a won deal stays there) that no stay of
+    the time-in-stage ``summary`` covers, which its table and chart would otherwise leave out without
+    a word (a stage every deal skips, such as a pipeline stage no one uses); empty when none."""
+    keys = list(labels)[:-1]
+    missing = [labels[k] for k in keys if k not in set(summary["stage"] if len(summary) else [])]
+    return [text("tis_no_stays", stages=text("list_sep").join(missing))] if missing else []
+
+
 def styled(
     df: pd.DataFrame,
     text: Text,
