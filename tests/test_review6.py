@@ -510,3 +510,27 @@ def test_time_in_stage_names_a_stage_no_deal_entered(project: Path, tmp_path: Pa
     assert len(note) == 1 and note[0].startswith("Not in the table or the chart: Bedarfsanalyse.")
     assert no_stays_note(timing.time_in_stage(fk.Scope.build(data, config, pipeline="Bestandskunden").stays),
                          fk.Scope.build(data, config, pipeline="Bestandskunden").labels, load_text("en")) == []
+
+
+def test_weight_sensitivity_headline_says_no_weighting_can_move_one_field_scores(project: Path, loaded: fk.Dataset,
+                                                                                 renormalised):
+    """Every scenario read "deals changing tier: 0; ranking agreement 1.00" — as if the weights did not
+    matter — while each open deal was scored on its amount alone, which no weighting can move."""
+    from funnelkit.analyses import sensitivity
+    from funnelkit.presentation.present import load_text, sensitivity_findings
+
+    config = load_config(project / "params" / "funnel.yaml")
+    scope = fk.Scope.build(loaded, config, team="Vertrieb Nord", pipeline="Neukunden")
+    deals = scope.open_deals
+    names = sensitivity.scenario_names(renormalised)
+    comparison = sensitivity.compare_scenarios(deals, renormalised, names)
+    assert (comparison.summary["movers"] == 0).all() and comparison.summary["scored"].gt(0).all()
+    assert sensitivity.one_field_only(deals, renormalised) == ["amount"]
+    test = sensitivity.backtest(sensitivity.closed_in(scope.deals, fk.parse_period("2024")), renormalised, names)
+    stability = sensitivity.weight_monte_carlo(deals, renormalised)
+    text = load_text("en")
+    lines = [line for line, _ in sensitivity_findings(comparison, test, stability, {n: n for n in names}, text, 0.05,
+                                                      renormalised, one_field=["amount"])]
+    assert lines[0].startswith("Every open deal is scored on one field alone (Amount;")
+    assert not any("ranking agreement" in line for line in lines)
+    assert sensitivity.one_field_only(deals, fk.load_scorecard()) == []  # unscored card: no partial scores

@@ -53,6 +53,22 @@ def _scored_points(deals: pd.DataFrame, scorecard: Scorecard, dims: list[str]) -
     return deals[complete], points.loc[complete, dims].to_numpy(dtype=float)
 
 
+def one_field_only(deals: pd.DataFrame, scorecard: Scorecard) -> list[str]:
+    """The weighted dimensions of the scored ``deals`` when each deal has exactly one of them (a card
+    scored with ``missing: renormalise`` on an export that has only, say, the amount): every score is
+    then 20 × that dimension's points whatever the weights, so no scenario can move a deal. Empty
+    otherwise (or when no deal has any)."""
+    used = [k for k, w in scorecard.weights().items() if w > 0]
+    if scorecard.missing != "renormalise" or deals.empty:
+        return []
+    points, _ = points_table(deals, scorecard)
+    has = points[used].notna()
+    known = has[has.any(axis=1)]
+    if known.empty or (known.sum(axis=1) != 1).any():
+        return []
+    return [k for k in used if known[k].any()]
+
+
 def _tiers_of(scores: np.ndarray, scorecard: Scorecard) -> np.ndarray:
     """Fixed-threshold tier codes (0 high, 1 medium, 2 low) of a score array."""
     return tier_codes(scores, scorecard.tiers["high"], scorecard.tiers["medium"])

@@ -619,13 +619,16 @@ def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str | Ca
 
 
 def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, names: dict[str, str], text: Text,
-                         sd: float, card: Any = None) -> list[Finding]:
+                         sd: float, card: Any = None, one_field: list[str] | None = None) -> list[Finding]:
     """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability
     (fields named as in ``card``, the scorecard tested; default ``params/scorecard.yaml``).
 
     A scenario's AUC difference is "significant" by :func:`funnelkit.analyses.sensitivity.differs_beyond_noise`.
     Kendall τ and AUC are left out, with the reason, where too few deals give them; the closed
-    deals the backtest could not score are counted with their reasons.
+    deals the backtest could not score are counted with their reasons. ``one_field``
+    (:func:`funnelkit.analyses.sensitivity.one_field_only`): every open deal is scored on one of
+    these dimensions alone, so no weighting can move it: said instead of each scenario's "0 deals
+    changing tier, ranking agreement 1.00", which would read as weights that do not matter.
     """
     from funnelkit.analyses.sensitivity import MIN_AUC, MIN_TAU
 
@@ -633,8 +636,12 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     base_auc = test.auc.set_index("scenario")
     if comparison.summary.empty or not (comparison.summary["scored"] > 0).any():
         lines.append((text("ws_no_open"), "transitions"))
+    elif one_field:
+        labels = {k: d.label.get(text.language, k) for k, d in card.dimensions.items()} if card is not None else {}
+        lines.append((text("ws_one_field", fields=text("list_sep").join(labels.get(k, k) for k in one_field)),
+                      "transitions"))
     for row in comparison.summary.itertuples():
-        if row.scored == 0:
+        if row.scored == 0 or one_field:
             continue
         moves = comparison.movers[comparison.movers["scenario"] == row.scenario]
         out_high = int(((moves["tier_before"] == "high") & (moves["tier_after"] != "high")).sum())
