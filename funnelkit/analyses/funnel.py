@@ -94,8 +94,9 @@ def cohort_funnel(
 def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     """The cohort funnel of the scope's deals that reached the first stage in ``period``.
 
-    Columns: ``stage, label, next_stage, next_label, reached, lost_at, open_at, skipped_at,
-    next_step_rate, maturing`` (:func:`maturing_steps`), ``decided, few_decided`` (:func:`few_decided_steps`),
+    Columns: ``stage, label, next_stage, next_label, reached, lost_at, open_at, skipped_at, entered``
+    (cohort deals that entered the stage itself rather than skipping it: when none did, the step out of
+    it is 100% by the any-stage rule and says nothing), ``next_step_rate, maturing`` (:func:`maturing_steps`), ``decided, few_decided`` (:func:`few_decided_steps`),
     ``cumulative_rate, pct_of_previous``
     (``reached[s] / reached[s-1]``), labels in the scope's language (the final stage has no next
     stage: ``next_stage`` is None and ``maturing`` False); the result also holds the period, as_of, cohort size, open deals and the cohort's
@@ -103,7 +104,7 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     """
     period = parse_period(period)
     stages: list[str] = scope.stages
-    reach = scope.reach_columns([f"reached_{stages[0]}", "furthest_index", "skipped_out", "status"])
+    reach = scope.reach_columns([f"reached_{s}" for s in stages] + ["furthest_index", "skipped_out", "status"])
     as_of = scope.as_of
     first_at = reach[f"reached_{stages[0]}"]
     in_cohort = period.contains(first_at).to_numpy(dtype=bool)
@@ -117,6 +118,11 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     lost_at = np.array([((idx == j) & lost & ~skipped).sum() for j in range(n)])
     open_at = np.array([((idx == j) & open_ & ~skipped).sum() for j in range(n)])
     skipped_at = np.array([((idx == j) & skipped).sum() for j in range(n)])
+    # entered s: its furthest stage is s, or it reached s before the next stage (a deal that skipped s
+    # "reaches" it when it enters a later one: at the same time as the next stage)
+    times = [reach[f"reached_{s}"].to_numpy()[in_cohort] for s in stages]
+    entered = np.array([((idx == j) | ((idx > j) & (times[j] < times[j + 1]) if j + 1 < n else idx == j)).sum()
+                        for j in range(n)])
     # A won deal that broke the strict chain is "skipped"; otherwise it sits at the final stage.
     labels = scope.labels
     out = pd.DataFrame(
@@ -127,6 +133,7 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
             "lost_at": lost_at,
             "open_at": open_at,
             "skipped_at": skipped_at,
+            "entered": entered,
         }
     )
     out.insert(2, "next_stage", stages[1:] + [None])
@@ -134,7 +141,9 @@ def cohort_funnel_of(scope: Scope, period: str | Period) -> CohortFunnel:
     out["next_step_rate"] = _ratio(np.append(reached[1:].astype(float), np.nan), reached)
     out["maturing"] = maturing_steps(reached, open_at)
     out["decided"] = decided_counts(reached, lost_at)
-    out["few_decided"] = few_decided_steps(reached, lost_at)
+    # a maturing step reads "maturing (N open)" first: flagged few-decided too, the note under the
+    # table explained a "too few decided" mark no row carried
+    out["few_decided"] = few_decided_steps(reached, lost_at) & ~out["maturing"].to_numpy(dtype=bool)
     out["cumulative_rate"] = _ratio(reached, np.full(n, reached[0]))
     out["pct_of_previous"] = _ratio(reached, np.insert(reached[:-1].astype(float), 0, np.nan))
     ages = (as_of - first_at[in_cohort]) / pd.Timedelta(days=1)

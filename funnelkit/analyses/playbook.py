@@ -5,13 +5,15 @@ For an open deal with tier t and current stage s (playbook in ``params/playbook.
 * owner role, cadence and tier actions come from t; the key actions from s;
 * ``next_due = last_follow_up_at + cadence`` (calendar arithmetic: one month after 31 January is
   the last day of February), or the as-of date when there has never been a follow-up;
-* ``days_overdue = max(0, as_of date − next_due)`` in whole days; overdue when it is above 0.
+* ``days_overdue = max(0, as_of date − next_due)`` in whole days; overdue when it is above 0. A deal
+  without a last follow-up date is due on the plan date, its days overdue unknown (NaN), not overdue.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
@@ -61,11 +63,20 @@ def load_playbook(path: str | Path | None = None) -> Playbook:
 @reused
 def overdue_known(plan: pd.DataFrame, open_deals: pd.DataFrame, rep: str | None = None) -> bool:
     """Whether ``plan`` (:func:`follow_up_plan`, which holds scored deals only) can say how many
-    follow-ups of ``rep`` (None: all) are overdue: False when there are open deals but none of them
-    is scored, so "0 overdue" would be a count of nothing."""
+    follow-ups of ``rep`` (None: all) are overdue (:func:`overdue_unknown` says why not)."""
+    return overdue_unknown(plan, open_deals, rep) is None
+
+
+def overdue_unknown(plan: pd.DataFrame, open_deals: pd.DataFrame, rep: str | None = None) -> str | None:
+    """Why ``plan`` cannot say how many follow-ups of ``rep`` (None: all) are overdue, so that
+    "0 overdue" would be a count of nothing: ``"unscored"`` when there are open deals but none of
+    them is scored, ``"undated"`` when none of the scored ones has a last follow-up date (each is
+    then due on the plan date, never overdue); None when it can."""
     if rep is not None:
         open_deals, plan = open_deals[open_deals["rep"] == rep], plan[plan["rep"] == rep]
-    return open_deals.empty or not plan.empty
+    if open_deals.empty:
+        return None
+    return "unscored" if plan.empty else "undated" if plan["last_follow_up_at"].isna().all() else None
 
 
 def follow_up_plan(
@@ -96,7 +107,8 @@ def follow_up_plan(
             "tier_actions": play.actions[language],
             "stage_actions": playbook.stages.get(stage, {}).get(language, "") if stage else "",
             "last_follow_up_at": last_at, "next_due": next_due,
-            "days_overdue": max(0, (today - next_due).days),
+            # no last follow-up date: due now, and how overdue is not known (not 0 days)
+            "days_overdue": max(0, (today - next_due).days) if pd.notna(last_at) else np.nan,
         })
     plan = pd.DataFrame(rows, columns=["deal_id", "customer", "team", "rep", "stage", "tier", "score", "amount", "owner",
                                        "cadence_days", "cadence_months", "tier_actions", "stage_actions", "last_follow_up_at", "next_due",

@@ -59,7 +59,9 @@ def rep_period_figures(scope: Scope, rep: str | None, period: str | Period, wind
                 step_rows.append({"window": window_key, "who": who, "stage": row.stage, "next_stage": row.next_stage,
                                   "reached": int(row.reached), "advanced": int(advanced), "open_at": int(row.open_at),
                                   "rate": row.next_step_rate, "maturing": bool(row.maturing),
-                                  "few_decided": bool(row.few_decided)})
+                                  "few_decided": bool(row.few_decided),
+                                  # every deal that reached the stage skipped it: the step's 100% is no rate
+                                  "skipped": bool(row.entered == 0 and row.reached > 0)})
     return RepPeriodFigures(pd.DataFrame(win_rows), pd.DataFrame(step_rows), period, trailing, rep)
 
 

@@ -142,7 +142,8 @@ def rep_summary_of(
     / ``rate_<stage>`` (cohort funnel of deals entering in the window; rate = next-step rate),
     ``closed, won, win_rate, win_rate_low, win_rate_high, value_win_rate, cycle_median,
     velocity_per_day, open_pipeline, weighted_pipeline``, ``tis_<stage>`` (KM median days in stage, when
-    ``stays`` is given), ``overdue`` (when a follow-up ``plan`` is given), ``shrunk_win_rate``,
+    ``stays`` is given), ``overdue`` (when a follow-up ``plan`` is given; NaN when unknown, ``overdue_unknown`` saying why:
+    ``unscored`` or ``undated``), ``shrunk_win_rate``,
     ``rank`` (by the shrunk rate, among reps with at least ``min_volume`` closed deals; NA = too few
     closed deals to rank, the rep is still listed) and ``flag`` (above / below / within the team's
     99.8% funnel limits). ``min_volume`` defaults to ``config.reps.min_volume`` (params). The result
@@ -183,7 +184,11 @@ def _team_summary(scope: Scope, period: Period, window_months: int | None, min_v
         out["overdue"] = out["rep"].map(plan[plan["overdue"]].groupby("rep").size()).fillna(0).astype(float)
         # a rep with open deals of which none is scored has no plan: unknown, not 0 overdue
         unscored = out["rep"].isin(scope.open_deals["rep"]) & ~out["rep"].isin(plan["rep"])
-        out["overdue"] = out["overdue"].mask(unscored)
+        # nor when none of a rep's planned deals has a last follow-up date: each is due now, never overdue
+        dated = plan.loc[plan["last_follow_up_at"].notna(), "rep"]
+        undated = out["rep"].isin(plan["rep"]) & ~out["rep"].isin(dated)
+        out["overdue"] = out["overdue"].mask(unscored | undated)
+        out["overdue_unknown"] = np.where(unscored, "unscored", np.where(undated, "undated", None))
     theta = out["won"].sum() / out["closed"].sum() if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = shrunk_rates(out["won"], out["closed"]) if out["closed"].sum() else np.nan
     out["shrunk_win_rate"] = out["shrunk_win_rate"].where(out["closed"] > 0)  # the prior alone is no rate
@@ -204,8 +209,9 @@ def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
 
     Columns ``stage, next_stage, rep_rate, team_rate, rep_open, rep_maturing, team_open,
     team_maturing`` (open deals at the stage and :func:`funnelkit.analyses.funnel.maturing_steps`),
-    ``rep_few, team_few`` (:func:`funnelkit.analyses.funnel.few_decided_steps`) for every stage but
-    the final one (which has no next step).
+    ``rep_few, team_few`` (:func:`funnelkit.analyses.funnel.few_decided_steps`), ``rep_skipped,
+    team_skipped`` (every deal that reached the stage skipped it: its 100% is no rate) for every
+    stage but the final one (which has no next step).
     """
     team = scope.widen("rep")
     mine = cohort_funnel_of(team.narrow(rep=rep), window)
@@ -215,15 +221,17 @@ def rep_vs_team(scope: Scope, rep: str, window: Period) -> pd.DataFrame:
                          "rep_open": mine["open_at"].to_numpy(), "rep_maturing": mine["maturing"].to_numpy(),
                          "team_open": theirs["open_at"].to_numpy(), "team_maturing": theirs["maturing"].to_numpy(),
                          "rep_few": mine["few_decided"].to_numpy(), "team_few": theirs["few_decided"].to_numpy(),
+                         "rep_skipped": ((mine["entered"] == 0) & (mine["reached"] > 0)).to_numpy(),
+                         "team_skipped": ((theirs["entered"] == 0) & (theirs["reached"] > 0)).to_numpy(),
                          }).iloc[:-1].reset_index(drop=True)
 
 
 def readable_rates(rates: pd.DataFrame) -> pd.DataFrame:
     """:func:`rep_vs_team` with ``rep_rate`` / ``team_rate`` NaN where that rate is not yet a rate
-    (maturing, or resting on too few decided deals), so no chart, headline or coaching point
-    compares it."""
+    (maturing, resting on too few decided deals, or out of a stage every deal skipped), so no
+    chart, headline or coaching point compares it."""
     def withheld(who: str) -> pd.Series:
-        flags = [rates[c].astype(bool) for c in (f"{who}_maturing", f"{who}_few") if c in rates]
+        flags = [rates[c].astype(bool) for c in (f"{who}_maturing", f"{who}_few", f"{who}_skipped") if c in rates]
         return pd.concat(flags, axis=1).any(axis=1) if flags else pd.Series(False, index=rates.index)
 
     return rates.assign(rep_rate=rates["rep_rate"].where(~withheld("rep")),

@@ -340,14 +340,17 @@ def _top_drivers(contributions: pd.DataFrame, k: int) -> pd.Series:
     order = np.argsort(-np.nan_to_num(values, nan=-1), axis=1, kind="stable")[:, :k]
     rows = np.arange(len(values))[:, None]
     top = np.round(np.nan_to_num(values[rows, order])).astype(int)
+    # a dimension the deal lacks (scored on part of the card) is no driver: 0, left out of the text,
+    # never "Win probability 0"
+    top = np.where(np.isnan(values[rows, order]), -1, top)
     # integer points make few distinct (dimensions, values) combinations: format each once
     parts = np.hstack([order, top + 1])  # contributions are 0–100, so 102 values per column suffice
     key = np.zeros(len(parts), dtype=np.int64)
     for column in parts.T:
         key = key * 128 + column
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    text = np.array(["; ".join(f"{keys[d]}:{v - 1}" for d, v in zip(parts[i, :k], parts[i, k:])) for i in first],
-                    dtype=object)
+    text = np.array(["; ".join(f"{keys[d]}:{v - 1}" for d, v in zip(parts[i, :k], parts[i, k:]) if v > 0)
+                     for i in first], dtype=object)
     return pd.Series(text[inverse.ravel()], index=contributions.index, dtype="object")
 
 
@@ -370,7 +373,7 @@ def tier_summary(scored: pd.DataFrame) -> pd.DataFrame:
 def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Scorecard) -> pd.DataFrame:
     """Unscored deals grouped by reason: ``reason, deals, fields`` (the columns that, filled in or
     given a listed value, would score them) and ``absent`` (those of them the data has no column
-    for), most deals first. Empty when every deal is scored."""
+    for, or no value in any deal), most deals first. Empty when every deal is scored."""
     weights = getattr(scored, "weights", None) or scorecard.weights()
     unscored = scored["unscored_reason"].notna().to_numpy()
     _, why = points_table(deals[unscored], scorecard)
@@ -381,7 +384,10 @@ def unscored_summary(deals: pd.DataFrame, scored: pd.DataFrame, scorecard: Score
     table = pd.DataFrame({"reason": scored.loc[unscored, "unscored_reason"].astype("object").to_numpy(), "fields": fields})
     out = (table.groupby(["reason", "fields"], sort=False).size().rename("deals").reset_index()
            .sort_values("deals", ascending=False, kind="stable").reset_index(drop=True))
-    out["absent"] = ["; ".join(c for c in f.split("; ") if c and c not in deals.columns) for f in out["fields"]]
+    # a loaded export has every canonical column, blank where the export has none: empty counts as absent
+    empty = {c for c in deals.columns if deals[c].isna().all()} if len(deals) else set()
+    out["absent"] = ["; ".join(c for c in f.split("; ") if c and (c not in deals.columns or c in empty))
+                     for f in out["fields"]]
     return out[["reason", "deals", "fields", "absent"]]
 
 

@@ -135,9 +135,17 @@ def qualified_by(screened: Screening, by: str, order: list[str] | None = None) -
 
 def screen_by_tier(scored: pd.DataFrame, screened: Screening) -> pd.DataFrame:
     """Deals per scorecard tier (high, medium, low, unscored) that pass and fail the screen:
-    columns ``tier, passes, fails``. Deals are matched on ``deal_id``."""
-    both = pd.merge(scored[["deal_id", "tier"]], screened[["deal_id", "is_opportunity"]], on="deal_id")
+    columns ``tier, passes, fails``, and ``unknown`` when some deal neither passes nor fails: it
+    meets too few criteria now but would pass were its unknown criteria met (a CRM without the
+    screening fields leaves every deal so; counting it as failing would be a verdict from no check).
+    Deals are matched on ``deal_id``."""
+    criteria = list(getattr(screened, "criteria", []) or [])
+    could = (screened[criteria].isin([MET, UNKNOWN]).sum(axis=1) >= screened.min_criteria) if criteria \
+        else pd.Series(False, index=screened.index)
+    outcome = np.where(screened["is_opportunity"], "passes", np.where(could, "unknown", "fails"))
+    both = pd.merge(scored[["deal_id", "tier"]], screened[["deal_id"]].assign(outcome=outcome), on="deal_id")
     tier = both["tier"].astype("object").fillna("unscored")
-    table = pd.crosstab(tier, both["is_opportunity"]).reindex(index=["high", "medium", "low", "unscored"],
-                                                              columns=[True, False], fill_value=0)
-    return table.fillna(0).astype(int).set_axis(["passes", "fails"], axis=1).rename_axis("tier").reset_index()
+    columns = ["passes", "fails"] + (["unknown"] if (outcome == "unknown").any() else [])
+    table = pd.crosstab(tier, both["outcome"]).reindex(index=["high", "medium", "low", "unscored"],
+                                                       columns=columns, fill_value=0)
+    return table.fillna(0).astype(int).rename_axis("tier").rename_axis(None, axis=1).reset_index()

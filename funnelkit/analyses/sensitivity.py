@@ -53,6 +53,22 @@ def _scored_points(deals: pd.DataFrame, scorecard: Scorecard, dims: list[str]) -
     return deals[complete], points.loc[complete, dims].to_numpy(dtype=float)
 
 
+def one_field_only(deals: pd.DataFrame, scorecard: Scorecard) -> list[str]:
+    """The weighted dimensions of the scored ``deals`` when each deal has exactly one of them (a card
+    scored with ``missing: renormalise`` on an export that has only, say, the amount): every score is
+    then 20 × that dimension's points whatever the weights, so no scenario can move a deal. Empty
+    otherwise (or when no deal has any)."""
+    used = [k for k, w in scorecard.weights().items() if w > 0]
+    if scorecard.missing != "renormalise" or deals.empty:
+        return []
+    points, _ = points_table(deals, scorecard)
+    has = points[used].notna()
+    known = has[has.any(axis=1)]
+    if known.empty or (known.sum(axis=1) != 1).any():
+        return []
+    return [k for k in used if known[k].any()]
+
+
 def _tiers_of(scores: np.ndarray, scorecard: Scorecard) -> np.ndarray:
     """Fixed-threshold tier codes (0 high, 1 medium, 2 low) of a score array."""
     return tier_codes(scores, scorecard.tiers["high"], scorecard.tiers["medium"])
@@ -421,6 +437,8 @@ class SuggestedWeights(ResultDisplay):
     cv: pd.DataFrame  # which (baseline / suggested), auc (out-of-fold), plus diff and its CI on the suggested row
     better_than_baseline: bool  # the difference's CI lies above 0
     unavailable: str | None = None  # "few_closed": fewer than MIN_AUC won or lost scored deals, nothing fitted
+    won: int = 0  # closed deals the fit could use (every weighted field known): won
+    lost: int = 0  # … and lost (a backtest on partial cards may count more)
 
 
 @reused
@@ -447,7 +465,7 @@ def suggest_weights(
         weights = pd.DataFrame({"dimension": dims, "baseline": w_base, "suggested": empty, "low": empty, "high": empty})
         cv = pd.DataFrame({"which": ["baseline", "suggested"], "auc": np.nan, "diff": np.nan, "diff_low": np.nan,
                            "diff_high": np.nan})
-        return SuggestedWeights(weights, cv, False, "few_closed")
+        return SuggestedWeights(weights, cv, False, "few_closed", won=int(y.sum()), lost=int(len(y) - y.sum()))
 
     fold_of = np.random.default_rng(seed).permutation(len(y)) % folds
     oof = np.full(len(y), np.nan)
@@ -474,7 +492,7 @@ def suggest_weights(
         {"which": "suggested", "auc": auc_sugg, "diff": auc_sugg - auc_base, "diff_low": d_low, "diff_high": d_high},
     ])
     better = d_low > 0
-    return SuggestedWeights(weights, cv, bool(better))
+    return SuggestedWeights(weights, cv, bool(better), won=int(y.sum()), lost=int(len(y) - y.sum()))
 
 
 __all__ = [

@@ -41,7 +41,8 @@ def stage_list(config: FunnelConfig, deals: pd.DataFrame, pipeline: str | None) 
     present = list(pd.unique(deals["pipeline"])) or [config.default_pipeline]
     lists = {tuple(config.stage_keys(p)) for p in present}
     if len(lists) > 1:
-        raise ValueError(f"pipelines {', '.join(present)} have different stages; choose one with pipeline=")
+        raise ValueError(f"pipelines {', '.join(present)} have different stages; choose one with pipeline= "
+                         "(in params/reports.yaml, `pipeline:` on the entry: one entry per pipeline)")
     return list(lists.pop())
 
 

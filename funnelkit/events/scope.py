@@ -155,8 +155,14 @@ class Scope:
 
     @cached_property
     def labels(self) -> dict[str, str]:
-        """Stage key → label in the scope's language."""
-        return self.config.stage_labels(self.pipeline, self.language)
+        """Stage key → label in the scope's language: of the scope's pipeline, else of the pipeline
+        its deals are in (not the default one's: a team may sell in another pipeline only)."""
+        if self.pipeline is not None:
+            return self.config.stage_labels(self.pipeline, self.language)
+        keys = self.stages  # pipelines of different stages in scope are an error saying to choose one
+        present = [p for p in pd.unique(self._deals(columns=["pipeline"])["pipeline"]) if p in self.config.pipelines]
+        return {k: v for k, v in self.config.stage_labels(present[0] if present else None, self.language).items()
+                if k in keys}
 
     @cached_property
     def reach(self) -> pd.DataFrame:

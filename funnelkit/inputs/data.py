@@ -94,6 +94,8 @@ DATA_NOTES = {
     "no_columns": "{file}: no {columns} column: figures that need them are left out",
     "close_rows": "{file}: {rows} rows mark a close ({values}, `~` under `stages:`), not a stage entry: the deals' "
                   "status and close date record it",
+    "other_rows": "{file}: {rows} rows change another field than {kept} in column {column} ({values}): not stage "
+                  "changes, not read",
     "unrecognised": "{column}: {rows} value(s) not recognised ({examples}); treated as missing",
     "lookup_unmatched": "{file}: no row for {rows} deals' {lookup_column} (e.g. {example}); their looked-up fields are missing",
     "outcome_orphans": "{file}: {rows} of {total} rows name a deal not in {deals_file} (e.g. {example}); they are not used",
@@ -822,12 +824,18 @@ def validate(
 
     amount_text = raw["amount"]
     deals["amount"] = parse_amounts(amount_text, parsing.decimal, f"{deals_file}, column amount")
+    codes = raw["currency"] if "currency" in raw.columns else None  # an export's currency column
+    other = in_other_currency(amount_text, config.currency, codes)
+    shown_other = amount_text
+    if codes is not None:  # the code beside the amount, unless the amount already names it ("632.500 CHF")
+        code_text, text = codes.astype("string").fillna("").str.strip(), amount_text.astype("string").fillna("")
+        named = pd.Series([c in t for c, t in zip(code_text, text)], index=text.index, dtype=bool)
+        shown_other = text.where(named | code_text.eq(""), text + " " + code_text)
+    if codes is not None:  # the row names another currency: "632.500 CHF" is in francs, not "not a number"
+        qd.flag(other, "amount", reason("other_currency", "amount"), shown_other)
     qd.flag(deals["amount"].isna() & ~_blank(amount_text), "amount", reason("not_a_number", "amount"), amount_text)
     qd.flag(np.isinf(deals["amount"]), "amount", reason("not_finite", "amount"), amount_text)
     qd.flag(deals["amount"] < 0, "amount", reason("negative", "amount"), amount_text)
-    codes = raw["currency"] if "currency" in raw.columns else None  # an export's currency column
-    other = in_other_currency(amount_text, config.currency, codes)
-    shown_other = amount_text if codes is None else amount_text.astype("string") + " " + codes.astype("string").fillna("")
     qd.flag(other, "amount", reason("other_currency", "amount"), shown_other)
     for column in ["win_probability", "payment_days"]:
         if pd.api.types.is_numeric_dtype(raw[column]):

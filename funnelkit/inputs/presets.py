@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from funnelkit.config import PARAMS_DIR, StrictModel, params_file, project_dir, validate_file
 from funnelkit.inputs.data import DataError, Parsing
@@ -69,6 +69,9 @@ class Preset(StrictModel):
     status_column: str | None = None
     status_values: dict[str, Status] = Field(default_factory=dict)
     stage_dates: dict[str, str] = Field(default_factory=dict)  # stage key → date column (snapshot)
+    # canonical shape: events column → the values of the rows that are stage changes, for a log of
+    # every field change (Pipedrive's deal updates: {Feld: [Phase, Status]}); other rows are left out
+    event_rows: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("as_of", mode="before")
     @classmethod
@@ -79,6 +82,20 @@ class Preset(StrictModel):
     @classmethod
     def _constants_text(cls, value: object) -> object:
         return {k: str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("event_rows", mode="before")
+    @classmethod
+    def _values_text(cls, value: object) -> object:
+        # `{Feld: Phase}` (one value) reads as a list of one; YAML may read a value as a number
+        return {k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in value.items()} \
+            if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _event_rows_canonical(self) -> "Preset":
+        if self.event_rows and self.shape != "canonical":
+            raise ValueError("event_rows picks the stage changes out of a canonical shape's stage events file "
+                             f"(a log of every field change); the {self.shape} shape has no such file")
+        return self
 
     def parsing(self, default_timezone: str | None = None) -> Parsing:
         """How this export writes dates and numbers, for :func:`funnelkit.inputs.data.validate`."""

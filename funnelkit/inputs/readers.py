@@ -201,12 +201,28 @@ def read_canonical(tables: dict[str, pd.DataFrame], preset: Preset, config: Funn
         lookup = {normalise_name(k): v for k, v in preset.status_values.items()}
         deals["status"] = deals["status"].map(lambda s: lookup.get(normalise_name(s), s) if pd.notna(s) else s)
     notes = []
+    other = np.zeros(len(events), dtype=bool)
+    if preset.event_rows:  # a log of every field change: only the named fields' rows are stage changes
+        require_columns(raw_events, list(preset.event_rows), files["stage_events"], need_rows=False,
+                        what="named in the preset's event_rows")
+        for column, values in preset.event_rows.items():
+            wanted = {normalise_name(v) for v in values}
+            other |= ~raw_events[column].map(normalise_name, na_action="ignore").isin(wanted).to_numpy(dtype=bool)
+        if other.any():
+            column = next(iter(preset.event_rows))
+            counts = raw_events.loc[other, column].astype("string").fillna("(blank)").value_counts()
+            notes.append(data_note("other_rows", file=files["stage_events"], rows=f"{int(other.sum()):,}",
+                                   column=column, kept=", ".join(v for vs in preset.event_rows.values() for v in vs),
+                                   values=", ".join(f"{shown(v)} {n:,}" for v, n in counts.items())))
+    closes = np.zeros(len(events), dtype=bool)
     if preset.stages and "stage" in events:
-        events["stage"], closes = map_stage(events["stage"], preset)
+        events["stage"], close_mask = map_stage(events["stage"], preset)
+        closes = close_mask.to_numpy() & ~other
         if closes.any():  # a log of stage changes writes the close as one ("To stage: Closed Lost")
-            named = ", ".join(repr(str(v)) for v in pd.unique(raw_events.loc[closes.to_numpy(), to_stage(preset)]))
+            named = ", ".join(repr(str(v)) for v in pd.unique(raw_events.loc[closes, to_stage(preset)]))
             notes.append(data_note("close_rows", file=files["stage_events"], rows=f"{int(closes.sum()):,}", values=named))
-            events = events.assign(**{FILE_ROW: np.arange(1, len(events) + 1)})[~closes.to_numpy()]
+    if closes.any() or other.any():  # the rows read keep their row numbers in the file
+        events = events.assign(**{FILE_ROW: np.arange(1, len(events) + 1)})[~(closes | other)]
     return Shaped(deals, events, notes, {"deals": files["deals"], "stage_events": files["stage_events"]})
 
 

@@ -285,7 +285,11 @@ def funnel_plot(reps: pd.DataFrame, limits: pd.DataFrame, team_rate: float, titl
         ax.set_xlabel(words["x"])
         ax.set_ylabel(words["y"])
         # room above 100% for the name of a rep who won every deal, below the title
-        ax.set_ylim(0, min(110.0, fitted_limit(100 * max(float(reps["win_rate"].max()), team_rate), 0.25)))
+        # the upper 95% line at the smallest volume shown too: fitted to the dots alone, the axis cut
+        # off the funnel's upper half, and only the lower limits were drawn
+        shown = limits.loc[limits["n"] >= float(reps["closed"].min()), "upper_95"] if len(reps) else limits["upper_95"]
+        upper = float(shown.max()) if len(shown) and shown.notna().any() else 0.0
+        ax.set_ylim(0, min(110.0, fitted_limit(100 * max(float(reps["win_rate"].max()), team_rate, upper), 0.25)))
         ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= min(100.0, ax.get_ylim()[1])])
         ax.set_xlim(0, fitted_limit(float(reps["closed"].max()), 0.1))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # closed deals are whole: no 2.5 on the axis

@@ -159,6 +159,15 @@ def display_width(value: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in value)
 
 
+def no_stays_note(summary: pd.DataFrame, labels: dict[str, str], text: Text) -> list[str]:
+    """A sentence naming the stages (the final one aside: a won deal stays there) that no stay of
+    the time-in-stage ``summary`` covers, which its table and chart would otherwise leave out without
+    a word (a stage every deal skips, such as a pipeline stage no one uses); empty when none."""
+    keys = list(labels)[:-1]
+    missing = [labels[k] for k in keys if k not in set(summary["stage"] if len(summary) else [])]
+    return [text("tis_no_stays", stages=text("list_sep").join(missing))] if missing else []
+
+
 def styled(
     df: pd.DataFrame,
     text: Text,
@@ -589,7 +598,9 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
                            criterion=worst["label"], missed=int(worst["not met"])), "screen"))
     tiers = both["tier"].astype("object").fillna("unscored").value_counts()
     high_amount = both.loc[both["tier"] == "high", "amount"].sum()
-    if len(plan):
+    if len(plan) and plan["last_follow_up_at"].isna().all():  # every deal due now: "0 overdue" would say nothing
+        lines.append((text("opp_headline_overdue_undated", deals=len(plan)), "plan"))
+    elif len(plan):
         lines.append((text.counted("opp_headline_overdue", "overdue", overdue=int(plan["overdue"].sum()),
                            overdue_high=int((plan["overdue"] & (plan["tier"] == "high")).sum())), "plan"))
     if both["score"].isna().all():
@@ -599,7 +610,12 @@ def opportunity_findings(screened: pd.DataFrame, both: pd.DataFrame, plan: pd.Da
                        unscored=int(tiers.get("unscored", 0)),
                        high_amount=fmt_money(high_amount, currency) if tiers.get("high", 0) else text("no_high_deals")),
                   "tiers"))
-    high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"]).sum())
+    # a deal fails the screen only when it could not qualify even were every unknown criterion met:
+    # with the CRM lacking the fields, "27 high-scoring deals fail the screen" would be from no check
+    criteria = screened[list(screened.criteria)]
+    could_pass = criteria.isin(["met", "unknown"]).sum(axis=1) >= screened.min_criteria
+    fails = screened.loc[~could_pass.to_numpy(), "deal_id"]
+    high_fail = int(((both["tier"] == "high") & ~both["is_opportunity"] & both["deal_id"].isin(fails)).sum())
     low_pass = int(((both["tier"] == "low") & both["is_opportunity"]).sum())
     if high_fail or low_pass:
         lines.append((text("opp_headline_mismatch", high_fail=high_fail, low_pass=low_pass), "side"))
@@ -631,13 +647,16 @@ def interval(table: pd.DataFrame, value: str, low: str, high: str, fmt: str | Ca
 
 
 def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, names: dict[str, str], text: Text,
-                         sd: float, card: Any = None) -> list[Finding]:
+                         sd: float, card: Any = None, one_field: list[str] | None = None) -> list[Finding]:
     """Plain-language conclusions of the weight-sensitivity report, one per scenario, then stability
     (fields named as in ``card``, the scorecard tested; default ``params/scorecard.yaml``).
 
     A scenario's AUC difference is "significant" by :func:`funnelkit.analyses.sensitivity.differs_beyond_noise`.
     Kendall τ and AUC are left out, with the reason, where too few deals give them; the closed
-    deals the backtest could not score are counted with their reasons.
+    deals the backtest could not score are counted with their reasons. ``one_field``
+    (:func:`funnelkit.analyses.sensitivity.one_field_only`): every open deal is scored on one of
+    these dimensions alone, so no weighting can move it: said instead of each scenario's "0 deals
+    changing tier, ranking agreement 1.00", which would read as weights that do not matter.
     """
     from funnelkit.analyses.sensitivity import MIN_AUC, MIN_TAU
 
@@ -645,8 +664,12 @@ def sensitivity_findings(comparison: Any, test: Any, stability: pd.DataFrame, na
     base_auc = test.auc.set_index("scenario")
     if comparison.summary.empty or not (comparison.summary["scored"] > 0).any():
         lines.append((text("ws_no_open"), "transitions"))
+    elif one_field:
+        labels = {k: d.label.get(text.language, k) for k, d in card.dimensions.items()} if card is not None else {}
+        lines.append((text("ws_one_field", fields=text("list_sep").join(labels.get(k, k) for k in one_field)),
+                      "transitions"))
     for row in comparison.summary.itertuples():
-        if row.scored == 0:
+        if row.scored == 0 or one_field:
             continue
         moves = comparison.movers[comparison.movers["scenario"] == row.scenario]
         out_high = int(((moves["tier_before"] == "high") & (moves["tier_after"] != "high")).sum())
@@ -690,7 +713,7 @@ def suggestion_verdict(suggestion: Any, text: Text) -> str:
                 low=signed(row.loc["suggested", "diff_low"], 3), high=signed(row.loc["suggested", "diff_high"], 3))
 
 
-def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int | None, labels: dict[str, str],
+def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, overdue: int | str | None, labels: dict[str, str],
                  text: Text) -> list[Finding]:
     """Headline sentences for a rep report: win rate with interval against the team and the limits,
     the rank on the shrunk rate, the stage where the rep's next-step rate (``rates`` from
@@ -725,10 +748,13 @@ def rep_findings(summary: Any, rep: str, rates: pd.DataFrame, stalled: int, over
     return lines
 
 
-def work_line(text: Text, stalled: int, overdue: int | None) -> str:
-    """"3 stalled and 2 overdue deals to act on"; with ``overdue`` None (open deals, none scored:
-    :func:`funnelkit.analyses.playbook.overdue_known`) the overdue count is said to be unknown."""
-    if overdue is None:
+def work_line(text: Text, stalled: int, overdue: int | str | None) -> str:
+    """"3 stalled and 2 overdue deals to act on"; with ``overdue`` None or ``"unscored"`` (open
+    deals, none scored) or ``"undated"`` (none with a last follow-up date:
+    :func:`funnelkit.analyses.playbook.overdue_unknown`) the overdue count is said to be unknown, and why."""
+    if overdue == "undated":
+        return text("rep_headline_work_undated", stalled=stalled)
+    if overdue is None or isinstance(overdue, str):
         return text("rep_headline_work_unscored", stalled=stalled)
     return text("rep_headline_work", stalled=stalled, overdue=overdue)
 
@@ -770,15 +796,19 @@ def rollup_table(summary: pd.DataFrame, text: Text) -> Styler:
     from funnelkit.analyses.sales import missing_pipeline_key
 
     pipeline_key = missing_pipeline_key(summary["open_pipeline"]) if "open_pipeline" in summary else "no_probabilities"
+    why = set(summary["overdue_unknown"].dropna()) if "overdue_unknown" in summary else set()
+    overdue_key = "overdue_undated_cell" if why == {"undated"} else "overdue_unscored_cell"
     table = styled(shown[columns], text, ints=("rank", "closed", "won", "overdue"),
                    pct=("shrunk_win_rate", "value_win_rate"), days=("cycle_median",),
                    money=("velocity_per_day", "weighted_pipeline"), currency=None if isinstance(summary, pd.DataFrame) else summary.currency,
-                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key, "overdue": "overdue_unscored_cell"})
+                   missing={"rank": "not_ranked", "weighted_pipeline": pipeline_key, "overdue": overdue_key})
     # the reason under the table, not in the rank cell: a sentence there pushed the last columns off the page
     captions = []
     if "rank" in columns and shown["rank"].isna().any():
         volume = getattr(summary, "min_volume", None)
         captions.append(text("rollup_not_ranked", min_volume=volume) if volume else text("too_few_to_rank_note"))
+    if "overdue" in columns and overdue_key == "overdue_undated_cell" and shown["overdue"].isna().any():
+        captions.append(text("rollup_overdue_undated"))  # the why under the table: in the cells it overran the page
     if "weighted_pipeline" in columns:
         captions.append(text("rollup_pipeline_caveat"))
     return table.set_caption(html.escape(text("sentence_sep").join(captions))) if captions else table
@@ -839,7 +869,7 @@ def unscored_sentence(test: Any, text: Text, card: Any = None) -> str:
     reasons = text("clause_sep").join(
         text("reason_count", reason=unscored_words(reason, text, card=card).replace(text("clause_sep"), text("list_sep")),
              n=n) for reason, n in test.unscored_reasons.items())
-    return text("unscored_closed", n=test.unscored, reasons=reasons)
+    return text.counted("unscored_closed", "n", n=test.unscored, reasons=reasons)
 
 
 def unavailable(text: Text, key: str, **values: Any) -> Any:

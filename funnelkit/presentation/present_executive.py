@@ -26,8 +26,9 @@ def _figures(row: pd.Series, text: Text, labels: dict[str, str], currency: str) 
     crm = (text("fig_no_open_deals") if row["open_deals"] == 0 else money(row["crm_forecast"])
            if pd.notna(row["crm_forecast"]) else text("no_amounts") if pd.isna(row["open_pipeline"])
            else text("no_probabilities"))
-    overdue = (text("fig_no_open_deals") if row["open_deals"] == 0 else text("fig_overdue_unscored")
-               if pd.isna(row["overdue"]) else fmt_int(row["overdue"]))
+    overdue = (text("fig_no_open_deals") if row["open_deals"] == 0 else fmt_int(row["overdue"])
+               if pd.notna(row["overdue"]) else text("fig_overdue_undated")
+               if row.get("overdue_unknown") == "undated" else text("fig_overdue_unscored"))
     return {"won_value": money(row["won_value"]), "win_rate": win_rate, "open_pipeline": money(row["open_pipeline"]),
             "forecast": forecast, "crm_forecast": crm, "overdue": overdue,
             "leak": leak}

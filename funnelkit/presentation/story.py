@@ -40,12 +40,15 @@ def step_label(text: Text, source: str, target: str) -> str:
 
 
 def step_rate(text: Text, rate: float, maturing: bool = False, open_n: int = 0, *,
-              few: tuple[int, int] | None = None) -> str:
+              few: tuple[int, int] | None = None, skipped: int | None = None) -> str:
     """A step's rate: ``"52.8%"``, or ``"maturing (8 open)"`` when the step is maturing, so a
     cohort whose deals are still deciding does not read as 0%; "no deal reached it yet" when no
     deal reached the step's first stage (no rate, not 0%). ``few = (moved on, reached)`` when the
     step rests on too few decided deals (:func:`funnelkit.analyses.funnel.few_decided_steps`): its
-    counts, :func:`few_decided_rate`, instead of a percentage."""
+    counts, :func:`few_decided_rate`, instead of a percentage. ``skipped`` (the deals that reached the
+    step's first stage) when none of them entered it: each skipped it, so the step's 100% is no rate."""
+    if skipped:
+        return text("step_skipped", n=int(skipped))
     if maturing:
         return text("maturing", n=int(open_n))
     if few is not None:
@@ -73,10 +76,17 @@ def cohort_table(funnel: Any, text: Text) -> pd.DataFrame:
     cohort_step_rate`` (text: the rate or "maturing (N open)"), ``cumulative_rate``."""
     t = funnel.table if hasattr(funnel, "table") else funnel
     steps = [step_label(text, r.label, r.next_label) if isinstance(r.next_label, str) else "" for r in t.itertuples()]
-    rates = [step_rate(text, r.next_step_rate, r.maturing, r.open_at, few=_few(r)) if isinstance(r.next_label, str)
-             else "–" for r in t.itertuples()]
+    rates = [step_rate(text, r.next_step_rate, r.maturing, r.open_at, few=_few(r), skipped=_skipped(r))
+             if isinstance(r.next_label, str) else "–" for r in t.itertuples()]
     return pd.DataFrame({"stage": t["label"], "reached": t["reached"], "lost_at": t["lost_at"], "open_at": t["open_at"],
                          "step": steps, "cohort_step_rate": rates, "cumulative_rate": t["cumulative_rate"]})
+
+
+def _skipped(row: Any) -> int | None:
+    """The deals that reached a cohort funnel row's stage when every one of them skipped it, else None."""
+    get = row.get if isinstance(row, pd.Series) else lambda k, d=None: getattr(row, k, d)
+    entered, reached = get("entered", None), get("reached", 0)
+    return int(reached) if entered is not None and entered == 0 and reached > 0 else None
 
 
 def _few(row: Any) -> tuple[int, int] | None:
@@ -96,7 +106,7 @@ def funnel_chart_frame(funnel: Any, text: Text) -> pd.DataFrame:
         before = t.iloc[j - 1]
         texts.append(text("step_rate", step=step_label(text, before["label"], t.iloc[j]["label"]),
                           rate=step_rate(text, before["next_step_rate"], before["maturing"], before["open_at"],
-                                         few=_few(before))))
+                                         few=_few(before), skipped=_skipped(before))))
     return t.assign(step_text=texts)
 
 
@@ -224,9 +234,10 @@ def rep_period_table(figures: Any, labels: dict[str, str], text: Text) -> pd.Dat
         row = {"measure": step_label(text, labels.get(stage, stage), labels.get(next_stage, next_stage))}
         for c in columns:
             r = g.loc[c]
+            skipped = int(r["reached"]) if r.get("skipped", False) else None
             row[names[c]] = (step_rate(text, r["rate"], r["maturing"], r["open_at"],
-                                       few=(r["advanced"], r["reached"]) if r["few_decided"] else None)
-                             if r["maturing"] or r["few_decided"] else
+                                       few=(r["advanced"], r["reached"]) if r["few_decided"] else None, skipped=skipped)
+                             if r["maturing"] or r["few_decided"] or skipped else
                              rate_of(text, r["rate"], r["advanced"], r["reached"], "step_none"))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -293,15 +304,18 @@ def missing_bar_notes(rates: pd.DataFrame, labels: dict[str, str], text: Text, r
     notes = []
     for who in ("rep", "team") if rep is not None else ("team",):
         maturing = rates[f"{who}_maturing"].astype(bool)
-        few = rates[f"{who}_few"].astype(bool) & ~maturing
-        for key, flags in (("chart_no_bar_few", few), ("chart_no_bar_maturing", maturing)):
+        skipped = rates[f"{who}_skipped"].astype(bool) if f"{who}_skipped" in rates else maturing & False
+        maturing = maturing & ~skipped
+        few = rates[f"{who}_few"].astype(bool) & ~maturing & ~skipped
+        for key, flags in (("chart_no_bar_few", few), ("chart_no_bar_maturing", maturing),
+                           ("chart_no_bar_skipped", skipped)):
             if flags.any():
                 notes.append(text(key, bar=text(f"col_{who}_value"), steps=text("list_sep").join(steps[flags]),
                                   min=MIN_DECIDED))
     return notes
 
 
-def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int | None,
+def rep_headline(figures: Any, summary: Any, rates: pd.DataFrame, stalled: int, overdue: int | str | None,
                  labels: dict[str, str], text: Text) -> list[Finding]:
     """Headline of a rep report: the trailing-window findings of :func:`funnelkit.presentation.present.rep_findings`
     with the rep's own figures for the report period beside them; for the team overview

@@ -105,14 +105,15 @@ def _ensure_kernel() -> str:
 
 
 def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecard",
-                  summary: "pd.DataFrame | None" = None) -> None:
+                  summary: "pd.DataFrame | None" = None, currency: str | None = None) -> None:
     """Deals per tier, then the unscored ones by reason and the fields that would score them."""
     from funnelkit.analyses.scorecard import tier_summary, unscored_summary
 
     has_amount = "amount" in scored and scored["amount"].notna().any()
     if summary is None:
         summary = tier_summary(scored if "amount" in scored else scored.assign(amount=0.0))
-    print(f"{'tier':<10}{'deals':>8}{'of deals':>10}" + (f"{'amount':>18}{'of value':>10}" if has_amount else ""))
+    amount = f"amount ({currency})" if currency else "amount"  # the funnel's currency, as the reports show it
+    print(f"{'tier':<10}{'deals':>8}{'of deals':>10}" + (f"{amount:>18}{'of value':>10}" if has_amount else ""))
     for row in summary.itertuples():
         print(f"{row.tier:<10}{row.deals:>8,}{row.deal_share:>10.1%}"
               + ((f"{row.amount:>18,.0f}" if row.amount == row.amount else f"{'–':>18}")  # no deal: no amount
@@ -127,7 +128,7 @@ def _print_scores(deals: "pd.DataFrame", scored: "pd.DataFrame", card: "Scorecar
     print(f"unscored: {int(reasons['deals'].sum()):,} deals")
     english = load_text("en")
     for row in reasons.head(10).itertuples():
-        absent = f" (no {row.absent} column in the data)" if row.absent else ""
+        absent = f" (no {row.absent} in the data: map an export column to it in the preset)" if row.absent else ""
         reason = unscored_words(row.reason, english, name=lambda column, _: column)  # columns as the data names them
         print(f"  {row.deals:>7,}  {reason}; would be scored with: {row.fields}{absent}")
     if len(reasons) > 10:
@@ -161,7 +162,7 @@ def _score(args: argparse.Namespace) -> int:
         scored = score_deals(table, card, scenario=args.scenario)
         print(f"{len(scored):,} deals in {args.data} (no stage history: every row scored, whatever its status), "
               f"scenario: {args.scenario or 'baseline'}")
-        _print_scores(table, scored, card)
+        _print_scores(table, scored, card, currency=config.currency)
         if args.out:
             print(f"scores: {len(scored):,} deals → {write_table_export(scored, args.out)}")
         return 0 if scored["score"].notna().any() else 1
@@ -176,7 +177,7 @@ def _score(args: argparse.Namespace) -> int:
     summary = tier_summary(scored)
     what = "screened opportunity points" if args.screened_only else "open deals"
     print(f"{len(scored):,} {what} at {plan_date:%Y-%m-%d}, scenario: {args.scenario or 'baseline'}")
-    _print_scores(deals, scored, card, summary)
+    _print_scores(deals, scored, card, summary, currency=config.currency)
     if not scored["score"].notna().any():  # an empty plan is no plan: say so, write nothing, fail
         why = (f"no {what} at {plan_date:%Y-%m-%d} in {args.data}" if not len(scored) else
                f"none of the {len(scored):,} {what} could be scored (reasons and the fields that would score them above)")
@@ -195,7 +196,11 @@ def _score(args: argparse.Namespace) -> int:
         labels = {k: v for p in config.pipelines for k, v in config.stage_labels(p, text.language).items()}
         listed = follow_up_export(follow_up_table(plan, text, labels), text)
         path = write_table_export(listed, args.out, sheet_by=text.column("rep"))
-        print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
+        if plan["last_follow_up_at"].notna().any():
+            print(f"follow-up plan: {len(plan):,} deals, {int(plan['overdue'].sum()):,} overdue → {path}")
+        else:  # "0 overdue" would be a count of nothing: no deal says when it was last followed up
+            print(f"follow-up plan: {len(plan):,} deals, overdue unknown: no deal has a last follow-up date (map a "
+                  f"column to last_follow_up_at in the preset); each is due on {pd.Timestamp(plan_date):%Y-%m-%d} → {path}")
     return 0
 
 

@@ -24,31 +24,43 @@ from funnelkit.inputs.io import READABLE, read_table
 # canonical field → header spellings (normalised: lower case, letters and digits only)
 SYNONYMS: dict[str, list[str]] = {
     "deal_id": ["dealid", "id", "opportunityid", "recordid", "leadid", "mqlid", "opportunity", "商机编号", "商机id",
-                "机会编号", "编号"],
-    "customer": ["customer", "account", "accountname", "company", "associatedcompany", "客户名称", "客户", "公司名称"],
+                "机会编号", "编号", "dealnummer"],
+    "customer": ["customer", "account", "accountname", "company", "associatedcompany", "客户名称", "客户", "公司名称",
+                 "organisation", "organization", "organisationsname", "kunde", "firma", "unternehmen"],
     "rep": ["rep", "owner", "dealowner", "salesagent", "seller", "salesrep", "agent", "ownerid", "负责人", "销售",
-            "商机负责人", "销售负责人", "销售代表", "所有人"],
+            "商机负责人", "销售负责人", "销售代表", "所有人",
+            "besitzer", "inhaber", "dealinhaber", "verantwortlich", "vertriebsmitarbeiter"],
     "team": ["team", "salesteam", "hubspotteam", "manager", "团队", "所属部门", "部门", "销售团队", "销售部门",
-             "负责人所属部门", "负责人主属部门"],
-    "created_at": ["createdat", "created", "createdate", "createddate", "firstcontactdate", "创建日期", "创建时间"],
+             "负责人所属部门", "负责人主属部门", "vertriebsteam", "abteilung"],
+    "created_at": ["createdat", "created", "createdate", "createddate", "firstcontactdate", "创建日期", "创建时间",
+                   "erstelltam", "erstellungsdatum", "dealerstelltam", "dealcreated", "addtime"],
     "closed_at": ["closedat", "closedate", "closedate", "closingdate", "wondate", "关闭日期", "结单日期", "结单时间",
-                  "实际结单日期", "成交日期", "赢单日期"],
+                  "实际结单日期", "成交日期", "赢单日期",
+                  "abschlussdatum", "geschlossenam", "dealclosedon", "closetime"],
     "amount": ["amount", "value", "dealvalue", "closevalue", "revenue", "金额", "预计成交金额", "预计成交金额元",
-               "商机金额", "商机金额元", "成交金额", "成交金额元", "销售金额"],
-    "lost_reason": ["lostreason", "lossreason", "closedlostreason", "流失原因", "输单原因", "丢单原因"],
-    "industry": ["industry", "sector", "businesssegment", "行业"],
+               "商机金额", "商机金额元", "成交金额", "成交金额元", "销售金额",
+               "wert", "dealwert", "betrag", "auftragswert"],
+    "lost_reason": ["lostreason", "lossreason", "closedlostreason", "流失原因", "输单原因", "丢单原因",
+                    "verlustgrund", "grunddesverlusts"],
+    "industry": ["industry", "sector", "businesssegment", "行业", "branche"],
     "pipeline": ["pipeline", "业务流程", "商机流程"],
-    "currency": ["currency", "currencycode", "dealcurrencycode", "币种", "货币"],
-    "win_probability": ["probability", "dealprobability", "winprobability", "成交概率", "赢率"],
+    "currency": ["currency", "currencycode", "dealcurrencycode", "币种", "货币", "währung", "wahrung"],
+    "win_probability": ["probability", "dealprobability", "winprobability", "成交概率", "赢率", "wahrscheinlichkeit"],
 }
 # a stage history names the stage entered; a log of stage changes ("From stage", "To stage") the new one
 STAGE_NAMES = ["stage", "dealstage", "stagename", "阶段", "currentstage", "tostage", "newstage", "stageto",
-               "销售阶段", "商机阶段", "变更后阶段", "新阶段"]
+               "销售阶段", "商机阶段", "变更后阶段", "新阶段",
+               "phase", "dealphase", "stufe"]
 STATUS_NAMES = ["status", "result", "outcome", "opportunityresult", "状态", "winloss", "赢单输单", "输赢状态",
-                "输赢", "商机状态"]
-WON = re.compile(r"^(closed\s*)?(won|win|wins)$|赢单|成交", re.IGNORECASE)
-LOST = re.compile(r"^(closed\s*)?(lost|loss|lose)$|输单|丢单|流失", re.IGNORECASE)
-DATE_HINT = re.compile(r"date|time|(^|[\s_])at$|日期|时间", re.IGNORECASE)  # "Changed at" too
+                "输赢", "商机状态", "dealstatus"]
+# a log of every field change (Pipedrive's deal updates): the field column and the new value's column
+FIELD_NAMES = ["feld", "field", "fieldname", "feldname", "geändertesfeld", "changedfield", "attribute", "字段",
+               "变更字段", "字段名称"]
+NEW_VALUE_NAMES = ["neuerwert", "newvalue", "tovalue", "valueafter", "wertneu", "新值", "变更后值", "变更后"]
+WON = re.compile(r"^(closed\s*)?(won|win|wins|gewonnen)$|赢单|成交", re.IGNORECASE)
+LOST = re.compile(r"^(closed\s*)?(lost|loss|lose|verloren)$|输单|丢单|流失", re.IGNORECASE)
+# "Changed at" too; German: "Erstellt am", "Abschlussdatum", "Geändert am", "Uhrzeit"
+DATE_HINT = re.compile(r"date|time|(^|[\s_])at$|datum|zeit|(^|[\s_])am$|日期|时间", re.IGNORECASE)
 
 
 def _y(value: Any) -> str:
@@ -118,7 +130,7 @@ def _write_project(work: Path, folder: Path, source: Path | None, preset_name: s
         path = work / "params" / "presets" / f"{preset_name}.yaml"
         path.write_text(draft, encoding="utf-8")
         if stages:
-            names = _write_funnel(work / "params" / "funnel.yaml", stages, found.get("currency"))
+            names = _write_funnel(work / "params" / "funnel.yaml", stages, found.get("currency"), found.get("pipelines"))
             _write_playbook(work / "params" / "playbook.yaml", names)
         data, preset = str(source.resolve() if source.is_dir() else source.resolve().parent), preset_name
         _point_matrix(work / "params" / "reports.yaml", data, preset)
@@ -128,6 +140,12 @@ def _write_project(work: Path, folder: Path, source: Path | None, preset_name: s
             lines.append(f"wrote {folder}/params/funnel.yaml with the export's stages (English labels "
                          f"\"Stage N: <name>\" where the name is Chinese: write your own) and {folder}/params/"
                          "playbook.yaml with the sample's stage actions put against them — a draft to edit")
+        if found.get("currency") not in (None, "CNY"):  # the packaged card's amount bands are yuan-sized
+            lines.append(f"the amounts are in {found['currency']}: params/scorecard.yaml's amount bands are the "
+                         "packaged card's, set for CNY (≥ 1,000,000 scores 5): set them for your deal sizes, or "
+                         "learn a card from your won and lost deals with `funnelkit fit-scorecard`")
+        if len(found.get("pipelines") or {}) > 1:
+            _entries_per_pipeline(work / "params" / "reports.yaml", list(found["pipelines"]))
         first, loaded = _first_look(work, Path(data), path)
         lines += [line.replace(str(work), str(folder)) for line in first]
         lines.append(f"next: funnelkit check {data} --project {folder} --preset {preset_name}")
@@ -189,11 +207,38 @@ def english_label(name: str, number: int) -> str:
     return f"Stage {number}: {name}" if CJK.search(name) else name
 
 
-def _write_funnel(path: Path, stages: list[str], currency: str | None = None) -> dict[str, str]:
-    """The project's funnel.yaml with one pipeline of the export's stages and the amounts' currency
-    when the export shows one (languages, categories and otherwise the currency kept from the
-    defaults); returns each stage key → the export's name, in funnel order. Labels: ``zh`` the export's name, ``en``
-    :func:`english_label`."""
+def _entries_per_pipeline(path: Path, pipelines: list[str]) -> None:
+    """Each entry of the project's reports.yaml once per pipeline (``pipeline: <name>``): a report
+    covers one pipeline when the pipelines' stages differ (their funnels cannot be added up)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("entries:")) + 1
+    out, block = lines[:start], []
+
+    def flush() -> None:
+        for name in pipelines:
+            out.extend(block + [f"    pipeline: {_y(name)}   # one report per pipeline: their stages differ"])
+        block.clear()
+
+    for line in lines[start:]:
+        if line.startswith("  - ") or not line.startswith("    "):
+            if block:
+                flush()
+            if not line.startswith("  - "):
+                out.append(line)
+                continue
+        block.append(line)
+    if block:
+        flush()
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def _write_funnel(path: Path, stages: list[str], currency: str | None = None,
+                  pipelines: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """The project's funnel.yaml with one pipeline of the export's stages (or, given ``pipelines``,
+    one per pipeline of the export: its name → its stage keys in order, the first the default) and
+    the amounts' currency when the export shows one (languages, categories and otherwise the
+    currency kept from the defaults); returns each stage key → the export's name, in funnel order.
+    Labels: ``zh`` the export's name, ``en`` :func:`english_label`."""
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     if currency:
         config["currency"] = currency
@@ -203,6 +248,11 @@ def _write_funnel(path: Path, stages: list[str], currency: str | None = None) ->
               for n, (s, key) in enumerate(keys.items(), start=1)]
     config["default_pipeline"] = "export"
     config["pipelines"] = {"export": {"en": "Export", "zh": "导出", "stages": labels}}
+    if pipelines:  # the export's pipeline column names each deal's pipeline: keep its names as keys
+        by_key = {label["key"]: label for label in labels}
+        config["default_pipeline"] = next(iter(pipelines))
+        config["pipelines"] = {name: {"en": name, "zh": name, "stages": [dict(by_key[k]) for k in keys]}
+                               for name, keys in pipelines.items()}
     header = ("# Funnel configuration written by `funnelkit init --from`: the stages come from the export's stage\n"
               "# values, ordered by how many stage dates their deals carry (guess: check the order). zh holds the\n"
               "# export's own names; en the same name where it has no Chinese, else \"Stage N: <the export's name>\"\n"
@@ -272,26 +322,44 @@ def _date_order(values: pd.Series, where: str) -> str:
 
 
 def _stage_history(tables: dict[Path, tuple[pd.DataFrame, str | None]], main_path: Path,
-                   main: pd.DataFrame) -> tuple[Path, pd.DataFrame, str, str] | None:
+                   main: pd.DataFrame) -> tuple[Path, pd.DataFrame, str, str, dict[str, list[str]]] | None:
     """A file of stage entries beside the deals file: it repeats the deals file's id column and has
-    a stage column and a date column. Returns ``(path, table, stage column, date column)``."""
+    a stage column and a date column — or is a log of every field change (a field column, e.g.
+    Pipedrive's ``Feld``, naming the stage field among others, and a new value column). Returns
+    ``(path, table, stage column, date column, event_rows)``, the table cut to the stage changes
+    (and status changes to won or lost) and ``event_rows`` the preset's filter for them (empty for
+    a file of stage entries only)."""
     id_col = _id_column(main)
     for path, (df, _) in tables.items():
         if path == main_path or id_col is None or id_col not in df.columns or df[id_col].is_unique:
             continue
         keys = {_key(c): c for c in df.columns}
         stage = next((keys[n] for n in STAGE_NAMES if n in keys), None)
+        rows: dict[str, list[str]] = {}
+        field, new = (next((keys[n] for n in names if n in keys), None) for names in (FIELD_NAMES, NEW_VALUE_NAMES))
+        if stage is None and field is not None and new is not None:
+            names = df[field].astype("string").str.strip()
+            stage_fields = [v for v in pd.unique(names.dropna()) if _key(v) in STAGE_NAMES]
+            status_fields = [v for v in pd.unique(names.dropna()) if _key(v) in STATUS_NAMES
+                             and df.loc[names == v, new].dropna().astype(str).map(lambda x: bool(WON.search(x.strip()))).any()]
+            if stage_fields:
+                rows = {field: stage_fields + status_fields}
+                df, stage = df[names.isin(rows[field]).fillna(False).to_numpy(dtype=bool)], new
         entered = next((c for c in df.columns if c != stage and DATE_HINT.search(str(c))), None)
         if stage is not None and entered is not None:
-            return path, df, stage, entered
+            return path, df, stage, entered, rows
     return None
 
 
-def _history_stages(history: tuple[Path, pd.DataFrame, str, str], status: pd.Series | None,
-                    out: list[str]) -> list[str]:
+def _history_stages(history: tuple[Path, pd.DataFrame, str, str, dict[str, list[str]]], status: pd.Series | None,
+                    out: list[str], pipelines: pd.Series | None = None,
+                    by_pipeline: dict[str, list[str]] | None = None) -> list[str]:
     """The stages of a stage-entry file in funnel order (by a value's mean position among its deal's
-    entries, a won value last), appended to ``out`` as ``stages:`` with the deals' ``status_values``."""
-    path, events, stage_col, _ = history
+    entries, a won value last), appended to ``out`` as ``stages:`` with the deals' ``status_values``.
+    With ``pipelines`` (each deal's pipeline, indexed by deal id), ``by_pipeline`` receives each
+    pipeline's stage keys in the order its deals enter them (two pipelines name their stages apart)."""
+    by_pipeline = {} if by_pipeline is None else by_pipeline
+    path, events, stage_col, _, _ = history
     values = events[stage_col].astype("string").str.strip()
     position = values.groupby(events[_id_column(events)]).cumcount()
     order = position.groupby(values).mean()
@@ -299,6 +367,13 @@ def _history_stages(history: tuple[Path, pd.DataFrame, str, str], status: pd.Ser
     lost = [v for v in order.index if LOST.search(v)]
     stages = sorted((v for v in order.index if v not in won + lost), key=lambda v: (order[v], v)) + won[:1]
     keys = stage_keys(stages)
+    if pipelines is not None:  # each pipeline's stages in the order its own deals enter them
+        ids = events[_id_column(events)].astype("string").str.strip()
+        of_deal = ids.map(pipelines.set_axis(pipelines.index.astype("string").str.strip()))
+        for name in pd.unique(pipelines.dropna()):
+            part = order if of_deal.isna().all() else position[of_deal == name].groupby(values[of_deal == name]).mean()
+            by_pipeline[str(name)] = [keys[v] for v in sorted((v for v in part.index if v in keys and v not in won),
+                                                             key=lambda v: (part[v], v))] + [keys[w] for w in won[:1]]
     out.append(f"stages:   # guess: {path.name}'s stage values → stage keys, in the order deals enter them")
     for v in stages:
         out.append(f"  {_y(v)}: {keys[v]}   # guess: entered as entry {order[v] + 1:.1f} of a deal on average")
@@ -402,9 +477,12 @@ def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str
         if DATE_HINT.search(str(column)) and column not in (stage_col,):
             dates[column] = _date_order(main[column], f"{main_path.name}, column {column}")
     if history:
-        path, events, event_stage, entered = history
+        path, events, event_stage, entered, event_rows = history
         out += ["shape: canonical   # guess: a deals file and a file of stage entries (one row per stage a deal entered)",
                 f"files: {{deals: {_y(main_path.name)}, stage_events: {_y(path.name)}}}"]
+        for column, values in event_rows.items():
+            out.append(f"event_rows: {{{_y(column)}: [{', '.join(_y(v) for v in values)}]}}   # guess: {path.name} "
+                       f"logs every field change; its {column} rows for these fields are the stage changes")
         chosen = {table: sheets[p] for table, p in (("deals", main_path), ("stage_events", path)) if sheets[p]}
         if chosen:
             out.append("sheets: {" + ", ".join(f"{t}: {_y(n)}" for t, n in chosen.items())
@@ -430,6 +508,13 @@ def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str
             out.append(f"sheets: {{deals: {_y(sheets[main_path])}}}   # guess: the workbook's sheet that holds the deals")
     if separator and separator != ",":
         out.append(f"separator: {_y(separator)}   # detected in the header line")
+    amount_col = next((c for c, f in columns.items() if f == "amount"), None)
+    if amount_col is not None:
+        text = main[amount_col].dropna().astype(str)
+        comma = text.str.contains(r"\d\.\d{3}(?:,\d+|\b)|\d,\d{1,2}(?!\d)").sum()  # 1.234.500,00 / 12,50
+        point = text.str.contains(r"\d,\d{3}(?:\.\d+|\b)|\d\.\d{1,2}(?!\d)").sum()  # 1,234,500.00 / 12.50
+        if comma > point:
+            out.append(f"decimal: \",\"   # detected: {amount_col} writes amounts like {_y(text[text.str.contains(r'[.,]')].iloc[0])}")
     orders = {o for o in dates.values() if o in ("dayfirst", "monthfirst")}
     out.append("columns:   # export column → canonical field (guess from the header names)")
     for source_col, field in columns.items():
@@ -447,7 +532,13 @@ def draft_preset(source: Path, extra: dict[str, Any] | None = None) -> tuple[str
         out.append(f"# date column {column}: {order}")
     stages: list[str] = []
     if history:
-        stages = _history_stages(history, main[status_col] if status_col is not None else None, out)
+        pipelines = (main[pipeline_col].astype("string").str.strip().set_axis(main[_id_column(main)].astype("string"))
+                     if pipeline_col in columns and _id_column(main) is not None else None)
+        by_pipeline: dict[str, list[str]] = {}
+        stages = _history_stages(history, main[status_col] if status_col is not None else None, out, pipelines,
+                                 by_pipeline)
+        if extra is not None and len(by_pipeline) > 1:
+            extra["pipelines"] = by_pipeline
     elif stage_col is not None:
         values = main[stage_col].dropna().astype(str).str.strip()
         distinct = [v for v in pd.unique(values) if v][:40]

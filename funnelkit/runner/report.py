@@ -84,7 +84,8 @@ class Job:
 
     @property
     def title(self) -> str:
-        return " / ".join(x for x in (self.period, self.team, self.rep, self.notebook) if x)
+        return " / ".join(x for x in (self.period, self.team, self.rep, self.notebook,
+                                      self.parameters.get("pipeline")) if x)
 
 
 @dataclass
@@ -188,7 +189,9 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
     reps_in_data = data.deals["rep"].dropna().unique().tolist()
     rep_slug = unique_slugs([str(r) for r in reps_in_data]
                             + [r for entry in matrix.entries if isinstance(entry.reps, list) for r in entry.reps])
+    pipe_slug = unique_slugs([e.pipeline for e in matrix.entries if e.pipeline])
     jobs: list[Job] = []
+    written: dict[str, int] = {}  # output path → the entry that writes it
     for i, entry in enumerate(matrix.entries):
         if not (notebooks_dir / f"{entry.notebook}.ipynb").exists():
             raise ConfigError(f"reports matrix: entries.{i}.notebook: no notebook {entry.notebook}.ipynb in {notebooks_dir}")
@@ -207,9 +210,15 @@ def expand_matrix(matrix: ReportMatrix, data: Dataset, notebooks_dir: Path = NOT
                 else:
                     reps = [r for r in entry.reps if (team_deals["rep"] == r).any()]
                 for rep in reps:
-                    # an entry with its own language gets its own file name, beside the run's language
-                    name = f"{entry.notebook}.{entry.language}" if entry.language else entry.notebook
+                    # an entry with its own pipeline or language gets its own file name, beside the others
+                    name = ".".join([entry.notebook] + ([pipe_slug[entry.pipeline]] if entry.pipeline else [])
+                                    + ([entry.language] if entry.language else []))
                     parts = [period, team_slug[team]] + ([rep_slug[rep]] if rep else []) + [name]
+                    if "/".join(parts) in written:  # the later report would overwrite the earlier one
+                        raise ConfigError(f"reports matrix: entries.{written['/'.join(parts)]} and entries.{i} both "
+                                          f"write {'/'.join(parts)}.html; give them different pipelines, languages, "
+                                          "teams or periods")
+                    written["/".join(parts)] = i
                     params = {"period": period, "team": team, "rep": rep, "pipeline": entry.pipeline}
                     params |= {"language": entry.language} if entry.language else {}
                     params |= entry.parameters
@@ -867,7 +876,7 @@ def key_figures(results: list[JobResult], data: Dataset, config: Any, as_of: str
         settings = load_forecast_settings()
         pipeline = comparable_pipeline(config)
         table = team_figures(data, config, period, teams, as_of=as_of, language=language, pipeline=pipeline,
-                             settings=settings)
+                             settings=settings, every_pipeline=True)
         labels = config.stage_labels(pipeline, language)
         figures = index_figures(table, text, labels, config.currency, period, as_of, settings.confidence)
         if pipeline is not None:  # say which pipeline the figures are for
@@ -891,7 +900,8 @@ def write_index(results: list[JobResult], output: Path, as_of: str, language: st
     from funnelkit.presentation.present import load_text
     from funnelkit.presentation.present_executive import index_words
 
-    language = language or load_config().language
+    config = load_config()
+    language, pipelines = language or config.language, config.pipelines
     texts = {code: load_text(code) for code in ("en", "zh")}
     text = texts.get(language, texts["en"])
     periods = sorted({r.job.period for r in results})
@@ -901,6 +911,9 @@ def write_index(results: list[JobResult], output: Path, as_of: str, language: st
         own = r.job.parameters.get("language") or run_language or language
         words = texts.get(own, text)
         name = words(r.job.notebook) if r.job.notebook in words.entries else r.job.notebook.replace("_", " ")
+        if r.job.parameters.get("pipeline"):  # one report per pipeline: say whose
+            pipeline = r.job.parameters["pipeline"]
+            name = f"{name} · {pipelines[pipeline].label(own) if pipeline in pipelines else pipeline}"
         entry = {"name": name, "ok": r.ok, "href": f"{r.job.relpath}.html", "error": r.error,
                  "lang": HTML_LANG.get(own, own) if own != language else ""}
         if r.ok:
