@@ -206,6 +206,19 @@ def test_a_scope_over_two_pipelines_says_which_setting_chooses_one(project: Path
 
 
 @pytest.fixture(scope="module")
+def with_bedarfsanalyse(project: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The config and data after the user's one edit to the draft: Bedarfsanalyse, a Neukunden stage
+    no deal entered (so the export cannot show it), added as the third stage."""
+    funnel_yaml = yaml.safe_load((project / "params" / "funnel.yaml").read_text(encoding="utf-8"))
+    funnel_yaml["pipelines"]["Neukunden"]["stages"].insert(2, {"key": "bedarfsanalyse", "en": "Bedarfsanalyse",
+                                                               "zh": "需求分析"})
+    path = tmp_path_factory.mktemp("r6-edited") / "funnel.yaml"
+    path.write_text(yaml.safe_dump(funnel_yaml, allow_unicode=True), encoding="utf-8")
+    config = load_config(path)
+    return config, fk.load_data(FOLDER, config=config, preset=project / "params" / "presets" / "my_export.yaml")
+
+
+@pytest.fixture(scope="module")
 def renormalised(project: Path):
     """The scorecard as the user set it: `missing: renormalise` (the export has only the amount)."""
     card = fk.load_scorecard()
@@ -358,7 +371,7 @@ def test_the_stalled_headline_names_a_numeric_deal_id_as_a_deal():
                                                     days=322, stage="Kontakt hergestellt")
 
 
-def test_rep_reports_show_no_100_percent_out_of_a_stage_no_deal_entered(project: Path, tmp_path: Path):
+def test_rep_reports_show_no_100_percent_out_of_a_stage_no_deal_entered(with_bedarfsanalyse):
     """The rep report's window table read "需求分析 → Angebot erstellt 100.0% (14 个中 14 个)" and its
     chart drew 100% bars for rep and team: a step out of a stage every deal skipped."""
     from funnelkit.analyses import reps
@@ -366,12 +379,7 @@ def test_rep_reports_show_no_100_percent_out_of_a_stage_no_deal_entered(project:
     from funnelkit.presentation import story
     from funnelkit.presentation.present import load_text
 
-    funnel_yaml = yaml.safe_load((project / "params" / "funnel.yaml").read_text(encoding="utf-8"))
-    funnel_yaml["pipelines"]["Neukunden"]["stages"].insert(2, {"key": "bedarfsanalyse", "en": "Bedarfsanalyse",
-                                                               "zh": "需求分析"})
-    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(funnel_yaml, allow_unicode=True), encoding="utf-8")
-    config = load_config(tmp_path / "funnel.yaml")
-    data = fk.load_data(FOLDER, config=config, preset=project / "params" / "presets" / "my_export.yaml")
+    config, data = with_bedarfsanalyse
     scope = fk.Scope.build(data, config, team="Vertrieb Süd", pipeline="Neukunden", language="zh")
     text = load_text("zh")
     table = story.rep_period_table(rep_period_figures(scope, "Sabine Groß", "2024", 12), scope.labels, text)
@@ -492,17 +500,12 @@ def test_index_won_value_and_win_rate_cover_every_pipeline(project: Path, loaded
     assert narrow["forecast"] == row["forecast"] and narrow["open_pipeline"] == row["open_pipeline"]
 
 
-def test_time_in_stage_names_a_stage_no_deal_entered(project: Path, tmp_path: Path):
+def test_time_in_stage_names_a_stage_no_deal_entered(with_bedarfsanalyse):
     """Bedarfsanalyse was left out of the time-in-stage table and chart without a word."""
     from funnelkit.analyses import timing
     from funnelkit.presentation.present import load_text, no_stays_note
 
-    funnel_yaml = yaml.safe_load((project / "params" / "funnel.yaml").read_text(encoding="utf-8"))
-    funnel_yaml["pipelines"]["Neukunden"]["stages"].insert(2, {"key": "bedarfsanalyse", "en": "Bedarfsanalyse",
-                                                               "zh": "需求分析"})
-    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(funnel_yaml, allow_unicode=True), encoding="utf-8")
-    config = load_config(tmp_path / "funnel.yaml")
-    data = fk.load_data(FOLDER, config=config, preset=project / "params" / "presets" / "my_export.yaml")
+    config, data = with_bedarfsanalyse
     scope = fk.Scope.build(data, config, team="Vertrieb Nord", pipeline="Neukunden")
     summary = timing.time_in_stage(scope.stays)
     assert "bedarfsanalyse" not in set(summary["stage"])
