@@ -12,7 +12,8 @@ driver) and of its child processes (Spark's JVM), and the lean query — ``min(e
 (where stage_index >= s)`` grouped by deal, Parquet → pandas, no checks — beside ``reach_table``.
 ``--check`` also runs the pandas reference and compares the tables. ``--stop-above GB`` ends the
 run (exit status 3) when the driver's memory passes GB, naming the step: a size an engine cannot
-run on a shared machine is reported as such. Figures are printed, never asserted.
+run on a shared machine is reported as such; a step that fails (Spark's JVM out of heap) ends it
+with exit status 4, naming the step and the error. Figures are printed, never asserted.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import argparse
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -126,7 +128,15 @@ def timed(label: str, fn, times: dict[str, list[float]], cpu: dict[str, list[flo
     STEP["label"] = label
     start_step_peak()
     start, start_cpu = time.perf_counter(), time.process_time()
-    result = fn()
+    try:
+        result = fn()
+    except Exception as exc:  # noqa: BLE001 - an engine that cannot run this size is a figure, not a traceback
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        heap = " (the JVM ran out of heap: Spark's spark.driver.memory, 2g in a local session)" \
+            if "Java heap space" in str(exc) else ""
+        print(f"\nfailed: {label} after {time.perf_counter() - start:.0f} s, peak so far {peak_gb():.2f} GB: "
+              f"{type(exc).__name__}: {first}{heap}; no whole-pass figure at this size", flush=True)
+        sys.exit(4)
     times.setdefault(label, []).append(time.perf_counter() - start)
     if cpu is not None:
         cpu.setdefault(label, []).append(time.process_time() - start_cpu)

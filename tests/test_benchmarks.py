@@ -40,6 +40,28 @@ def test_bench_analytics_stops_above_a_memory_bound(tmp_path):
     assert "stopped: pandas on 2,000 deals passed 0.01 GB of driver memory" in result.stdout
 
 
+def test_a_step_that_fails_is_reported_with_its_step_not_a_traceback(capsys):
+    """Spark's local JVM ran out of heap collecting 10M deals: the bench printed a traceback of
+    several hundred lines; it now names the step and the error and exits with status 4."""
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_analytics
+    finally:
+        sys.path.pop(0)
+
+    def collect() -> None:
+        raise RuntimeError("An error occurred while calling o268.getResult.\n: java.lang.OutOfMemoryError: Java heap space")
+
+    with pytest.raises(SystemExit) as stopped:
+        bench_analytics.timed("load + row checks", collect, {}, {})
+    assert stopped.value.code == 4
+    out = capsys.readouterr().out
+    assert "failed: load + row checks after 0 s" in out and "RuntimeError: An error occurred" in out
+    assert "spark.driver.memory" in out and "no whole-pass figure at this size" in out
+
+
 def test_the_report_bench_tells_a_plateau_from_a_leak():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
