@@ -448,8 +448,9 @@ def check_rows(engine: Engine, config: FunnelConfig, as_of: pd.Timestamp | None 
     (:mod:`funnelkit.events.sql`), with the same reasons and the same first-reason order: missing values,
     dates out of pandas' range (1677–2262) or that do not parse, unknown status / pipeline /
     stage, amounts and probabilities that are not numbers, not finite or out of range, exact
-    duplicate rows (the first kept) and deal ids repeated with other fields (every row), closing before creation, dates after ``as_of``, events for unknown or quarantined
-    deals, before creation or after closing, and the deal–event checks (no valid event, won
+    duplicate rows (the first kept) and deal ids repeated with other fields (every row), closing
+    before creation, dates after ``as_of``, events for unknown or quarantined deals, before
+    creation or after closing, and the deal–event checks (no valid event, won
     without the final stage and the reverse). ``parsing`` (the preset's) says how text dates are
     written: day-first or month-first is decided per column (by the preset, else by the column's
     unambiguous values, as the pandas path does), ``no_date`` placeholders are no date. The valid
