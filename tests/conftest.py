@@ -117,3 +117,22 @@ def table_fit(browser, page_file: Path, body: str, language: str = "en") -> list
         return [t.scrollWidth, t.clientWidth, document.documentElement.scrollWidth, t.rows.length] }""")
     page.close()
     return sizes
+
+
+def drafted_project(tmp_path_factory: pytest.TempPathFactory, export: Path, prefix: str) -> Path:
+    """`funnelkit init proj --from <export>`, untouched: the draft as a user first gets it (a new
+    user's review of an export)."""
+    from funnelkit.runner.project import init_project
+
+    folder = tmp_path_factory.mktemp(prefix) / "proj"
+    init_project(folder, export)
+    return folder
+
+
+def load_with_draft(export: Path, project: Path) -> fk.Dataset:
+    """The export loaded with the drafted project's funnel.yaml and preset, as `funnelkit check` does."""
+    from funnelkit.config import load_config
+
+    return fk.load_data(export, config=load_config(project / "params" / "funnel.yaml"),
+                        preset=project / "params" / "presets" / "my_export.yaml")
+

@@ -25,6 +25,8 @@ from funnelkit.config import load_config
 from funnelkit.inputs.data import parse_amounts, parse_datetimes
 from funnelkit.runner.project import draft_preset, init_project
 
+from conftest import drafted_project, load_with_draft
+
 FOLDER = Path(__file__).parent / "data" / "review5"
 DEALS, LOG = FOLDER / "商机列表.csv", FOLDER / "阶段变更记录.xlsx"
 
@@ -43,16 +45,12 @@ def _unique_deals() -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`funnelkit init proj --from tests/data/review5`, untouched: the draft as a user first gets it."""
-    folder = tmp_path_factory.mktemp("r5") / "proj"
-    init_project(folder, FOLDER)
-    return folder
+    return drafted_project(tmp_path_factory, FOLDER, "r5")
 
 
 @pytest.fixture(scope="module")
 def loaded(project: Path) -> fk.Dataset:
-    return fk.load_data(FOLDER, config=load_config(project / "params" / "funnel.yaml"),
-                        preset=project / "params" / "presets" / "my_export.yaml")
+    return load_with_draft(FOLDER, project)
 
 
 # --- 1. the draft preset recognises a Chinese CRM's headers and the workbook's data sheet

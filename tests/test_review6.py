@@ -25,6 +25,8 @@ from funnelkit.inputs.data import DataError
 from funnelkit.inputs.presets import Preset
 from funnelkit.runner.project import draft_preset, init_project
 
+from conftest import drafted_project, load_with_draft
+
 FOLDER = Path(__file__).parent / "data" / "review6"
 DEALS, LOG = FOLDER / "Deals.csv", FOLDER / "Deal-Änderungen.csv"
 PIPELINES = {"Neukunden": ["Qualifiziert", "Kontakt hergestellt", "Angebot erstellt", "Verhandlung", "Gewonnen"],
@@ -42,16 +44,12 @@ def _valid_deals() -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`funnelkit init proj --from tests/data/review6`, untouched: the draft as a user first gets it."""
-    folder = tmp_path_factory.mktemp("r6") / "proj"
-    init_project(folder, FOLDER)
-    return folder
+    return drafted_project(tmp_path_factory, FOLDER, "r6")
 
 
 @pytest.fixture(scope="module")
 def loaded(project: Path) -> fk.Dataset:
-    return fk.load_data(FOLDER, config=load_config(project / "params" / "funnel.yaml"),
-                        preset=project / "params" / "presets" / "my_export.yaml")
+    return load_with_draft(FOLDER, project)
 
 
 # --- 1. the draft preset reads a German Pipedrive export
