@@ -136,7 +136,7 @@ COPY_OF = "row {row}"
 
 def copy_of(value: object) -> int | None:
     """The earlier row an exact duplicate repeats, from its quarantine value (:data:`COPY_OF`)."""
-    found = re.fullmatch(r"row (\d+)", str(value))
+    found = re.fullmatch(re.escape(COPY_OF).replace(re.escape("{row}"), r"(\d+)"), str(value))
     return int(found.group(1)) if found else None
 
 
